@@ -1,0 +1,68 @@
+"""One exception hierarchy for every error a user can cause.
+
+Messages name the file, line or option at fault and say how to fix it. The CLI prints the message
+on one line and exits non-zero; it never shows a traceback for a :class:`VidferError`.
+"""
+
+from __future__ import annotations
+
+
+class VidferError(Exception):
+    """Base class of every error vidfer raises on bad input or bad configuration."""
+
+
+class ConfigError(VidferError):
+    """A configuration file or option is invalid."""
+
+
+class ManifestError(VidferError):
+    """A manifest CSV is invalid (the message names the line)."""
+
+
+class AssetError(VidferError):
+    """A pretrained asset is missing or does not match its checksum."""
+
+
+class CheckpointError(VidferError):
+    """A checkpoint or run directory is missing, incomplete or unsafe."""
+
+
+class VideoError(VidferError):
+    """A video file cannot be used. ``status`` is the short reason stored in ``rejects.jsonl``."""
+
+    status = "rejected"
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class CorruptVideoError(VideoError):
+    """The container or the stream cannot be decoded."""
+
+    status = "corrupt"
+
+
+class EmptyVideoError(VideoError):
+    """The file is empty or holds no decodable frame."""
+
+    status = "empty"
+
+
+class NoVideoStreamError(VideoError):
+    """The container has no video stream (audio only, or not a media file)."""
+
+    status = "no_video_stream"
+
+
+class VideoTooLargeError(VideoError):
+    """The probed metadata exceed the configured limits (size, resolution or duration)."""
+
+    status = "too_large"
+
+
+class VideoTooShortError(VideoError):
+    """The video has fewer frames than the configured minimum."""
+
+    status = "too_short"

@@ -1,0 +1,1 @@
+"""Video probing, decoding and writing; atomic file writes."""

@@ -1,0 +1,67 @@
+"""Name -> builder registries for models, samplers and poolings.
+
+A registry maps a config name to a builder. Registering a name twice is a programming error and
+raises at import time; looking up an unknown name is a user error that lists the known names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from vidfer.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of builders.
+
+    Args:
+        kind: What the registry holds, used in error messages (e.g. ``"model"``).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._builders: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator that registers ``builder`` under ``name``.
+
+        Raises:
+            ValueError: if ``name`` is already registered.
+        """
+
+        def decorate(builder: Callable[..., T]) -> Callable[..., T]:
+            if name in self._builders:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._builders[name] = builder
+            return builder
+
+        return decorate
+
+    def get(self, name: str) -> Callable[..., T]:
+        """Return the builder registered under ``name``.
+
+        Raises:
+            ConfigError: if no builder has that name; the message lists the known names.
+        """
+        try:
+            return self._builders[name]
+        except KeyError:
+            known = ", ".join(sorted(self._builders)) or "none"
+            raise ConfigError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def build(self, name: str, **kwargs: object) -> T:
+        """Build the object registered under ``name`` with keyword arguments."""
+        return self.get(name)(**kwargs)
+
+    def names(self) -> list[str]:
+        """Sorted registered names."""
+        return sorted(self._builders)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builders
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
