@@ -65,3 +65,10 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+# The project's registries. Modules register their builders on import; ``vidfer.models`` and
+# ``vidfer.data`` import every module that registers something.
+MODELS: Registry[object] = Registry("model")
+POOLINGS: Registry[object] = Registry("pooling")
+SAMPLERS: Registry[object] = Registry("sampler")

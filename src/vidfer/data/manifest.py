@@ -1,0 +1,246 @@
+"""Manifests: the CSV that lists a dataset's videos, validated whole before any work starts.
+
+Format (DESIGN §3): a header with ``path,label`` required and ``split``, ``subject``, ``video_id``,
+``start``, ``end`` optional. Paths are relative to the dataset root (the manifest's folder unless
+given) and must stay inside it: absolute paths, ``..`` escapes and symlinks pointing outside are
+refused without opening the file. Every problem is reported with its line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from vidfer.errors import ManifestError
+
+REQUIRED_COLUMNS = ("path", "label")
+OPTIONAL_COLUMNS = ("split", "subject", "video_id", "start", "end")
+SPLITS = ("train", "val", "test")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One video of a manifest.
+
+    Attributes:
+        line: Line number in the CSV (the header is line 1).
+        rel_path: The path as written, relative to the dataset root.
+        path: The resolved absolute path (inside the dataset root).
+        label: Class name.
+        label_index: Index of ``label`` in the manifest's class list.
+        split: ``train``, ``val``, ``test`` or ``""`` when the manifest has no split column.
+        subject: Subject (person) identifier, ``""`` if unknown.
+        video_id: Unique identifier (default: ``rel_path`` without its extension).
+        start: Start time in seconds of the segment to use, or None.
+        end: End time in seconds, or None.
+    """
+
+    line: int
+    rel_path: str
+    path: Path
+    label: str
+    label_index: int
+    split: str
+    subject: str
+    video_id: str
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest.
+
+    Attributes:
+        source: The CSV file.
+        root: Dataset root that every path resolves inside.
+        classes: Class names; ``label_index`` indexes this list.
+        rows: The videos, in file order.
+    """
+
+    source: Path
+    root: Path
+    classes: tuple[str, ...]
+    rows: tuple[ManifestRow, ...]
+
+    def split(self, name: str) -> list[ManifestRow]:
+        """Rows of one split (every row when the manifest has no split column)."""
+        if not any(row.split for row in self.rows):
+            return list(self.rows)
+        return [row for row in self.rows if row.split == name]
+
+    def has_splits(self) -> bool:
+        """True when rows carry a split."""
+        return any(row.split for row in self.rows)
+
+
+def _fail(source: Path, line: int, message: str) -> ManifestError:
+    return ManifestError(f"{source}:{line}: {message}")
+
+
+def _safe_path(source: Path, line: int, root: Path, rel: str) -> Path:
+    if not rel:
+        raise _fail(source, line, "empty path")
+    pure = PurePosixPath(rel.replace("\\", "/"))
+    if pure.is_absolute() or (len(rel) > 1 and rel[1] == ":"):
+        raise _fail(source, line, f"absolute path {rel!r}; write it relative to {root}")
+    # resolve() follows symlinks without opening the file, so a link out of the root is caught.
+    resolved = (root / Path(*pure.parts)).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise _fail(source, line, f"path {rel!r} escapes the dataset root {root}")
+    return resolved
+
+
+def _parse_time(source: Path, line: int, column: str, value: str) -> float | None:
+    if value == "":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise _fail(source, line, f"column {column!r} must be seconds, got {value!r}") from None
+    if not seconds >= 0:
+        raise _fail(source, line, f"column {column!r} must be >= 0, got {value!r}")
+    return seconds
+
+
+def parse_manifest(
+    text: str,
+    *,
+    source: Path,
+    root: Path,
+    classes: Sequence[str] | None = None,
+) -> Manifest:
+    """Validate manifest CSV text.
+
+    Args:
+        text: The CSV content (a UTF-8 BOM and CRLF line ends are accepted).
+        source: File name used in error messages.
+        root: Dataset root.
+        classes: Explicit class list; None uses the sorted set of labels.
+
+    Raises:
+        ManifestError: naming the first bad line and how to fix it.
+    """
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise _fail(source, 1, "empty manifest; expected a header 'path,label'") from None
+    except csv.Error as error:
+        raise _fail(source, 1, f"unreadable CSV: {error}") from None
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise _fail(source, 1, f"missing column(s) {', '.join(missing)}; header is {header}")
+    unknown = [name for name in header if name not in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)]
+    if unknown:
+        known = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+        raise _fail(source, 1, f"unknown column(s) {', '.join(unknown)}; known: {known}")
+    if len(set(header)) != len(header):
+        raise _fail(source, 1, f"duplicate column names in header {header}")
+
+    records: list[tuple[int, dict[str, str]]] = []
+    try:
+        for values in reader:
+            line = reader.line_num
+            if not values or all(not value.strip() for value in values):
+                continue
+            if len(values) != len(header):
+                raise _fail(source, line, f"expected {len(header)} fields, got {len(values)}")
+            records.append((line, {k: v.strip() for k, v in zip(header, values, strict=True)}))
+    except csv.Error as error:
+        raise _fail(source, reader.line_num, f"unreadable CSV: {error}") from None
+    if not records:
+        raise _fail(source, 2, "the manifest lists no video")
+
+    labels = sorted({fields["label"] for _, fields in records})
+    class_list = tuple(classes) if classes is not None else tuple(labels)
+    if len(set(class_list)) != len(class_list):
+        raise ManifestError(f"{source}: the class list {list(class_list)} has duplicates")
+    index = {name: i for i, name in enumerate(class_list)}
+
+    rows: list[ManifestRow] = []
+    seen_paths: dict[Path, int] = {}
+    seen_ids: dict[str, int] = {}
+    for line, fields in records:
+        label = fields["label"]
+        if label == "":
+            raise _fail(source, line, "empty label")
+        if label not in index:
+            raise _fail(source, line, f"unknown label {label!r}; classes are {list(class_list)}")
+        path = _safe_path(source, line, root, fields["path"])
+        if path in seen_paths:
+            raise _fail(
+                source, line, f"duplicate path {fields['path']!r} (line {seen_paths[path]})"
+            )
+        seen_paths[path] = line
+        split = fields.get("split", "")
+        if split not in (*SPLITS, ""):
+            raise _fail(source, line, f"split {split!r} must be one of {', '.join(SPLITS)}")
+        video_id = fields.get("video_id") or str(PurePosixPath(fields["path"]).with_suffix(""))
+        if video_id in seen_ids:
+            raise _fail(
+                source, line, f"duplicate video_id {video_id!r} (line {seen_ids[video_id]})"
+            )
+        seen_ids[video_id] = line
+        start = _parse_time(source, line, "start", fields.get("start", ""))
+        end = _parse_time(source, line, "end", fields.get("end", ""))
+        if start is not None and end is not None and end <= start:
+            raise _fail(source, line, f"end ({end}) must be after start ({start})")
+        rows.append(
+            ManifestRow(
+                line=line,
+                rel_path=fields["path"],
+                path=path,
+                label=label,
+                label_index=index[label],
+                split=split,
+                subject=fields.get("subject", ""),
+                video_id=video_id,
+                start=start,
+                end=end,
+            )
+        )
+    return Manifest(source=source, root=root, classes=class_list, rows=tuple(rows))
+
+
+def read_manifest(
+    path: str | Path, *, root: str | Path | None = None, classes: Sequence[str] | None = None
+) -> Manifest:
+    """Read and validate a manifest file.
+
+    Args:
+        path: The CSV file.
+        root: Dataset root (default: the manifest's folder).
+        classes: Explicit class list (default: sorted labels).
+
+    Raises:
+        ManifestError: on a missing or unreadable file, or any invalid line.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{source}: manifest not found") from None
+    except UnicodeDecodeError as error:
+        raise ManifestError(
+            f"{source}: not UTF-8 text ({error.reason}); save it as UTF-8"
+        ) from None
+    base = Path(root) if root is not None else source.parent
+    return parse_manifest(text, source=source, root=base.absolute(), classes=classes)
+
+
+def manifest_csv(rows: Iterable[dict[str, str]]) -> str:
+    """Render manifest rows (dicts with ``path``, ``label`` and optional columns) as CSV text."""
+    rows = list(rows)
+    columns = list(REQUIRED_COLUMNS) + [
+        name for name in OPTIONAL_COLUMNS if any(name in row for row in rows)
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,174 @@
+"""Clip samplers: which frames of a video form the clip(s) of one epoch.
+
+A sampler returns frame indices ``(n_clips, clip_len)`` for one video from a numpy generator it
+is given (never global random state). Videos shorter than a clip are padded by repeating their
+edge frames, the video centred in the clip. Samplers that learn from clip scores (the temporal
+stochastic softmax of a later issue) override :meth:`ClipSampler.observe` and keep their state in
+:meth:`ClipSampler.state_dict`, so that resume sees the same state.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+from vidfer.registry import SAMPLERS
+
+
+def clip_indices(start: int, clip_len: int, num_frames: int, step: int = 1) -> np.ndarray:
+    """Indices of a clip of ``clip_len`` frames from ``start`` every ``step`` frames, clamped.
+
+    Indices before the first or after the last frame repeat the edge frame.
+    """
+    return np.clip(start + step * np.arange(clip_len), 0, num_frames - 1).astype(np.int64)
+
+
+def short_start(num_frames: int, span: int) -> int:
+    """Start of a clip spanning ``span`` frames centred on a video of ``num_frames`` (<= span)."""
+    return -((span - num_frames) // 2)
+
+
+class ClipSampler(abc.ABC):
+    """Base class: chooses frame indices for one video.
+
+    Args:
+        clip_len: Frames per clip.
+        stride: Frames between consecutive clip frames (the temporal stride of the clip).
+        num_clips: Clips per video (for multi-clip samplers).
+    """
+
+    def __init__(self, clip_len: int = 16, stride: int = 1, num_clips: int = 1) -> None:
+        if clip_len < 1 or stride < 1 or num_clips < 1:
+            raise ValueError("clip_len, stride and num_clips must be >= 1")
+        self.clip_len = clip_len
+        self.stride = stride
+        self.num_clips = num_clips
+
+    @property
+    def span(self) -> int:
+        """Frames covered by one clip, first to last."""
+        return (self.clip_len - 1) * self.stride + 1
+
+    @abc.abstractmethod
+    def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        """Start frames ``(n_clips,)`` of the clips for one video."""
+
+    def sample(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        """Frame indices ``(n_clips, clip_len)`` for video number ``video``.
+
+        Args:
+            video: Index of the video in its dataset (learning samplers keep per-video state).
+            num_frames: Frames of the video (>= 1).
+            rng: The generator to draw from.
+        """
+        if num_frames < 1:
+            raise ValueError("a video needs at least one frame")
+        starts = self.starts(video, num_frames, rng)
+        return np.stack(
+            [clip_indices(int(s), self.clip_len, num_frames, self.stride) for s in starts]
+        )
+
+    def observe(self, video: int, starts: np.ndarray, scores: np.ndarray) -> None:
+        """Receive clip scores for ``video`` (no-op for samplers that do not learn)."""
+        del video, starts, scores
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state (empty for samplers that do not learn)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the state of :meth:`state_dict`."""
+        del state
+
+
+@SAMPLERS.register("uniform")
+class UniformClip(ClipSampler):
+    """Clips at uniformly random start positions (a new draw every epoch)."""
+
+    def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        if num_frames <= self.span:
+            return np.full(self.num_clips, short_start(num_frames, self.span))
+        return rng.integers(0, num_frames - self.span + 1, size=self.num_clips)
+
+
+@SAMPLERS.register("center")
+class CenterClip(ClipSampler):
+    """The clip in the middle of the video (deterministic)."""
+
+    def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        return np.full(self.num_clips, (num_frames - self.span) // 2)
+
+
+@SAMPLERS.register("every_window")
+class EveryWindow(ClipSampler):
+    """Every window of ``clip_len`` frames, ``num_clips`` ignored: starts 0, s, 2s, ... where s is
+    ``window_step`` (default 1); a short video gives one padded window. Used for evaluation by
+    sliding windows."""
+
+    def __init__(
+        self, clip_len: int = 16, stride: int = 1, num_clips: int = 1, window_step: int = 1
+    ) -> None:
+        super().__init__(clip_len, stride, num_clips)
+        if window_step < 1:
+            raise ValueError("window_step must be >= 1")
+        self.window_step = window_step
+
+    def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        if num_frames <= self.span:
+            return np.array([short_start(num_frames, self.span)])
+        return np.arange(0, num_frames - self.span + 1, self.window_step)
+
+
+@SAMPLERS.register("temporal_resize")
+class TemporalResize(ClipSampler):
+    """The whole video resized in time to ``clip_len`` evenly spaced frames (deterministic).
+
+    Longer videos are sub-sampled, shorter ones repeat frames; ``stride`` is ignored.
+    """
+
+    def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros(self.num_clips, dtype=np.int64)
+
+    def sample(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        if num_frames < 1:
+            raise ValueError("a video needs at least one frame")
+        # Centres of clip_len equal bins over [0, num_frames): the same frames every epoch.
+        centres = (np.arange(self.clip_len) + 0.5) * num_frames / self.clip_len
+        indices = np.floor(centres).astype(np.int64)
+        return np.repeat(indices[None, :], self.num_clips, axis=0)
+
+
+@SAMPLERS.register("strided")
+class StridedClips(ClipSampler):
+    """``num_clips`` clips with frame stride ``stride``, starts evenly spread over the video.
+
+    In training (``random=True``) each start is jittered uniformly within its share of the video.
+    """
+
+    def __init__(
+        self, clip_len: int = 16, stride: int = 1, num_clips: int = 1, random: bool = True
+    ) -> None:
+        super().__init__(clip_len, stride, num_clips)
+        self.random = random
+
+    def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        if num_frames <= self.span:
+            return np.full(self.num_clips, short_start(num_frames, self.span))
+        room = num_frames - self.span + 1  # valid starts are 0 .. room - 1
+        edges = np.linspace(0, room, self.num_clips + 1)
+        if self.random:
+            low, high = (
+                np.floor(edges[:-1]),
+                np.maximum(np.floor(edges[1:]), np.floor(edges[:-1]) + 1),
+            )
+            return rng.integers(low.astype(np.int64), high.astype(np.int64))
+        return np.floor((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+
+
+def build_sampler(name: str, **params: Any) -> ClipSampler:
+    """Build a registered sampler."""
+    sampler = SAMPLERS.build(name, **params)
+    assert isinstance(sampler, ClipSampler)
+    return sampler

@@ -1,0 +1,158 @@
+"""The prepared store: every video decoded once into a memory-mappable uint8 array.
+
+Layout::
+
+    <store root>/<preprocessing key>/prepare.json      the preprocessing settings
+    <store root>/<preprocessing key>/<video key>.npy   frames, uint8 (T, H, W, C)
+    <store root>/<preprocessing key>/<video key>.json  the record (status, fps, kept frames, ...)
+
+The video key is derived from the source file's identity (resolved path, size, modification
+time), the preprocessing key from the preprocessing settings, so editing a video or a setting
+re-prepares exactly what changed. The JSON record is written last, after the array, both
+atomically: a record that exists describes a complete entry, and a run killed half-way leaves at
+most an orphan temporary file that the next run overwrites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfer.io.atomic import atomic_write_json, atomic_write_with
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    """What identifies a source file's content cheaply: its resolved path, size and mtime."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> SourceIdentity:
+        """Identity of an existing file (``OSError`` if it cannot be stat'ed)."""
+        stat = path.stat()
+        return cls(path=str(path.resolve()), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+
+    def key(self) -> str:
+        """Stable short hash used as the entry's file name."""
+        text = f"{self.path}\0{self.size}\0{self.mtime_ns}"
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+@dataclass
+class StoreRecord:
+    """The JSON record of one prepared video.
+
+    Attributes:
+        source: The source file's identity.
+        status: ``ok`` or a rejection status (``corrupt``, ``empty``, ``no_video_stream``,
+            ``too_large``, ``too_short``, ``missing``, ``no_face``, ``rejected``).
+        reason: Human-readable reason when not ``ok``.
+        fps: Frame rate of the stored frames.
+        source_fps: Frame rate of the source stream (frame index / source_fps = time).
+        frame_indices: Index in the source stream of every stored frame.
+        shape: Shape of the stored array ``(T, H, W, C)``.
+        truncated: True if decoding stopped early on a damaged stream (frames kept).
+        faces: Per-frame face records when the face pipeline ran (list of dicts).
+    """
+
+    source: SourceIdentity
+    status: str
+    reason: str = ""
+    fps: float = 0.0
+    source_fps: float = 0.0
+    frame_indices: list[int] = field(default_factory=list)
+    shape: list[int] = field(default_factory=list)
+    truncated: bool = False
+    faces: list[dict[str, Any]] | None = None
+    version: int = RECORD_VERSION
+
+    @property
+    def ok(self) -> bool:
+        """True when frames are stored."""
+        return self.status == "ok"
+
+    @property
+    def num_frames(self) -> int:
+        """Number of stored frames."""
+        return self.shape[0] if self.shape else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoreRecord:
+        """Inverse of :meth:`to_json`."""
+        fields = dict(data)
+        fields["source"] = SourceIdentity(**fields["source"])
+        return cls(**fields)
+
+
+class PreparedStore:
+    """One preprocessing configuration's folder of prepared videos.
+
+    Args:
+        root: Store root (shared by every preprocessing configuration).
+        prep_key: Key of the preprocessing settings.
+        settings: The settings themselves, written to ``prepare.json`` for humans.
+    """
+
+    def __init__(self, root: Path, prep_key: str, settings: dict[str, Any] | None = None) -> None:
+        self.folder = Path(root) / prep_key
+        self.settings = settings
+
+    def ensure(self) -> None:
+        """Create the folder and its ``prepare.json``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta = self.folder / "prepare.json"
+        if self.settings is not None and not meta.exists():
+            atomic_write_json(meta, self.settings)
+
+    def record_path(self, key: str) -> Path:
+        """Path of the JSON record of entry ``key``."""
+        return self.folder / f"{key}.json"
+
+    def frames_path(self, key: str) -> Path:
+        """Path of the frame array of entry ``key``."""
+        return self.folder / f"{key}.npy"
+
+    def load_record(self, key: str) -> StoreRecord | None:
+        """The record of entry ``key``, or None if it was never (completely) prepared."""
+        try:
+            data = json.loads(self.record_path(key).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError):
+            return None
+        if data.get("version") != RECORD_VERSION:
+            return None
+        try:
+            record = StoreRecord.from_json(data)
+        except (TypeError, KeyError):
+            return None
+        if record.ok and not self.frames_path(key).exists():
+            return None
+        return record
+
+    def write(self, record: StoreRecord, frames: np.ndarray | None) -> None:
+        """Write an entry: the array first (if any), then its record, both atomically."""
+        self.ensure()
+        key = record.source.key()
+        if frames is not None:
+            array = np.ascontiguousarray(frames)
+            atomic_write_with(self.frames_path(key), lambda handle: np.save(handle, array))
+        atomic_write_json(self.record_path(key), record.to_json())
+
+    def frames(self, key: str) -> np.ndarray:
+        """Memory-mapped frames ``(T, H, W, C)`` uint8 of entry ``key`` (read-only)."""
+        return np.load(self.frames_path(key), mmap_mode="r")

@@ -1,0 +1,1 @@
+"""Whole-video scoring, metrics, and the evaluation of trained runs."""

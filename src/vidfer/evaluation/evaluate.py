@@ -1,0 +1,127 @@
+"""Evaluation of a model on whole videos, and ``vidfer evaluate RUN --split test``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidfer.config import RunConfig
+from vidfer.data.dataset import VideoItem
+from vidfer.data.prepared import load_dataset
+from vidfer.data.store import PreparedStore
+from vidfer.data.transforms import build_clip_transform
+from vidfer.errors import ConfigError
+from vidfer.evaluation.metrics import classification_metrics
+from vidfer.evaluation.scoring import score_video, video_logits
+from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.models.base import VideoModel
+from vidfer.progress import track
+from vidfer.training.device import resolve_device
+from vidfer.training.run import RunDir
+from vidfer.viz.plots import plot_confusion
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    """Video-level results of one evaluation.
+
+    Attributes:
+        loss: Mean cross-entropy of the video scores.
+        probabilities: ``(N, K)`` class probabilities per video.
+        labels: ``(N,)`` true class indices.
+        video_ids: The videos, in order.
+        metrics: The output of :func:`classification_metrics`.
+    """
+
+    loss: float
+    probabilities: np.ndarray
+    labels: np.ndarray
+    video_ids: list[str]
+    metrics: dict[str, Any]
+
+
+@torch.no_grad()
+def evaluate_items(
+    model: VideoModel,
+    pooling: nn.Module,
+    items: Sequence[VideoItem],
+    store: PreparedStore,
+    config: RunConfig,
+    device: torch.device,
+) -> EvalOutcome:
+    """Score every video whole (one pass or sliding windows) and compute the metrics."""
+    model.eval()
+    pooling.eval()
+    transform = build_clip_transform(config.transforms, train=False)
+    logits = []
+    for item in track(items, total=len(items), description="evaluating"):
+        clip = transform(store.frames(item.key)).to(device)  # (C, T, S, S)
+        logits.append(video_logits(score_video(model, clip, config.eval), pooling).float().cpu())
+    scores = torch.stack(logits)  # (N, K)
+    labels = torch.tensor([item.row.label_index for item in items])
+    loss = float(F.cross_entropy(scores, labels))
+    classes = [str(i) for i in range(scores.shape[1])]
+    metrics = classification_metrics(labels.numpy(), scores.argmax(dim=1).numpy(), classes)
+    return EvalOutcome(
+        loss=loss,
+        probabilities=scores.softmax(dim=1).numpy(),
+        labels=labels.numpy(),
+        video_ids=[item.row.video_id for item in items],
+        metrics=metrics,
+    )
+
+
+def write_evaluation(folder: Path, outcome: EvalOutcome, classes: Sequence[str]) -> dict[str, Any]:
+    """Write predictions.csv, metrics.json, confusion.csv and confusion.png into ``folder``.
+
+    Returns:
+        The metrics with class names.
+    """
+    metrics = classification_metrics(outcome.labels, outcome.probabilities.argmax(axis=1), classes)
+    metrics["loss"] = outcome.loss
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["video_id", "label", "prediction", *[f"p_{name}" for name in classes]])
+    for video_id, label, probs in zip(
+        outcome.video_ids, outcome.labels, outcome.probabilities, strict=True
+    ):
+        writer.writerow(
+            [video_id, classes[label], classes[int(probs.argmax())], *[f"{p:.6f}" for p in probs]]
+        )
+    atomic_write_text(folder / "predictions.csv", buffer.getvalue())
+    atomic_write_json(folder / "metrics.json", metrics)
+    confusion = io.StringIO()
+    table = csv.writer(confusion, lineterminator="\n")
+    table.writerow(["true\\predicted", *classes])
+    for name, row in zip(classes, metrics["confusion"], strict=True):
+        table.writerow([name, *row])
+    atomic_write_text(folder / "confusion.csv", confusion.getvalue())
+    plot_confusion(np.asarray(metrics["confusion"]), classes, folder / "confusion.png")
+    return metrics
+
+
+def evaluate_run(run_folder: str | Path, split: str = "test") -> dict[str, Any]:
+    """Evaluate a trained run on one split and write ``RUN/eval_<split>/``.
+
+    Raises:
+        ConfigError: if the split has no usable video.
+    """
+    run = RunDir(run_folder)
+    config = run.config()
+    device = resolve_device(config.train.device)
+    model, pooling = run.load_model(device)
+    data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
+    items = data.split(split)
+    if not items:
+        raise ConfigError(f"{config.data.manifest}: no usable video in split {split!r}")
+    outcome = evaluate_items(model, pooling, items, data.store, config, device)
+    return write_evaluation(run.folder / f"eval_{split}", outcome, run.classes())

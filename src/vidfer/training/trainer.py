@@ -1,0 +1,293 @@
+"""The training loop: one function that knows nothing of the model or the sampler it runs.
+
+Each epoch: clips from the sampler, transformed, through the model into score maps, pooled over
+time into video scores, cross-entropy; then whole-video validation, the epoch's metrics line, and
+an atomic checkpoint that holds everything needed to continue exactly (model, optimiser, pooling,
+sampler state, early-stopping state and the global random state).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from vidfer.config import RunConfig, config_to_dict
+from vidfer.data.dataset import ClipDataset, VideoItem
+from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.data.samplers import ClipSampler, build_sampler
+from vidfer.data.transforms import build_clip_transform
+from vidfer.errors import CheckpointError, ConfigError
+from vidfer.evaluation.evaluate import evaluate_items, write_evaluation
+from vidfer.io.atomic import atomic_write_text
+from vidfer.models import build_model, build_pooling
+from vidfer.models.base import VideoModel
+from vidfer.progress import track
+from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.training.device import autocast, resolve_device, seed_everything
+from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
+from vidfer.training.run import RunDir
+from vidfer.viz.plots import plot_learning_curves
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """What changes from epoch to epoch besides the weights."""
+
+    epoch: int = 0  # epochs finished
+    best_val_loss: float = float("inf")
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the run is and how it ended."""
+
+    run: RunDir
+    epochs: int
+    stopped_early: bool
+    metrics: list[dict[str, Any]]
+
+
+def _loader(dataset: ClipDataset, config: RunConfig, epoch: int) -> DataLoader[Any]:
+    # The epoch's order and the loader's base seed come from private generators: the global
+    # random state (used by dropout) is never consumed by data loading.
+    order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    order = torch.randperm(len(dataset), generator=order_gen).tolist()
+    return DataLoader(
+        dataset,
+        batch_size=config.train.batch_size,
+        sampler=order,
+        num_workers=config.train.num_workers,
+        generator=torch.Generator().manual_seed(config.seed + epoch),
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _video_scores(model: VideoModel, pooling: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    batch, n_clips = clips.shape[:2]
+    flat = clips.flatten(0, 1)  # (B, n, C, L, H, W) -> (B*n, C, L, H, W)
+    pooled = pooling(model(flat))  # (B*n, K, T') -> (B*n, K)
+    return pooled.view(batch, n_clips, -1).mean(dim=1)  # (B, n, K) -> (B, K)
+
+
+def _train_epoch(
+    model: VideoModel,
+    pooling: nn.Module,
+    loader: DataLoader[Any],
+    optimizer: torch.optim.Optimizer,
+    config: RunConfig,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, float]:
+    model.train()
+    pooling.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    accumulate = config.train.accumulate
+    optimizer.zero_grad(set_to_none=True)
+    batches = len(loader)
+    for step, (clips, labels, _) in enumerate(
+        track(loader, total=batches, description=f"epoch {epoch + 1}")
+    ):
+        clips = clips.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with autocast(device, config.train.amp):
+            scores = _video_scores(model, pooling, clips)
+            loss = F.cross_entropy(scores.float(), labels)
+        (loss / accumulate).backward()
+        if (step + 1) % accumulate == 0 or step + 1 == batches:
+            if config.train.clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        total_loss += float(loss) * len(labels)
+        correct += int((scores.argmax(dim=1) == labels).sum())
+        seen += len(labels)
+    return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+
+
+def _checkpoint_state(
+    model: VideoModel,
+    pooling: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: ClipSampler,
+    state: TrainState,
+) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "pooling": pooling.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "sampler": sampler.state_dict(),
+        "epoch": state.epoch,
+        "best_val_loss": state.best_val_loss,
+        "bad_epochs": state.bad_epochs,
+        "stopped_early": state.stopped_early,
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def _restore(
+    path: Path,
+    model: VideoModel,
+    pooling: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: ClipSampler,
+) -> TrainState:
+    saved = load_checkpoint(path)
+    model.load_state_dict(saved["model"])
+    pooling.load_state_dict(saved["pooling"])
+    optimizer.load_state_dict(saved["optimizer"])
+    sampler.load_state_dict(saved["sampler"])
+    torch.set_rng_state(saved["torch_rng"])
+    return TrainState(
+        epoch=int(saved["epoch"]),
+        best_val_loss=float(saved["best_val_loss"]),
+        bad_epochs=int(saved["bad_epochs"]),
+        stopped_early=bool(saved["stopped_early"]),
+    )
+
+
+def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [line for line in lines if line["epoch"] <= upto_epoch]
+
+
+def _write_metrics(path: Path, metrics: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(line, sort_keys=True) + "\n" for line in metrics))
+
+
+def _validate(
+    model: VideoModel,
+    pooling: nn.Module,
+    items: list[VideoItem],
+    data: PreparedDataset,
+    config: RunConfig,
+    device: torch.device,
+) -> dict[str, float]:
+    if not items:
+        return {}
+    outcome = evaluate_items(model, pooling, items, data.store, config, device)
+    return {"val_loss": outcome.loss, "val_accuracy": outcome.metrics["accuracy"]}
+
+
+def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainResult:
+    """Train a model as configured, writing everything into the run folder ``out``.
+
+    Args:
+        config: The run config.
+        out: The run folder.
+        resume: Continue from ``out/checkpoints/last.pt``; the config must be the run's own.
+
+    Raises:
+        ConfigError: if there is no training video, or on a config/run mismatch.
+        CheckpointError: if ``resume`` is asked without a checkpoint.
+    """
+    run = RunDir(out)
+    if resume:
+        if not run.checkpoint("last").exists():
+            raise CheckpointError(f"{run.folder}: nothing to resume (no checkpoints/last.pt)")
+        if config_to_dict(run.config()) != config_to_dict(config):
+            raise ConfigError(
+                f"{run.folder}: the config differs from the run's config.yaml; "
+                "resume with the run's own config ('vidfer train --resume RUN')"
+            )
+    elif run.checkpoint("last").exists():
+        raise ConfigError(
+            f"{run.folder}: already holds a run; pass --resume to continue it "
+            "or choose another --out folder"
+        )
+    device = resolve_device(config.train.device)
+    seed_everything(config.seed, deterministic=config.train.deterministic)
+
+    data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
+    classes = list(data.manifest.classes)
+    train_items, val_items = data.split("train"), data.split("val")
+    if not train_items:
+        raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
+    if not data.manifest.has_splits():
+        val_items = []
+    run.initialise(config, classes)
+
+    model = build_model(config.model.name, num_classes=len(classes), **config.model.params)
+    pooling = build_pooling(config.pooling.name, **config.pooling.params)
+    model.to(device)
+    pooling.to(device)
+    sampler = build_sampler(
+        config.sampler.name,
+        clip_len=config.sampler.clip_len,
+        stride=config.sampler.stride,
+        num_clips=config.sampler.num_clips,
+        **config.sampler.params,
+    )
+    dataset = ClipDataset(
+        train_items,
+        data.store,
+        sampler,
+        build_clip_transform(config.transforms, train=True),
+        config.seed,
+    )
+    optimizer = build_optimizer(model, config.optim, extra_head=list(pooling.parameters()))
+    state = TrainState()
+    if resume:
+        state = _restore(run.checkpoint("last"), model, pooling, optimizer, sampler)
+        log.info("resuming %s after epoch %d", run.folder, state.epoch)
+    metrics = _read_metrics(run.metrics_path, state.epoch)
+
+    while state.epoch < config.train.epochs and not state.stopped_early:
+        epoch = state.epoch
+        started = time.perf_counter()
+        factor = lr_factor(epoch, config.train.epochs, config.optim)
+        set_epoch_lr(optimizer, factor)
+        dataset.set_epoch(epoch)
+        line: dict[str, Any] = {"epoch": epoch + 1, "lr": config.optim.lr * factor}
+        line.update(
+            _train_epoch(
+                model, pooling, _loader(dataset, config, epoch), optimizer, config, device, epoch
+            )
+        )
+        line.update(_validate(model, pooling, val_items, data, config, device))
+        line["seconds"] = round(time.perf_counter() - started, 3)
+        state.epoch = epoch + 1
+        improved = "val_loss" in line and line["val_loss"] < state.best_val_loss
+        if improved:
+            state.best_val_loss, state.bad_epochs = line["val_loss"], 0
+        elif "val_loss" in line:
+            state.bad_epochs += 1
+        patience = config.train.patience
+        state.stopped_early = patience is not None and state.bad_epochs >= patience
+        checkpoint = _checkpoint_state(model, pooling, optimizer, sampler, state)
+        meta = {"epoch": state.epoch, "metrics": line, "classes": classes}
+        if improved:
+            save_checkpoint(run.checkpoint("best"), checkpoint, meta)
+        save_checkpoint(run.checkpoint("last"), checkpoint, meta)
+        metrics.append(line)
+        _write_metrics(run.metrics_path, metrics)
+        log.info(
+            "epoch %d: %s",
+            state.epoch,
+            ", ".join(f"{k}={v:.4g}" for k, v in line.items() if k != "epoch"),
+        )
+
+    plot_learning_curves(metrics, run.folder / "curves.png")
+    for split in ("val", "test"):
+        items = data.split(split) if data.manifest.has_splits() else []
+        if items:
+            best, best_pooling = run.load_model(device)
+            outcome = evaluate_items(best, best_pooling, items, data.store, config, device)
+            write_evaluation(run.folder / f"eval_{split}", outcome, classes)
+    return TrainResult(
+        run=run, epochs=state.epoch, stopped_early=state.stopped_early, metrics=metrics
+    )
