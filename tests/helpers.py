@@ -10,6 +10,7 @@ import numpy as np
 
 from vidfer.io.writer import write_video
 
+
 def moving_square(direction: int, frames: int = 20, size: int = 32, seed: int = 0) -> np.ndarray:
     """A bright square sliding left (-1) or right (+1) over noise: uint8 (T, H, W, 3)."""
     rng = np.random.default_rng(seed)
@@ -29,7 +30,9 @@ def write_square_dataset(root: Path, per_class: int = 4, frames: int = 20) -> Pa
     for label, direction in (("left", -1), ("right", 1)):
         for i in range(per_class):
             rel = f"videos/{label}/{i}.mp4"
-            write_video(root / rel, moving_square(direction, frames, seed=i + 10 * (direction + 1)), 10.0)
+            write_video(
+                root / rel, moving_square(direction, frames, seed=i + 10 * (direction + 1)), 10.0
+            )
             lines.append(f"{rel},{label},{splits[i % len(splits)]},s{i}")
     manifest = root / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")

@@ -39,8 +39,10 @@ def test_overrides_are_parsed_as_yaml(tmp_path):
         ({"data": {"manifest": "m.csv"}, "train": {"epochs": 0}}, r"option 'train.epochs'"),
         ({"data": {"manifest": "m.csv", "prepare": {"sise": 3}}}, r"'data.prepare.sise'"),
         ({"data": {"manifest": "m.csv"}, "optim": {"name": "lbfgs"}}, r"'optim.name'"),
-        ({"data": {"manifest": "m.csv"}, "transforms": {"crop_scale": [0.9, 0.1]}},
-         r"'transforms.crop_scale'"),
+        (
+            {"data": {"manifest": "m.csv"}, "transforms": {"crop_scale": [0.9, 0.1]}},
+            r"'transforms.crop_scale'",
+        ),
         ({"sampler": {}}, r"option 'data': Field required"),
     ],
 )
@@ -73,15 +75,19 @@ def test_preparation_key_changes_with_settings(tmp_path):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=10,
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["data", "train", "model", "optim", "seed", "x"]),
-                       json_values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["data", "train", "model", "optim", "seed", "x"]), json_values, max_size=4
+    )
+)
 def test_random_configs_validate_or_fail_with_a_config_error(raw):
     try:
         parse_config(raw, source="random.yaml")

@@ -97,7 +97,9 @@ def test_folder_per_class_adapter(tmp_path):
     path = write_folder_manifest(tmp_path)
     manifest = read_manifest(path)
     assert [(row.rel_path, row.label) for row in manifest.rows] == [
-        ("jump/v1.mp4", "jump"), ("walk/v1.mp4", "walk")]
+        ("jump/v1.mp4", "jump"),
+        ("walk/v1.mp4", "walk"),
+    ]
 
 
 def test_folder_adapter_with_split_folders(tmp_path):

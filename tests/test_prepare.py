@@ -38,8 +38,9 @@ def test_second_run_decodes_nothing(square_dataset, monkeypatch):
     load_dataset(data_config(square_dataset))
     calls = []
     original = prepare_module.decode
-    monkeypatch.setattr(prepare_module, "decode",
-                        lambda *a, **k: calls.append(a) or original(*a, **k))
+    monkeypatch.setattr(
+        prepare_module, "decode", lambda *a, **k: calls.append(a) or original(*a, **k)
+    )
     again = load_dataset(data_config(square_dataset))
     assert again.result.decoded == 0 and calls == []
     assert len(again.items) == 8
@@ -72,11 +73,17 @@ def test_broken_files_are_rejected_and_listed(square_dataset):
     square_dataset.write_text("\n".join(lines) + "\n")
     dataset = load_dataset(data_config(square_dataset))
     assert len(dataset.items) == 8
-    rejects = [json.loads(line) for line in
-               (dataset.store.folder / "rejects.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for line in (dataset.store.folder / "rejects.jsonl").read_text().splitlines()
+    ]
     statuses = {item["path"]: item["status"] for item in rejects}
-    assert statuses == {"empty.mp4": "empty", "corrupt.mp4": "corrupt",
-                        "no_video_stream.mp4": "no_video_stream", "missing.mp4": "missing"}
+    assert statuses == {
+        "empty.mp4": "empty",
+        "corrupt.mp4": "corrupt",
+        "no_video_stream.mp4": "no_video_stream",
+        "missing.mp4": "missing",
+    }
     assert all(item["reason"] and item["line"] > 1 for item in rejects)
 
 
@@ -108,11 +115,13 @@ def test_bad_manifest_fails_before_any_decoding(square_dataset, monkeypatch):
 
 
 def test_grayscale_and_segments(square_dataset):
-    text = square_dataset.read_text().replace("path,label,split,subject",
-                                              "path,label,split,subject,start,end")
+    text = square_dataset.read_text().replace(
+        "path,label,split,subject", "path,label,split,subject,start,end"
+    )
     lines = text.splitlines()
-    lines = [lines[0]] + [line + (",0.5,1.5" if i == 0 else ",,") for i, line in
-                          enumerate(lines[1:])]
+    lines = [lines[0]] + [
+        line + (",0.5,1.5" if i == 0 else ",,") for i, line in enumerate(lines[1:])
+    ]
     square_dataset.write_text("\n".join(lines) + "\n")
     dataset = load_dataset(data_config(square_dataset, prepare={"size": 24, "grayscale": True}))
     first = dataset.store.load_record(dataset.items[0].key)

@@ -20,7 +20,8 @@ ClipTransform = Callable[[np.ndarray | torch.Tensor], torch.Tensor]
 
 def frames_to_video(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
     """uint8 frames ``(T, H, W, C)`` to a ``tv_tensors.Video`` ``(T, C, H, W)``."""
-    tensor = torch.as_tensor(np.ascontiguousarray(frames))  # (T, H, W, C)
+    # A memory-mapped store array is read-only: copy only when torch could not own it.
+    tensor = torch.as_tensor(np.require(frames, requirements=["C", "W"]))  # (T, H, W, C)
     return tv_tensors.Video(tensor.permute(0, 3, 1, 2))  # (T, C, H, W)
 
 

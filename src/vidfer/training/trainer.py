@@ -111,7 +111,7 @@ def _train_epoch(
                 nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        total_loss += float(loss) * len(labels)
+        total_loss += float(loss.detach()) * len(labels)
         correct += int((scores.argmax(dim=1) == labels).sum())
         seen += len(labels)
     return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}

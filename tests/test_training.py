@@ -1,0 +1,184 @@
+"""Training end to end through the real CLI, exact resume after SIGKILL, safe checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from helpers import BROKEN
+
+from vidfer.errors import CheckpointError
+from vidfer.training.checkpoint import load_checkpoint
+
+
+def vidfer(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "vidfer", *args], capture_output=True, text=True, timeout=600
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def write_config(folder: Path, manifest: Path, **sections) -> Path:
+    config = {
+        "seed": 3,
+        "data": {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1},
+        "sampler": {"name": "uniform", "clip_len": 8},
+        "transforms": {
+            "size": 28,
+            "flip": 0.5,
+            "rotation": 10,
+            "color_jitter": [0.2, 0.2, 0.2, 0.05],
+        },
+        "model": {
+            "name": "resnet3d_18",
+            "params": {"width": 0.125, "dropout_input": 0.1, "dropout_features": 0.3},
+        },
+        "train": {"epochs": 2, "batch_size": 3},
+    }
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_train_evaluate_predict_through_the_cli(square_dataset, tmp_path):
+    root = square_dataset.parent
+    lines = square_dataset.read_text().splitlines()
+    for name, make in BROKEN.items():
+        make(root / f"{name}.mp4", root / "videos/left/0.mp4")
+        lines.append(f"{name}.mp4,right,train,sx")
+    square_dataset.write_text("\n".join(lines) + "\n")
+    config = write_config(tmp_path, square_dataset)
+    run = tmp_path / "run"
+    vidfer("train", str(config), "--out", str(run), "--set", "optim.schedule=step")
+
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in metrics] == [1, 2]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"} <= set(metrics[0])
+    rejects = [json.loads(line) for line in (run / "rejects.jsonl").read_text().splitlines()]
+    assert sorted(item["status"] for item in rejects) == ["corrupt", "empty", "no_video_stream"]
+    for name in (
+        "config.yaml",
+        "classes.json",
+        "curves.png",
+        "checkpoints/last.pt",
+        "checkpoints/last.json",
+        "eval_test/confusion.png",
+        "eval_test/confusion.csv",
+    ):
+        assert (run / name).exists(), name
+
+    result = vidfer("evaluate", str(run), "--split", "test")
+    assert "test: accuracy" in result.stdout
+    evaluation = json.loads((run / "eval_test" / "metrics.json").read_text())
+    assert evaluation["count"] == 2 and len(evaluation["confusion"]) == 2
+    assert set(evaluation["per_class_accuracy"]) == {"left", "right"}
+
+    out = tmp_path / "prediction"
+    vidfer("predict", str(root / "videos/right/3.mp4"), "--run", str(run), "--out", str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["label"] in ("left", "right")
+    assert sum(summary["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    timeline = (out / "timeline.csv").read_text().splitlines()
+    assert timeline[0].startswith("frame,time_s,face") and len(timeline) == 21
+    assert (out / "timeline.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "missing.yaml", "--out", "x"], "missing.yaml: config file not found"),
+        (["evaluate", "not_a_run"], "not a vidfer run folder"),
+        (["train", "--resume", "nowhere"], "nowhere: not a vidfer run folder"),
+    ],
+)
+def test_cli_user_errors_are_one_line(tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "vidfer", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_label_fails_before_any_work(square_dataset, tmp_path):
+    square_dataset.write_text(square_dataset.read_text() + "videos/left/0.mp4,up,train,s9\n")
+    config = write_config(tmp_path, square_dataset, data={"classes": ["left", "right"]})
+    result = vidfer("train", str(config), "--out", str(tmp_path / "run"), check=False)
+    assert result.returncode == 2
+    assert "manifest.csv:10: unknown label 'up'" in result.stderr
+    assert not (square_dataset.parent / ".vidfer_store").exists()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _model_state(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_an_uninterrupted_run(square_dataset, tmp_path):
+    config = write_config(tmp_path, square_dataset, train={"epochs": 4, "batch_size": 2})
+    vidfer("prepare", str(config))  # both runs start from the same store
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    vidfer("train", str(config), "--out", str(straight))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidfer", "train", str(config), "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metrics = killed / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert json.loads((killed / "checkpoints" / "last.json").read_text())["epoch"] == 2
+
+    vidfer("train", "--resume", str(killed))
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4]
+    expected, resumed = _model_state(straight), _model_state(killed)
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        assert torch.equal(expected[name], resumed[name]), name
+    straight_lines = [
+        json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [line["train_loss"] for line in straight_lines] == [line["train_loss"] for line in lines]
+
+
+class _Exploit:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
+    target = tmp_path / "pwned.txt"
+    crafted = tmp_path / "evil.pt"
+    torch.save({"model": _Exploit(str(target))}, crafted)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(crafted)
+    assert not target.exists()
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
