@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers import write_square_dataset
 
 # Two cores are shared by the suite: one intra-op thread per test process keeps runs predictable.

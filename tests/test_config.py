@@ -62,7 +62,7 @@ def test_file_level_errors(tmp_path):
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(listing)
-    with pytest.raises(ConfigError, match="expected section.key=value"):
+    with pytest.raises(ConfigError, match=r"expected section\.key=value"):
         load_config(write(tmp_path, {"data": {"manifest": "m.csv"}}), ["epochs"])
 
 

@@ -86,7 +86,7 @@ def test_strided_random_starts_stay_in_their_share():
 
 
 def test_unknown_sampler_lists_known_names():
-    with pytest.raises(ConfigError, match="known: .*uniform"):
+    with pytest.raises(ConfigError, match=r"known: .*uniform"):
         build_sampler("nope")
 
 

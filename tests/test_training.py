@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import BROKEN
 
 from vidfer.errors import CheckpointError
 from vidfer.training.checkpoint import load_checkpoint
+
+from helpers import BROKEN
 
 
 def vidfer(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
