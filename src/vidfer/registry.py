@@ -6,12 +6,20 @@ raises at import time; looking up an unknown name is a user error that lists the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vidfer.errors import ConfigError
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vidfer.data.samplers import ClipSampler
+    from vidfer.models.base import VideoModel
+
 T = TypeVar("T")
+B = TypeVar("B", bound=Callable[..., Any])
 
 
 class Registry(Generic[T]):
@@ -25,14 +33,14 @@ class Registry(Generic[T]):
         self.kind = kind
         self._builders: dict[str, Callable[..., T]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str) -> Callable[[B], B]:
         """Decorator that registers ``builder`` under ``name``.
 
         Raises:
             ValueError: if ``name`` is already registered.
         """
 
-        def decorate(builder: Callable[..., T]) -> Callable[..., T]:
+        def decorate(builder: B) -> B:
             if name in self._builders:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._builders[name] = builder
@@ -53,8 +61,22 @@ class Registry(Generic[T]):
             raise ConfigError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def build(self, name: str, **kwargs: object) -> T:
-        """Build the object registered under ``name`` with keyword arguments."""
-        return self.get(name)(**kwargs)
+        """Build the object registered under ``name`` with keyword arguments.
+
+        Raises:
+            ConfigError: if the name is unknown or an option does not fit the builder (the
+                message names the option and lists the accepted ones).
+        """
+        builder = self.get(name)
+        signature = inspect.signature(builder)
+        try:
+            signature.bind(**kwargs)
+        except TypeError as error:
+            accepted = ", ".join(signature.parameters) or "none"
+            raise ConfigError(
+                f"{self.kind} {name!r}: {error}; its options are: {accepted}"
+            ) from None
+        return builder(**kwargs)
 
     def names(self) -> list[str]:
         """Sorted registered names."""
@@ -69,6 +91,6 @@ class Registry(Generic[T]):
 
 # The project's registries. Modules register their builders on import; ``vidfer.models`` and
 # ``vidfer.data`` import every module that registers something.
-MODELS: Registry[object] = Registry("model")
-POOLINGS: Registry[object] = Registry("pooling")
-SAMPLERS: Registry[object] = Registry("sampler")
+MODELS: Registry[VideoModel] = Registry("model")
+POOLINGS: Registry[nn.Module] = Registry("pooling")
+SAMPLERS: Registry[ClipSampler] = Registry("sampler")

@@ -169,6 +169,4 @@ class StridedClips(ClipSampler):
 
 def build_sampler(name: str, **params: Any) -> ClipSampler:
     """Build a registered sampler."""
-    sampler = SAMPLERS.build(name, **params)
-    assert isinstance(sampler, ClipSampler)
-    return sampler
+    return SAMPLERS.build(name, **params)
