@@ -1,0 +1,385 @@
+"""MTCNN face detection with 5 landmarks (Zhang et al., 2016), batched over the frames of a video.
+
+The three networks carry the parameter names of facenet-pytorch 2.6.0, so its ``pnet.pt``,
+``rnet.pt`` and ``onet.pt`` state dicts (vidfer assets ``mtcnn_pnet``/``mtcnn_rnet``/``mtcnn_onet``)
+load unchanged. The cascade follows the original algorithm with facenet-pytorch's conventions:
+
+* pixels are normalised as ``(x - 127.5) * 0.0078125`` before every network;
+* the image pyramid starts at scale ``12 / min_face_size`` and shrinks by ``factor`` while the
+  short side stays at least 12 pixels; each level is resized from the full frame by area averaging;
+* box corners follow the cascade's (MATLAB-born) convention where a box ``x1..x2`` covers pixel
+  columns ``x1 - 1 .. x2 - 1``; landmarks are 0-based pixel coordinates, as facenet-pytorch returns
+  them;
+* the original weights were trained on transposed images: facenet-pytorch transposed the
+  convolution kernels instead, which leaves the flatten before R-Net's and O-Net's dense layers in
+  (W, H, C) order — reproduced below.
+
+Where facenet-pytorch 2.6.0 clamps a box to the frame and stretches the clipped crop, this module
+crops with zero padding as the original cascade does (``torchvision.ops.roi_align``), so a face at
+the border is not distorted before R-Net/O-Net.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms, roi_align
+
+from vidfer.assets import asset_path
+from vidfer.faces.types import FrameFaces
+
+logger = logging.getLogger(__name__)
+
+_PNET_CELL = 12  # P-Net's receptive field: one output cell scores a 12x12 window
+_PNET_STRIDE = 2  # P-Net's output stride (its single 2x2 max-pool)
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    """Map 0..255 pixels to about [-1, 1], the scale every MTCNN network was trained on."""
+    return (x - 127.5) * 0.0078125
+
+
+class PNet(nn.Module):
+    """Proposal network: a fully convolutional 12x12 face/non-face scorer with box regression."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
+        self.prelu1 = nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
+        self.prelu2 = nn.PReLU(16)
+        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
+        self.prelu3 = nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
+        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score every 12x12 window of a normalised image batch.
+
+        Args:
+            x: ``(N, 3, H, W)`` normalised RGB.
+
+        Returns:
+            Box offsets ``(N, 4, H', W')`` and face probabilities ``(N, H', W')``.
+        """
+        x = self.prelu1(self.conv1(x))
+        x = self.pool1(x)
+        x = self.prelu2(self.conv2(x))
+        x = self.prelu3(self.conv3(x))
+        prob = F.softmax(self.conv4_1(x), dim=1)[:, 1]  # (N, 2, H', W') -> face channel (N, H', W')
+        return self.conv4_2(x), prob
+
+
+class RNet(nn.Module):
+    """Refinement network: re-scores 24x24 candidate crops and refines their boxes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
+        self.prelu1 = nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
+        self.prelu2 = nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
+        self.prelu3 = nn.PReLU(64)
+        self.dense4 = nn.Linear(576, 128)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score normalised ``(N, 3, 24, 24)`` crops.
+
+        Returns:
+            Box offsets ``(N, 4)`` and face probabilities ``(N,)``.
+        """
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))  # (N, 64, 3, 3)
+        # The dense weights expect the transposed image's (H, W, C) flatten order, i.e. our
+        # (W, H, C): (N, C, H, W) -> (N, W, H, C) -> (N, 576).
+        x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+        x = self.prelu4(self.dense4(x))
+        prob = F.softmax(self.dense5_1(x), dim=1)[:, 1]  # (N, 2) -> face probability (N,)
+        return self.dense5_2(x), prob
+
+
+class ONet(nn.Module):
+    """Output network: final 48x48 scores, refined boxes and 5 landmarks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score normalised ``(N, 3, 48, 48)`` crops.
+
+        Returns:
+            Box offsets ``(N, 4)``, landmarks ``(N, 10)`` as 5 x-fractions then 5 y-fractions of the
+            crop, and face probabilities ``(N,)``.
+        """
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))  # (N, 128, 3, 3)
+        # Same transposed flatten as R-Net: (N, C, H, W) -> (N, W, H, C) -> (N, 1152).
+        x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+        x = self.prelu5(self.dense5(x))
+        prob = F.softmax(self.dense6_1(x), dim=1)[:, 1]  # (N, 2) -> face probability (N,)
+        return self.dense6_2(x), self.dense6_3(x), prob
+
+
+def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
+    """Scales at which P-Net's 12-pixel window matches faces from ``min_face_size`` upwards."""
+    scale = _PNET_CELL / min_face_size
+    short_side = min(height, width) * scale
+    scales = []
+    while short_side >= _PNET_CELL:
+        scales.append(scale)
+        scale *= factor
+        short_side *= factor
+    return scales
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow ``(K, 4)`` boxes to squares about their centres (the cascade's ``rerec``)."""
+    wh = boxes[:, 2:4] - boxes[:, 0:2]  # (K, 2)
+    side = wh.max(dim=1, keepdim=True).values  # (K, 1)
+    top_left = boxes[:, 0:2] + 0.5 * wh - 0.5 * side
+    return torch.cat([top_left, top_left + side], dim=1)
+
+
+def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Apply ``(K, 4)`` offsets in units of the inclusive box size (the cascade's ``bbreg``)."""
+    wh = boxes[:, 2:4] - boxes[:, 0:2] + 1  # (K, 2)
+    return boxes + offsets * wh.repeat(1, 2)  # (K, 2) -> (K, 4) as w, h, w, h
+
+
+def _nms_min(
+    boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Greedy NMS where overlap is intersection over the smaller box, within each group.
+
+    O-Net's last pass uses this "Min" overlap so that a small box inside a larger face box is
+    removed even though their IoU is low. torchvision only offers IoU, and few boxes remain here.
+    """
+    order = scores.argsort(descending=True)
+    # Shift each frame's boxes far apart so that one pass never mixes frames.
+    offsets = groups[order].to(boxes) * (boxes.max() - boxes.min() + 2)
+    b = boxes[order] + offsets[:, None]  # (K, 4)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)  # (K,)
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])  # (K, K, 2)
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])  # (K, K, 2)
+    inter = (rb - lt + 1).clamp(min=0).prod(dim=2)  # (K, K)
+    overlap = inter / torch.minimum(area[:, None], area[None, :])
+    suppressed = torch.zeros(len(b), dtype=torch.bool, device=b.device)
+    keep = []
+    for i in range(len(b)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= overlap[i] > threshold
+    return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
+
+
+def _crops(
+    images: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Resample each box of its frame to ``size x size``, zero outside the frame.
+
+    A box ``x1..x2`` covers the pixel edges ``[x1 - 1, x2]``; ``aligned=True`` puts pixel ``i``'s
+    centre at ``i + 0.5`` in that frame. The adaptive sampling ratio averages about one sample per
+    source pixel in each output bin, close to the area resampling the networks were run with.
+    """
+    rois = torch.cat([frames[:, None].to(boxes), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
+    return roi_align(images, rois, output_size=(size, size), sampling_ratio=-1, aligned=True)
+
+
+class MTCNN(nn.Module):
+    """The three-stage cascade over batches of video frames.
+
+    Args:
+        min_face_size: Smallest face side, in pixels, that the pyramid looks for.
+        thresholds: Face-probability thresholds of P-Net, R-Net and O-Net.
+        factor: Scale ratio between pyramid levels.
+        batch_size: Frames run through the pyramid together (bounds memory on large frames).
+    """
+
+    def __init__(
+        self,
+        *,
+        min_face_size: int = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__()
+        if min_face_size < _PNET_CELL:
+            raise ValueError(f"min_face_size must be at least {_PNET_CELL}, got {min_face_size}")
+        if not 0 < factor < 1 or len(thresholds) != 3 or batch_size < 1:
+            raise ValueError("MTCNN needs 0 < factor < 1, three thresholds and batch_size >= 1")
+        self.pnet = PNet()
+        self.rnet = RNet()
+        self.onet = ONet()
+        self.min_face_size = min_face_size
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = factor
+        self.batch_size = batch_size
+        self.eval()
+
+    def load_pretrained(self) -> MTCNN:
+        """Load the facenet-pytorch weights from the vidfer assets (cached per process)."""
+        for net, state in zip((self.pnet, self.rnet, self.onet), _pretrained_states(), strict=True):
+            net.load_state_dict(state)
+        return self
+
+    @torch.inference_mode()
+    def detect(self, frames: np.ndarray) -> list[FrameFaces]:
+        """Detect faces and landmarks in every frame.
+
+        Args:
+            frames: ``(T, H, W, 3)`` uint8 RGB.
+
+        Returns:
+            One :class:`FrameFaces` per frame: boxes ``(n, 4)``, probabilities ``(n,)`` and
+            landmarks ``(n, 5, 2)`` ordered left eye, right eye, nose, left mouth corner, right
+            mouth corner (left = image left), best score first.
+        """
+        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+            raise ValueError(
+                f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}"
+            )
+        device = next(self.parameters()).device
+        results: list[FrameFaces] = []
+        for start in range(0, len(frames), self.batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(frames[start : start + self.batch_size]))
+            images = chunk.to(device).permute(0, 3, 1, 2).float()  # (N, H, W, 3) -> (N, 3, H, W)
+            results.extend(self._detect_batch(images))
+        return results
+
+    def _detect_batch(self, images: torch.Tensor) -> list[FrameFaces]:
+        num = images.shape[0]
+        boxes, frames = self._propose(images)
+        if len(boxes):
+            boxes, frames = self._refine(images, boxes, frames)
+        if not len(boxes):
+            return [FrameFaces.empty(5) for _ in range(num)]
+        boxes, scores, landmarks, frames = self._output(images, boxes, frames)
+        out = []
+        for i in range(num):
+            mine = frames == i
+            out.append(
+                FrameFaces(
+                    boxes[mine].cpu().numpy().astype(np.float32),
+                    scores[mine].cpu().numpy().astype(np.float32),
+                    landmarks[mine].cpu().numpy().astype(np.float32),
+                )
+            )
+        return out
+
+    def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 1: P-Net over the pyramid; every level runs on all frames of the batch at once.
+
+        Returns:
+            Square candidate boxes ``(K, 4)`` and their frame indices ``(K,)``.
+        """
+        _, _, height, width = images.shape
+        level_boxes, level_frames = [], []
+        for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
+            size = (int(height * scale + 1), int(width * scale + 1))
+            level = F.interpolate(images, size=size, mode="area")  # (N, 3, h, w)
+            offsets, prob = self.pnet(_normalise(level))  # (N, 4, h', w'), (N, h', w')
+            hits = (prob >= self.thresholds[0]).nonzero()  # (K, 3): frame, row, col
+            frames = hits[:, 0]
+            scores = prob[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K,)
+            deltas = offsets.permute(0, 2, 3, 1)[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K, 4)
+            # Window (col, row) of the level maps back to the frame with the cascade's 1-based
+            # corners: floor((2 * c + 1) / scale) .. floor((2 * c + 12) / scale).
+            cell = hits[:, [2, 1]].to(images.dtype)  # (K, 2) as x, y
+            top_left = torch.floor((_PNET_STRIDE * cell + 1) / scale)
+            bottom_right = torch.floor((_PNET_STRIDE * cell + _PNET_CELL) / scale)
+            windows = torch.cat([top_left, bottom_right], dim=1)  # (K, 4)
+            keep = batched_nms(windows, scores, frames, 0.5)
+            level_boxes.append(torch.cat([windows, scores[:, None], deltas], dim=1)[keep])
+            level_frames.append(frames[keep])
+        if not level_boxes:
+            return images.new_zeros((0, 4)), torch.zeros(0, dtype=torch.long, device=images.device)
+        cand = torch.cat(level_boxes)  # (K, 9): box, score, offsets
+        frames = torch.cat(level_frames)
+        keep = batched_nms(cand[:, :4], cand[:, 4], frames, 0.7)
+        cand, frames = cand[keep], frames[keep]
+        # P-Net's offsets are in units of the exclusive window size (no +1), unlike later stages.
+        wh = cand[:, 2:4] - cand[:, 0:2]  # (K, 2)
+        boxes = cand[:, 0:4] + cand[:, 5:9] * wh.repeat(1, 2)
+        return _square(boxes), frames
+
+    def _refine(
+        self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared."""
+        offsets, scores = self.rnet(_normalise(_crops(images, frames, boxes, 24)))
+        ok = scores > self.thresholds[1]
+        boxes, offsets, scores, frames = boxes[ok], offsets[ok], scores[ok], frames[ok]
+        keep = batched_nms(boxes, scores, frames, 0.7)
+        return _square(_regress(boxes[keep], offsets[keep])), frames[keep]
+
+    def _output(
+        self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage 3: O-Net's final scores, boxes and landmarks (``(K, 5, 2)``)."""
+        offsets, points, scores = self.onet(_normalise(_crops(images, frames, boxes, 48)))
+        ok = scores > self.thresholds[2]
+        boxes, offsets, points = boxes[ok], offsets[ok], points[ok]
+        scores, frames = scores[ok], frames[ok]
+        # Landmarks are fractions of the (inclusive) box size, relative to its 0-based corner.
+        wh = boxes[:, 2:4] - boxes[:, 0:2] + 1  # (K, 2)
+        fractions = points.reshape(-1, 2, 5).permute(0, 2, 1)  # (K, 10) -> (K, 2, 5) -> (K, 5, 2)
+        landmarks = fractions * wh[:, None, :] + boxes[:, None, 0:2] - 1  # (K, 5, 2)
+        boxes = _regress(boxes, offsets)
+        if not len(boxes):
+            return boxes, scores, landmarks, frames
+        keep = _nms_min(boxes, scores, frames, 0.7)
+        return boxes[keep], scores[keep], landmarks[keep], frames[keep]
+
+
+@functools.cache
+def _pretrained_states() -> tuple[dict[str, torch.Tensor], ...]:
+    """The three facenet-pytorch state dicts, read once per process."""
+    return tuple(
+        torch.load(asset_path(name), map_location="cpu", weights_only=True)
+        for name in ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
+    )
+
+
+def load_mtcnn(
+    *, min_face_size: int = 20, batch_size: int = 32, device: str | torch.device = "cpu"
+) -> MTCNN:
+    """Build an :class:`MTCNN` with the pretrained weights of the vidfer assets.
+
+    Raises:
+        AssetError: if the weights have not been fetched (``vidfer assets fetch``).
+    """
+    return MTCNN(min_face_size=min_face_size, batch_size=batch_size).load_pretrained().to(device)

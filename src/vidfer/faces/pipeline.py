@@ -1,0 +1,227 @@
+"""The face pipeline of one video: detect, track the main face, align, crop.
+
+:func:`process_faces` turns decoded frames into aligned face crops of the frames that have a face,
+with a JSON-able record per frame (for the prepared store and prediction timelines) and a video
+status: ``"ok"``, or ``"no_face"`` when the face was detected in fewer than ``min_face_fraction``
+of the frames, in which case no crop is returned (a video without a usable face never gets a
+made-up score downstream).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from vidfer.errors import ConfigError
+from vidfer.faces.align import alignment_matrices, warp_faces
+from vidfer.faces.tracks import MissingPolicy, track_main_face
+from vidfer.faces.types import FrameFaces
+
+logger = logging.getLogger(__name__)
+
+DetectorName = Literal["mtcnn", "haar"]
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in a batch of frames."""
+
+    def detect(self, frames: np.ndarray) -> list[FrameFaces]:
+        """Detect faces in ``(T, H, W, 3)`` uint8 RGB frames, one result per frame."""
+        ...
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """Options of the face pipeline (part of the prepared store's preprocessing hash).
+
+    Attributes:
+        detector: ``"mtcnn"`` (boxes + 5 landmarks) or ``"haar"`` (OpenCV cascade; eye centres).
+        size: Side of the square aligned crop in pixels.
+        margin: Border around the 5-point template, as a fraction of ``size`` per side.
+        grayscale: Keep one gray channel (``C = 1``).
+        equalize: Histogram-equalise each crop (Kahou et al.).
+        eyes_only: Align from the two eyes only (Xu et al.) instead of all 5 landmarks.
+        template: Optional ``(5, 2)`` crop points to align to (e.g. a dataset's
+            :func:`~vidfer.faces.align.mean_shape_template` for ``size``/``margin``).
+        min_face_size: Smallest face side searched for, in pixels.
+        min_score: Detection score that starts the main-face track.
+        min_iou: Box overlap that continues the track from frame to frame.
+        max_gap: Missed frames after which the track is re-acquired; longest filled gap.
+        missing: ``"drop"`` frames without the face, or ``"interpolate"`` their box/landmarks
+            between detections.
+        min_face_fraction: Below this fraction of frames with a detected face the video is
+            ``"no_face"``.
+        batch_size: Frames per detector batch (bounds memory on large frames).
+    """
+
+    detector: DetectorName = "mtcnn"
+    size: int = 112
+    margin: float = 0.1
+    grayscale: bool = False
+    equalize: bool = False
+    eyes_only: bool = False
+    template: tuple[tuple[float, float], ...] | None = None
+    min_face_size: int = 20
+    min_score: float = 0.9
+    min_iou: float = 0.3
+    max_gap: int = 25
+    missing: MissingPolicy = "drop"
+    min_face_fraction: float = 0.5
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        def bad(option: str, value: object, need: str) -> ConfigError:
+            return ConfigError(f"faces.{option} = {value!r} is invalid: {need}")
+
+        if self.detector not in ("mtcnn", "haar"):
+            raise bad("detector", self.detector, "use 'mtcnn' or 'haar'")
+        if self.size < 8:
+            raise bad("size", self.size, "use at least 8 pixels")
+        if not 0 <= self.margin < 0.5:
+            raise bad("margin", self.margin, "use a fraction in [0, 0.5)")
+        if self.template is not None and (
+            len(self.template) not in (2, 5) or any(len(p) != 2 for p in self.template)
+        ):
+            raise bad("template", self.template, "give 5 (or 2) (x, y) points")
+        if self.min_face_size < 12:
+            raise bad("min_face_size", self.min_face_size, "use at least 12 pixels")
+        if not 0 <= self.min_score <= 1 or not 0 < self.min_iou <= 1:
+            raise bad("min_score/min_iou", (self.min_score, self.min_iou), "use values in [0, 1]")
+        if self.max_gap < 0:
+            raise bad("max_gap", self.max_gap, "use 0 or more frames")
+        if self.missing not in ("drop", "interpolate"):
+            raise bad("missing", self.missing, "use 'drop' or 'interpolate'")
+        if not 0 <= self.min_face_fraction <= 1:
+            raise bad("min_face_fraction", self.min_face_fraction, "use a fraction in [0, 1]")
+        if self.batch_size < 1:
+            raise bad("batch_size", self.batch_size, "use 1 or more frames")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a JSON-able dict (for config hashes and metadata)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.template is not None:
+            out["template"] = [list(p) for p in self.template]
+        return out
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """Faces of one video.
+
+    Attributes:
+        status: ``"ok"`` or ``"no_face"``.
+        crops: ``(N, S, S, C)`` uint8 aligned crops of the kept frames (``N = 0`` if no face).
+        kept: ``(N,)`` int64 indices of the kept frames in the input.
+        matrices: ``(N, 2, 3)`` float32 maps from frame pixels to crop pixels.
+        face_fraction: Fraction of frames in which the main face was detected.
+        frames: One JSON-able record per input frame: ``frame``, ``status`` (``ok``,
+            ``interpolated``, ``missing``), ``box`` ``[x1, y1, x2, y2]``, ``landmarks``
+            ``[[x, y], ...]`` and ``score`` (None where not available).
+    """
+
+    status: str
+    crops: np.ndarray
+    kept: np.ndarray
+    matrices: np.ndarray
+    face_fraction: float
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Status, face fraction, kept indices and per-frame records as a JSON-able dict."""
+        return {
+            "status": self.status,
+            "face_fraction": round(self.face_fraction, 4),
+            "kept": [int(i) for i in self.kept],
+            "frames": self.frames,
+        }
+
+
+@functools.lru_cache(maxsize=8)
+def get_detector(name: DetectorName, min_face_size: int = 20, batch_size: int = 32) -> FaceDetector:
+    """Build a detector once per process and options (weights are read once).
+
+    Raises:
+        AssetError: if the MTCNN weights have not been fetched (``vidfer assets fetch``).
+    """
+    if name == "mtcnn":
+        from vidfer.faces.mtcnn import load_mtcnn
+
+        return load_mtcnn(min_face_size=min_face_size, batch_size=batch_size)
+    if name == "haar":
+        from vidfer.faces.haar import HaarDetector
+
+        return HaarDetector(min_face_size=min_face_size)
+    raise ConfigError(f"faces.detector = {name!r} is invalid: use 'mtcnn' or 'haar'")
+
+
+def _rounded(values: np.ndarray | None, digits: int) -> Any:
+    if values is None or np.isnan(values).any():
+        return None
+    return np.round(values.astype(np.float64), digits).tolist()
+
+
+def process_faces(
+    frames: np.ndarray, cfg: FaceConfig | None = None, *, detector: FaceDetector | None = None
+) -> FaceResult:
+    """Detect, track, align and crop the main face of a video.
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB frames of one video.
+        cfg: Pipeline options; the defaults when None.
+        detector: A detector to use instead of the cached one that ``cfg.detector`` names.
+
+    Returns:
+        The :class:`FaceResult`.
+    """
+    cfg = cfg or FaceConfig()
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}")
+    detector = detector or get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size)
+    faces = detector.detect(frames) if len(frames) else []
+    track = track_main_face(
+        faces,
+        min_score=cfg.min_score,
+        min_iou=cfg.min_iou,
+        max_gap=cfg.max_gap,
+        missing=cfg.missing,
+    )
+    records = [
+        {
+            "frame": t,
+            "status": track.status[t],
+            "box": _rounded(track.boxes[t], 2),
+            "landmarks": None if track.landmarks is None else _rounded(track.landmarks[t], 2),
+            "score": None if np.isnan(track.scores[t]) else round(float(track.scores[t]), 4),
+        }
+        for t in range(len(track))
+    ]
+    channels = 1 if cfg.grayscale else 3
+    fraction = track.found_fraction
+    if not len(frames) or fraction < cfg.min_face_fraction:
+        logger.info("no usable face: found in %.0f%% of %d frames", 100 * fraction, len(frames))
+        return FaceResult(
+            "no_face",
+            np.zeros((0, cfg.size, cfg.size, channels), np.uint8),
+            np.zeros(0, np.int64),
+            np.zeros((0, 2, 3), np.float32),
+            fraction,
+            records,
+        )
+    kept = track.kept
+    template = None if cfg.template is None else np.asarray(cfg.template, np.float32)
+    matrices = alignment_matrices(
+        None if track.landmarks is None else track.landmarks[kept],
+        track.boxes[kept],
+        cfg.size,
+        margin=cfg.margin,
+        template=template,
+        eyes_only=cfg.eyes_only,
+    )
+    crops = warp_faces(
+        frames[kept], matrices, cfg.size, grayscale=cfg.grayscale, equalize=cfg.equalize
+    )
+    return FaceResult("ok", crops, kept, matrices, fraction, records)
