@@ -56,6 +56,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                     "crop": not args.no_crop,
                     "fps": args.fps,
                     "grayscale": args.grayscale,
+                    "faces": {"size": args.size} if args.faces else None,
                 },
                 "workers": args.workers,
                 "max_reject_fraction": 1.0,
@@ -110,7 +111,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from vidfer.predict import predict_video
 
     out = args.out or str(Path(args.video).with_suffix("")) + "_vidfer"
-    prediction = predict_video(args.video, args.run, out)
+    prediction = predict_video(args.video, out, args.run)
     if prediction.label is None:
         console.print(f"{args.video}: {prediction.status}; written to {prediction.out_dir}")
     else:
@@ -196,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--no-crop", action="store_true", help="keep the aspect ratio")
     prepare.add_argument("--fps", type=float, default=None, help="target frame rate")
     prepare.add_argument("--grayscale", action="store_true")
+    prepare.add_argument(
+        "--faces",
+        action="store_true",
+        help="store aligned crops of the main face (MTCNN), SIZE x SIZE",
+    )
     prepare.add_argument("--workers", type=int, default=2)
     prepare.add_argument(
         "--set",
@@ -221,9 +227,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
 
-    predict = add("predict", _cmd_predict, "apply a trained model to a video")
+    predict = add(
+        "predict",
+        _cmd_predict,
+        "apply a trained model (or the pretrained FER2013 "
+        "mini-Xception) to a video: per-frame timeline and video label",
+    )
     predict.add_argument("video")
-    predict.add_argument("--run", required=True, help="a trained run folder")
+    predict.add_argument(
+        "--run", default=None, help="a trained run folder (default: FER2013 mini-Xception on faces)"
+    )
     predict.add_argument("--out", default=None, help="output folder (default VIDEO_vidfer/)")
 
     add("models", _cmd_models, "list the registered models and their sizes")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,25 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vidfer.errors import ConfigError
+from vidfer.faces.pipeline import FaceConfig
+
+
+def face_config(options: dict[str, Any]) -> FaceConfig:
+    """Build the face pipeline's options from a config mapping.
+
+    Raises:
+        ValueError: naming the unknown or invalid option (pydantic reports it under its section).
+    """
+    known = {f.name for f in fields(FaceConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown face option(s) {unknown}; known: {sorted(known)}")
+    if isinstance(options.get("template"), list):
+        options = {**options, "template": tuple(tuple(p) for p in options["template"])}
+    try:
+        return FaceConfig(**options)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
 
 
 class _Section(BaseModel):
@@ -42,6 +62,9 @@ class PrepareConfig(_Section):
         max_frames: Keep at most this many frames per video (None: all).
         min_frames: Videos with fewer decoded frames are rejected as ``too_short``.
         grayscale: Convert to grayscale (stored as 3 identical channels so every model accepts it).
+        faces: Options of the face pipeline (:class:`vidfer.faces.pipeline.FaceConfig`); when set,
+            the stored frames are the aligned crops of the main face (``faces.size`` square) and
+            ``size``/``crop`` only apply without it. ``{}`` uses the defaults (MTCNN, 112 px).
     """
 
     size: int = Field(112, ge=8, le=1024)
@@ -50,6 +73,18 @@ class PrepareConfig(_Section):
     max_frames: int | None = Field(None, gt=0)
     min_frames: int = Field(1, ge=1)
     grayscale: bool = False
+    faces: dict[str, Any] | None = None
+
+    @field_validator("faces")
+    @classmethod
+    def _valid_faces(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            face_config(value)
+        return value
+
+    def face_config(self) -> FaceConfig | None:
+        """The face pipeline's options, or None when faces are not used."""
+        return None if self.faces is None else face_config(self.faces)
 
     def key(self) -> str:
         """Short stable hash of the preprocessing settings (the store's second key)."""

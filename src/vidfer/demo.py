@@ -57,7 +57,7 @@ def run_demo(out: Path, *, videos_per_class: int = 12) -> Iterator[str]:
     accuracy = yaml.safe_load(test)["accuracy"]
     yield f"test accuracy (whole videos, one pass each): {accuracy:.2f} -> {run_folder}/eval_test"
     video = next(row for row in read_manifest(manifest).rows if row.split == "test")
-    prediction = predict_video(video.path, run_folder, out / "prediction")
+    prediction = predict_video(video.path, out / "prediction", run_folder)
     yield (
         f"prediction for {video.rel_path} (true: {video.label}): {prediction.label} "
         f"-> {prediction.out_dir}/timeline.csv, summary.json, timeline.png"

@@ -1,45 +1,59 @@
-"""``vidfer predict VIDEO --run RUN``: a trained model applied to a new video.
+"""``vidfer predict VIDEO``: a model applied to a new video.
+
+With ``--run RUN`` the trained run's model scores the video with the run's own preprocessing (face
+pipeline included when the run used one). Without a run, the pretrained FER2013 mini-Xception
+scores the aligned face of every frame (7 emotions), the per-frame probabilities are smoothed over
+time and averaged into the video label.
 
 Writes into the output folder:
 
-- ``timeline.csv``: one row per kept frame: frame index, time, face columns (empty for
-  full-frame models), and the class probabilities of that frame's temporal score;
-- ``summary.json``: status, video label, video-level class probabilities;
-- ``timeline.png``: the probabilities over time.
+- ``timeline.csv``: one row per decoded frame: source frame index, time, face status and box,
+  and the class probabilities (empty where the frame has no face);
+- ``summary.json``: status, video label and video-level class probabilities (none when no usable
+  face was found: status ``no_face``, never a made-up score);
+- ``timeline.png``: the probabilities over time (frames without a face shaded).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy.ndimage import uniform_filter1d
 
+from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.prepare import prepare_one, video_limits
-from vidfer.data.store import SourceIdentity
+from vidfer.data.store import SourceIdentity, StoreRecord
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import VideoError
 from vidfer.evaluation.scoring import score_video, video_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.models.mini_xception import FER2013_CLASSES, load_mini_xception, preprocess
 from vidfer.training.device import resolve_device
 from vidfer.training.run import RunDir
 from vidfer.viz.plots import plot_timeline
 
 FACE_COLUMNS = ("face", "x1", "y1", "x2", "y2")
 
+# The default model's face pipeline: mini-Xception reads 64x64 gray faces.
+FER_PREPARE = PrepareConfig(faces={"detector": "mtcnn", "size": 64, "grayscale": True})
+FER_SMOOTHING = 5  # frames in the moving average of per-frame probabilities
+
 
 @dataclass(frozen=True)
 class Prediction:
-    """What ``predict_video`` found.
+    """What :func:`predict_video` found.
 
     Attributes:
-        status: ``ok`` or why there is no prediction (e.g. ``no_face``).
+        status: ``ok`` or why there is no prediction (``no_face``).
         label: Predicted class (None without a prediction).
-        probabilities: Class name -> video-level probability.
+        probabilities: Class name -> video-level probability (empty without a prediction).
         out_dir: Where the files were written.
     """
 
@@ -49,64 +63,173 @@ class Prediction:
     out_dir: Path
 
 
-def _timeline_csv(
-    frames: np.ndarray, times: np.ndarray, probs: np.ndarray, classes: list[str]
-) -> str:
+@dataclass(frozen=True)
+class _Timeline:
+    """Per-frame results: every decoded frame, probabilities where the model saw the frame."""
+
+    frames: np.ndarray  # (N,) source frame indices
+    probabilities: np.ndarray  # (N, K), NaN where the frame was not scored
+    faces: list[dict[str, Any]] | None  # face records per frame, or None without faces
+
+
+def _decode(
+    path: Path, prep: PrepareConfig, limits: LimitsConfig
+) -> tuple[StoreRecord, np.ndarray | None]:
+    if not path.is_file():
+        raise VideoError(path, "file not found; check the path")
+    record, frames = prepare_one(path, SourceIdentity.of(path), prep, video_limits(limits))
+    if frames is None and record.status != "no_face":
+        raise VideoError(path, f"{record.status}: {record.reason}")
+    return record, frames
+
+
+def _timeline(record: StoreRecord, scored: np.ndarray, num_classes: int) -> _Timeline:
+    """Place the probabilities of the kept frames ``(T, K)`` among all decoded frames."""
+    if record.faces is None:
+        return _Timeline(np.asarray(record.frame_indices), scored, None)
+    frames = np.array([item["frame"] for item in record.faces])
+    probabilities = np.full((len(frames), num_classes), np.nan)
+    if len(scored):
+        position = {frame: i for i, frame in enumerate(frames)}
+        probabilities[[position[f] for f in record.frame_indices]] = scored
+    return _Timeline(frames, probabilities, record.faces)
+
+
+def _timeline_csv(timeline: _Timeline, times: np.ndarray, classes: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["frame", "time_s", *FACE_COLUMNS, *[f"p_{name}" for name in classes]])
-    for frame, time_s, row in zip(frames, times, probs, strict=True):
-        writer.writerow(
-            [int(frame), f"{time_s:.4f}", *[""] * len(FACE_COLUMNS), *[f"{p:.6f}" for p in row]]
-        )
+    for i, frame in enumerate(timeline.frames):
+        face: list[Any] = [""] * len(FACE_COLUMNS)
+        if timeline.faces is not None:
+            item = timeline.faces[i]
+            box = item["box"] or [""] * 4
+            face = [item["status"], *box]
+        row = timeline.probabilities[i]
+        probs = [""] * len(classes) if np.isnan(row).any() else [f"{p:.6f}" for p in row]
+        writer.writerow([int(frame), f"{times[i]:.4f}", *face, *probs])
     return buffer.getvalue()
 
 
+def _write(
+    out: Path,
+    path: Path,
+    record: StoreRecord,
+    timeline: _Timeline,
+    classes: Sequence[str],
+    video_probs: np.ndarray | None,
+    extra: dict[str, Any],
+) -> Prediction:
+    times = timeline.frames / record.source_fps if record.source_fps else timeline.frames * 0.0
+    status = "ok" if video_probs is not None else record.status
+    probabilities = (
+        {}
+        if video_probs is None
+        else {name: float(p) for name, p in zip(classes, video_probs, strict=True)}
+    )
+    label = classes[int(np.argmax(video_probs))] if video_probs is not None else None
+    summary = {
+        "video": str(path),
+        "status": status,
+        "label": label,
+        "probabilities": probabilities,
+        "reason": record.reason,
+        "frames_decoded": len(timeline.frames),
+        "frames_scored": int((~np.isnan(timeline.probabilities).any(axis=1)).sum()),
+        "source_fps": record.source_fps,
+        **extra,
+    }
+    atomic_write_text(out / "timeline.csv", _timeline_csv(timeline, times, classes))
+    atomic_write_json(out / "summary.json", summary)
+    title = (
+        f"{path.name}: {label} ({max(probabilities.values()):.2f})"
+        if label
+        else (f"{path.name}: {status}")
+    )
+    plot_timeline(
+        times,
+        np.nan_to_num(timeline.probabilities),
+        classes,
+        out / "timeline.png",
+        title=title,
+        valid=~np.isnan(timeline.probabilities).any(axis=1),
+    )
+    return Prediction(status=status, label=label, probabilities=probabilities, out_dir=out)
+
+
 @torch.no_grad()
-def predict_video(video: str | Path, run_folder: str | Path, out_dir: str | Path) -> Prediction:
-    """Score ``video`` with the trained run and write the timeline, summary and plot.
+def _predict_fer(path: Path, out: Path) -> Prediction:
+    record, faces = _decode(path, FER_PREPARE, LimitsConfig())
+    classes = list(FER2013_CLASSES)
+    if faces is None:
+        return _write(
+            out,
+            path,
+            record,
+            _timeline(record, np.zeros((0, 7)), 7),
+            classes,
+            None,
+            {"model": "fer2013_mini_xception"},
+        )
+    model = load_mini_xception().eval()
+    probs = model.predict_proba(preprocess(faces[..., 0])).numpy()  # (T, 64, 64) -> (T, 7)
+    smoothed = uniform_filter1d(probs, size=FER_SMOOTHING, axis=0, mode="nearest")
+    video_probs = smoothed.mean(axis=0)
+    return _write(
+        out,
+        path,
+        record,
+        _timeline(record, smoothed, 7),
+        classes,
+        video_probs,
+        {"model": "fer2013_mini_xception", "smoothing_frames": FER_SMOOTHING},
+    )
+
+
+@torch.no_grad()
+def _predict_run(path: Path, run: RunDir, out: Path) -> Prediction:
+    config = run.config()
+    classes = run.classes()
+    record, frames = _decode(path, config.data.prepare, config.data.limits)
+    extra: dict[str, Any] = {"run": str(run.folder), "model": config.model.name}
+    if frames is None:
+        return _write(
+            out,
+            path,
+            record,
+            _timeline(record, np.zeros((0, len(classes))), len(classes)),
+            classes,
+            None,
+            extra,
+        )
+    device = resolve_device(config.train.device)
+    model, pooling = run.load_model(device)
+    clip = build_clip_transform(config.transforms, train=False)(frames).to(device)  # (C,T,S,S)
+    score_map = score_video(model, clip, config.eval)
+    per_frame = score_map.per_frame(len(frames)).softmax(dim=0).T.cpu().numpy()  # (T, K)
+    video_probs = video_logits(score_map, pooling).softmax(dim=0).cpu().numpy()  # (K,)
+    extra["score_steps"] = int(score_map.scores.shape[1])
+    return _write(
+        out, path, record, _timeline(record, per_frame, len(classes)), classes, video_probs, extra
+    )
+
+
+def predict_video(
+    video: str | Path, out_dir: str | Path, run_folder: str | Path | None = None
+) -> Prediction:
+    """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
+
+    Args:
+        video: The video file.
+        out_dir: Output folder.
+        run_folder: A trained run; None uses the pretrained FER2013 mini-Xception on faces.
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file).
         CheckpointError: if ``run_folder`` is not a trained run.
+        AssetError: if the default model's weights have not been fetched.
     """
     path, out = Path(video), Path(out_dir)
-    run = RunDir(run_folder)
-    config = run.config()
-    classes = run.classes()
-    device = resolve_device(config.train.device)
-    model, pooling = run.load_model(device)
-    if not path.is_file():
-        raise VideoError(path, "file not found; check the path")
-    record, frames = prepare_one(
-        path, SourceIdentity.of(path), config.data.prepare, video_limits(config.data.limits)
-    )
-    if frames is None:
-        raise VideoError(path, f"{record.status}: {record.reason}")
-    clip = build_clip_transform(config.transforms, train=False)(frames).to(device)  # (C, T, S, S)
-    score_map = score_video(model, clip, config.eval)
-    per_frame = score_map.per_frame(len(frames)).softmax(dim=0).T.cpu().numpy()  # (T, K)
-    video_probs = video_logits(score_map, pooling).softmax(dim=0).cpu().numpy()  # (K,)
-    indices = np.asarray(record.frame_indices)
-    times = indices / record.source_fps
-    label = classes[int(video_probs.argmax())]
-    summary: dict[str, Any] = {
-        "video": str(path),
-        "run": str(run.folder),
-        "status": "ok",
-        "label": label,
-        "probabilities": {name: float(p) for name, p in zip(classes, video_probs, strict=True)},
-        "frames": len(frames),
-        "fps": record.fps,
-        "score_steps": int(score_map.scores.shape[1]),
-    }
-    atomic_write_text(out / "timeline.csv", _timeline_csv(indices, times, per_frame, classes))
-    atomic_write_json(out / "summary.json", summary)
-    plot_timeline(
-        times,
-        per_frame,
-        classes,
-        out / "timeline.png",
-        title=f"{path.name}: {label} ({video_probs.max():.2f})",
-    )
-    return Prediction(status="ok", label=label, probabilities=summary["probabilities"], out_dir=out)
+    if run_folder is None:
+        return _predict_fer(path, out)
+    return _predict_run(path, RunDir(run_folder), out)

@@ -27,6 +27,7 @@ from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.manifest import ManifestRow
 from vidfer.data.store import PreparedStore, SourceIdentity, StoreRecord
 from vidfer.errors import VideoError
+from vidfer.faces.pipeline import process_faces
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.video import VideoLimits, decode
 from vidfer.progress import track
@@ -99,18 +100,43 @@ def prepare_one(
     Returns:
         The record and the frames ``(T, size, size, 3)`` uint8 (None when rejected).
     """
+    faces = prep.face_config()
     try:
+        # The face detector wants the full resolution; the crops have their own size.
+        short_side = None if faces is not None else prep.size
         video = decode(
-            path, fps=prep.fps, short_side=prep.size, max_frames=prep.max_frames, limits=limits
+            path, fps=prep.fps, short_side=short_side, max_frames=prep.max_frames, limits=limits
         )
     except VideoError as error:
         return StoreRecord(source=identity, status=error.status, reason=error.reason), None
     frames, indices = _segment(video.frames, video.frame_indices, video.info.fps, *segment)
+    face_records = None
+    if faces is not None and len(frames):
+        found = process_faces(frames, faces)
+        # Per-frame records name source frames, so timelines can place every decoded frame.
+        face_records = [{**item, "frame": int(indices[item["frame"]])} for item in found.frames]
+        if found.status != "ok":
+            reason = (
+                f"main face found in {found.face_fraction:.0%} of {len(frames)} frames, "
+                f"below faces.min_face_fraction={faces.min_face_fraction}"
+            )
+            record = StoreRecord(
+                source=identity,
+                status=found.status,
+                reason=reason,
+                fps=float(video.fps),
+                source_fps=float(video.info.fps),
+                faces=face_records,
+            )
+            return record, None
+        frames, indices = found.crops, indices[found.kept]
     if len(frames) < prep.min_frames:
         reason = f"{len(frames)} frame(s), fewer than data.prepare.min_frames={prep.min_frames}"
         return StoreRecord(source=identity, status="too_short", reason=reason), None
-    if prep.crop:
+    if faces is None and prep.crop:
         frames = center_crop(frames, prep.size)
+    if frames.shape[3] == 1:
+        frames = np.repeat(frames, 3, axis=3)  # gray face crops: (T, S, S, 1) -> (T, S, S, 3)
     if prep.grayscale:
         frames = to_grayscale(frames)
     record = StoreRecord(
@@ -121,6 +147,7 @@ def prepare_one(
         frame_indices=[int(i) for i in indices],
         shape=list(frames.shape),
         truncated=bool(video.truncated),
+        faces=face_records,
     )
     return record, frames
 
