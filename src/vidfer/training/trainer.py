@@ -49,6 +49,22 @@ class TrainState:
     bad_epochs: int = 0
     stopped_early: bool = False
 
+    def observe(self, val_loss: float | None, patience: int | None) -> bool:
+        """Record a finished epoch's validation loss; True if it is the best so far.
+
+        Training stops early once ``patience`` epochs in a row did not improve on the best.
+        Without a validation loss nothing is recorded and training never stops early.
+        """
+        if val_loss is None:
+            return False
+        improved = val_loss < self.best_val_loss
+        if improved:
+            self.best_val_loss, self.bad_epochs = val_loss, 0
+        else:
+            self.bad_epochs += 1
+        self.stopped_early = patience is not None and self.bad_epochs >= patience
+        return improved
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -261,13 +277,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         line.update(_validate(model, pooling, val_items, data, config, device))
         line["seconds"] = round(time.perf_counter() - started, 3)
         state.epoch = epoch + 1
-        improved = "val_loss" in line and line["val_loss"] < state.best_val_loss
-        if improved:
-            state.best_val_loss, state.bad_epochs = line["val_loss"], 0
-        elif "val_loss" in line:
-            state.bad_epochs += 1
-        patience = config.train.patience
-        state.stopped_early = patience is not None and state.bad_epochs >= patience
+        improved = state.observe(line.get("val_loss"), config.train.patience)
         checkpoint = _checkpoint_state(model, pooling, optimizer, sampler, state)
         meta = {"epoch": state.epoch, "metrics": line, "classes": classes}
         if improved:
