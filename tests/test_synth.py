@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,8 @@ def test_same_seed_same_dataset(tmp_path: Path, expressions: Path) -> None:
 
 
 def test_registry_and_argument_checks(tmp_path: Path) -> None:
-    assert SYNTH_DATASETS == {"expressions": make_expressions, "actions": make_actions}
+    assert set(SYNTH_DATASETS) == {"expressions", "actions"}
+    assert SYNTH_DATASETS["actions"] is make_actions
     with pytest.raises(ConfigError, match="videos_per_class"):
         make_actions(tmp_path, videos_per_class=2)
     with pytest.raises(ConfigError, match="size"):
@@ -173,6 +175,13 @@ def test_action_videos_decode(action_videos: list[tuple[str, int, np.ndarray]]) 
         assert frames.shape[1:] == (32, 32, 3)
 
 
+def class_mean(
+    videos: list[tuple[int, np.ndarray]], label: int, features: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Mean over every row of ``features(video)`` (one row per sample) of one class."""
+    return np.concatenate([features(v) for y, v in videos if y == label]).mean(axis=0)
+
+
 def test_action_classes_differ_only_in_motion(
     action_videos: list[tuple[str, int, np.ndarray]],
 ) -> None:
@@ -183,20 +192,17 @@ def test_action_classes_differ_only_in_motion(
     classifier would beat chance (0.25). The figure's motion separates the classes.
     """
     subjects = sorted({subject for subject, _, _ in action_videos})
+    classes = range(len(ACTION_CLASSES))
     frame_hits = frame_total = motion_hits = 0
     for held_out in subjects:
         train = [(y, v) for s, y, v in action_videos if s != held_out]
         test = [(y, v) for s, y, v in action_videos if s == held_out]
-        # (T, H, W, 3) -> (T, H*W*3): every frame is one sample.
         mean_frames = np.stack(
-            [np.concatenate([v.reshape(len(v), -1) for y, v in train if y == c]).mean(axis=0)
-             for c in range(len(ACTION_CLASSES))]
-        )  # fmt: skip
-        mean_motion = np.stack(
-            [np.mean([motion(v) for y, v in train if y == c], axis=0)
-             for c in range(len(ACTION_CLASSES))]
-        )  # fmt: skip
+            [class_mean(train, c, lambda v: v.reshape(len(v), -1)) for c in classes]
+        )
+        mean_motion = np.stack([class_mean(train, c, lambda v: motion(v)[None]) for c in classes])
         for label, frames in test:
+            # (T, H, W, 3) -> (T, H*W*3): every frame is one sample.
             pixels = frames.reshape(len(frames), -1).astype(float)
             # (T, 1, D) - (1, K, D) -> distances (T, K)
             nearest = ((pixels[:, None, :] - mean_frames[None]) ** 2).sum(axis=-1).argmin(axis=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -208,9 +209,9 @@ def test_file_cut_in_half_keeps_the_frames_before_the_cut(tmp_path: Path) -> Non
 def test_file_cut_inside_the_first_frame_is_corrupt(tmp_path: Path) -> None:
     full = tmp_path / "full.mp4"
     write_video(full, textured(), FPS)
-    first_packet_end = 2_000  # the index takes ~1 kB, the first (key) frame ~4 kB
+    cut_at = 2_000  # the index takes ~1 kB, the first (key) frame ~4 kB
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(full.read_bytes()[:first_packet_end])
+    cut.write_bytes(full.read_bytes()[:cut_at])
     with pytest.raises(CorruptVideoError, match="after 0 frames") as raised:
         decode(cut)
     assert str(cut) in str(raised.value)
@@ -239,7 +240,7 @@ def test_header_cut_short_is_corrupt(tmp_path: Path, clip: Path) -> None:
     ids=["zero-length", "random-bytes", "text", "audio-only", "missing"],
 )
 def test_unusable_files_raise_video_errors_naming_the_file(
-    tmp_path: Path, make, error: type[VideoError], status: str
+    tmp_path: Path, make: Callable[[Path], object], error: type[VideoError], status: str
 ) -> None:
     path = tmp_path / "bad.m4a" if error is NoVideoStreamError else tmp_path / "bad.mp4"
     make(path)

@@ -38,6 +38,12 @@ class VideoError(VidferError):
         self.reason = reason
 
 
+class MissingVideoError(VideoError):
+    """The video path does not exist."""
+
+    status = "missing"
+
+
 class CorruptVideoError(VideoError):
     """The container or the stream cannot be decoded."""
 
