@@ -31,7 +31,7 @@ def test_prepare_stores_memory_mapped_frames_and_records(square_dataset):
     record = json.loads(dataset.store.record_path(item.key).read_text())
     assert record["status"] == "ok" and record["frame_indices"] == list(range(20))
     assert record["source_fps"] == pytest.approx(10.0)
-    assert not list(dataset.store.folder.glob("*.tmp"))
+    assert not list(dataset.store.folder.glob(".*.tmp*"))
 
 
 def test_second_run_decodes_nothing(square_dataset, monkeypatch):

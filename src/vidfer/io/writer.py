@@ -2,18 +2,14 @@
 
 The encoder writes to a temporary file beside the destination (with the destination's extension,
 from which FFmpeg picks the container format); the file is fsynced and renamed over the
-destination, so a reader never sees a half-written video. This follows :mod:`vidfer.io.atomic`,
-whose helpers hand out file objects, whereas FFmpeg needs a path to guess the container format.
+destination (:func:`vidfer.io.atomic.atomic_path`), so a reader never sees a half-written video.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import tempfile
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,6 +17,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 from av.video.stream import VideoStream
+
+from vidfer.io.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +79,7 @@ def write_video(
     rate = Fraction(fps).limit_denominator(1001)
     dest = Path(path)
     options = {"movflags": "+faststart"} if dest.suffix.lower() in _FASTSTART_SUFFIXES else {}
-    with _atomic_path(dest) as tmp, av.open(str(tmp), mode="w", options=options) as container:
+    with atomic_path(dest) as tmp, av.open(str(tmp), mode="w", options=options) as container:
         stream = container.add_stream(codec, rate=rate, options={"crf": str(crf)})
         if not isinstance(stream, VideoStream):  # checked above; narrows the type
             raise TypeError(f"{codec!r} opened a {stream.type} stream")
@@ -94,29 +92,3 @@ def write_video(
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))  # flush the encoder's delayed frames
-
-
-@contextlib.contextmanager
-def _atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest`` that replaces ``dest`` when the block succeeds."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, dest)
-        # The rename lives in the folder's entry table; fsync it so it survives a power cut.
-        _fsync(dest.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
