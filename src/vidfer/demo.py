@@ -24,16 +24,16 @@ DEMO_CONFIG: dict[str, Any] = {
     "seed": 0,
     "data": {"manifest": "data/manifest.csv", "prepare": {"size": 48}, "workers": 2},
     "sampler": {"name": "uniform", "clip_len": 16},
-    "transforms": {"size": 48, "crop_scale": [0.7, 1.0], "flip": 0.0},
+    "transforms": {"size": 48, "crop_scale": [0.8, 1.0], "flip": 0.0},
     "model": {"name": "resnet3d_18", "params": {"width": 0.25, "temporal_stride": 1}},
     "pooling": {"name": "avg"},
-    "optim": {"name": "adamw", "lr": 0.003, "weight_decay": 0.0001, "schedule": "cosine"},
-    "train": {"epochs": 8, "batch_size": 8, "patience": 4},
+    "optim": {"name": "adamw", "lr": 0.0003, "weight_decay": 0.0001, "schedule": "cosine"},
+    "train": {"epochs": 15, "batch_size": 8, "patience": 6},
     "eval": {"mode": "dense"},
 }
 
 
-def run_demo(out: Path, *, videos_per_class: int = 12) -> Iterator[str]:
+def run_demo(out: Path, *, videos_per_class: int = 20) -> Iterator[str]:
     """Run the demo into ``out``, yielding one line of news per stage."""
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "data" / "manifest.csv"

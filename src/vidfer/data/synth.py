@@ -402,7 +402,7 @@ class _Actor:
         hsv = np.array([[[rng.uniform(0, 180), rng.uniform(150, 255), rng.uniform(190, 255)]]])
         colour = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(float)
         height = rng.uniform(0.3, 0.42) * size
-        return cls(colour, height, max(1, round(height / 12)), rng.uniform(0.35, 0.6))
+        return cls(colour, height, max(1, round(height / 8)), rng.uniform(0.35, 0.6))
 
 
 def _render_action(rng: np.random.Generator, actor: _Actor, label: str, size: int) -> Video:
@@ -417,7 +417,7 @@ def _render_action(rng: np.random.Generator, actor: _Actor, label: str, size: in
     t = np.arange(length)
     hop = rng.uniform(0.12, 0.2) * size  # jump height
     feet = rng.uniform(actor.height + hop + 1, size - 2)  # ground line
-    speed = rng.uniform(0.6, 0.9) * size / 64  # walking speed, pixels per frame
+    speed = rng.uniform(1.2, 1.8) * size / 64  # walking speed, pixels per frame
     x = rng.uniform(0, size) + t * speed * _VELOCITY[label]
     phase = rng.uniform(0, np.pi)
     if label == "jump":
