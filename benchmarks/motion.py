@@ -10,8 +10,8 @@ Run: .venv/bin/python benchmarks/motion.py [--videos-per-class 20] [--epochs 30]
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
