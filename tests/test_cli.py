@@ -1,0 +1,54 @@
+"""The smaller CLI commands, run as real subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+
+def vidfer(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vidfer", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+def test_synth_then_manifest_then_prepare(tmp_path):
+    out = tmp_path / "actions"
+    result = vidfer("synth", "actions", str(out), "--videos-per-class", "3", "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert len(rows) == 12 and {row["split"] for row in rows} == {"train", "val", "test"}
+
+    folder_manifest = tmp_path / "folder.csv"
+    result = vidfer("manifest", str(out / "videos"), "--out", str(folder_manifest))
+    assert result.returncode == 0, result.stderr
+    assert len(list(csv.DictReader(folder_manifest.open()))) == 12
+
+    result = vidfer("prepare", str(out / "manifest.csv"), "--size", "32", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "12 video(s) ready" in result.stdout and "12 decoded now" in result.stdout
+    again = vidfer("prepare", str(out / "manifest.csv"), "--size", "32")
+    assert "0 decoded now" in again.stdout
+
+
+def test_models_and_assets_listings():
+    models = vidfer("models")
+    assert models.returncode == 0, models.stderr
+    assert "resnet3d_18" in models.stdout and "33.1" in models.stdout  # millions, 7 classes
+    assets = vidfer("assets", "list")
+    assert assets.returncode == 0, assets.stderr
+    for name in ("mtcnn_onet", "fer_mini_xception", "carphone"):
+        assert name in assets.stdout
+
+
+def test_bad_arguments_fail_clearly(tmp_path):
+    result = vidfer("synth", "actions", str(tmp_path / "x"), "--videos-per-class", "1")
+    assert result.returncode == 2 and "videos_per_class" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = vidfer("manifest", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "not a folder" in result.stderr
