@@ -4,7 +4,7 @@
 Prints the test accuracy of both (whole-video evaluation) next to chance. The 16-frame model is
 expected to reach >= 90 %, the 1-frame model to stay near chance (25 % for 4 classes).
 
-Run: .venv/bin/python benchmarks/motion.py [--videos-per-class 20] [--epochs 30] [--seeds 1]
+Run: .venv/bin/python benchmarks/motion.py [--videos-per-class 30] [--epochs 40] [--seeds 0 1]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from vidfer.config import load_config
@@ -41,16 +42,19 @@ def config(manifest: Path, clip_len: int, epochs: int, seed: int) -> dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos-per-class", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--videos-per-class", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = make_actions(root / "actions", videos_per_class=args.videos_per_class, seed=0)
         rows = []
-        for seed in range(args.seeds):
+        for seed in args.seeds:
             for clip_len in (16, 1):
                 path = root / f"c{clip_len}_s{seed}.yaml"
                 path.write_text(yaml.safe_dump(config(manifest, clip_len, args.epochs, seed)))
