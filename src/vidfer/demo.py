@@ -28,7 +28,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "model": {"name": "resnet3d_18", "params": {"width": 0.25, "temporal_stride": 1}},
     "pooling": {"name": "avg"},
     "optim": {"name": "adamw", "lr": 0.0003, "weight_decay": 0.0001, "schedule": "cosine"},
-    "train": {"epochs": 15, "batch_size": 8, "patience": 6},
+    "train": {"epochs": 25, "batch_size": 8, "patience": 8},
     "eval": {"mode": "dense"},
 }
 
