@@ -183,3 +183,20 @@ def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
     assert not target.exists()
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+def test_loader_workers_do_not_change_the_run(square_dataset, tmp_path):
+    config = write_config(tmp_path, square_dataset, train={"epochs": 1, "batch_size": 3})
+    vidfer("prepare", str(config))
+    for workers in (0, 2):
+        vidfer(
+            "train",
+            str(config),
+            "--out",
+            str(tmp_path / f"w{workers}"),
+            "--set",
+            f"train.num_workers={workers}",
+        )
+    serial, parallel = _model_state(tmp_path / "w0"), _model_state(tmp_path / "w2")
+    for name in serial:
+        assert torch.equal(serial[name], parallel[name]), name
