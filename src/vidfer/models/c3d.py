@@ -1,0 +1,133 @@
+"""C3D (Tran et al., 2015): 8 3x3x3 convolutions, 5 max-pools and 2 fully connected layers.
+
+The fully connected layers fix the clip size: C3D scores 16-frame clips (of ``in_size`` pixels,
+112 in the paper) and its geometry is not dense (receptive field 16, stride 16). A longer input
+is cut into consecutive 16-frame windows, each scored alone (frames after the last whole window
+are ignored), so ``T' = T // 16``; evaluation slides windows over a video. The last layer (fc8)
+is the 1x1x1 convolution of :class:`ConvHead`, equivalent to a fully connected layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vidfer.errors import ConfigError
+from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.heads import ConvHead
+from vidfer.registry import MODELS
+
+CLIP_FRAMES = 16
+# Conv channels, "M" for a max-pool (the first pools space only, pool5 pads space by 1).
+_CFG: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+_FC = 4096
+
+
+class C3D(VideoModel):
+    """C3D with its fully connected layers fc6 and fc7, and a 1x1x1 classifier (fc8).
+
+    Args:
+        num_classes: Classes ``K``.
+        width: Multiplier of the conv channels and of the 4096 fc units (each at least 4).
+        dropout_features: Dropout after fc6 and after fc7 in training (0.5 in the paper).
+        in_size: Spatial size of the clips (square); sets the input size of fc6. Clips of another
+            size are average-pooled to the grid fc6 expects (an identity at ``in_size``).
+
+    Raises:
+        ConfigError: on an invalid option.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        width: float = 1.0,
+        dropout_features: float = 0.0,
+        in_size: int = 112,
+    ) -> None:
+        super().__init__()
+        _check_options(num_classes, width, dropout_features, in_size)
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        channels, size, pools = 3, in_size, 0
+        for item in _CFG:
+            if isinstance(item, int):
+                out = max(4, round(item * width))
+                layers += [nn.Conv3d(channels, out, 3, padding=1), nn.ReLU(inplace=True)]
+                channels = out
+            elif pools == 0:
+                layers.append(nn.MaxPool3d((1, 2, 2), stride=(1, 2, 2)))
+                pools, size = 1, size // 2
+            else:
+                pools += 1
+                pad = 1 if pools == 5 else 0  # pool5: 7x7 -> 4x4 at 112 pixels, as in Caffe
+                layers.append(nn.MaxPool3d(2, stride=2, padding=(0, pad, pad)))
+                size = (size + 2 * pad - 2) // 2 + 1
+        self.features = nn.Sequential(*layers)
+        # (1, size, size): the grid fc6 reads; adaptive pooling is an identity on it.
+        self.grid = nn.AdaptiveAvgPool3d((1, size, size))
+        fc = max(4, round(_FC * width))
+        self.fc6 = nn.Linear(channels * size * size, fc)
+        self.fc7 = nn.Linear(fc, fc)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout_features)
+        self.head = ConvHead(fc, num_classes, dropout=dropout_features)
+        self.geometry = TemporalGeometry(
+            receptive_field=CLIP_FRAMES, stride=CLIP_FRAMES, padding=0, dense=False
+        )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """fc7 features ``(B, 4096w, T', 1, 1)`` of the ``T' = T // 16`` windows of ``x``.
+
+        Raises:
+            ConfigError: if the clip has fewer than 16 frames.
+        """
+        batch, channels, frames, height, width = x.shape
+        windows = frames // CLIP_FRAMES
+        if windows == 0:
+            raise ConfigError(f"C3D scores clips of {CLIP_FRAMES} frames, got {frames}")
+        x = x[:, :, : windows * CLIP_FRAMES]  # (B, C, T' * 16, H, W)
+        x = x.reshape(batch, channels, windows, CLIP_FRAMES, height, width)
+        x = x.transpose(1, 2).flatten(0, 1)  # (B * T', C, 16, H, W)
+        x = self.grid(self.features(x)).flatten(1)  # (B * T', 512w * h * w)
+        x = self.dropout(self.relu(self.fc6(x)))  # (B * T', 4096w)
+        x = self.relu(self.fc7(x))  # (B * T', 4096w)
+        x = x.reshape(batch, windows, -1).transpose(1, 2)  # (B, 4096w, T')
+        return x[..., None, None]  # (B, 4096w, T', 1, 1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Score map ``(B, K, T')`` of fc7 features ``(B, F, T', 1, 1)`` (dropout, fc8)."""
+        return self.head(features)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the classifier (fc8)."""
+        return list(self.head.parameters())
+
+
+def _check_options(num_classes: int, width: float, dropout: float, in_size: int) -> None:
+    if num_classes < 1:
+        raise ConfigError(f"num_classes={num_classes} must be at least 1")
+    if width <= 0:
+        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout_features={dropout} must be in [0, 1)")
+    if in_size < 32:
+        raise ConfigError(f"in_size={in_size} must be at least 32 (112 in the paper)")
+
+
+@MODELS.register("c3d")
+def c3d(
+    num_classes: int, *, width: float = 1.0, dropout_features: float = 0.0, in_size: int = 112
+) -> C3D:
+    """C3D of Tran et al. (2015), scoring 16-frame clips (not temporally dense).
+
+    Args:
+        num_classes: Classes ``K``.
+        width: Multiplier of the conv channels and fc units (1.0 is the published model).
+        dropout_features: Dropout after fc6 and fc7 in training.
+        in_size: Spatial size of the input clips (112 in the paper).
+
+    Raises:
+        ConfigError: on an invalid option.
+    """
+    return C3D(num_classes, width=width, dropout_features=dropout_features, in_size=in_size)
