@@ -62,7 +62,16 @@ def test_train_evaluate_predict_through_the_cli(square_dataset, tmp_path):
     square_dataset.write_text("\n".join(lines) + "\n")
     config = write_config(tmp_path, square_dataset)
     run = tmp_path / "run"
-    vidfer("train", str(config), "--out", str(run), "--set", "optim.schedule=step")
+    vidfer(
+        "train",
+        str(config),
+        "--out",
+        str(run),
+        "--set",
+        "optim.schedule=step",
+        "--set",
+        "pooling.name=adaptive_softmax",
+    )
 
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in metrics] == [1, 2]
@@ -91,6 +100,9 @@ def test_train_evaluate_predict_through_the_cli(square_dataset, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["label"] in ("left", "right")
     assert sum(summary["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    weights = [step["weight"] for step in summary["clip_weights"]]
+    assert len(weights) == 20  # one score step per frame: temporally dense
+    assert sum(weights) == pytest.approx(1.0, abs=1e-4) and min(weights) >= 0
     timeline = (out / "timeline.csv").read_text().splitlines()
     assert timeline[0].startswith("frame,time_s,face") and len(timeline) == 21
     assert (out / "timeline.png").stat().st_size > 1000

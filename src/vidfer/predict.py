@@ -208,7 +208,13 @@ def _predict_run(path: Path, run: RunDir, out: Path) -> Prediction:
     score_map = score_video(model, clip, config.eval)
     per_frame = score_map.per_frame(len(frames)).softmax(dim=0).T.cpu().numpy()  # (T, K)
     video_probs = video_logits(score_map, pooling).softmax(dim=0).cpu().numpy()  # (K,)
-    extra["score_steps"] = int(score_map.scores.shape[1])
+    # The pooling's temporal weights for the predicted class: which steps made the decision.
+    weights = pooling.weights(score_map.scores.unsqueeze(0))[0, int(video_probs.argmax())]
+    indices = np.asarray(record.frame_indices)
+    extra["clip_weights"] = [
+        {"frame": int(indices[round(centre)]), "weight": round(float(w), 6)}
+        for centre, w in zip(score_map.centres, weights.cpu(), strict=True)
+    ]
     return _write(
         out, path, record, _timeline(record, per_frame, len(classes)), classes, video_probs, extra
     )

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from vidfer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from vidfer.data.samplers import ClipSampler
     from vidfer.models.base import VideoModel
+    from vidfer.models.pooling import TemporalPooling
 
 T = TypeVar("T")
 B = TypeVar("B", bound=Callable[..., Any])
@@ -92,5 +91,5 @@ class Registry(Generic[T]):
 # The project's registries. Modules register their builders on import; ``vidfer.models`` and
 # ``vidfer.data`` import every module that registers something.
 MODELS: Registry[VideoModel] = Registry("model")
-POOLINGS: Registry[nn.Module] = Registry("pooling")
+POOLINGS: Registry[TemporalPooling] = Registry("pooling")
 SAMPLERS: Registry[ClipSampler] = Registry("sampler")

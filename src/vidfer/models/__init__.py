@@ -7,21 +7,34 @@ their config names.
 
 from __future__ import annotations
 
-from torch import nn
+import inspect
 
 from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.c3d import C3D, c3d
 from vidfer.models.heads import ConvHead
+from vidfer.models.inflate import (
+    I3DVGG16,
+    I3DMiniXception,
+    inflate_module,
+)
 from vidfer.models.pooling import (
     TemporalAvgPool,
     TemporalMaxPool,
     TemporalPooling,
     mask_from_lengths,
 )
+from vidfer.models.r2plus1d import R2Plus1D, r2plus1d_18
 from vidfer.models.resnet3d import ResNet3D, resnet3d_18
+from vidfer.models.resnext3d import ResNeXt3D, resnext3d_101
 from vidfer.registry import MODELS, POOLINGS
 
 __all__ = [
+    "C3D",
+    "I3DVGG16",
     "ConvHead",
+    "I3DMiniXception",
+    "R2Plus1D",
+    "ResNeXt3D",
     "ResNet3D",
     "TemporalAvgPool",
     "TemporalGeometry",
@@ -30,8 +43,12 @@ __all__ = [
     "VideoModel",
     "build_model",
     "build_pooling",
+    "c3d",
+    "inflate_module",
     "mask_from_lengths",
+    "r2plus1d_18",
     "resnet3d_18",
+    "resnext3d_101",
 ]
 
 
@@ -53,18 +70,22 @@ def build_model(name: str, num_classes: int, **params: object) -> VideoModel:
     return model
 
 
-def build_pooling(name: str, **params: object) -> nn.Module:
+def build_pooling(
+    name: str, *, num_classes: int | None = None, **params: object
+) -> TemporalPooling:
     """Build the temporal pooling registered under ``name``.
 
     Args:
-        name: Registered pooling name, e.g. ``"avg"`` or ``"max"``.
+        name: Registered pooling name, e.g. ``"avg"``, ``"softmax"`` or ``"adaptive_softmax"``.
+        num_classes: The model's class count, passed on to poolings that take one (learned
+            per-class parameters) unless the options already give it.
         **params: The pooling's options.
 
     Raises:
         ConfigError: if the name is unknown (the message lists the known names) or an option is
             unknown or invalid.
     """
-    pooling = POOLINGS.build(name, **params)
-    if not isinstance(pooling, nn.Module):
-        raise TypeError(f"pooling builder {name!r} returned {type(pooling).__name__}")
-    return pooling
+    builder = POOLINGS.get(name)
+    if num_classes is not None and "num_classes" in inspect.signature(builder).parameters:
+        params.setdefault("num_classes", num_classes)
+    return POOLINGS.build(name, **params)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 import yaml
-from torch import nn
 
 from vidfer.config import RunConfig, config_to_dict, load_config
 from vidfer.errors import CheckpointError
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.models import build_model, build_pooling
 from vidfer.models.base import VideoModel
+from vidfer.models.pooling import TemporalPooling
 from vidfer.training.checkpoint import load_checkpoint
 
 
@@ -86,7 +86,7 @@ class RunDir:
             return last
         raise CheckpointError(f"{self.folder}: no checkpoint yet; train it with 'vidfer train'")
 
-    def load_model(self, device: torch.device | str = "cpu") -> tuple[VideoModel, nn.Module]:
+    def load_model(self, device: torch.device | str = "cpu") -> tuple[VideoModel, TemporalPooling]:
         """The trained model (eval mode) and its temporal pooling."""
         config = self.config()
         # The checkpoint holds every weight: do not read the pretrained file again.
@@ -94,7 +94,9 @@ class RunDir:
         model = build_model(config.model.name, num_classes=len(self.classes()), **params)
         state = load_checkpoint(self.best_or_last())
         model.load_state_dict(state["model"])
-        pooling = build_pooling(config.pooling.name, **config.pooling.params)
+        pooling = build_pooling(
+            config.pooling.name, num_classes=len(self.classes()), **config.pooling.params
+        )
         if "pooling" in state:
             pooling.load_state_dict(state["pooling"])
         return model.to(device).eval(), pooling.to(device).eval()

@@ -238,7 +238,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
     run.initialise(config, classes)
 
     model = build_model(config.model.name, num_classes=len(classes), **config.model.params)
-    pooling = build_pooling(config.pooling.name, **config.pooling.params)
+    pooling = build_pooling(config.pooling.name, num_classes=len(classes), **config.pooling.params)
     model.to(device)
     pooling.to(device)
     sampler = build_sampler(
