@@ -1,0 +1,23 @@
+"""Every shipped config validates and builds its model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vidfer.config import load_config
+from vidfer.models import build_model, build_pooling
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[path.name for path in CONFIGS])
+def test_config_is_valid(path):
+    config = load_config(path)
+    build_model(config.model.name, num_classes=4, **config.model.params)
+    build_pooling(config.pooling.name, num_classes=4, **config.pooling.params)
+
+
+def test_there_are_configs():
+    assert CONFIGS
