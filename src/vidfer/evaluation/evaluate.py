@@ -39,14 +39,17 @@ class EvalOutcome:
         probabilities: ``(N, K)`` class probabilities per video.
         labels: ``(N,)`` true class indices.
         video_ids: The videos, in order.
-        metrics: The output of :func:`classification_metrics`.
     """
 
     loss: float
     probabilities: np.ndarray
     labels: np.ndarray
     video_ids: list[str]
-    metrics: dict[str, Any]
+
+    @property
+    def accuracy(self) -> float:
+        """Share of videos whose most probable class is the true one."""
+        return float(np.mean(self.probabilities.argmax(axis=1) == self.labels))
 
 
 @torch.no_grad()
@@ -69,14 +72,11 @@ def evaluate_items(
     scores = torch.stack(logits)  # (N, K)
     labels = torch.tensor([item.row.label_index for item in items])
     loss = float(F.cross_entropy(scores, labels))
-    classes = [str(i) for i in range(scores.shape[1])]
-    metrics = classification_metrics(labels.numpy(), scores.argmax(dim=1).numpy(), classes)
     return EvalOutcome(
         loss=loss,
         probabilities=scores.softmax(dim=1).numpy(),
         labels=labels.numpy(),
         video_ids=[item.row.video_id for item in items],
-        metrics=metrics,
     )
 
 

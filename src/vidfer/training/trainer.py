@@ -196,7 +196,7 @@ def _validate(
     if not items:
         return {}
     outcome = evaluate_items(model, pooling, items, data.store, config, device)
-    return {"val_loss": outcome.loss, "val_accuracy": outcome.metrics["accuracy"]}
+    return {"val_loss": outcome.loss, "val_accuracy": outcome.accuracy}
 
 
 def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainResult:
