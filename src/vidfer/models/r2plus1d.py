@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from vidfer.errors import ConfigError
 from vidfer.models.base import VideoModel
 from vidfer.models.heads import ConvHead
+from vidfer.models.options import check_model_options, init_conv_bn
 from vidfer.models.resnet3d import _scaled, chain_geometry
 from vidfer.registry import MODELS
 
@@ -165,17 +165,8 @@ class R2Plus1D(VideoModel):
         self.head = ConvHead(
             planes[3], num_classes, spatial_pool=spatial_pool, dropout=dropout_features
         )
-        self._init_backbone()
+        init_conv_bn(self, skip=self.head.classifier)
         self.geometry = chain_geometry(self._temporal_convs())
-
-    def _init_backbone(self) -> None:
-        # torchvision's initialisation.
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d) and module is not self.head.classifier:
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
 
     def _temporal_convs(self) -> Iterator[nn.Conv3d]:
         """The convolutions on the longest path from input to features, in order."""
@@ -203,19 +194,14 @@ def _check_options(
     num_classes: int, width: float, temporal_stride: int, in_channels: int, dropout_input: float
 ) -> None:
     # dropout_features and spatial_pool are checked by ConvHead.
-    if num_classes < 1:
-        raise ConfigError(f"num_classes={num_classes} must be at least 1")
-    if width <= 0:
-        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
-    if temporal_stride not in (1, 2):
-        raise ConfigError(
-            f"temporal_stride={temporal_stride} is not supported; use 1 (temporally dense) or 2 "
-            f"(torchvision's r2plus1d_18)"
-        )
-    if in_channels < 1:
-        raise ConfigError(f"in_channels={in_channels} must be at least 1")
-    if not 0.0 <= dropout_input < 1.0:
-        raise ConfigError(f"dropout_input={dropout_input} must be in [0, 1)")
+    check_model_options(
+        num_classes=num_classes,
+        width=width,
+        temporal_stride=temporal_stride,
+        original="torchvision's r2plus1d_18",
+        in_channels=in_channels,
+        dropout_input=dropout_input,
+    )
 
 
 @MODELS.register("r2plus1d_18")

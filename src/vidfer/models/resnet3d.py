@@ -20,6 +20,7 @@ from torch import nn
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.heads import ConvHead
+from vidfer.models.options import check_model_options, init_conv_bn
 from vidfer.registry import MODELS
 
 # Output channels of layers 1-4 at width 1.0 (torchvision's r3d_18); the stem has layer1's.
@@ -232,17 +233,8 @@ class ResNet3D(VideoModel):
         self.head = ConvHead(
             planes[3], num_classes, spatial_pool=spatial_pool, dropout=dropout_features
         )
-        self._init_backbone()
+        init_conv_bn(self, skip=self.head.classifier)
         self.geometry = chain_geometry(self._temporal_convs())
-
-    def _init_backbone(self) -> None:
-        # torchvision's initialisation, so a randomly initialised model trains like r3d_18.
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d) and module is not self.head.classifier:
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
 
     def _layers(self) -> tuple[nn.Sequential, ...]:
         return (self.layer1, self.layer2, self.layer3, self.layer4)
@@ -370,28 +362,23 @@ def _check_options(
     dropout_input: float,
     dropout_features: float,
 ) -> None:
-    if num_classes < 1:
-        raise ConfigError(f"num_classes={num_classes} must be at least 1")
+    check_model_options(
+        num_classes=num_classes,
+        width=width,
+        temporal_stride=temporal_stride,
+        original="torchvision's r3d_18",
+        in_channels=in_channels,
+        dropout_input=dropout_input,
+        dropout_features=dropout_features,
+    )
     if len(blocks_per_layer) != 4 or min(blocks_per_layer) < 1:
         raise ConfigError(f"blocks_per_layer={blocks_per_layer} needs 4 counts of at least 1")
-    if width <= 0:
-        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
-    if temporal_stride not in (1, 2):
-        raise ConfigError(
-            f"temporal_stride={temporal_stride} is not supported; use 1 (temporally dense) or 2 "
-            f"(torchvision's r3d_18)"
-        )
     if not temporal_padding and temporal_stride != 1:
         raise ConfigError(
             f"temporal_padding=False needs temporal_stride=1 (got {temporal_stride}): strided "
             f"unpadded convs would not line up with the residual shortcuts; set temporal_stride=1 "
             f"or temporal_padding=True"
         )
-    if in_channels < 1:
-        raise ConfigError(f"in_channels={in_channels} must be at least 1")
-    for name, rate in (("dropout_input", dropout_input), ("dropout_features", dropout_features)):
-        if not 0.0 <= rate < 1.0:
-            raise ConfigError(f"{name}={rate} must be in [0, 1)")
 
 
 @MODELS.register("resnet3d_18")

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from vidfer.errors import ConfigError
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.heads import ConvHead
+from vidfer.models.options import check_model_options, init_conv_bn
 from vidfer.models.resnet3d import chain_geometry
 from vidfer.registry import MODELS
 
@@ -148,20 +148,11 @@ class ResNeXt3D(VideoModel):
         self.head = ConvHead(
             in_planes, num_classes, spatial_pool=spatial_pool, dropout=dropout_features
         )
-        self._init_backbone()
+        init_conv_bn(self, skip=self.head.classifier)  # Hara's initialisation
         pool = TemporalGeometry(receptive_field=3, stride=temporal_stride, padding=1)
         self.geometry = _then(
             _then(chain_geometry([self.conv1]), pool), chain_geometry(self._block_convs())
         )
-
-    def _init_backbone(self) -> None:
-        # Hara's initialisation.
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d) and module is not self.head.classifier:
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
 
     def _block_convs(self) -> Iterator[nn.Conv3d]:
         """The convolutions of the blocks' main paths, in order (after the max-pool)."""
@@ -192,18 +183,14 @@ def _check_options(
     dropout_input: float,
     dropout_features: float,
 ) -> None:
-    if num_classes < 1:
-        raise ConfigError(f"num_classes={num_classes} must be at least 1")
-    if width <= 0:
-        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
-    if temporal_stride not in (1, 2):
-        raise ConfigError(
-            f"temporal_stride={temporal_stride} is not supported; use 1 (temporally dense) or 2 "
-            f"(Hara's original)"
-        )
-    for name, rate in (("dropout_input", dropout_input), ("dropout_features", dropout_features)):
-        if not 0.0 <= rate < 1.0:
-            raise ConfigError(f"{name}={rate} must be in [0, 1)")
+    check_model_options(
+        num_classes=num_classes,
+        width=width,
+        temporal_stride=temporal_stride,
+        original="Hara's original",
+        dropout_input=dropout_input,
+        dropout_features=dropout_features,
+    )
 
 
 @MODELS.register("resnext3d_101")

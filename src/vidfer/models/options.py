@@ -1,0 +1,55 @@
+"""Option checks and weight initialisation shared by the model families."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from vidfer.errors import ConfigError
+
+
+def check_model_options(
+    *,
+    num_classes: int,
+    width: float,
+    temporal_stride: int | None = None,
+    original: str = "",
+    in_channels: int | None = None,
+    **dropouts: float,
+) -> None:
+    """Raise a :class:`ConfigError` naming the first invalid common option.
+
+    Args:
+        num_classes: Classes of the score map (>= 1).
+        width: Channel multiplier (> 0).
+        temporal_stride: 1 (temporally dense) or 2 (the published model), when the family has one.
+        original: Name of the published model, for the temporal-stride message.
+        in_channels: Input channels (>= 1), when the family takes them.
+        **dropouts: Dropout probabilities by option name, each in [0, 1).
+    """
+    if num_classes < 1:
+        raise ConfigError(f"num_classes={num_classes} must be at least 1")
+    if width <= 0:
+        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
+    if temporal_stride is not None and temporal_stride not in (1, 2):
+        raise ConfigError(
+            f"temporal_stride={temporal_stride} is not supported; use 1 (temporally dense) or 2 "
+            f"({original})"
+        )
+    if in_channels is not None and in_channels < 1:
+        raise ConfigError(f"in_channels={in_channels} must be at least 1")
+    for name, rate in dropouts.items():
+        if not 0.0 <= rate < 1.0:
+            raise ConfigError(f"{name}={rate} must be in [0, 1)")
+
+
+def init_conv_bn(model: nn.Module, *, skip: nn.Module) -> None:
+    """He (fan-out) initialisation of every 3D convolution but ``skip``, BatchNorm to identity.
+
+    The initialisation of torchvision's video ResNets and of Hara et al.'s 3D ResNets.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv3d) and module is not skip:
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm3d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
