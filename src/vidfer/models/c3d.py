@@ -15,6 +15,7 @@ from torch import nn
 from vidfer.errors import ConfigError
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.heads import ConvHead
+from vidfer.models.options import check_model_options
 from vidfer.registry import MODELS
 
 CLIP_FRAMES = 16
@@ -105,12 +106,7 @@ class C3D(VideoModel):
 
 
 def _check_options(num_classes: int, width: float, dropout: float, in_size: int) -> None:
-    if num_classes < 1:
-        raise ConfigError(f"num_classes={num_classes} must be at least 1")
-    if width <= 0:
-        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"dropout_features={dropout} must be in [0, 1)")
+    check_model_options(num_classes=num_classes, width=width, dropout_features=dropout)
     if in_size < 32:
         raise ConfigError(f"in_size={in_size} must be at least 32 (112 in the paper)")
 

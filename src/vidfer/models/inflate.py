@@ -31,6 +31,7 @@ from vidfer.models.mini_xception import (
     _same_padding,
     load_mini_xception,
 )
+from vidfer.models.options import check_model_options
 from vidfer.models.resnet3d import _scaled, chain_geometry
 from vidfer.registry import MODELS
 
@@ -199,12 +200,7 @@ def inflate_module(module: nn.Module, time_kernel: int) -> nn.Module:
 
 
 def _check(num_classes: int, width: float, dropout: float, time_kernel: int) -> None:
-    if num_classes < 1:
-        raise ConfigError(f"num_classes={num_classes} must be at least 1")
-    if width <= 0:
-        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"dropout_features={dropout} must be in [0, 1)")
+    check_model_options(num_classes=num_classes, width=width, dropout_features=dropout)
     if time_kernel < 1 or time_kernel % 2 == 0:
         raise ConfigError(f"time_kernel={time_kernel} must be odd and positive (3 in the thesis)")
 

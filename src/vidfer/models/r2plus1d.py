@@ -135,7 +135,15 @@ class R2Plus1D(VideoModel):
         spatial_pool: str = "avg",
     ) -> None:
         super().__init__()
-        _check_options(num_classes, width, temporal_stride, in_channels, dropout_input)
+        # dropout_features and spatial_pool are checked by ConvHead.
+        check_model_options(
+            num_classes=num_classes,
+            width=width,
+            temporal_stride=temporal_stride,
+            original="torchvision's r2plus1d_18",
+            in_channels=in_channels,
+            dropout_input=dropout_input,
+        )
         self.num_classes = num_classes
         planes = [_scaled(channels, width) for channels in _BASE_PLANES]
         stem_mid = _scaled(_STEM_MID, width)
@@ -188,20 +196,6 @@ class R2Plus1D(VideoModel):
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters of the 1x1x1 classifier head."""
         return list(self.head.parameters())
-
-
-def _check_options(
-    num_classes: int, width: float, temporal_stride: int, in_channels: int, dropout_input: float
-) -> None:
-    # dropout_features and spatial_pool are checked by ConvHead.
-    check_model_options(
-        num_classes=num_classes,
-        width=width,
-        temporal_stride=temporal_stride,
-        original="torchvision's r2plus1d_18",
-        in_channels=in_channels,
-        dropout_input=dropout_input,
-    )
 
 
 @MODELS.register("r2plus1d_18")

@@ -120,7 +120,14 @@ class ResNeXt3D(VideoModel):
         spatial_pool: str = "avg",
     ) -> None:
         super().__init__()
-        _check_options(num_classes, width, temporal_stride, dropout_input, dropout_features)
+        check_model_options(
+            num_classes=num_classes,
+            width=width,
+            temporal_stride=temporal_stride,
+            original="Hara's original",
+            dropout_input=dropout_input,
+            dropout_features=dropout_features,
+        )
         self.num_classes = num_classes
         stem = max(4, round(_STEM * width))
         self.input_dropout = nn.Dropout(dropout_input)
@@ -174,23 +181,6 @@ class ResNeXt3D(VideoModel):
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters of the 1x1x1 classifier head."""
         return list(self.head.parameters())
-
-
-def _check_options(
-    num_classes: int,
-    width: float,
-    temporal_stride: int,
-    dropout_input: float,
-    dropout_features: float,
-) -> None:
-    check_model_options(
-        num_classes=num_classes,
-        width=width,
-        temporal_stride=temporal_stride,
-        original="Hara's original",
-        dropout_input=dropout_input,
-        dropout_features=dropout_features,
-    )
 
 
 @MODELS.register("resnext3d_101")
