@@ -292,12 +292,14 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         )
 
     plot_learning_curves(metrics, run.folder / "curves.png")
-    for split in ("val", "test"):
-        items = data.split(split) if data.manifest.has_splits() else []
-        if items:
-            best, best_pooling = run.load_model(device)
-            outcome = evaluate_items(best, best_pooling, items, data.store, config, device)
-            write_evaluation(run.folder / f"eval_{split}", outcome, classes)
+    if data.manifest.has_splits():
+        # The best checkpoint (by validation loss), loaded once, on every held-out split.
+        best, best_pooling = run.load_model(device)
+        for split in ("val", "test"):
+            items = data.split(split)
+            if items:
+                outcome = evaluate_items(best, best_pooling, items, data.store, config, device)
+                write_evaluation(run.folder / f"eval_{split}", outcome, classes)
     return TrainResult(
         run=run, epochs=state.epoch, stopped_early=state.stopped_early, metrics=metrics
     )
