@@ -27,7 +27,8 @@ HEADER = ["path", "label", "split", "subject", "video_id"]
 def read_rows(manifest: Path) -> list[dict[str, str]]:
     with manifest.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        assert reader.fieldnames == HEADER
+        # The expressions also name each video's per-frame intensity file.
+        assert reader.fieldnames in (HEADER, [*HEADER, "frame_labels"])
         return list(reader)
 
 
@@ -95,6 +96,9 @@ def test_expression_ground_truth_matches_the_videos(expressions: Path) -> None:
         frames = decode(expressions.parent / row["path"]).frames
         record = truth[row["video_id"]]
         intensity = np.asarray(record["intensity"])
+        assert row["frame_labels"] == f"labels/{row['video_id']}.txt"
+        written = np.loadtxt(expressions.parent / row["frame_labels"])
+        assert np.array_equal(written, intensity)
         occluded = np.asarray(record["occluded"])
         length = len(frames)
         assert frames.shape == (length, 48, 48, 3)

@@ -186,6 +186,9 @@ class TrainConfig(_Section):
     device: str = "auto"
     amp: bool = True
     deterministic: bool = True
+    # Training videos (video_id) whose clip-sampling maps a learning sampler plots at the end
+    # (sampling_maps.png); empty: the first four training videos.
+    sampling_maps: list[str] = Field(default_factory=list)
 
 
 class EvalConfig(_Section):
@@ -196,12 +199,17 @@ class EvalConfig(_Section):
             a clip of ``clip_len`` frames with ``stride`` over the video.
         clip_len: Window length for ``windows`` mode (and the minimum input length).
         stride: Window step for ``windows`` mode.
+        batch_size: Windows per forward pass in ``windows`` mode.
+        pooling: Video-level temporal pooling at test time (e.g. ``softmax`` with ``gamma``, the
+            thesis's ``gamma_p``); None pools with the trained model's own pooling. Only
+            poolings without learned parameters are accepted here.
     """
 
     mode: Literal["dense", "windows"] = "dense"
     clip_len: int = Field(16, ge=1)
     stride: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
+    pooling: PoolingConfig | None = None
 
 
 class RunConfig(_Section):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,12 +30,15 @@ class VideoItem:
         key: Its store key.
         num_frames: Stored frames.
         fps: Frame rate of the stored frames.
+        frame_labels: Per-frame values of the stored frames (from the manifest's
+            ``frame_labels`` file), or None.
     """
 
     row: ManifestRow
     key: str
     num_frames: int
     fps: float
+    frame_labels: tuple[float, ...] | None = None
 
 
 def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -42,15 +46,36 @@ def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index])
 
 
-class ClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
+class ClipItem(NamedTuple):
+    """One video's draw for one epoch (batched by the default collate function).
+
+    Attributes:
+        clips: Augmented clips ``(n_clips, C, L, S, S)``.
+        label: The video's class index.
+        video: The video's index in the dataset.
+        starts: The clips' start frames ``(n_clips,)``.
+        clean: The same clips without augmentation ``(n_clips, C, L, S, S)`` when the sampler
+            wants their scores this epoch, else an empty tensor.
+    """
+
+    clips: torch.Tensor
+    label: int
+    video: int
+    starts: torch.Tensor
+    clean: torch.Tensor
+
+
+class ClipDataset(Dataset[ClipItem]):
     """Clips of prepared videos for one epoch.
 
     Args:
         items: The videos.
         store: The prepared store holding their frames.
-        sampler: Chooses the clip frames.
+        sampler: Chooses the clip frames; it is bound to ``items`` here.
         transform: Turns uint8 frames ``(L, H, W, C)`` into a float clip ``(C, L, S, S)``.
         seed: The run's seed.
+        clean_transform: The transform without augmentation, for the clean copies that a
+            learning sampler scores (required if the sampler may want scores).
     """
 
     def __init__(
@@ -60,29 +85,43 @@ class ClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         sampler: ClipSampler,
         transform: ClipTransform,
         seed: int,
+        clean_transform: ClipTransform | None = None,
     ) -> None:
         self.items = list(items)
         self.store = store
         self.sampler = sampler
         self.transform = transform
+        self.clean_transform = clean_transform
         self.seed = seed
         self.epoch = 0
+        sampler.bind(
+            [item.num_frames for item in self.items], [item.frame_labels for item in self.items]
+        )
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random draws ``__getitem__`` makes."""
+        """Select the epoch whose random draws ``__getitem__`` makes (the sampler's too)."""
         self.epoch = epoch
+        self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        """Clips ``(n_clips, C, L, S, S)``, the label index and the video index."""
+    def __getitem__(self, index: int) -> ClipItem:
+        """The clips of video ``index`` for the current epoch."""
         item = self.items[index]
         rng = item_generator(self.seed, self.epoch, index)
-        indices = self.sampler.sample(index, item.num_frames, rng)  # (n_clips, L)
+        starts = self.sampler.starts(index, item.num_frames, rng)  # (n_clips,)
+        indices = self.sampler.frames(starts, item.num_frames)  # (n_clips, L)
         frames = self.store.frames(item.key)
         # torchvision's random transforms read torch's global generator: seed a private copy.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**62)))
             clips = torch.stack([self.transform(frames[clip]) for clip in indices])
-        return clips, item.row.label_index, index
+        clean = torch.empty(0)
+        if self.sampler.wants_scores():
+            if self.clean_transform is None:
+                raise ValueError(
+                    "the sampler wants clip scores; give ClipDataset a clean_transform"
+                )
+            clean = torch.stack([self.clean_transform(frames[clip]) for clip in indices])
+        return ClipItem(clips, item.row.label_index, index, torch.as_tensor(starts), clean)

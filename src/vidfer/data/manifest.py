@@ -1,9 +1,12 @@
 """Manifests: the CSV that lists a dataset's videos, validated whole before any work starts.
 
 Format (DESIGN §3): a header with ``path,label`` required and ``split``, ``subject``, ``video_id``,
-``start``, ``end`` optional. Paths are relative to the dataset root (the manifest's folder unless
-given) and must stay inside it: absolute paths, ``..`` escapes and symlinks pointing outside are
-refused without opening the file. Every problem is reported with its line number.
+``start``, ``end``, ``frame_labels`` optional. ``frame_labels`` names a text file with one number
+per line for every frame of the source video (e.g. UNBC-McMaster's PSPI pain intensity), used by
+guided clip sampling and per-frame evaluation. Paths are relative to the dataset root (the
+manifest's folder unless given) and must stay inside it: absolute paths, ``..`` escapes and
+symlinks pointing outside are refused without opening the file. Every problem is reported with
+its line number.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from vidfer.errors import ManifestError
 
 REQUIRED_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("split", "subject", "video_id", "start", "end")
+OPTIONAL_COLUMNS = ("split", "subject", "video_id", "start", "end", "frame_labels")
 SPLITS = ("train", "val", "test")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv")
 
@@ -37,6 +42,7 @@ class ManifestRow:
         video_id: Unique identifier (default: ``rel_path`` without its extension).
         start: Start time in seconds of the segment to use, or None.
         end: End time in seconds, or None.
+        frame_labels: The per-frame label file (inside the dataset root), or None.
     """
 
     line: int
@@ -49,6 +55,7 @@ class ManifestRow:
     video_id: str
     start: float | None = None
     end: float | None = None
+    frame_labels: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,11 @@ def parse_manifest(
                 video_id=video_id,
                 start=start,
                 end=end,
+                frame_labels=(
+                    _safe_path(source, line, root, fields["frame_labels"])
+                    if fields.get("frame_labels")
+                    else None
+                ),
             )
         )
     return Manifest(source=source, root=root, classes=class_list, rows=tuple(rows))
@@ -244,3 +256,34 @@ def manifest_csv(rows: Iterable[dict[str, str]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def read_frame_labels(row: ManifestRow, manifest: Path) -> np.ndarray:
+    """The per-frame values of ``row.frame_labels``: float64 ``(source frames,)``.
+
+    Raises:
+        ManifestError: naming the manifest line if the file is missing, empty or not numbers.
+    """
+    if row.frame_labels is None:
+        raise ValueError(f"{manifest}:{row.line}: the row has no frame_labels")
+    try:
+        text = row.frame_labels.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise _fail(
+            manifest, row.line, f"cannot read frame_labels {row.frame_labels}: {error}"
+        ) from None
+    values = []
+    for number, value in enumerate(text.split("\n"), start=1):
+        if value.strip():
+            try:
+                values.append(float(value))
+            except ValueError:
+                raise _fail(
+                    manifest,
+                    row.line,
+                    f"{row.frame_labels}:{number}: {value.strip()!r} is not a number "
+                    "(frame_labels files hold one number per line)",
+                ) from None
+    if not values or not np.all(np.isfinite(values)):
+        raise _fail(manifest, row.line, f"{row.frame_labels}: no finite per-frame values")
+    return np.asarray(values, dtype=np.float64)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from vidfer.config import DataConfig
 from vidfer.data.dataset import VideoItem
-from vidfer.data.manifest import Manifest, read_manifest
+from vidfer.data.manifest import Manifest, ManifestRow, read_frame_labels, read_manifest
 from vidfer.data.prepare import PrepareResult, prepare_rows, write_rejects
 from vidfer.data.store import PreparedStore
-from vidfer.errors import VidferError
+from vidfer.errors import ManifestError, VidferError
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,14 @@ class PreparedDataset:
         """The store folder holding the frames."""
         return self.result.store
 
-    @property
+    @cached_property
     def items(self) -> list[VideoItem]:
-        """Every usable video."""
+        """Every usable video.
+
+        Raises:
+            ManifestError: if a ``frame_labels`` file is unreadable or has fewer values than its
+                video has frames.
+        """
         out = []
         for row in self.manifest.rows:
             record = self.result.records[row.video_id]
@@ -45,9 +51,23 @@ class PreparedDataset:
                         key=record.source.key(),
                         num_frames=record.num_frames,
                         fps=record.fps,
+                        frame_labels=self._frame_labels(row, record.frame_indices),
                     )
                 )
         return out
+
+    def _frame_labels(self, row: ManifestRow, kept: list[int]) -> tuple[float, ...] | None:
+        """The values of the stored frames ``kept`` (source frame indices), or None."""
+        if row.frame_labels is None:
+            return None
+        values = read_frame_labels(row, self.manifest.source)
+        if max(kept) >= len(values):
+            raise ManifestError(
+                f"{self.manifest.source}:{row.line}: {row.frame_labels} has {len(values)} "
+                f"values but the video has at least {max(kept) + 1} frames; "
+                "write one value per frame"
+            )
+        return tuple(float(v) for v in values[kept])
 
     def split(self, name: str) -> list[VideoItem]:
         """Usable videos of one split (all of them when the manifest has no split column)."""
@@ -80,6 +100,7 @@ def load_dataset(config: DataConfig, *, rejects_path: Path | None = None) -> Pre
         workers=config.workers,
     )
     dataset = PreparedDataset(manifest=manifest, result=result)
+    dataset.items  # noqa: B018 -- reads the frame_labels files now, so a bad one fails early
     rejects = dataset.rejects()
     write_rejects(rejects_path or result.store.folder / "rejects.jsonl", rejects)
     share = len(rejects) / len(manifest.rows)

@@ -1,15 +1,21 @@
 """Clip samplers: which frames of a video form the clip(s) of one epoch.
 
-A sampler returns frame indices ``(n_clips, clip_len)`` for one video from a numpy generator it
-is given (never global random state). Videos shorter than a clip are padded by repeating their
-edge frames, the video centred in the clip. Samplers that learn from clip scores (the temporal
-stochastic softmax of a later issue) override :meth:`ClipSampler.observe` and keep their state in
-:meth:`ClipSampler.state_dict`, so that resume sees the same state.
+A sampler returns the start frames ``(n_clips,)`` and frame indices ``(n_clips, clip_len)`` for
+one video from a numpy generator it is given (never global random state). Videos shorter than a
+clip are padded by repeating their edge frames, the video centred in the clip.
+
+Samplers that learn from clip scores (:mod:`vidfer.data.stochastic_softmax`) are told the epoch
+(:meth:`ClipSampler.set_epoch`) and the videos (:meth:`ClipSampler.bind`), ask for clean clip
+scores (:meth:`ClipSampler.wants_scores`), receive them in :meth:`ClipSampler.observe` in the
+training process, and keep their state in :meth:`ClipSampler.state_dict` so that resume is exact.
+Within an epoch every video is drawn once, so a video's draw only depends on what was observed in
+earlier epochs: loader workers, which copy the sampler at the start of an epoch, draw the same.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,6 +51,7 @@ class ClipSampler(abc.ABC):
         self.clip_len = clip_len
         self.stride = stride
         self.num_clips = num_clips
+        self.epoch = 0
 
     @property
     def span(self) -> int:
@@ -54,6 +61,12 @@ class ClipSampler(abc.ABC):
     @abc.abstractmethod
     def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
         """Start frames ``(n_clips,)`` of the clips for one video."""
+
+    def frames(self, starts: np.ndarray, num_frames: int) -> np.ndarray:
+        """Frame indices ``(n_clips, clip_len)`` of the clips starting at ``starts``."""
+        return np.stack(
+            [clip_indices(int(s), self.clip_len, num_frames, self.stride) for s in starts]
+        )
 
     def sample(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
         """Frame indices ``(n_clips, clip_len)`` for video number ``video``.
@@ -65,14 +78,35 @@ class ClipSampler(abc.ABC):
         """
         if num_frames < 1:
             raise ValueError("a video needs at least one frame")
-        starts = self.starts(video, num_frames, rng)
-        return np.stack(
-            [clip_indices(int(s), self.clip_len, num_frames, self.stride) for s in starts]
-        )
+        return self.frames(self.starts(video, num_frames, rng), num_frames)
 
-    def observe(self, video: int, starts: np.ndarray, scores: np.ndarray) -> None:
-        """Receive clip scores for ``video`` (no-op for samplers that do not learn)."""
-        del video, starts, scores
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch (from 0) of the next draws."""
+        self.epoch = epoch
+
+    def bind(
+        self, num_frames: Sequence[int], frame_labels: Sequence[Sequence[float] | None]
+    ) -> None:
+        """Meet the training videos (video ``i`` has ``num_frames[i]`` frames); no-op here."""
+        del num_frames, frame_labels
+
+    def wants_scores(self) -> bool:
+        """True if :meth:`observe` needs the clean clips' scores in the current epoch."""
+        return False
+
+    def observe(
+        self, video: int, starts: np.ndarray, logits: np.ndarray | None, label: int
+    ) -> None:
+        """Receive the clips drawn for ``video`` this epoch (no-op for samplers that do not learn).
+
+        Args:
+            video: Index of the video.
+            starts: The clips' start frames ``(n_clips,)``.
+            logits: Scores ``(n_clips, K)`` of the clips without augmentation, computed before
+                the gradient step, or None when :meth:`wants_scores` was False.
+            label: The video's class index.
+        """
+        del video, starts, logits, label
 
     def state_dict(self) -> dict[str, Any]:
         """Learned state (empty for samplers that do not learn)."""
@@ -131,13 +165,11 @@ class TemporalResize(ClipSampler):
     def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(self.num_clips, dtype=np.int64)
 
-    def sample(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
-        if num_frames < 1:
-            raise ValueError("a video needs at least one frame")
+    def frames(self, starts: np.ndarray, num_frames: int) -> np.ndarray:
         # Centres of clip_len equal bins over [0, num_frames): the same frames every epoch.
         centres = (np.arange(self.clip_len) + 0.5) * num_frames / self.clip_len
         indices = np.floor(centres).astype(np.int64)
-        return np.repeat(indices[None, :], self.num_clips, axis=0)
+        return np.repeat(indices[None, :], len(starts), axis=0)
 
 
 @SAMPLERS.register("strided")

@@ -23,6 +23,7 @@ from vidfer.errors import ConfigError
 from vidfer.evaluation.metrics import classification_metrics
 from vidfer.evaluation.scoring import score_video, video_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.models import build_pooling
 from vidfer.models.base import VideoModel
 from vidfer.progress import track
 from vidfer.training.device import resolve_device
@@ -61,8 +62,12 @@ def evaluate_items(
     config: RunConfig,
     device: torch.device,
 ) -> EvalOutcome:
-    """Score every video whole (one pass or sliding windows) and compute the metrics."""
+    """Score every video whole (one pass or sliding windows) and compute the metrics.
+
+    The video-level pooling is ``config.eval.pooling`` when set, else ``pooling``.
+    """
     model.eval()
+    pooling = eval_pooling(config, pooling, model.num_classes)
     pooling.eval()
     transform = build_clip_transform(config.transforms, train=False)
     logits = []
@@ -78,6 +83,24 @@ def evaluate_items(
         labels=labels.numpy(),
         video_ids=[item.row.video_id for item in items],
     )
+
+
+def eval_pooling(config: RunConfig, trained: nn.Module, num_classes: int) -> nn.Module:
+    """The video-level pooling at test time: ``config.eval.pooling`` if set, else ``trained``.
+
+    Raises:
+        ConfigError: if ``eval.pooling`` has learned parameters (they would be untrained).
+    """
+    if config.eval.pooling is None:
+        return trained
+    chosen = config.eval.pooling
+    pooling = build_pooling(chosen.name, num_classes=num_classes, **chosen.params)
+    if any(True for _ in pooling.parameters()):
+        raise ConfigError(
+            f"eval.pooling {chosen.name!r} has learned parameters; at test time use a fixed "
+            "pooling (avg, max, softmax with gamma) or leave eval.pooling unset"
+        )
+    return pooling
 
 
 def write_evaluation(folder: Path, outcome: EvalOutcome, classes: Sequence[str]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from vidfer.config import RunConfig, config_to_dict
 from vidfer.data.dataset import ClipDataset, VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.samplers import ClipSampler, build_sampler
+from vidfer.data.stochastic_softmax import PositionSampler
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.evaluate import evaluate_items, write_evaluation
@@ -36,6 +37,7 @@ from vidfer.training.device import autocast, resolve_device, seed_everything
 from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from vidfer.training.run import RunDir
 from vidfer.viz.plots import plot_learning_curves
+from vidfer.viz.sampling import write_sampling_maps
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +93,32 @@ def _loader(dataset: ClipDataset, config: RunConfig, epoch: int) -> DataLoader[A
     )
 
 
-def _video_scores(model: VideoModel, pooling: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+def _clip_scores(model: VideoModel, pooling: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """Scores ``(B, n, K)`` of each clip of a batch of clips ``(B, n, C, L, H, W)``."""
     batch, n_clips = clips.shape[:2]
     flat = clips.flatten(0, 1)  # (B, n, C, L, H, W) -> (B*n, C, L, H, W)
     pooled = pooling(model(flat))  # (B*n, K, T') -> (B*n, K)
-    return pooled.view(batch, n_clips, -1).mean(dim=1)  # (B, n, K) -> (B, K)
+    return pooled.view(batch, n_clips, -1)  # (B*n, K) -> (B, n, K)
+
+
+def _clean_scores(
+    model: VideoModel, pooling: nn.Module, clean: torch.Tensor, config: RunConfig
+) -> torch.Tensor:
+    """Scores ``(B, n, K)`` of the non-augmented clips, in eval mode and before the step."""
+    model.eval()
+    pooling.eval()
+    with torch.no_grad(), autocast(clean.device, config.train.amp):
+        scores = _clip_scores(model, pooling, clean).float()
+    model.train()
+    pooling.train()
+    return scores
 
 
 def _train_epoch(
     model: VideoModel,
     pooling: nn.Module,
     loader: DataLoader[Any],
+    sampler: ClipSampler,
     optimizer: torch.optim.Optimizer,
     config: RunConfig,
     device: torch.device,
@@ -113,13 +130,14 @@ def _train_epoch(
     accumulate = config.train.accumulate
     optimizer.zero_grad(set_to_none=True)
     batches = len(loader)
-    for step, (clips, labels, _) in enumerate(
-        track(loader, total=batches, description=f"epoch {epoch + 1}")
-    ):
-        clips = clips.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    for step, batch in enumerate(track(loader, total=batches, description=f"epoch {epoch + 1}")):
+        clips = batch.clips.to(device, non_blocking=True)
+        labels = batch.label.to(device, non_blocking=True)
+        clean = None
+        if batch.clean.numel():
+            clean = _clean_scores(model, pooling, batch.clean.to(device), config).cpu().numpy()
         with autocast(device, config.train.amp):
-            scores = _video_scores(model, pooling, clips)
+            scores = _clip_scores(model, pooling, clips).mean(dim=1)  # (B, n, K) -> (B, K)
             loss = F.cross_entropy(scores.float(), labels)
         (loss / accumulate).backward()
         if (step + 1) % accumulate == 0 or step + 1 == batches:
@@ -127,6 +145,9 @@ def _train_epoch(
                 nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+        for row, video in enumerate(batch.video.tolist()):
+            logits = None if clean is None else clean[row]
+            sampler.observe(video, batch.starts[row].numpy(), logits, int(batch.label[row]))
         total_loss += float(loss.detach()) * len(labels)
         correct += int((scores.argmax(dim=1) == labels).sum())
         seen += len(labels)
@@ -254,6 +275,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         sampler,
         build_clip_transform(config.transforms, train=True),
         config.seed,
+        clean_transform=build_clip_transform(config.transforms, train=False),
     )
     optimizer = build_optimizer(model, config.optim, extra_head=list(pooling.parameters()))
     state = TrainState()
@@ -271,7 +293,14 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         line: dict[str, Any] = {"epoch": epoch + 1, "lr": config.optim.lr * factor}
         line.update(
             _train_epoch(
-                model, pooling, _loader(dataset, config, epoch), optimizer, config, device, epoch
+                model,
+                pooling,
+                _loader(dataset, config, epoch),
+                sampler,
+                optimizer,
+                config,
+                device,
+                epoch,
             )
         )
         line.update(_validate(model, pooling, val_items, data, config, device))
@@ -292,6 +321,8 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         )
 
     plot_learning_curves(metrics, run.folder / "curves.png")
+    if isinstance(sampler, PositionSampler):
+        write_sampling_maps(run.folder, sampler, train_items, config.train.sampling_maps)
     if data.manifest.has_splits():
         # The best checkpoint (by validation loss), loaded once, on every held-out split.
         best, best_pooling = run.load_model(device)

@@ -81,10 +81,13 @@ def write_dataset(
     samples: Iterable[Sample],
     fps: float,
     extra_name: str | None = None,
+    frame_labels: str | None = None,
 ) -> Path:
     """Write the videos, then the ground truth, then (last: it marks completion) the manifest.
 
-    ``samples`` is consumed lazily, so that only one video is in memory at a time.
+    ``samples`` is consumed lazily, so that only one video is in memory at a time. With
+    ``frame_labels``, that per-frame entry of each sample's ground truth is also written to
+    ``labels/<video_id>.txt`` (one value per line), named in the manifest's ``frame_labels``.
     """
     root = Path(out_dir)
     manifest = root / "manifest.csv"
@@ -92,7 +95,16 @@ def write_dataset(
     manifest.unlink(missing_ok=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label", "split", "subject", "video_id"])
+    writer.writerow(
+        [
+            "path",
+            "label",
+            "split",
+            "subject",
+            "video_id",
+            *(["frame_labels"] if frame_labels else []),
+        ]
+    )
     extra_lines = []
     written = 0
     for sample in samples:
@@ -101,7 +113,15 @@ def write_dataset(
         # Lossless: libx264's lossy output is not always bit-reproducible across processes
         # (seen at 48x48 with crf 18), and a seed must always give the same pixels.
         write_video(root / rel, sample.frames, fps, crf=0)
-        writer.writerow([rel, sample.label, sample.split, sample.subject, video_id])
+        row = [rel, sample.label, sample.split, sample.subject, video_id]
+        if frame_labels is not None:
+            values = (sample.extra or {}).get(frame_labels)
+            if not isinstance(values, list):
+                raise ValueError(f"sample {video_id} has no per-frame {frame_labels!r} list")
+            labels = f"labels/{video_id}.txt"
+            atomic_write_text(root / labels, "".join(f"{v}\n" for v in values))
+            row.append(labels)
+        writer.writerow(row)
         written += 1
         if sample.extra is not None:
             extra_lines.append(json.dumps({"video_id": video_id, **sample.extra}))

@@ -215,7 +215,8 @@ def make_expressions(
     expression occupies one onset-apex-offset window (apex 15-25% of the frames); about half
     of the videos have the lower face covered by a "hand" for 10-20% of the frames.
     ``out_dir/intensity.jsonl`` holds, per video, ``{"video_id", "intensity", "occluded"}``
-    with one value per frame.
+    with one value per frame; the intensity is also each video's ``frame_labels`` file
+    (``labels/<video_id>.txt``, named in the manifest) for guided sampling.
 
     Args:
         out_dir: Output folder (created if missing).
@@ -233,7 +234,7 @@ def make_expressions(
     """
     check_args(videos_per_class, size, fps)
     samples = _expression_samples(seed, videos_per_class, size)
-    return write_dataset(out_dir, samples, fps, "intensity.jsonl")
+    return write_dataset(out_dir, samples, fps, "intensity.jsonl", frame_labels="intensity")
 
 
 def _expression_samples(seed: int, n_subjects: int, size: int) -> Iterator[Sample]:
