@@ -62,8 +62,9 @@ def main() -> None:
                 run = root / f"run_c{clip_len}_s{seed}"
                 train(load_config(path), run)
                 test = json.loads((run / "eval_test" / "metrics.json").read_text())
-                rows.append((clip_len, seed, test["accuracy"], test["count"],
-                             time.perf_counter() - started))
+                rows.append(
+                    (clip_len, seed, test["accuracy"], test["count"], time.perf_counter() - started)
+                )
     print(f"actions: 4 classes (chance 0.25), {args.videos_per_class} videos per class")
     print(f"{'clip':>6} {'seed':>5} {'test accuracy':>14} {'videos':>7} {'seconds':>8}")
     for clip_len, seed, accuracy, count, seconds in rows:

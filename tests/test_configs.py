@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from vidfer.config import load_config
+from vidfer.data.samplers import sampler_from_config
 from vidfer.models import build_model, build_pooling
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
@@ -17,6 +18,11 @@ def test_config_is_valid(path):
     config = load_config(path)
     build_model(config.model.name, num_classes=4, **config.model.params)
     build_pooling(config.pooling.name, num_classes=4, **config.pooling.params)
+    sampler_from_config(config.sampler)
+    if config.eval.pooling is not None:
+        assert not list(
+            build_pooling(config.eval.pooling.name, **config.eval.pooling.params).parameters()
+        )
 
 
 def test_there_are_configs():

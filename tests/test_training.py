@@ -197,8 +197,20 @@ def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
         load_checkpoint(tmp_path / "none.pt")
 
 
-def test_loader_workers_do_not_change_the_run(square_dataset, tmp_path):
-    config = write_config(tmp_path, square_dataset, train={"epochs": 1, "batch_size": 3})
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        {"name": "uniform", "clip_len": 8},
+        # Learning sampler: workers copy it each epoch, the main process observes the scores.
+        {"name": "stochastic_softmax", "clip_len": 8, "params": {"warmup": 1, "explore": 1}},
+    ],
+    ids=["uniform", "stochastic_softmax"],
+)
+def test_loader_workers_do_not_change_the_run(square_dataset, tmp_path, sampler):
+    epochs = 1 if sampler["name"] == "uniform" else 3
+    config = write_config(
+        tmp_path, square_dataset, train={"epochs": epochs, "batch_size": 3}, sampler=sampler
+    )
     vidfer("prepare", str(config))
     for workers in (0, 2):
         vidfer(
@@ -212,3 +224,11 @@ def test_loader_workers_do_not_change_the_run(square_dataset, tmp_path):
     serial, parallel = _model_state(tmp_path / "w0"), _model_state(tmp_path / "w2")
     for name in serial:
         assert torch.equal(serial[name], parallel[name]), name
+    if sampler["name"] != "uniform":
+        states = [
+            load_checkpoint(tmp_path / f"w{w}" / "checkpoints" / "last.pt")["sampler"]
+            for w in (0, 2)
+        ]
+        assert states[0]["history"] == states[1]["history"]
+        assert all(len(h) == 3 for h in states[0]["history"])
+        assert any(v.abs().sum() > 0 for v in states[0]["values"])

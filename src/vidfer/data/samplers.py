@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from vidfer.config import SamplerConfig
 from vidfer.registry import SAMPLERS
 
 
@@ -202,3 +203,18 @@ class StridedClips(ClipSampler):
 def build_sampler(name: str, **params: Any) -> ClipSampler:
     """Build a registered sampler."""
     return SAMPLERS.build(name, **params)
+
+
+def sampler_from_config(section: SamplerConfig) -> ClipSampler:
+    """Build the sampler of a run config's ``sampler`` section.
+
+    Raises:
+        ConfigError: on an unknown sampler or an invalid option.
+    """
+    return build_sampler(
+        section.name,
+        clip_len=section.clip_len,
+        stride=section.stride,
+        num_clips=section.num_clips,
+        **section.params,
+    )

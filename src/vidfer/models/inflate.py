@@ -216,7 +216,9 @@ class I3DVGG16(VideoModel):
         num_classes: Classes ``K``.
         width: Multiplier of VGG-16's conv channels (1.0: torchvision's ``vgg16().features``).
         time_kernel: Temporal kernel of every conv (temporal padding ``time_kernel // 2``).
-        dropout_features: Dropout before the 128-channel 1x1x1 conv and before the classifier.
+        dropout_input: Dropout on the input clip (thesis §2.2.3.4: 0.3).
+        dropout_features: Dropout before the 128-channel 1x1x1 conv and before the classifier
+            (thesis: 0.9).
 
     Raises:
         ConfigError: on an invalid option.
@@ -228,10 +230,13 @@ class I3DVGG16(VideoModel):
         *,
         width: float = 1.0,
         time_kernel: int = 3,
+        dropout_input: float = 0.0,
         dropout_features: float = 0.0,
     ) -> None:
         super().__init__()
         _check(num_classes, width, dropout_features, time_kernel)
+        check_model_options(num_classes=num_classes, width=width, dropout_input=dropout_input)
+        self.input_dropout = nn.Dropout(dropout_input)
         self.num_classes = num_classes
         cfg = [c if isinstance(c, str) else _scaled(c, width) for c in _VGG16_CFG]
         self.features = inflate_module(make_layers(cfg), time_kernel)
@@ -248,7 +253,7 @@ class I3DVGG16(VideoModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(B, 512w, T, H/32, W/32)`` of a clip ``(B, 3, T, H, W)``."""
-        return self.features(x)
+        return self.features(self.input_dropout(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Score map ``(B, K, T)``: spatial average, dropout, 1x1x1 conv 128, ReLU, classifier."""

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from vidfer.config import RunConfig, config_to_dict
 from vidfer.data.dataset import ClipDataset, VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
-from vidfer.data.samplers import ClipSampler, build_sampler
+from vidfer.data.samplers import ClipSampler, sampler_from_config
 from vidfer.data.stochastic_softmax import PositionSampler
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import CheckpointError, ConfigError
@@ -262,13 +262,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
     pooling = build_pooling(config.pooling.name, num_classes=len(classes), **config.pooling.params)
     model.to(device)
     pooling.to(device)
-    sampler = build_sampler(
-        config.sampler.name,
-        clip_len=config.sampler.clip_len,
-        stride=config.sampler.stride,
-        num_clips=config.sampler.num_clips,
-        **config.sampler.params,
-    )
+    sampler = sampler_from_config(config.sampler)
     dataset = ClipDataset(
         train_items,
         data.store,
@@ -303,6 +297,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
                 epoch,
             )
         )
+        line["train_seconds"] = round(time.perf_counter() - started, 3)
         line.update(_validate(model, pooling, val_items, data, config, device))
         line["seconds"] = round(time.perf_counter() - started, 3)
         state.epoch = epoch + 1
