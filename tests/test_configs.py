@@ -8,7 +8,7 @@ import pytest
 
 from vidfer.config import load_config
 from vidfer.data.samplers import sampler_from_config
-from vidfer.models import build_model, build_pooling
+from vidfer.models import build_pooling, model_from_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -16,7 +16,7 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=[path.name for path in CONFIGS])
 def test_config_is_valid(path):
     config = load_config(path)
-    build_model(config.model.name, num_classes=4, **config.model.params)
+    model_from_config(config.model, num_classes=4)
     build_pooling(config.pooling.name, num_classes=4, **config.pooling.params)
     sampler_from_config(config.sampler)
     if config.eval.pooling is not None:

@@ -145,11 +145,19 @@ class TransformConfig(_Section):
         return value
 
 
+class AttentionConfig(_Section):
+    """An attention module between the model's features and its classifier."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class ModelConfig(_Section):
-    """A model from the registry; ``params`` go to its builder."""
+    """A model from the registry; ``params`` go to its builder; optional ``attention`` module."""
 
     name: str = "resnet3d_18"
     params: dict[str, Any] = Field(default_factory=dict)
+    attention: AttentionConfig | None = None
 
 
 class PoolingConfig(_Section):

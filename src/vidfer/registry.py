@@ -14,6 +14,7 @@ from vidfer.errors import ConfigError
 
 if TYPE_CHECKING:
     from vidfer.data.samplers import ClipSampler
+    from vidfer.models.attention import AttentionModule
     from vidfer.models.base import VideoModel
     from vidfer.models.pooling import TemporalPooling
 
@@ -93,3 +94,4 @@ class Registry(Generic[T]):
 MODELS: Registry[VideoModel] = Registry("model")
 POOLINGS: Registry[TemporalPooling] = Registry("pooling")
 SAMPLERS: Registry[ClipSampler] = Registry("sampler")
+ATTENTIONS: Registry[AttentionModule] = Registry("attention")

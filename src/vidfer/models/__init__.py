@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 
+from vidfer.config import ModelConfig
+from vidfer.models.attention import AttentionModule, AttentiveModel, build_attention
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.c3d import C3D, c3d
 from vidfer.models.heads import ConvHead
@@ -31,6 +33,8 @@ from vidfer.registry import MODELS, POOLINGS
 __all__ = [
     "C3D",
     "I3DVGG16",
+    "AttentionModule",
+    "AttentiveModel",
     "ConvHead",
     "I3DMiniXception",
     "R2Plus1D",
@@ -41,11 +45,13 @@ __all__ = [
     "TemporalMaxPool",
     "TemporalPooling",
     "VideoModel",
+    "build_attention",
     "build_model",
     "build_pooling",
     "c3d",
     "inflate_module",
     "mask_from_lengths",
+    "model_from_config",
     "r2plus1d_18",
     "resnet3d_18",
     "resnext3d_101",
@@ -68,6 +74,21 @@ def build_model(name: str, num_classes: int, **params: object) -> VideoModel:
     if not isinstance(model, VideoModel):
         raise TypeError(f"model builder {name!r} returned {type(model).__name__}, not a VideoModel")
     return model
+
+
+def model_from_config(section: ModelConfig, num_classes: int) -> VideoModel:
+    """Build the model of a run config's ``model`` section, with its attention module if any.
+
+    Raises:
+        ConfigError: on an unknown name or an invalid option of the model or the module.
+    """
+    model = build_model(section.name, num_classes=num_classes, **section.params)
+    if section.attention is None:
+        return model
+    attention = build_attention(
+        section.attention.name, model.feature_channels, **section.attention.params
+    )
+    return AttentiveModel(model, attention)
 
 
 def build_pooling(

@@ -27,17 +27,20 @@ class TemporalGeometry:
         padding: Frames of temporal padding the model adds before the first frame.
         dense: True when one pass over a whole video is valid (fully convolutional in time);
             False for models that only score fixed-length clips (evaluated by sliding windows).
+        global_time: True when an attention module mixes time over the whole input: one pass is
+            still valid (and attends over the whole video) but no step sees only its window.
     """
 
     receptive_field: int
     stride: int
     padding: int
     dense: bool = True
+    global_time: bool = False
 
     @property
     def exact_windows(self) -> bool:
         """True when a one-pass score equals scoring its window alone (no padding, dense)."""
-        return self.dense and self.padding == 0
+        return self.dense and self.padding == 0 and not self.global_time
 
     def output_length(self, num_frames: int) -> int:
         """Length ``T'`` of the score map for an input of ``num_frames`` frames."""
@@ -52,11 +55,13 @@ class TemporalGeometry:
 class VideoModel(nn.Module, abc.ABC):
     """Base class of vidfer's video models.
 
-    Subclasses implement :meth:`forward_features` and :meth:`forward_head` and set ``geometry``.
+    Subclasses implement :meth:`forward_features` and :meth:`forward_head` and set ``geometry``,
+    ``num_classes`` and ``feature_channels`` (the channels ``F`` of :meth:`forward_features`).
     """
 
     geometry: TemporalGeometry
     num_classes: int
+    feature_channels: int
 
     @abc.abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

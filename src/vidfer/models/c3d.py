@@ -72,6 +72,7 @@ class C3D(VideoModel):
         self.fc7 = nn.Linear(fc, fc)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout_features)
+        self.feature_channels = fc
         self.head = ConvHead(fc, num_classes, dropout=dropout_features)
         self.geometry = TemporalGeometry(
             receptive_field=CLIP_FRAMES, stride=CLIP_FRAMES, padding=0, dense=False

@@ -247,6 +247,7 @@ class I3DVGG16(VideoModel):
                 nn.init.zeros_(conv.bias)
         self.pool = nn.AdaptiveAvgPool3d((None, 1, 1))
         self.dropout = nn.Dropout(dropout_features)
+        self.feature_channels = convs[-1].out_channels
         self.hidden = nn.Conv3d(convs[-1].out_channels, _HIDDEN, kernel_size=1)
         self.head = ConvHead(_HIDDEN, num_classes, dropout=dropout_features)
         self.geometry = chain_geometry(convs)
@@ -371,6 +372,7 @@ class I3DMiniXception(VideoModel):
         )
         self.backbone = inflate_module(trunk_2d, time_kernel)
         channels, pool = classifier_conv.conv.in_channels, spatial_pool
+        self.feature_channels = channels
         self.head = ConvHead(channels, num_classes, spatial_pool=pool, dropout=dropout_features)
         # Temporal convs are all on the main path (the shortcuts are 1x1x1), in graph order.
         self.geometry = chain_geometry(

@@ -170,6 +170,7 @@ class R2Plus1D(VideoModel):
             rest = (BasicBlock(planes[i], planes[i]) for _ in range(1, _BLOCKS[i]))
             layers.append(nn.Sequential(first, *rest))
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.feature_channels = planes[3]
         self.head = ConvHead(
             planes[3], num_classes, spatial_pool=spatial_pool, dropout=dropout_features
         )

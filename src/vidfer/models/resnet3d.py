@@ -230,6 +230,7 @@ class ResNet3D(VideoModel):
             )
             for i in range(4)
         )
+        self.feature_channels = planes[3]
         self.head = ConvHead(
             planes[3], num_classes, spatial_pool=spatial_pool, dropout=dropout_features
         )

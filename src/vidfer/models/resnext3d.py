@@ -152,6 +152,7 @@ class ResNeXt3D(VideoModel):
                 in_planes = out
             layers.append(nn.Sequential(*layer))
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.feature_channels = in_planes
         self.head = ConvHead(
             in_planes, num_classes, spatial_pool=spatial_pool, dropout=dropout_features
         )

@@ -23,7 +23,7 @@ import yaml
 from vidfer.config import RunConfig, config_to_dict, load_config
 from vidfer.errors import CheckpointError
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
-from vidfer.models import build_model, build_pooling
+from vidfer.models import build_pooling, model_from_config
 from vidfer.models.base import VideoModel
 from vidfer.models.pooling import TemporalPooling
 from vidfer.training.checkpoint import load_checkpoint
@@ -91,7 +91,8 @@ class RunDir:
         config = self.config()
         # The checkpoint holds every weight: do not read the pretrained file again.
         params = {k: v for k, v in config.model.params.items() if k != "pretrained"}
-        model = build_model(config.model.name, num_classes=len(self.classes()), **params)
+        section = config.model.model_copy(update={"params": params})
+        model = model_from_config(section, num_classes=len(self.classes()))
         state = load_checkpoint(self.best_or_last())
         model.load_state_dict(state["model"])
         pooling = build_pooling(

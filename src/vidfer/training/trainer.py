@@ -29,7 +29,7 @@ from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.evaluate import evaluate_items, write_evaluation
 from vidfer.io.atomic import atomic_write_text
-from vidfer.models import build_model, build_pooling
+from vidfer.models import build_pooling, model_from_config
 from vidfer.models.base import VideoModel
 from vidfer.progress import track
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
@@ -258,7 +258,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         val_items = []
     run.initialise(config, classes)
 
-    model = build_model(config.model.name, num_classes=len(classes), **config.model.params)
+    model = model_from_config(config.model, num_classes=len(classes))
     pooling = build_pooling(config.pooling.name, num_classes=len(classes), **config.pooling.params)
     model.to(device)
     pooling.to(device)

@@ -77,7 +77,7 @@ def plot_sampling_maps(maps: Sequence[dict[str, Any]], span: int, path: Path) ->
     with the per-frame labels.
     """
     figure, axes = plt.subplots(
-        2, len(maps), figsize=(3.6 * len(maps), 5.5), squeeze=False, sharex="col"
+        2, len(maps), figsize=(4.4 * len(maps), 5.5), squeeze=False, sharex="col"
     )
     for column, entry in enumerate(maps):
         top, bottom = axes[0, column], axes[1, column]
@@ -108,4 +108,5 @@ def plot_sampling_maps(maps: Sequence[dict[str, Any]], span: int, path: Path) ->
             twin.set_ylabel("frame label", color="tab:red")
         bottom.grid(alpha=0.3)
     axes[0, 0].legend(fontsize="small", loc="lower right")
+    figure.tight_layout()
     save_figure(figure, path)
