@@ -107,6 +107,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_attention_maps(args: argparse.Namespace) -> int:
+    from vidfer.evaluation.attention_maps import attention_maps_of_run
+
+    console.print(f"wrote {attention_maps_of_run(args.run, args.split, args.videos)}")
+    return 0
+
+
+def _cmd_video_attention(args: argparse.Namespace) -> int:
+    from vidfer.training.video_attention import VideoAttentionSettings, train_video_attention
+
+    settings = VideoAttentionSettings(
+        range_frames=args.range,
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        heads=args.heads,
+        d_att=args.d_att,
+        positional=args.positional,
+        seed=args.seed,
+    )
+    metrics = train_video_attention(args.run, args.out, settings)
+    console.print(
+        f"video-level attention: accuracy {metrics['accuracy']:.4f} over {metrics['count']} "
+        f"held-out video(s); written to {args.out}"
+    )
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from vidfer.predict import predict_video
 
@@ -226,6 +255,33 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = add("evaluate", _cmd_evaluate, "evaluate a trained run on whole videos")
     evaluate.add_argument("run")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+
+    maps = add(
+        "attention-maps",
+        _cmd_attention_maps,
+        "plot a trained attention module's maps over whole videos (attention_maps.png)",
+    )
+    maps.add_argument("run")
+    maps.add_argument("--split", default="test", choices=["train", "val", "test"])
+    maps.add_argument("--videos", nargs="*", default=[], help="video ids (default: first four)")
+
+    video_attention = add(
+        "video-attention",
+        _cmd_video_attention,
+        "two-step training: freeze a trained run's model, extract features of whole videos, "
+        "train temporal self-attention over them",
+    )
+    video_attention.add_argument("run", help="a trained run folder")
+    video_attention.add_argument("--out", required=True, help="output folder")
+    video_attention.add_argument("--range", type=int, default=128, help="frames per window")
+    video_attention.add_argument("--epochs", type=int, default=40)
+    video_attention.add_argument("--patience", type=int, default=10)
+    video_attention.add_argument("--batch-size", type=int, default=8)
+    video_attention.add_argument("--lr", type=float, default=1e-3)
+    video_attention.add_argument("--heads", type=int, default=4)
+    video_attention.add_argument("--d-att", type=int, default=64)
+    video_attention.add_argument("--positional", action="store_true")
+    video_attention.add_argument("--seed", type=int, default=0)
 
     predict = add(
         "predict",

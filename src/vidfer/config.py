@@ -194,9 +194,9 @@ class TrainConfig(_Section):
     device: str = "auto"
     amp: bool = True
     deterministic: bool = True
-    # Training videos (video_id) whose clip-sampling maps a learning sampler plots at the end
-    # (sampling_maps.png); empty: the first four training videos.
-    sampling_maps: list[str] = Field(default_factory=list)
+    # Videos (video_id) plotted at the end: a learning sampler's sampling maps (training videos)
+    # and an attention module's maps (held-out videos); empty: the first four of each.
+    plot_videos: list[str] = Field(default_factory=list)
 
 
 class EvalConfig(_Section):

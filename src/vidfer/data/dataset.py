@@ -19,6 +19,7 @@ from vidfer.data.manifest import ManifestRow
 from vidfer.data.samplers import ClipSampler
 from vidfer.data.store import PreparedStore
 from vidfer.data.transforms import ClipTransform
+from vidfer.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,23 @@ class VideoItem:
     num_frames: int
     fps: float
     frame_labels: tuple[float, ...] | None = None
+
+
+def choose_items(
+    items: Sequence[VideoItem], video_ids: Sequence[str], what: str, default: int = 4
+) -> list[VideoItem]:
+    """The items named in ``video_ids`` (in that order), or the first ``default`` items.
+
+    Raises:
+        ConfigError: naming the ids that are not among ``items`` (described as ``what``).
+    """
+    if not video_ids:
+        return list(items[:default])
+    by_id = {item.row.video_id: item for item in items}
+    unknown = [video_id for video_id in video_ids if video_id not in by_id]
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not among the {what}")
+    return [by_id[video_id] for video_id in video_ids]
 
 
 def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:

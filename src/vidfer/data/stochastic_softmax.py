@@ -17,7 +17,7 @@ the epoch's clip from the softmax of those values with inverse temperature ``gam
 
 All three are one clip per video per epoch (``num_clips`` 1), and record the position drawn at
 every epoch so that the sampling maps of Figures 3.2-3.8 can be drawn
-(:func:`vidfer.viz.plots.plot_sampling_maps`). Test-time pooling uses its own temperature
+(:func:`vidfer.viz.sampling.plot_sampling_maps`). Test-time pooling uses its own temperature
 ``gamma_p`` (the ``eval.pooling`` config, e.g. ``softmax`` with ``gamma: 1``).
 """
 

@@ -21,12 +21,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from vidfer.config import RunConfig, config_to_dict
-from vidfer.data.dataset import ClipDataset, VideoItem
+from vidfer.data.dataset import ClipDataset, VideoItem, choose_items
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.samplers import ClipSampler, sampler_from_config
 from vidfer.data.stochastic_softmax import PositionSampler
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import CheckpointError, ConfigError
+from vidfer.evaluation.attention_maps import write_attention_maps
 from vidfer.evaluation.evaluate import evaluate_items, write_evaluation
 from vidfer.io.atomic import atomic_write_text
 from vidfer.models import build_pooling, model_from_config
@@ -317,7 +318,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
 
     plot_learning_curves(metrics, run.folder / "curves.png")
     if isinstance(sampler, PositionSampler):
-        write_sampling_maps(run.folder, sampler, train_items, config.train.sampling_maps)
+        write_sampling_maps(run.folder, sampler, train_items, config.train.plot_videos)
     if data.manifest.has_splits():
         # The best checkpoint (by validation loss), loaded once, on every held-out split.
         best, best_pooling = run.load_model(device)
@@ -326,6 +327,10 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
             if items:
                 outcome = evaluate_items(best, best_pooling, items, data.store, config, device)
                 write_evaluation(run.folder / f"eval_{split}", outcome, classes)
+        held_out = data.split("test") or data.split("val")
+        if config.model.attention is not None and held_out:
+            chosen = choose_items(held_out, config.train.plot_videos, "held-out videos")
+            write_attention_maps(run.folder, best, chosen, data.store, config, device)
     return TrainResult(
         run=run, epochs=state.epoch, stopped_early=state.stopped_early, metrics=metrics
     )

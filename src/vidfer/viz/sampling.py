@@ -14,9 +14,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from vidfer.data.dataset import VideoItem
+from vidfer.data.dataset import VideoItem, choose_items
 from vidfer.data.stochastic_softmax import PHASES, PositionSampler
-from vidfer.errors import ConfigError
 from vidfer.io.atomic import atomic_write_json
 from vidfer.viz.plots import save_figure
 
@@ -36,15 +35,11 @@ def sampling_maps(
     Raises:
         ConfigError: if a video id is not a training video.
     """
+    chosen = choose_items(items, video_ids, "training videos (train.plot_videos)")
     index = {item.row.video_id: number for number, item in enumerate(items)}
-    chosen = list(video_ids) or [item.row.video_id for item in items[:4]]
-    unknown = [video_id for video_id in chosen if video_id not in index]
-    if unknown:
-        raise ConfigError(
-            f"train.sampling_maps: {', '.join(unknown)} not among the training videos"
-        )
     maps = []
-    for video_id in chosen:
+    for item in chosen:
+        video_id = item.row.video_id
         video = index[video_id]
         history = sampler.history[video]
         labels = items[video].frame_labels

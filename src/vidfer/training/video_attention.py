@@ -1,0 +1,295 @@
+"""Two-step video-level temporal attention (Ayral's thesis, §4.5.5): ``vidfer video-attention``.
+
+Step 1: the trained 3D model of a run, frozen, turns every prepared video into a sequence of
+per-step features (one dense pass per video, averaged over space) in ``RUN/features/`` (cached:
+an interrupted extraction resumes, a second experiment re-extracts nothing). Step 2: a
+:class:`~vidfer.models.video_attention.VideoAttentionClassifier` learns on those sequences, each
+epoch seeing a random window of up to ``range_frames`` steps of every training video (the whole
+video when it is shorter), and is evaluated on whole videos.
+
+Output folder::
+
+    OUT/settings.json               the settings and the run it builds on
+    OUT/metrics.jsonl               one line per epoch
+    OUT/checkpoints/best.pt         the classifier with the best validation loss (+ best.json)
+    OUT/eval_<split>/               predictions.csv, metrics.json, confusion.csv, confusion.png
+    OUT/attention_profiles.json     per test video: step centres, attention profile, frame labels
+    OUT/attention_profiles.png      attention matrix and profile of the first test videos
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidfer.data.dataset import VideoItem
+from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.data.transforms import build_clip_transform
+from vidfer.errors import ConfigError
+from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
+from vidfer.evaluation.scoring import feature_sequence
+from vidfer.features.store import FeatureStore
+from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
+from vidfer.progress import track
+from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.training.device import resolve_device, seed_everything
+from vidfer.training.run import RunDir
+from vidfer.viz.attention import plot_attention_profiles
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoAttentionSettings:
+    """Settings of the second step.
+
+    Attributes:
+        range_frames: Longest window of feature steps a training video contributes per epoch
+            (thesis: 16 to 256; longer videos are cropped at random, shorter ones used whole).
+        epochs: Maximum epochs.
+        patience: Stop after this many epochs without a better validation loss.
+        batch_size: Videos per step.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        heads: Attention heads.
+        d_att: Channels per head.
+        dropout: Dropout before the classifier.
+        positional: Sinusoidal positional encoding of the steps.
+        seed: Seed of the initialisation, the order and the windows.
+    """
+
+    range_frames: int = 128
+    epochs: int = 40
+    patience: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    heads: int = 4
+    d_att: int = 64
+    dropout: float = 0.5
+    positional: bool = False
+    seed: int = 0
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first invalid setting."""
+        for name in ("range_frames", "epochs", "patience", "batch_size", "heads", "d_att"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"video attention: {name} must be >= 1")
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
+            raise ConfigError("video attention: lr > 0, weight_decay >= 0, 0 <= dropout < 1")
+
+
+@dataclass(frozen=True)
+class FeatureSequence:
+    """One video's stored features."""
+
+    item: VideoItem
+    features: np.ndarray  # (T', C)
+    centres: np.ndarray  # (T',) frame at the centre of each step
+
+
+def extract_run_features(
+    run: RunDir, data: PreparedDataset, device: torch.device
+) -> dict[str, FeatureSequence]:
+    """Step 1: the run's frozen model over every usable video, cached in ``RUN/features/``.
+
+    Returns:
+        The sequences by video id.
+    """
+    config = run.config()
+    checkpoint = run.best_or_last()
+    stat = checkpoint.stat()
+    store = FeatureStore(
+        run.folder / "features",
+        {
+            "checkpoint": str(checkpoint.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "eval": config.eval.model_dump(),
+        },
+    )
+    missing = [item for item in data.items if not store.has(item.key)]
+    if missing:
+        model, _ = run.load_model(device)
+        transform = build_clip_transform(config.transforms, train=False)
+        for item in track(missing, total=len(missing), description="extracting features"):
+            clip = transform(data.store.frames(item.key)).to(device)  # (C, T, S, S)
+            sequence = feature_sequence(model, clip, config.eval)  # (F, T')
+            store.save(
+                item.key,
+                sequence.scores.float().cpu().numpy().T,  # (F, T') -> (T', F)
+                {"video_id": item.row.video_id, "centres": sequence.centres.tolist()},
+            )
+    sequences = {}
+    for item in data.items:
+        features, record = store.load(item.key)
+        sequences[item.row.video_id] = FeatureSequence(
+            item, features, np.asarray(record["centres"])
+        )
+    return sequences
+
+
+def _batch(
+    chosen: list[FeatureSequence], windows: list[tuple[int, int]], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded features ``(B, N, C)``, mask ``(B, N)`` and labels ``(B,)``."""
+    longest = max(stop - start for start, stop in windows)
+    channels = chosen[0].features.shape[1]
+    features = torch.zeros(len(chosen), longest, channels)
+    mask = torch.zeros(len(chosen), longest, dtype=torch.bool)
+    for row, (sequence, (start, stop)) in enumerate(zip(chosen, windows, strict=True)):
+        features[row, : stop - start] = torch.from_numpy(np.array(sequence.features[start:stop]))
+        mask[row, : stop - start] = True
+    labels = torch.tensor([sequence.item.row.label_index for sequence in chosen])
+    return features.to(device), mask.to(device), labels.to(device)
+
+
+@torch.no_grad()
+def _evaluate(
+    model: VideoAttentionClassifier, sequences: list[FeatureSequence], device: torch.device
+) -> tuple[EvalOutcome, list[torch.Tensor]]:
+    """Whole-video outcome and each video's attention matrix ``(T', T')``."""
+    model.eval()
+    model.record = True
+    logits, matrices = [], []
+    for sequence in sequences:
+        features, mask, _ = _batch([sequence], [(0, len(sequence.features))], device)
+        logits.append(model(features, mask)[0].cpu())
+        matrices.append(model.weights[0].cpu())
+    model.record = False
+    scores = torch.stack(logits)  # (N, K)
+    labels = torch.tensor([s.item.row.label_index for s in sequences])
+    outcome = EvalOutcome(
+        loss=float(F.cross_entropy(scores, labels)),
+        probabilities=scores.softmax(dim=1).numpy(),
+        labels=labels.numpy(),
+        video_ids=[s.item.row.video_id for s in sequences],
+    )
+    return outcome, matrices
+
+
+def _profiles(
+    sequences: list[FeatureSequence], matrices: list[torch.Tensor], with_matrix: int = 4
+) -> list[dict[str, Any]]:
+    """Per video: step centres, attention profile, frame labels (and the matrix, for the first
+    ``with_matrix`` videos)."""
+    out = []
+    for number, (sequence, matrix) in enumerate(zip(sequences, matrices, strict=True)):
+        labels = sequence.item.frame_labels
+        out.append(
+            {
+                "video_id": sequence.item.row.video_id,
+                "label": sequence.item.row.label,
+                "centres": sequence.centres.tolist(),
+                "profile": attention_profile(matrix, len(sequence.features)).tolist(),
+                "matrix": matrix.tolist() if number < with_matrix else None,
+                "frame_labels": list(labels) if labels is not None else None,
+            }
+        )
+    return out
+
+
+def train_video_attention(
+    run_folder: str | Path, out: str | Path, settings: VideoAttentionSettings
+) -> dict[str, Any]:
+    """Two-step training on a trained run; writes ``out`` (see the module docstring).
+
+    Returns:
+        The test metrics (or the validation metrics when there is no test split).
+
+    Raises:
+        ConfigError: on invalid settings, or a dataset without train and val/test splits.
+        CheckpointError: if the run has no checkpoint.
+    """
+    settings.check()
+    run = RunDir(run_folder)
+    config = run.config()
+    device = resolve_device(config.train.device)
+    data = load_dataset(config.data, rejects_path=Path(out) / "rejects.jsonl")
+    if not data.manifest.has_splits():
+        raise ConfigError(f"{config.data.manifest}: video attention needs train/val/test splits")
+    classes = run.classes()
+    sequences = extract_run_features(run, data, device)
+    split = {
+        name: [sequences[item.row.video_id] for item in data.split(name)]
+        for name in ("train", "val", "test")
+    }
+    if not split["train"] or not (split["val"] or split["test"]):
+        raise ConfigError(f"{config.data.manifest}: needs train videos and val or test videos")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "settings.json", {"run": str(run.folder), **asdict(settings)})
+
+    seed_everything(settings.seed, deterministic=True)
+    channels = split["train"][0].features.shape[1]
+    model = VideoAttentionClassifier(
+        channels,
+        len(classes),
+        heads=settings.heads,
+        d_att=settings.d_att,
+        dropout=settings.dropout,
+        positional=settings.positional,
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    monitor = split["val"] or split["test"]
+    best_loss, bad, metrics = float("inf"), 0, []
+    for epoch in range(settings.epochs):
+        rng = np.random.default_rng([settings.seed, epoch])
+        order = rng.permutation(len(split["train"]))
+        model.train()
+        total = 0.0
+        for first in range(0, len(order), settings.batch_size):
+            chosen = [split["train"][i] for i in order[first : first + settings.batch_size]]
+            windows = []
+            for sequence in chosen:
+                length = len(sequence.features)
+                start = int(rng.integers(0, max(length - settings.range_frames, 0) + 1))
+                windows.append((start, min(start + settings.range_frames, length)))
+            features, mask, labels = _batch(chosen, windows, device)
+            loss = F.cross_entropy(model(features, mask), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(chosen)
+        outcome, _ = _evaluate(model, monitor, device)
+        line = {
+            "epoch": epoch + 1,
+            "train_loss": total / len(order),
+            "val_loss": outcome.loss,
+            "val_accuracy": outcome.accuracy,
+        }
+        metrics.append(line)
+        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+        if outcome.loss < best_loss:
+            best_loss, bad = outcome.loss, 0
+            save_checkpoint(
+                folder / "checkpoints" / "best.pt",
+                {"model": model.state_dict(), "epoch": epoch + 1},
+                {"epoch": epoch + 1, "metrics": line, "classes": classes},
+            )
+        else:
+            bad += 1
+            if bad >= settings.patience:
+                break
+    state = load_checkpoint(folder / "checkpoints" / "best.pt")
+    model.load_state_dict(state["model"])
+    results: dict[str, Any] = {}
+    for name in ("val", "test"):
+        if split[name]:
+            outcome, matrices = _evaluate(model, split[name], device)
+            results = write_evaluation(folder / f"eval_{name}", outcome, classes)
+            if name == "test" or not split["test"]:
+                profiles = _profiles(split[name], matrices)
+                atomic_write_json(folder / "attention_profiles.json", profiles)
+                plot_attention_profiles(profiles[:4], folder / "attention_profiles.png")
+    return results
