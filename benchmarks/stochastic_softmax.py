@@ -28,11 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import multiprocessing
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from common import mean_se, run_parallel
 from vidfer.config import RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
@@ -152,14 +150,6 @@ def time_epochs(manifest: Path, repeats: int, epochs: int, out: Path) -> dict[st
     return times
 
 
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (0 for a single value)."""
-    array = np.asarray(values, dtype=float)
-    if len(array) < 2:
-        return float(array.mean()), 0.0
-    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(len(array)))
-
-
 def report(outcomes: Sequence[Outcome], methods: Sequence[str], epochs: int) -> None:
     """Print the Table-3.1-like summary, then every run as a JSON line."""
     header = f"{'method':<14} {'test accuracy':>17} {'epochs to converge':>19} {'spearman':>9}"
@@ -209,13 +199,9 @@ def main() -> None:
         load_dataset(run_config(manifest, "uniform", 0, 1).data)  # prepare once, up front
         # Interleave the methods within each seed so that load changes hit all of them.
         jobs = [(m, s) for s in args.seeds for m in args.methods]
-        with ProcessPoolExecutor(
-            args.jobs, mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
-            futures = [
-                pool.submit(one_run, str(manifest), m, s, args.epochs, str(out)) for m, s in jobs
-            ]
-            outcomes = [future.result() for future in futures]
+        outcomes = run_parallel(
+            one_run, [(str(manifest), m, s, args.epochs, str(out)) for m, s in jobs], args.jobs
+        )
         times = time_epochs(manifest, args.timing_repeats, 2, out) if args.timing_repeats else {}
     print(
         f"expressions: 4 classes, {args.videos_per_class} videos per class, {SIZE}x{SIZE}, "

@@ -37,7 +37,7 @@ MODULES: dict[str, tuple[str, dict[str, Any]]] = {
 def tiny(name: str, attention: dict[str, Any] | None = None) -> ModelConfig:
     width = 0.25 if name == "i3d_mini_xception" else 0.125
     params: dict[str, Any] = {"width": width}
-    if name == "c3d":
+    if name in ("c3d", "fstcn"):
         params["in_size"] = 32
     return ModelConfig.model_validate({"name": name, "params": params, "attention": attention})
 
@@ -53,7 +53,8 @@ def test_every_module_on_every_model(module: str) -> None:
         base.load_state_dict(model.base.state_dict())
         model.eval()
         base.eval()
-        frames = 32 if model_name == "c3d" else 11  # any length for the dense models
+        # Any length for the dense models; C3D two windows, FstCN one clip pair.
+        frames = {"c3d": 32, "fstcn": 10}.get(model_name, 11)
         size = 32 if model_name == "c3d" else 64  # 2x2 feature positions or more
         clip = torch.randn(2, 3, frames, size, size)
         with torch.no_grad():

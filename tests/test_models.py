@@ -26,7 +26,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def _clip_length(model: VideoModel, wanted: int = 8) -> int:
-    # Unpadded models need at least a receptive field of frames; 2 more give 3 output steps.
+    # Fixed-clip models take one clip; unpadded dense models need at least a receptive field
+    # of frames (2 more give 3 output steps).
+    if not model.geometry.dense:
+        return model.geometry.receptive_field
     if model.geometry.padding == 0:
         return max(wanted, model.geometry.receptive_field + 2)
     return wanted

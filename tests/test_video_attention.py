@@ -109,3 +109,13 @@ def test_padding_does_not_change_a_video_score() -> None:
     profile = attention_profile(model.weights[0], 5)
     assert profile.shape == (5,) and float(profile.sum()) == pytest.approx(1.0)
     assert float(model.weights[0, :5, 5:].abs().sum()) == 0.0  # padding gets no attention
+
+
+def test_transformer_regions_for_the_maps() -> None:
+    from vidfer.evaluation.attention_maps import sampled_boxes
+
+    identity = torch.eye(3, 4)
+    boxes = sampled_boxes(identity, steps=2)
+    assert boxes[0] == [[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]] == boxes[1]
+    zoom = torch.tensor([[[0.5, 0.0, 0.25], [0.0, 0.5, 0.0]]])  # (T'=1, 2, 3): half size, right
+    assert sampled_boxes(zoom, steps=1)[0][0] == [-0.25, -0.5]

@@ -199,12 +199,25 @@ class TrainConfig(_Section):
     plot_videos: list[str] = Field(default_factory=list)
 
 
+class ViewsConfig(_Section):
+    """Multi-view testing (``eval.mode: views``; FstCN §2.4)."""
+
+    clips: int = Field(5, ge=1)  # evenly spaced clips (pairs) per video, from the run's sampler
+    crops: Literal[1, 9] = 9  # centre crop, or the 3x3 grid of crops
+    flip: bool = True  # and their horizontal flips
+    resize: int | None = Field(None, ge=8)  # short side before cropping (None: as stored)
+    view_fusion: Literal["sci", "mean"] = "sci"  # over the crops of one clip (eq. 6)
+    clip_fusion: Literal["max", "mean"] = "max"  # over the clips (eq. 7)
+
+
 class EvalConfig(_Section):
     """Whole-video evaluation.
 
     Attributes:
         mode: ``dense`` scores each video in one pass when the model allows it, ``windows`` slides
-            a clip of ``clip_len`` frames with ``stride`` over the video.
+            a clip of ``clip_len`` frames with ``stride`` over the video, ``views`` scores
+            evenly spaced clips from the run's sampler in several crops and fuses them
+            (``views``).
         clip_len: Window length for ``windows`` mode (and the minimum input length).
         stride: Window step for ``windows`` mode.
         batch_size: Windows per forward pass in ``windows`` mode.
@@ -213,11 +226,12 @@ class EvalConfig(_Section):
             poolings without learned parameters are accepted here.
     """
 
-    mode: Literal["dense", "windows"] = "dense"
+    mode: Literal["dense", "windows", "views"] = "dense"
     clip_len: int = Field(16, ge=1)
     stride: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
     pooling: PoolingConfig | None = None
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
 
 
 class RunConfig(_Section):

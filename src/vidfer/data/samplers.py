@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vidfer.config import SamplerConfig
+from vidfer.errors import ConfigError
 from vidfer.registry import SAMPLERS
 
 
@@ -48,7 +49,7 @@ class ClipSampler(abc.ABC):
 
     def __init__(self, clip_len: int = 16, stride: int = 1, num_clips: int = 1) -> None:
         if clip_len < 1 or stride < 1 or num_clips < 1:
-            raise ValueError("clip_len, stride and num_clips must be >= 1")
+            raise ConfigError("sampler: clip_len, stride and num_clips must be >= 1")
         self.clip_len = clip_len
         self.stride = stride
         self.num_clips = num_clips
@@ -80,6 +81,12 @@ class ClipSampler(abc.ABC):
         if num_frames < 1:
             raise ValueError("a video needs at least one frame")
         return self.frames(self.starts(video, num_frames, rng), num_frames)
+
+    def test_starts(self, num_frames: int, count: int) -> np.ndarray:
+        """``count`` evenly spaced starts ``(count,)`` covering the video, for evaluation."""
+        if num_frames <= self.span:
+            return np.full(count, short_start(num_frames, self.span))
+        return np.linspace(0, num_frames - self.span, count).round().astype(np.int64)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch (from 0) of the next draws."""
@@ -147,7 +154,7 @@ class EveryWindow(ClipSampler):
     ) -> None:
         super().__init__(clip_len, stride, num_clips)
         if window_step < 1:
-            raise ValueError("window_step must be >= 1")
+            raise ConfigError("sampler every_window: window_step must be >= 1")
         self.window_step = window_step
 
     def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -198,6 +205,47 @@ class StridedClips(ClipSampler):
             )
             return rng.integers(low.astype(np.int64), high.astype(np.int64))
         return np.floor((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+
+
+@SAMPLERS.register("clip_pairs")
+class ClipPairs(ClipSampler):
+    """FstCN's clip pairs (Sun et al. §2.2): ``num_clips`` clips of ``clip_len`` frames taken
+    every ``stride`` frames, each followed by the same frames ``offset`` later, from which the
+    model computes the difference clip ``|V(t) - V(t + offset)|``.
+
+    Frame indices are ``(num_clips, 2 * clip_len)``: the clip, then its partner frames (clamped
+    at the last frame). Starts are random; evaluation takes evenly spaced ones
+    (:meth:`ClipSampler.test_starts`).
+
+    Args:
+        clip_len: ``l_t`` (default 5).
+        stride: ``s_t`` (default 5).
+        num_clips: Pairs per video (default 5).
+        offset: ``d_t`` (default 9).
+    """
+
+    def __init__(
+        self, clip_len: int = 5, stride: int = 5, num_clips: int = 5, offset: int = 9
+    ) -> None:
+        super().__init__(clip_len, stride, num_clips)
+        if offset < 1:
+            raise ConfigError("sampler clip_pairs: offset must be >= 1")
+        self.offset = offset
+
+    @property
+    def span(self) -> int:
+        """Frames covered by a pair: the clip and its partner frames."""
+        return (self.clip_len - 1) * self.stride + 1 + self.offset
+
+    def starts(self, video: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        if num_frames <= self.span:
+            return np.full(self.num_clips, short_start(num_frames, self.span))
+        return rng.integers(0, num_frames - self.span + 1, size=self.num_clips)
+
+    def frames(self, starts: np.ndarray, num_frames: int) -> np.ndarray:
+        clips = super().frames(starts, num_frames)  # (n, clip_len)
+        partners = super().frames(starts + self.offset, num_frames)  # (n, clip_len)
+        return np.concatenate([clips, partners], axis=1)  # (n, 2 * clip_len)
 
 
 def build_sampler(name: str, **params: Any) -> ClipSampler:

@@ -32,6 +32,21 @@ from vidfer.viz.attention import plot_attention_maps
 log = logging.getLogger(__name__)
 
 
+def sampled_boxes(theta: torch.Tensor, steps: int) -> list[list[list[float]]]:
+    """Per score step, the 4 corners ``(x, y)`` in [-1, 1] of the region a transformer network
+    samples: the output's corners mapped by the spatial part of ``theta``.
+
+    Args:
+        theta: One video's parameters, ``(T', 2, 3)`` (per frame) or ``(3, 4)`` (whole clip).
+        steps: Score steps ``T'``.
+    """
+    if theta.ndim == 2:  # (3, 4) on (x, y, t): keep x, y rows and their x, y and shift columns
+        theta = theta[:2][:, [0, 1, 3]].expand(steps, 2, 3)
+    corners = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])
+    boxes = theta.float().cpu() @ corners.T  # (T', 2, 3) @ (3, 4) -> (T', 2, 4)
+    return boxes.transpose(1, 2).tolist()  # (T', 4, 2)
+
+
 @torch.no_grad()
 def attention_maps(
     model: AttentiveModel,
@@ -52,12 +67,15 @@ def attention_maps(
             maps = model.attention.maps
             temporal = maps.get("temporal")
             spatial = maps.get("spatial")
+            theta = maps.get("theta")
+            steps = len(score_map.centres)
             out.append(
                 {
                     "video_id": item.row.video_id,
                     "centres": score_map.centres.tolist(),
                     "profile": temporal[0].float().cpu().tolist() if temporal is not None else [],
                     "spatial": spatial[0].float().cpu().tolist() if spatial is not None else None,
+                    "boxes": sampled_boxes(theta[0], steps) if theta is not None else None,
                     "frame_labels": list(item.frame_labels) if item.frame_labels else None,
                 }
             )

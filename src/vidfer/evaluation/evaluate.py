@@ -17,11 +17,13 @@ from torch import nn
 from vidfer.config import RunConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import load_dataset
+from vidfer.data.samplers import sampler_from_config
 from vidfer.data.store import PreparedStore
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import ConfigError
 from vidfer.evaluation.metrics import classification_metrics
 from vidfer.evaluation.scoring import score_video, video_logits
+from vidfer.evaluation.views import views_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.models import build_pooling
 from vidfer.models.base import VideoModel
@@ -64,14 +66,19 @@ def evaluate_items(
 ) -> EvalOutcome:
     """Score every video whole (one pass or sliding windows) and compute the metrics.
 
-    The video-level pooling is ``config.eval.pooling`` when set, else ``pooling``.
+    The video-level pooling is ``config.eval.pooling`` when set, else ``pooling``; in
+    ``views`` mode, the fusion of :mod:`vidfer.evaluation.views` replaces it.
     """
     model.eval()
     pooling = eval_pooling(config, pooling, model.num_classes)
     pooling.eval()
     transform = build_clip_transform(config.transforms, train=False)
+    sampler = sampler_from_config(config.sampler)
     logits = []
     for item in track(items, total=len(items), description="evaluating"):
+        if config.eval.mode == "views":
+            logits.append(views_logits(model, store.frames(item.key), sampler, config, device))
+            continue
         clip = transform(store.frames(item.key)).to(device)  # (C, T, S, S)
         logits.append(video_logits(score_video(model, clip, config.eval), pooling).float().cpu())
     scores = torch.stack(logits)  # (N, K)

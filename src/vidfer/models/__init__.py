@@ -13,6 +13,7 @@ from vidfer.config import ModelConfig
 from vidfer.models.attention import AttentionModule, AttentiveModel, build_attention
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.c3d import C3D, c3d
+from vidfer.models.fstcn import FstCN
 from vidfer.models.heads import ConvHead
 from vidfer.models.inflate import (
     I3DVGG16,
@@ -36,6 +37,7 @@ __all__ = [
     "AttentionModule",
     "AttentiveModel",
     "ConvHead",
+    "FstCN",
     "I3DMiniXception",
     "R2Plus1D",
     "ResNeXt3D",

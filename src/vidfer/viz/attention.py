@@ -1,7 +1,8 @@
 """Attention plots: maps over face frames and temporal profiles (thesis Figures 4.7-4.22).
 
 - :func:`plot_attention_maps`: for a video scored by a model with an attention module, a few
-  frames with the module's spatial weights overlaid, above its temporal profile.
+  frames with the module's spatial weights (or a transformer network's sampled region)
+  overlaid, next to its temporal profile.
 - :func:`plot_attention_profiles`: for the video-level model, the query-key attention matrix and
   the temporal profile (mean over queries) against the per-frame labels when present.
 """
@@ -21,7 +22,8 @@ from vidfer.viz.plots import save_figure
 
 def _profile_axis(axis: Any, entry: dict[str, Any]) -> None:
     """Temporal profile over frames, with the frame labels on a second axis when present."""
-    axis.plot(entry["centres"], entry["profile"], color="tab:blue", label="attention")
+    if len(entry["profile"]):
+        axis.plot(entry["centres"], entry["profile"], color="tab:blue", label="attention")
     axis.set(xlabel="frame", ylabel="attention", ylim=(0, None))
     axis.grid(alpha=0.3)
     if entry.get("frame_labels") is not None:
@@ -74,6 +76,12 @@ def plot_attention_maps(
                 size = (frame.shape[1], frame.shape[0])
                 upsampled = cv2.resize(weights, size, interpolation=cv2.INTER_LINEAR)
                 axis.imshow(upsampled, cmap="jet", alpha=0.45)
+            if entry.get("boxes") is not None:
+                # Normalised corners -> pixels: +-1 are the image edges (align_corners=False).
+                corners = (np.asarray(entry["boxes"][step]) + 1) / 2  # (4, 2) in [0, 1]
+                corners = corners * [frame.shape[1], frame.shape[0]] - 0.5
+                closed = np.vstack([corners, corners[:1]])
+                axis.plot(closed[:, 0], closed[:, 1], color="yellow", linewidth=1.5)
             axis.set(title=f"frame {frame_index}", xticks=[], yticks=[])
         axes[row, 0].set_ylabel(entry["video_id"])
         _profile_axis(axes[row, shown], entry)

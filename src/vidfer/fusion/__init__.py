@@ -1,0 +1,1 @@
+"""Decision-level fusion of class-probability scores."""
