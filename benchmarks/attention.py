@@ -34,7 +34,7 @@ import torch
 from scipy.stats import spearmanr
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import mean_se, run_parallel
+from common import add_run_arguments, mean_se, mini_xception_transforms, run_parallel
 from vidfer.config import ModelConfig, RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
@@ -69,13 +69,7 @@ def run_config(manifest: Path, module: str, seed: int, epochs: int) -> RunConfig
             "seed": seed,
             "data": {"manifest": str(manifest), "prepare": {"size": SIZE}, "workers": 2},
             "sampler": {"name": "uniform", "clip_len": CLIP},
-            "transforms": {
-                "size": SIZE,
-                "crop_scale": [0.8, 1.0],
-                "flip": 0.5,
-                "mean": [0.5, 0.5, 0.5],  # the mini-Xception's gray input in [-1, 1]
-                "std": [0.5, 0.5, 0.5],
-            },
+            "transforms": mini_xception_transforms(SIZE),
             "model": {
                 "name": "i3d_mini_xception",
                 "params": {"time_kernel": 3},
@@ -144,8 +138,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--videos-per-class", type=int, default=20)
     parser.add_argument("--modules", nargs="+", default=list(MODULES), choices=list(MODULES))
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (1 thread each)")
-    parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    add_run_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     modules = ["baseline", *[m for m in args.modules if m != "baseline"]]

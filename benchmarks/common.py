@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,3 +34,20 @@ def run_parallel(
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = [pool.submit(function, *job) for job in jobs]
         return [future.result() for future in futures]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--jobs`` and ``--out``, the options every training benchmark has."""
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (1 thread each)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+
+
+def mini_xception_transforms(size: int) -> dict[str, Any]:
+    """Training augmentation for the FER2013 mini-Xception: its gray input in [-1, 1]."""
+    return {
+        "size": size,
+        "crop_scale": [0.8, 1.0],
+        "flip": 0.5,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+    }

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from common import mean_se, run_parallel
+from common import add_run_arguments, mean_se, run_parallel
 from vidfer.config import RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_actions
@@ -82,8 +82,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--videos-per-class", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (1 thread each)")
-    parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    add_run_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     with tempfile.TemporaryDirectory() as tmp:

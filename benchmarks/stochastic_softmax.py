@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from common import mean_se, run_parallel
+from common import add_run_arguments, mean_se, mini_xception_transforms, run_parallel
 from vidfer.config import RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
@@ -70,13 +70,7 @@ def run_config(manifest: Path, method: str, seed: int, epochs: int) -> RunConfig
             "seed": seed,
             "data": {"manifest": str(manifest), "prepare": {"size": SIZE}, "workers": 2},
             "sampler": sampler,
-            "transforms": {
-                "size": SIZE,
-                "crop_scale": [0.8, 1.0],
-                "flip": 0.5,
-                "mean": [0.5, 0.5, 0.5],  # the mini-Xception's gray input in [-1, 1]
-                "std": [0.5, 0.5, 0.5],
-            },
+            "transforms": mini_xception_transforms(SIZE),
             "model": {"name": "i3d_mini_xception", "params": {"time_kernel": 3}},
             "optim": {"name": "adamw", "lr": 0.001, "weight_decay": 0.0001, "schedule": "none"},
             "train": {"epochs": epochs, "batch_size": 8},
@@ -187,8 +181,7 @@ def main() -> None:
         "--methods", nargs="+", default=list(METHODS)[:-1], choices=list(METHODS)[:-1]
     )
     parser.add_argument("--timing-repeats", type=int, default=3, help="0: skip the timing")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (1 thread each)")
-    parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    add_run_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     with tempfile.TemporaryDirectory() as tmp:
