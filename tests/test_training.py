@@ -114,6 +114,8 @@ def test_train_evaluate_predict_through_the_cli(square_dataset, tmp_path):
         (["train", "missing.yaml", "--out", "x"], "missing.yaml: config file not found"),
         (["evaluate", "not_a_run"], "not a vidfer run folder"),
         (["train", "--resume", "nowhere"], "nowhere: not a vidfer run folder"),
+        (["video-attention", "nowhere", "--out", "x"], "nowhere: not a vidfer run folder"),
+        (["attention-maps", "nowhere"], "nowhere: not a vidfer run folder"),
     ],
 )
 def test_cli_user_errors_are_one_line(tmp_path, args, message):
