@@ -42,6 +42,7 @@ def tiny(name: str, attention: dict[str, Any] | None = None) -> ModelConfig:
     return ModelConfig.model_validate({"name": name, "params": params, "attention": attention})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES, ids=list(MODULES))
 def test_every_module_on_every_model(module: str) -> None:
     name, params = MODULES[module]

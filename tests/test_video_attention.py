@@ -62,6 +62,7 @@ def test_training_an_attentive_model_writes_its_maps(attentive_run: Path) -> Non
         attention_maps_of_run(attentive_run, "test", ["nobody"])
 
 
+@pytest.mark.slow
 def test_video_attention_through_the_cli(attentive_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "video"
     command = [sys.executable, "-m", "vidfer", "video-attention", str(attentive_run)]
