@@ -6,7 +6,9 @@ temporal kernel 3, temporally dense) is fine-tuned with one 8-frame 48x48 clip p
 for every sampling method and seed. (A 3D ResNet-18 from scratch does not leave chance level
 within the epochs a CPU benchmark affords on this set; the FER-pretrained 3D model does.)
 
-- ``uniform``: uniform clip sampling, average pooling at test time (the usual baseline);
+- ``uniform``: uniform clip sampling, average pooling at test time (the usual baseline; the
+  same runs are also tested with softmax pooling ``gamma_p = 1``, to separate the effect of the
+  training-clip sampling from that of the test pooling, as the thesis's Table 3.3 does);
 - ``softmax g=0|1|10``: stochastic softmax with ``gamma_s = gamma_p = g`` (3 warm-up epochs,
   5 exploration epochs, then weighted sampling; g=0 is uniform plus the deterministic exploration);
 - ``reinforce g=1``: REINFORCE estimation of the sampling distribution (eq. 3.5), ``gamma_p`` = 1.
@@ -39,10 +41,12 @@ import torch
 from scipy.stats import spearmanr
 
 from common import add_run_arguments, mean_se, mini_xception_transforms, run_parallel
-from vidfer.config import RunConfig, parse_config
+from vidfer.config import PoolingConfig, RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
+from vidfer.evaluation.evaluate import evaluate_items
 from vidfer.training.checkpoint import load_checkpoint
+from vidfer.training.run import RunDir
 from vidfer.training.trainer import train
 
 SIZE = 48
@@ -89,6 +93,19 @@ class Outcome:
     converge_epoch: int
     train_seconds: list[float]
     spearman: float | None
+    accuracy_gamma_p1: float | None = None  # uniform only: tested with softmax pooling, gamma 1
+
+
+def accuracy_with_pooling(config: RunConfig, run: Path, gamma_p: float) -> float:
+    """Test accuracy of a trained run under softmax test pooling with ``gamma_p``."""
+    pooling = {"name": "softmax", "params": {"gamma": gamma_p}}
+    chosen = config.model_copy(
+        update={"eval": config.eval.model_copy(update={"pooling": PoolingConfig(**pooling)})}
+    )
+    data = load_dataset(config.data)
+    model, trained = RunDir(run).load_model("cpu")
+    device = torch.device("cpu")
+    return evaluate_items(model, trained, data.split("test"), data.store, chosen, device).accuracy
 
 
 def intensity_spearman(config: RunConfig, run: Path) -> float | None:
@@ -125,6 +142,9 @@ def one_run(manifest: str, method: str, seed: int, epochs: int, out: str) -> Out
         converge_epoch=int(best["epoch"]),
         train_seconds=[float(line["train_seconds"]) for line in result.metrics],
         spearman=intensity_spearman(config, run),
+        accuracy_gamma_p1=accuracy_with_pooling(config, run, 1.0)
+        if method == "uniform"
+        else None,
     )
 
 
@@ -156,6 +176,10 @@ def report(outcomes: Sequence[Outcome], methods: Sequence[str], epochs: int) -> 
         rhos = [o.spearman for o in runs if o.spearman is not None]
         rho = f"{np.mean(rhos):.3f}" if rhos else "-"
         print(f"{method:<14} {mean:>8.3f} +- {se:.3f} {converge:>19.1f} {rho:>9}")
+        decoupled = [o.accuracy_gamma_p1 for o in runs if o.accuracy_gamma_p1 is not None]
+        if decoupled:
+            mean, se = mean_se(decoupled)
+            print(f"{'  test g_p=1':<14} {mean:>8.3f} +- {se:.3f} {'(same runs)':>19} {'-':>9}")
     seeds = len({o.seed for o in outcomes})
     print(f"({seeds} seeds, {epochs} epochs; epochs to converge: epoch of the best val loss)")
     for o in outcomes:
