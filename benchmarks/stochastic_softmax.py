@@ -142,9 +142,7 @@ def one_run(manifest: str, method: str, seed: int, epochs: int, out: str) -> Out
         converge_epoch=int(best["epoch"]),
         train_seconds=[float(line["train_seconds"]) for line in result.metrics],
         spearman=intensity_spearman(config, run),
-        accuracy_gamma_p1=accuracy_with_pooling(config, run, 1.0)
-        if method == "uniform"
-        else None,
+        accuracy_gamma_p1=accuracy_with_pooling(config, run, 1.0) if method == "uniform" else None,
     )
 
 
