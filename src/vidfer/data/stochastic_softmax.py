@@ -63,12 +63,17 @@ class PositionSampler(ClipSampler):
         stride: Frames between consecutive clip frames.
         num_clips: Must be 1 (one clip per video per epoch).
         gamma: Inverse temperature ``gamma_s`` of the sampling softmax (0: uniform).
-        warmup: Epochs of uniform sampling at the start, without updates.
-        explore: Epochs of deterministic exploration after the warm-up.
+        warmup: Epochs of uniform sampling at the start, without updates (default: the class's
+            ``default_phases[0]``).
+        explore: Epochs of deterministic exploration after the warm-up (default:
+            ``default_phases[1]``).
 
     Raises:
         ConfigError: on an invalid option.
     """
+
+    default_phases = (3, 5)  # (warm-up, exploration) epochs when not configured
+    learns_from_scores = True  # wants the clean clips' scores after the warm-up
 
     def __init__(
         self,
@@ -77,11 +82,13 @@ class PositionSampler(ClipSampler):
         num_clips: int = 1,
         *,
         gamma: float = 1.0,
-        warmup: int = 3,
-        explore: int = 5,
+        warmup: int | None = None,
+        explore: int | None = None,
     ) -> None:
         super().__init__(clip_len, stride, num_clips)
         name = type(self).__name__
+        warmup = self.default_phases[0] if warmup is None else warmup
+        explore = self.default_phases[1] if explore is None else explore
         if num_clips != 1:
             raise ConfigError(f"sampler {name}: num_clips must be 1 (one clip per video and epoch)")
         if not gamma >= 0 or warmup < 0 or explore < 0:
@@ -109,6 +116,9 @@ class PositionSampler(ClipSampler):
         del frame_labels
         self.values = [np.zeros(self.positions(n)) for n in num_frames]
         self.history = [[] for _ in num_frames]
+
+    def wants_scores(self) -> bool:
+        return self.learns_from_scores and self.phase(self.epoch) != "warmup"
 
     def distribution(self, video: int) -> np.ndarray:
         """The sampling distribution ``(N,)`` of a video over its start positions (eq. 3.8)."""
@@ -168,8 +178,8 @@ class StochasticSoftmax(PositionSampler):
         stride: Frames between consecutive clip frames.
         num_clips: Must be 1.
         gamma: Inverse temperature ``gamma_s`` (thesis: 0, 0.5, 1, 10; 1 is best on AFEW).
-        warmup: Uniform warm-up epochs (thesis: 3).
-        explore: Deterministic exploration epochs (thesis: 5).
+        warmup: Uniform warm-up epochs (default 3, the thesis's).
+        explore: Deterministic exploration epochs (default 5, the thesis's).
         radius: ``F`` of eq. (3.9), the positions an update reaches on each side (default:
             ``clip_len``, the thesis's 16 frames for 16-frame clips).
         score: ``"logit"`` (the thesis: the clip's logit of the video's class) or
@@ -186,8 +196,8 @@ class StochasticSoftmax(PositionSampler):
         num_clips: int = 1,
         *,
         gamma: float = 1.0,
-        warmup: int = 3,
-        explore: int = 5,
+        warmup: int | None = None,
+        explore: int | None = None,
         radius: int | None = None,
         score: str = "logit",
     ) -> None:
@@ -200,9 +210,6 @@ class StochasticSoftmax(PositionSampler):
         if self.radius < 1:
             raise ConfigError("sampler stochastic_softmax: radius must be >= 1")
         self.score = score
-
-    def wants_scores(self) -> bool:
-        return self.phase(self.epoch) != "warmup"
 
     def update(self, video: int, position: int, logits: np.ndarray, label: int, phase: str) -> None:
         score = float(logits[label])
@@ -232,13 +239,15 @@ class Reinforce(PositionSampler):
         stride: Frames between consecutive clip frames.
         num_clips: Must be 1.
         gamma: Inverse temperature of the sampling softmax.
-        warmup: Uniform warm-up epochs without updates.
+        warmup: Uniform warm-up epochs without updates (default 3).
         explore: Deterministic exploration epochs (default 0: REINFORCE starts from uniform).
         lr: Step size of the parameter updates.
 
     Raises:
         ConfigError: on an invalid option.
     """
+
+    default_phases = (3, 0)
 
     def __init__(
         self,
@@ -247,8 +256,8 @@ class Reinforce(PositionSampler):
         num_clips: int = 1,
         *,
         gamma: float = 1.0,
-        warmup: int = 3,
-        explore: int = 0,
+        warmup: int | None = None,
+        explore: int | None = None,
         lr: float = 1.0,
     ) -> None:
         super().__init__(clip_len, stride, num_clips, gamma=gamma, warmup=warmup, explore=explore)
@@ -256,9 +265,6 @@ class Reinforce(PositionSampler):
             raise ConfigError("sampler reinforce: lr must be > 0")
         self.lr = lr
         self.baseline: float | None = None
-
-    def wants_scores(self) -> bool:
-        return self.phase(self.epoch) != "warmup"
 
     def update(self, video: int, position: int, logits: np.ndarray, label: int, phase: str) -> None:
         log_probs = logits.astype(np.float64) - np.logaddexp.reduce(logits.astype(np.float64))
@@ -296,17 +302,8 @@ class Guided(PositionSampler):
         ConfigError: on an invalid option, or (when bound) a video without frame labels.
     """
 
-    def __init__(
-        self,
-        clip_len: int = 16,
-        stride: int = 1,
-        num_clips: int = 1,
-        *,
-        gamma: float = 1.0,
-        warmup: int = 0,
-        explore: int = 0,
-    ) -> None:
-        super().__init__(clip_len, stride, num_clips, gamma=gamma, warmup=warmup, explore=explore)
+    default_phases = (0, 0)  # the labels are meaningful from the first epoch
+    learns_from_scores = False
 
     def bind(
         self, num_frames: Sequence[int], frame_labels: Sequence[Sequence[float] | None]
