@@ -120,3 +120,23 @@ def test_train_and_test_with_views_and_sci(square_dataset, tmp_path) -> None:
     predictions = (tmp_path / "run" / "eval_test" / "predictions.csv").read_text().splitlines()
     probabilities = [float(v) for v in predictions[1].split(",")[3:]]
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_views_crop_from_the_stored_frames() -> None:
+    from vidfer.config import parse_config
+    from vidfer.evaluation.views import views_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (4, 32, 40, 3), dtype=np.uint8)
+
+    def video(**views: object) -> torch.Tensor:
+        raw = {"data": {"manifest": "m.csv"}, "transforms": {"size": 28}, "eval": {"views": views}}
+        config = parse_config(raw)
+        return views_video(frames, config)
+
+    assert video().shape == (4, 3, 32, 40)  # as stored: 9 distinct 28x28 crops
+    assert video(resize=36).shape == (4, 3, 36, 45)
+    small = np.zeros((2, 20, 20, 3), dtype=np.uint8)
+    config = parse_config({"data": {"manifest": "m.csv"}, "transforms": {"size": 28}})
+    assert views_video(small, config).shape == (2, 3, 28, 28)  # upsized to the crop
+    crops = crop_views(video(), 28, crops=9, flip=False)
+    assert not torch.equal(crops[0], crops[8])

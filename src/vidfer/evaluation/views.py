@@ -39,6 +39,25 @@ def crop_views(video: torch.Tensor, size: int, crops: int, flip: bool) -> torch.
     return torch.stack(views)
 
 
+def views_video(frames: np.ndarray, config: RunConfig) -> torch.Tensor:
+    """Stored frames ``(T, H, W, C)`` as normalised floats ``(T, C, H', W')`` to crop views from.
+
+    The short side becomes ``eval.views.resize`` when set; otherwise the frames keep their stored
+    size, unless it is smaller than the crop (``transforms.size``), which it is then resized to.
+    """
+    size, resize = config.transforms.size, config.eval.views.resize
+    if resize is None and min(frames.shape[1:3]) < size:
+        resize = size
+    steps: list[v2.Transform] = []
+    if resize is not None:
+        steps.append(v2.Resize(max(resize, size), antialias=True))
+    steps += [
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(config.transforms.mean, config.transforms.std),
+    ]
+    return v2.Compose(steps)(frames_to_video(frames)).as_subclass(torch.Tensor)
+
+
 @torch.no_grad()
 def views_logits(
     model: VideoModel,
@@ -49,18 +68,13 @@ def views_logits(
 ) -> torch.Tensor:
     """Video scores ``(K,)`` (log of the fused probabilities) of stored frames ``(T, H, W, C)``."""
     views = config.eval.views
-    size = config.transforms.size
-    resize = views.resize or size
-    steps = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(config.transforms.mean,
-             config.transforms.std)]  # fmt: skip
-    if min(frames.shape[1:3]) != resize:
-        steps.insert(0, v2.Resize(max(resize, size), antialias=True))
-    video = v2.Compose(steps)(frames_to_video(frames)).as_subclass(torch.Tensor)  # (T, C, H, W)
+    video = views_video(frames, config)  # (T, C, H, W)
     starts = sampler.test_starts(len(frames), views.clips)
     indices = sampler.frames(starts, len(frames))  # (M, L)
     per_clip = []
     for clip_frames in indices:
-        crops = crop_views(video[torch.as_tensor(clip_frames)], size, views.crops, views.flip)
+        clip = video[torch.as_tensor(clip_frames)]  # (L, C, H, W)
+        crops = crop_views(clip, config.transforms.size, views.crops, views.flip)
         batch = video_to_clip(crops).to(device)  # (V, L, C, s, s) -> (V, C, L, s, s)
         probabilities = F.softmax(model(batch).float().mean(dim=2), dim=1)  # (V, K)
         per_clip.append(FUSIONS[views.view_fusion](probabilities, dim=0))  # (K,)
