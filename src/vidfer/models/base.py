@@ -83,3 +83,18 @@ class VideoModel(nn.Module, abc.ABC):
         """Every parameter that is not in the head."""
         head = {id(p) for p in self.head_parameters()}
         return [p for p in self.parameters() if id(p) not in head]
+
+
+class HeadedVideoModel(VideoModel):
+    """A video model whose whole classifier is one module, ``self.head``, applied to the features
+    (e.g. a :class:`~vidfer.models.heads.ConvHead`)."""
+
+    head: nn.Module
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Score map ``(B, K, T')`` of features ``(B, F, T', H', W')``."""
+        return self.head(features)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of ``self.head``."""
+        return list(self.head.parameters())

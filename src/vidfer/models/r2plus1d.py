@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from vidfer.models.base import VideoModel
+from vidfer.models.base import HeadedVideoModel
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options, init_conv_bn
 from vidfer.models.resnet3d import _scaled, chain_geometry
@@ -106,7 +106,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + shortcut)
 
 
-class R2Plus1D(VideoModel):
+class R2Plus1D(HeadedVideoModel):
     """R(2+1)D-18 with a fully convolutional head.
 
     Args:
@@ -189,14 +189,6 @@ class R2Plus1D(VideoModel):
         """Features ``(B, 512w, T', H/16, W/16)`` of a clip ``(B, C, T, H, W)``."""
         x = self.stem(self.input_dropout(x))  # (B, 64w, T, H/2, W/2)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Score map ``(B, K, T')`` of features ``(B, F, T', H', W')``."""
-        return self.head(features)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the 1x1x1 classifier head."""
-        return list(self.head.parameters())
 
 
 @MODELS.register("r2plus1d_18")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vidfer.errors import CheckpointError, ConfigError
-from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.base import HeadedVideoModel, TemporalGeometry
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options, init_conv_bn
 from vidfer.registry import MODELS
@@ -152,7 +152,7 @@ def _make_layer(
     return nn.Sequential(first, *rest)
 
 
-class ResNet3D(VideoModel):
+class ResNet3D(HeadedVideoModel):
     """3D ResNet with BasicBlocks and a fully convolutional head.
 
     Args:
@@ -267,14 +267,6 @@ class ResNet3D(VideoModel):
         for layer in self._layers():
             x = layer(x)
         return x  # (B, 512w, T', H/16, W/16)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Score map ``(B, K, T')`` of features ``(B, F, T', H', W')``."""
-        return self.head(features)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the 1x1x1 classifier head."""
-        return list(self.head.parameters())
 
     def load_backbone(self, state: Mapping[str, torch.Tensor], *, source: str) -> None:
         """Load backbone weights from a state dict (e.g. torchvision's ``r3d_18``).

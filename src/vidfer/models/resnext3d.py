@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.base import HeadedVideoModel, TemporalGeometry
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options, init_conv_bn
 from vidfer.models.resnet3d import chain_geometry
@@ -90,7 +90,7 @@ def _then(first: TemporalGeometry, second: TemporalGeometry) -> TemporalGeometry
     )
 
 
-class ResNeXt3D(VideoModel):
+class ResNeXt3D(HeadedVideoModel):
     """3D ResNeXt with bottleneck blocks and a fully convolutional head.
 
     Args:
@@ -174,14 +174,6 @@ class ResNeXt3D(VideoModel):
         x = self.relu(self.bn1(self.conv1(self.input_dropout(x))))  # (B, 64w, T, H/2, W/2)
         x = self.maxpool(x)  # (B, 64w, T / st, H/4, W/4)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Score map ``(B, K, T')`` of features ``(B, F, T', H', W')``."""
-        return self.head(features)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the 1x1x1 classifier head."""
-        return list(self.head.parameters())
 
 
 @MODELS.register("resnext3d_101")
