@@ -50,5 +50,8 @@ def test_bad_arguments_fail_clearly(tmp_path):
     result = vidfer("synth", "actions", str(tmp_path / "x"), "--videos-per-class", "1")
     assert result.returncode == 2 and "videos_per_class" in result.stderr
     assert "Traceback" not in result.stderr
+    result = vidfer("synth", "expressions", str(tmp_path / "e"), "--scenes")
+    assert result.returncode == 2 and "--scenes" in result.stderr
+    assert not (tmp_path / "e").exists()
     result = vidfer("manifest", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "not a folder" in result.stderr

@@ -14,6 +14,7 @@ import pytest
 from vidfer.data.synth import (
     ACTION_CLASSES,
     EXPRESSION_CLASSES,
+    SCENE_ACTION_CLASSES,
     SYNTH_DATASETS,
     make_actions,
     make_expressions,
@@ -164,6 +165,7 @@ def figure_mask(frames: np.ndarray) -> np.ndarray:
 def motion(frames: np.ndarray) -> np.ndarray:
     """Mean horizontal step (signed, px/frame) and mean vertical |step| of the figure."""
     mask = figure_mask(frames)
+    mask &= ~mask.all(axis=0)  # not a static landmark (scenes)
     _, height, width = mask.shape
     # Circular mean of the column: the walkers wrap around the frame's edges.
     angles = np.exp(2j * np.pi * np.arange(width) / width)
@@ -235,3 +237,30 @@ def test_action_motion_per_class(action_videos: list[tuple[str, int, np.ndarray]
         for index in range(len(ACTION_CLASSES))
     ]
     assert max(areas) / min(areas) < 1.25
+
+
+def test_scene_actions_need_appearance_and_motion(tmp_path: Path) -> None:
+    """Motion splits walk from jump; a static landmark, invisible in differences, splits scenes.
+
+    Per walking video: the landmark is the set of pixels far from the background colour in
+    *every* frame (the walker moves on; a jumper's torso would stay); its outline tells a house
+    (wide at the bottom) from a tree (narrow trunk under a round crown).
+    """
+    manifest = make_actions(tmp_path, videos_per_class=3, size=48, scenes=True)
+    rows = read_rows(manifest)
+    assert [r["label"] for r in rows[:4]] == list(SCENE_ACTION_CLASSES)
+    for row in rows:
+        frames = decode(manifest.parent / row["path"]).frames
+        motion_name, scene = row["label"].split("_")
+        dx = motion(frames)[0]
+        assert (dx > 0.2) if motion_name == "walk" else (abs(dx) < 0.1), row["label"]
+        if motion_name != "walk":
+            continue
+        # Landmark: off-background in every frame. (T, H, W) -> (H, W)
+        landmark = figure_mask(frames).all(axis=0)
+        assert landmark.sum() > 40
+        rows_hit = np.flatnonzero(landmark.any(axis=1))
+        bottom = landmark[rows_hit[-1] - 1].sum()  # width one row above the lowest one
+        widest = landmark.sum(axis=1).max()
+        # House: the wall is nearly as wide as the widest row; tree: the trunk is thin.
+        assert (bottom > 0.6 * widest) == (scene == "town"), row["label"]

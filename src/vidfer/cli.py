@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from vidfer.errors import VidferError
+from vidfer.errors import ConfigError, VidferError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,9 +26,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from vidfer.data.synth import SYNTH_DATASETS
 
     make = SYNTH_DATASETS[args.name]
-    kwargs = {"seed": args.seed}
+    kwargs: dict[str, int | bool] = {"seed": args.seed}
     if args.videos_per_class is not None:
         kwargs["videos_per_class"] = args.videos_per_class
+    if args.scenes:
+        if args.name != "actions":
+            raise ConfigError("--scenes: only the 'actions' dataset has scenes; drop the option")
+        kwargs["scenes"] = True
     manifest = make(Path(args.out), **kwargs)
     console.print(f"wrote {manifest}")
     return 0
@@ -210,6 +214,11 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("out", help="output folder")
     synth.add_argument("--videos-per-class", type=int, default=None)
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--scenes",
+        action="store_true",
+        help="actions only: classes walk/jump x town/park, needing appearance and motion",
+    )
 
     manifest = add(
         "manifest",

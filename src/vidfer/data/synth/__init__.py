@@ -8,7 +8,8 @@ spatio-temporal model can solve it:
   (expression intensity, occlusion by a "hand") is saved in ``intensity.jsonl``.
 * ``actions``: a stick figure on a textured background; the four classes differ only in how the
   figure moves. Its position, pose and appearance at any single frame follow the same
-  distribution in every class, so a single-frame classifier stays at chance.
+  distribution in every class, so a single-frame classifier stays at chance. Its ``scenes``
+  variant (``SCENE_ACTION_CLASSES``: walk or jump x house or tree) needs appearance and motion.
 
 Layout: ``out_dir/videos/<label>/<video_id>.mp4`` and ``out_dir/manifest.csv`` (columns
 ``path,label,split,subject,video_id``). Every subject (face or actor) performs every class once,
@@ -21,12 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from vidfer.data.synth.actions import ACTION_CLASSES, make_actions
+from vidfer.data.synth.actions import ACTION_CLASSES, SCENE_ACTION_CLASSES, make_actions
 from vidfer.data.synth.expressions import EXPRESSION_CLASSES, make_expressions
 
 __all__ = [
     "ACTION_CLASSES",
     "EXPRESSION_CLASSES",
+    "SCENE_ACTION_CLASSES",
     "SYNTH_DATASETS",
     "make_actions",
     "make_expressions",
@@ -37,4 +39,6 @@ SYNTH_DATASETS: dict[str, Callable[..., Path]] = {
     "expressions": make_expressions,
     "actions": make_actions,
 }
-"""Dataset name -> generator; each takes ``(out_dir, *, videos_per_class, seed, size, fps)``."""
+"""Dataset name -> generator; each takes ``(out_dir, *, videos_per_class, seed, size, fps)``.
+
+``make_actions`` also takes ``scenes``."""

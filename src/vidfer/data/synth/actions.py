@@ -1,4 +1,9 @@
-"""The synthetic ``actions`` dataset: a stick figure whose classes differ only in motion."""
+"""The synthetic ``actions`` dataset: a stick figure whose classes differ only in motion.
+
+With ``scenes=True`` the classes are instead motion x scene (``SCENE_ACTION_CLASSES``): a walk
+or a jump, in front of a house ("town") or a tree ("park"). Neither a single frame (no motion)
+nor the frame differences (the static scene cancels out) tell all four apart; both together do.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 
 from vidfer.data.synth.common import (
     AA,
+    ONE,
     SHIFT,
     FloatArray,
     Sample,
@@ -26,6 +32,7 @@ from vidfer.data.synth.common import (
 )
 
 ACTION_CLASSES = ("walk_left", "walk_right", "run_right", "jump")
+SCENE_ACTION_CLASSES = ("walk_town", "walk_park", "jump_town", "jump_park")
 
 # --------------------------------------------------------------------------------------------
 # Actions.
@@ -53,8 +60,10 @@ class _Actor:
         return cls(colour, height, max(1, round(height / 8)), rng.uniform(0.35, 0.6))
 
 
-def _render_action(rng: np.random.Generator, actor: _Actor, label: str, size: int) -> Video:
-    """One action video. Only the motion depends on ``label``.
+def _render_action(
+    rng: np.random.Generator, actor: _Actor, label: str, size: int, scene: str | None = None
+) -> Video:
+    """One action video. Only the motion depends on ``label``; ``scene`` adds a landmark.
 
     At any single frame, every class has the same distribution of position (walkers wrap
     around horizontally and start anywhere; the jumper stands anywhere), height above the
@@ -78,6 +87,8 @@ def _render_action(rng: np.random.Generator, actor: _Actor, label: str, size: in
 
     base = np.full(3, rng.uniform(60, 160)) + rng.uniform(-10, 10, 3)
     background = np.clip(texture(rng, size, base, 8.0), 0, 255).astype(np.uint8)
+    if scene is not None:
+        _draw_landmark(rng, background, scene, float(base.mean()))
     frames = np.empty((length, size, size, 3), dtype=np.uint8)
     for i in range(length):
         frame = background.copy()
@@ -104,6 +115,31 @@ def _draw_figure(frame: Video, actor: _Actor, x: float, feet: float, angle: floa
     cv2.circle(frame, pt(x, neck_y - head), fix(head), colour, -1, AA, SHIFT)
 
 
+def _draw_landmark(rng: np.random.Generator, frame: Video, scene: str, level: float) -> None:
+    """A static house ("town") or tree ("park") in a random muted colour, near the centre.
+
+    Both landmarks have the same colour distribution and about the same area, so only their
+    shape tells the scene apart. Their brightness stays clear of the background ``level``.
+    """
+    size = frame.shape[0]
+    value = rng.uniform(20, 40) if level > 110 else rng.uniform(220, 250)
+    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(40, 110), value]]])
+    colour = as_colour(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(float))
+    x, y = rng.uniform(0.35, 0.65, 2) * size  # landmark centre
+    r = rng.uniform(0.14, 0.2) * size  # half its width
+    if scene == "town":  # a square wall under a triangular roof
+        top = y - 0.2 * r
+        wall = np.array([[x - r, top], [x + r, top], [x + r, y + r], [x - r, y + r]])
+        roof = np.array([[x - 1.2 * r, top], [x + 1.2 * r, top], [x, y - r]])
+        for polygon in (wall, roof):
+            cv2.fillPoly(frame, [np.round(polygon * ONE).astype(np.int32)], colour, AA, SHIFT)
+    else:  # a round crown on a thin trunk
+        trunk = np.array([[x - 0.15 * r, y], [x + 0.15 * r, y], [x + 0.15 * r, y + r],
+                          [x - 0.15 * r, y + r]])  # fmt: skip
+        cv2.fillPoly(frame, [np.round(trunk * ONE).astype(np.int32)], colour, AA, SHIFT)
+        cv2.circle(frame, pt(x, y - 0.2 * r), fix(r), colour, -1, AA, SHIFT)
+
+
 def make_actions(
     out_dir: str | os.PathLike[str],
     *,
@@ -111,12 +147,16 @@ def make_actions(
     seed: int = 0,
     size: int = 64,
     fps: float = 25.0,
+    scenes: bool = False,
 ) -> Path:
     """Write the synthetic action dataset.
 
     Classes ``walk_left`` and ``walk_right`` (steady drift at the same speed), ``run_right``
     (about 3x that speed) and ``jump`` (bouncing in place); 32-48 frames per video. The
-    ``subject`` column is the actor: each actor (colour, size) performs every class.
+    ``subject`` column is the actor: each actor (colour, size) performs every class. With
+    ``scenes``, the classes are ``SCENE_ACTION_CLASSES``: ``walk_right`` or ``jump`` in front
+    of a static house (``town``) or tree (``park``), so that appearance and motion are both
+    needed (a model of either alone tops out at 0.5).
 
     Args:
         out_dir: Output folder (created if missing).
@@ -124,6 +164,7 @@ def make_actions(
         seed: Seed of every random choice.
         size: Frame height and width in pixels (even, >= 32).
         fps: Frame rate of the written videos.
+        scenes: Motion x scene classes instead of motion-only ones.
 
     Returns:
         The path of ``manifest.csv``, written last (its presence means the dataset is
@@ -133,15 +174,23 @@ def make_actions(
         ConfigError: An argument is out of range.
     """
     check_args(videos_per_class, size, fps)
-    return write_dataset(out_dir, _action_samples(seed, videos_per_class, size), fps)
+    samples = _action_samples(seed, videos_per_class, size, scenes)
+    return write_dataset(out_dir, samples, fps)
 
 
-def _action_samples(seed: int, n_subjects: int, size: int) -> Iterator[Sample]:
-    splits, seeds = seed_tree(seed, n_subjects, len(ACTION_CLASSES))
+def _action_samples(seed: int, n_subjects: int, size: int, scenes: bool) -> Iterator[Sample]:
+    classes = SCENE_ACTION_CLASSES if scenes else ACTION_CLASSES
+    splits, seeds = seed_tree(seed, n_subjects, len(classes))
     for number, (split, (actor_seed, *video_seeds)) in enumerate(
         zip(splits, seeds, strict=True), start=1
     ):
         actor = _Actor.draw(np.random.default_rng(actor_seed), size)
-        for label, video_seed in zip(ACTION_CLASSES, video_seeds, strict=True):
-            frames = _render_action(np.random.default_rng(video_seed), actor, label, size)
+        for label, video_seed in zip(classes, video_seeds, strict=True):
+            rng = np.random.default_rng(video_seed)
+            if scenes:
+                motion, scene = label.split("_")
+                motion = "walk_right" if motion == "walk" else motion
+                frames = _render_action(rng, actor, motion, size, scene)
+            else:
+                frames = _render_action(rng, actor, label, size)
             yield Sample(f"a{number:02d}", split, label, frames)
