@@ -112,8 +112,9 @@ def main() -> None:
         ]
         results = run_parallel(one_run, jobs, args.jobs)
     print(
-        f"actions ({args.data}): 4 classes (chance 0.25), {args.videos_per_class} videos per class, "
-        f"{args.epochs} epochs, {len(args.seeds)} seeds; test: 5 pairs x 9 crops"
+        f"actions ({args.data}): 4 classes (chance 0.25), "
+        f"{args.videos_per_class} videos per class, {args.epochs} epochs, "
+        f"{len(args.seeds)} seeds; test: 5 pairs x 9 crops"
     )
     rows = [(f"{name} (SCI + max)", name, "sci") for name in PATHS]
     rows.append(("FstCN (averaging)", "FstCN", "mean"))
