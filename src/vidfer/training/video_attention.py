@@ -19,7 +19,6 @@ Output folder::
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
@@ -36,12 +34,18 @@ from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.scoring import feature_sequence
 from vidfer.features.store import FeatureStore
-from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.io.atomic import atomic_write_json
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
 from vidfer.progress import track
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
 from vidfer.training.run import RunDir
+from vidfer.training.sequences import (
+    LabelledSequence,
+    SequenceTraining,
+    fit_sequences,
+    random_window,
+    score_sequences,
+)
 from vidfer.viz.attention import plot_attention_profiles
 
 log = logging.getLogger(__name__)
@@ -137,42 +141,27 @@ def extract_run_features(
     return sequences
 
 
-def _batch(
-    chosen: list[FeatureSequence], windows: list[tuple[int, int]], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded features ``(B, N, C)``, mask ``(B, N)`` and labels ``(B,)``."""
-    longest = max(stop - start for start, stop in windows)
-    channels = chosen[0].features.shape[1]
-    features = torch.zeros(len(chosen), longest, channels)
-    mask = torch.zeros(len(chosen), longest, dtype=torch.bool)
-    for row, (sequence, (start, stop)) in enumerate(zip(chosen, windows, strict=True)):
-        features[row, : stop - start] = torch.from_numpy(np.array(sequence.features[start:stop]))
-        mask[row, : stop - start] = True
-    labels = torch.tensor([sequence.item.row.label_index for sequence in chosen])
-    return features.to(device), mask.to(device), labels.to(device)
+def _labelled(sequences: list[FeatureSequence]) -> list[LabelledSequence]:
+    return [
+        LabelledSequence(s.item.row.video_id, s.item.row.label_index, s.features) for s in sequences
+    ]
 
 
-@torch.no_grad()
 def _evaluate(
     model: VideoAttentionClassifier, sequences: list[FeatureSequence], device: torch.device
 ) -> tuple[EvalOutcome, list[torch.Tensor]]:
     """Whole-video outcome and each video's attention matrix ``(T', T')``."""
-    model.eval()
+    matrices: list[torch.Tensor] = []
     model.record = True
-    logits, matrices = [], []
-    for sequence in sequences:
-        features, mask, _ = _batch([sequence], [(0, len(sequence.features))], device)
-        logits.append(model(features, mask)[0].cpu())
-        matrices.append(model.weights[0].cpu())
-    model.record = False
-    scores = torch.stack(logits)  # (N, K)
-    labels = torch.tensor([s.item.row.label_index for s in sequences])
-    outcome = EvalOutcome(
-        loss=float(F.cross_entropy(scores, labels)),
-        probabilities=scores.softmax(dim=1).numpy(),
-        labels=labels.numpy(),
-        video_ids=[s.item.row.video_id for s in sequences],
-    )
+    try:
+        outcome = score_sequences(
+            model,
+            _labelled(sequences),
+            device,
+            after_each=lambda: matrices.append(model.weights[0].cpu()),
+        )
+    finally:
+        model.record = False
     return outcome, matrices
 
 
@@ -241,48 +230,24 @@ def train_video_attention(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
-    monitor = split["val"] or split["test"]
-    best_loss, bad, metrics = float("inf"), 0, []
-    for epoch in range(settings.epochs):
-        rng = np.random.default_rng([settings.seed, epoch])
-        order = rng.permutation(len(split["train"]))
-        model.train()
-        total = 0.0
-        for first in range(0, len(order), settings.batch_size):
-            chosen = [split["train"][i] for i in order[first : first + settings.batch_size]]
-            windows = []
-            for sequence in chosen:
-                length = len(sequence.features)
-                start = int(rng.integers(0, max(length - settings.range_frames, 0) + 1))
-                windows.append((start, min(start + settings.range_frames, length)))
-            features, mask, labels = _batch(chosen, windows, device)
-            loss = F.cross_entropy(model(features, mask), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(chosen)
-        outcome, _ = _evaluate(model, monitor, device)
-        line = {
-            "epoch": epoch + 1,
-            "train_loss": total / len(order),
-            "val_loss": outcome.loss,
-            "val_accuracy": outcome.accuracy,
-        }
-        metrics.append(line)
-        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-        if outcome.loss < best_loss:
-            best_loss, bad = outcome.loss, 0
-            save_checkpoint(
-                folder / "checkpoints" / "best.pt",
-                {"model": model.state_dict(), "epoch": epoch + 1},
-                {"epoch": epoch + 1, "metrics": line, "classes": classes},
-            )
-        else:
-            bad += 1
-            if bad >= settings.patience:
-                break
-    state = load_checkpoint(folder / "checkpoints" / "best.pt")
-    model.load_state_dict(state["model"])
+    training = SequenceTraining(
+        epochs=settings.epochs,
+        patience=settings.patience,
+        batch_size=settings.batch_size,
+        clip_grad=None,
+        seed=settings.seed,
+        choose=random_window(settings.range_frames),
+    )
+    fit_sequences(
+        model,
+        optimizer,
+        _labelled(split["train"]),
+        _labelled(split["val"] or split["test"]),
+        training,
+        folder,
+        {"classes": classes},
+        device,
+    )
     results: dict[str, Any] = {}
     for name in ("val", "test"):
         if split[name]:

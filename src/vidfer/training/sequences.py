@@ -1,0 +1,214 @@
+"""Training and scoring of classifiers over stored feature sequences.
+
+Shared by the frame-feature recurrent models (IRNN, LSTM, residual BiLSTM) and the video-level
+self-attention of ``vidfer video-attention``: every model here is called as
+``model(features (B, N, D), mask (B, N)) -> logits (B, K)``, where the mask marks each row's real
+steps (a prefix). Each epoch draws, for every training video, which of its steps to use (a
+random window, a random ordered subset, or all), pads the batch, and steps the optimiser;
+validation scores whole videos one at a time (no padding at all), early stopping keeps the
+model with the best validation loss, and every epoch's line goes to ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidfer.evaluation.evaluate import EvalOutcome
+from vidfer.io.atomic import atomic_write_text
+from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
+
+Chooser = Callable[[np.random.Generator, int], np.ndarray]
+"""``(rng, length) -> indices`` (increasing) of the steps a training video contributes."""
+
+
+@dataclass(frozen=True)
+class LabelledSequence:
+    """One video's feature sequence and label.
+
+    Attributes:
+        video_id: The manifest's video id.
+        label: Class index.
+        features: ``(T, D)`` features, one row per step (memory-mapped is fine).
+    """
+
+    video_id: str
+    label: int
+    features: np.ndarray
+
+
+def every_step(_rng: np.random.Generator, length: int) -> np.ndarray:
+    """All steps."""
+    return np.arange(length)
+
+
+def random_window(size: int) -> Chooser:
+    """A random contiguous window of ``size`` steps (the whole video when shorter)."""
+
+    def choose(rng: np.random.Generator, length: int) -> np.ndarray:
+        start = int(rng.integers(0, max(length - size, 0) + 1))
+        return np.arange(start, min(start + size, length))
+
+    return choose
+
+
+def random_subset(size: int) -> Chooser:
+    """``size`` distinct steps in temporal order, drawn at random (all when shorter; Xu)."""
+
+    def choose(rng: np.random.Generator, length: int) -> np.ndarray:
+        if length <= size:
+            return np.arange(length)
+        return np.sort(rng.choice(length, size, replace=False))
+
+    return choose
+
+
+def evenly_spaced(size: int | None) -> Callable[[int], np.ndarray]:
+    """Test-time choice: ``size`` evenly spaced steps (all when None or shorter)."""
+
+    def choose(length: int) -> np.ndarray:
+        if size is None or length <= size:
+            return np.arange(length)
+        return np.round(np.linspace(0, length - 1, size)).astype(int)
+
+    return choose
+
+
+ALL_STEPS = evenly_spaced(None)
+
+
+def pad_batch(
+    sequences: Sequence[LabelledSequence], steps: Sequence[np.ndarray], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded features ``(B, N, D)``, prefix mask ``(B, N)`` and labels ``(B,)``."""
+    longest = max(len(index) for index in steps)
+    features = torch.zeros(len(sequences), longest, sequences[0].features.shape[1])
+    mask = torch.zeros(len(sequences), longest, dtype=torch.bool)
+    for row, (sequence, index) in enumerate(zip(sequences, steps, strict=True)):
+        features[row, : len(index)] = torch.from_numpy(np.asarray(sequence.features[index]))
+        mask[row, : len(index)] = True
+    labels = torch.tensor([sequence.label for sequence in sequences])
+    return features.to(device), mask.to(device), labels.to(device)
+
+
+@torch.no_grad()
+def score_sequences(
+    model: nn.Module,
+    sequences: Sequence[LabelledSequence],
+    device: torch.device,
+    select: Callable[[int], np.ndarray] = ALL_STEPS,
+    after_each: Callable[[], None] | None = None,
+) -> EvalOutcome:
+    """Video-level outcome, one whole (or ``select``-ed) video per forward pass, eval mode.
+
+    ``after_each`` runs after every video's pass (e.g. to read recorded attention weights).
+    """
+    model.eval()
+    logits = []
+    for sequence in sequences:
+        features, mask, _ = pad_batch([sequence], [select(len(sequence.features))], device)
+        logits.append(model(features, mask)[0].float().cpu())
+        if after_each is not None:
+            after_each()
+    scores = torch.stack(logits)  # (N, K)
+    labels = torch.tensor([s.label for s in sequences])
+    return EvalOutcome(
+        loss=float(F.cross_entropy(scores, labels)),
+        probabilities=scores.softmax(dim=1).numpy(),
+        labels=labels.numpy(),
+        video_ids=[s.video_id for s in sequences],
+    )
+
+
+@dataclass(frozen=True)
+class SequenceTraining:
+    """How to train.
+
+    Attributes:
+        epochs: Maximum epochs.
+        patience: Stop after this many epochs without a better monitored loss (None: never).
+        batch_size: Videos per step.
+        clip_grad: Clip the gradient norm to this (Kahou: 1.0); None: no clipping.
+        seed: Seed of the order and the step choice.
+        choose: Which steps of a training video to use in an epoch.
+        select: Which steps of a monitored video to score.
+    """
+
+    epochs: int
+    patience: int | None
+    batch_size: int
+    clip_grad: float | None
+    seed: int
+    choose: Chooser = every_step
+    select: Callable[[int], np.ndarray] = ALL_STEPS
+
+
+def fit_sequences(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: Sequence[LabelledSequence],
+    monitor: Sequence[LabelledSequence],
+    settings: SequenceTraining,
+    folder: Path,
+    meta: dict[str, Any],
+    device: torch.device,
+) -> list[dict[str, Any]]:
+    """Train ``model``; keep the best by ``monitor`` loss in ``folder/checkpoints/best.pt``.
+
+    The model is left holding the best weights. ``folder/metrics.jsonl`` gets one line per
+    epoch (train loss and accuracy, monitored loss and accuracy, seconds).
+
+    Returns:
+        The metrics lines.
+    """
+    best_loss, bad, metrics = float("inf"), 0, []
+    best = folder / "checkpoints" / "best.pt"
+    for epoch in range(settings.epochs):
+        started = time.perf_counter()
+        rng = np.random.default_rng([settings.seed, epoch])
+        order = rng.permutation(len(train))
+        model.train()
+        total, correct = 0.0, 0
+        for first in range(0, len(order), settings.batch_size):
+            chosen = [train[i] for i in order[first : first + settings.batch_size]]
+            steps = [settings.choose(rng, len(s.features)) for s in chosen]
+            features, mask, labels = pad_batch(chosen, steps, device)
+            logits = model(features, mask)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad)
+            optimizer.step()
+            total += float(loss.detach()) * len(chosen)
+            correct += int((logits.argmax(dim=1) == labels).sum())
+        outcome = score_sequences(model, monitor, device, settings.select)
+        line = {
+            "epoch": epoch + 1,
+            "train_loss": total / len(order),
+            "train_accuracy": correct / len(order),
+            "val_loss": outcome.loss,
+            "val_accuracy": outcome.accuracy,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        metrics.append(line)
+        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+        if outcome.loss < best_loss:
+            best_loss, bad = outcome.loss, 0
+            state = {"model": model.state_dict(), "epoch": epoch + 1}
+            save_checkpoint(best, state, {**meta, "epoch": epoch + 1, "metrics": line})
+        else:
+            bad += 1
+            if settings.patience is not None and bad >= settings.patience:
+                break
+    model.load_state_dict(load_checkpoint(best)["model"])
+    return metrics
