@@ -140,6 +140,47 @@ def _cmd_video_attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_frames(args: argparse.Namespace) -> int:
+    import yaml
+
+    from vidfer.training.frames import FrameTrainSettings, train_frames
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param {item!r}: write KEY=VALUE, e.g. --param kernel=5")
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--param {item!r}: the value is not valid YAML") from None
+    settings = FrameTrainSettings(
+        model=args.model,
+        params=params,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        every=args.every,
+        init=args.init,
+        rotation=args.rotation,
+    )
+    result = train_frames(args.source, args.out, settings)
+    scores = ", ".join(
+        f"{split} accuracy {metrics['accuracy']:.4f}"
+        for split, metrics in result.evaluations.items()
+    )
+    console.print(
+        f"trained {result.epochs} epoch(s){' (early stop)' if result.stopped_early else ''}; "
+        f"{scores}; run in {result.folder}"
+    )
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from vidfer.predict import predict_video
 
@@ -291,6 +332,38 @@ def _parser() -> argparse.ArgumentParser:
     video_attention.add_argument("--d-att", type=int, default=64)
     video_attention.add_argument("--positional", action="store_true")
     video_attention.add_argument("--seed", type=int, default=0)
+
+    frames = add(
+        "train-frames",
+        _cmd_train_frames,
+        "train a frame CNN on still images: a folder per class, a FER2013 CSV, or the frames "
+        "of a run config's prepared videos",
+    )
+    frames.add_argument("source", help="image folder, FER2013 .csv or run config .yaml")
+    frames.add_argument(
+        "--model",
+        required=True,
+        help="kahou_cnn, deep_cnn, mini_xception, vgg16, resnet18 or resnet10",
+    )
+    frames.add_argument("--out", required=True, help="run folder to create")
+    frames.add_argument("--epochs", type=int, default=30)
+    frames.add_argument("--batch-size", type=int, default=64)
+    frames.add_argument("--lr", type=float, default=1e-3)
+    frames.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    frames.add_argument("--weight-decay", type=float, default=1e-4)
+    frames.add_argument("--patience", type=int, default=10)
+    frames.add_argument("--seed", type=int, default=0)
+    frames.add_argument("--val-fraction", type=float, default=0.1, help="when no val split")
+    frames.add_argument("--every", type=int, default=1, help="videos: one frame in N")
+    frames.add_argument("--rotation", type=float, default=0.0, help="max augmentation degrees")
+    frames.add_argument("--init", default=None, help="'pretrained' or a frame run to fine-tune")
+    frames.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model parameter (YAML value), e.g. --param kernel=5 --param maps=[64,64,128]",
+    )
 
     predict = add(
         "predict",

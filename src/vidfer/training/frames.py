@@ -1,0 +1,395 @@
+"""Training frame CNNs on still images: ``vidfer train-frames``.
+
+A frame CNN (:mod:`vidfer.models.frame_cnns`) learns to classify single images of an
+:class:`~vidfer.data.images.ImageSet` (a folder-per-class tree, the FER2013 CSV, or the frames
+of a prepared video dataset), from scratch, from its pretrained weights, or fine-tuned from
+another frame run. Cross-entropy, SGD+momentum or AdamW, early stopping on the validation loss,
+one seed for everything.
+
+Run folder::
+
+    OUT/settings.json          what was trained on what (model, parameters, source, image counts)
+    OUT/classes.json           class names in output order
+    OUT/metrics.jsonl          one line per epoch: train/val loss and accuracy, seconds
+    OUT/checkpoints/best.pt    the weights with the best validation loss (+ best.json)
+    OUT/checkpoints/last.pt    the weights after the last epoch (+ last.json)
+    OUT/curves.png             learning curves
+    OUT/eval_<split>/          the best weights on val and test images: predictions.csv
+                               (one row per image), metrics.json, confusion.csv, confusion.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from vidfer.data.images import Augmentation, ImageDataset, ImageSet, load_images
+from vidfer.errors import CheckpointError, ConfigError
+from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
+from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.models.frame_cnns import (
+    FrameCNN,
+    build_frame_cnn,
+    check_frame_cnn_params,
+    frame_cnn_params,
+)
+from vidfer.progress import track
+from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.training.device import resolve_device, seed_everything
+from vidfer.viz.plots import plot_learning_curves
+
+log = logging.getLogger(__name__)
+
+RUN_KIND = "frame_cnn"
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass(frozen=True)
+class FrameTrainSettings:
+    """What to train and how.
+
+    Attributes:
+        model: A frame CNN name (:data:`~vidfer.models.frame_cnns.FRAME_CNNS`).
+        params: Its parameters (e.g. ``{"kernel": 5, "maps": [64, 64, 128]}``).
+        epochs: Maximum epochs.
+        batch_size: Images per step.
+        lr: Learning rate.
+        optimizer: ``sgd`` (with ``momentum``) or ``adamw``.
+        momentum: SGD momentum.
+        weight_decay: Weight decay.
+        patience: Stop after this many epochs without a better validation loss.
+        seed: Seed of the initialisation, the hold-out, the order and the augmentation.
+        val_fraction: Share of the training images (videos) held out when the source has no
+            validation split.
+        every: For video sources, one frame in ``every``.
+        init: None (the model's defaults), ``"pretrained"`` (the model's pretrained weights) or
+            the folder of a frame run to fine-tune (same model; its parameters are used).
+        crop_scale: Smallest area share of the random square training crops.
+        flip: Random horizontal flips.
+        rotation: Largest random rotation in degrees.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    model: str = "kahou_cnn"
+    params: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    patience: int = 10
+    seed: int = 0
+    val_fraction: float = 0.1
+    every: int = 1
+    init: str | None = None
+    crop_scale: float = 0.8
+    flip: bool = True
+    rotation: float = 0.0
+    device: str = "auto"
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first invalid setting."""
+        check_frame_cnn_params(self.model, self.params)
+        for name in ("epochs", "batch_size", "patience", "every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train-frames: {name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"train-frames: optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}"
+            )
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("train-frames: needs lr > 0, weight_decay >= 0, 0 <= momentum < 1")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(
+                f"train-frames: val_fraction must be in [0, 1), got {self.val_fraction}"
+            )
+        self.augmentation().check()
+
+    def augmentation(self) -> Augmentation:
+        """The training augmentation."""
+        return Augmentation(crop_scale=self.crop_scale, flip=self.flip, rotation=self.rotation)
+
+
+@dataclass(frozen=True)
+class FrameTrainResult:
+    """How a frame run ended.
+
+    Attributes:
+        folder: The run folder.
+        epochs: Epochs trained.
+        stopped_early: Whether early stopping ended training.
+        metrics: One dict per epoch (the lines of ``metrics.jsonl``).
+        evaluations: Metrics of the best weights per evaluated split (``val``, ``test``).
+    """
+
+    folder: Path
+    epochs: int
+    stopped_early: bool
+    metrics: list[dict[str, Any]]
+    evaluations: dict[str, dict[str, Any]]
+
+
+def _read_settings(folder: Path) -> dict[str, Any]:
+    """The settings.json of a frame run.
+
+    Raises:
+        CheckpointError: if the folder is not a frame run.
+    """
+    path = folder / "settings.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        settings = None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable settings ({error})") from None
+    if not isinstance(settings, dict) or settings.get("kind") != RUN_KIND:
+        raise CheckpointError(
+            f"{folder}: not a frame run (no settings.json of 'vidfer train-frames'); pass the "
+            "--out folder of a train-frames run"
+        )
+    return settings
+
+
+def _rebuild(name: str, params: dict[str, Any], num_classes: int) -> FrameCNN:
+    """The architecture of a saved run; its weights come from the checkpoint."""
+    return build_frame_cnn(name, num_classes, **{k: v for k, v in params.items() if k != "weights"})
+
+
+def load_frame_run(folder: str | Path, device: str = "cpu") -> tuple[FrameCNN, list[str]]:
+    """The trained model of a frame run (best checkpoint, else last) in eval mode, and its classes.
+
+    Raises:
+        CheckpointError: if the folder is not a frame run, has no checkpoint, or the checkpoint
+            does not fit the model.
+    """
+    folder = Path(folder)
+    settings = _read_settings(folder)
+    classes = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
+    model = _rebuild(settings["model"], settings["params"], len(classes))
+    best, last = folder / "checkpoints" / "best.pt", folder / "checkpoints" / "last.pt"
+    path = best if best.exists() else last
+    if not path.exists():
+        raise CheckpointError(f"{folder}: no checkpoint in checkpoints/ (did training start?)")
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: does not fit {settings['model']} ({first})") from None
+    return model.to(resolve_device(device)).eval(), list(classes)
+
+
+def _initial_model(
+    settings: FrameTrainSettings, classes: tuple[str, ...]
+) -> tuple[FrameCNN, dict[str, Any]]:
+    """The model to start from and its effective parameters."""
+    if settings.init is None:
+        return build_frame_cnn(settings.model, len(classes), **settings.params), settings.params
+    if settings.init == "pretrained":
+        if "pretrained" not in frame_cnn_params(settings.model):
+            raise ConfigError(
+                f"--init pretrained: {settings.model} has no pretrained weights obtainable "
+                "offline (mini_xception has); load a state dict with --param weights=PATH or "
+                "fine-tune a frame run with --init RUN"
+            )
+        params = {**settings.params, "pretrained": True}
+        return build_frame_cnn(settings.model, len(classes), **params), params
+    base = _read_settings(Path(settings.init))
+    if base["model"] != settings.model:
+        raise ConfigError(
+            f"--init {settings.init}: that run trained {base['model']}, not {settings.model}; "
+            f"use --model {base['model']}"
+        )
+    if settings.params:
+        raise ConfigError(
+            f"--init {settings.init}: the model's parameters come from that run; drop --param"
+        )
+    model, base_classes = load_frame_run(settings.init)
+    if tuple(base_classes) != classes:
+        model.replace_classifier(len(classes))
+    return model, base["params"]
+
+
+@torch.no_grad()
+def evaluate_images(
+    model: FrameCNN, dataset: ImageDataset, device: torch.device, batch_size: int
+) -> EvalOutcome:
+    """Loss, class probabilities and labels of every image of ``dataset`` (in order)."""
+    model.eval()
+    logits, labels = [], []
+    for inputs, targets in DataLoader(dataset, batch_size=batch_size):
+        logits.append(model(inputs.to(device)).float().cpu())  # (b, K)
+        labels.append(targets)
+    scores, truth = torch.cat(logits), torch.cat(labels)  # (N, K), (N,)
+    return EvalOutcome(
+        loss=float(F.cross_entropy(scores, truth)),
+        probabilities=scores.softmax(dim=1).numpy(),
+        labels=truth.numpy(),
+        video_ids=[dataset.images.ids[i] for i in dataset.indices],
+    )
+
+
+def _optimizer(model: FrameCNN, settings: FrameTrainSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=settings.lr,
+            momentum=settings.momentum,
+            weight_decay=settings.weight_decay,
+        )
+    return torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def _train_epoch(
+    model: FrameCNN,
+    loader: DataLoader[tuple[torch.Tensor, int]],
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    description: str,
+) -> tuple[float, float]:
+    """One pass over the training images; mean loss and accuracy."""
+    model.train()
+    total, correct, count = 0.0, 0, 0
+    for inputs, targets in track(loader, total=len(loader), description=description):
+        inputs, targets = inputs.to(device), targets.to(device)
+        logits = model(inputs)  # (b, K)
+        loss = F.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(targets)
+        correct += int((logits.argmax(dim=1) == targets).sum())
+        count += len(targets)
+    return total / count, correct / count
+
+
+def _datasets(
+    images: ImageSet, model: FrameCNN, settings: FrameTrainSettings
+) -> dict[str, ImageDataset]:
+    """The train (augmented), val and test datasets."""
+    return {
+        split: ImageDataset(
+            images,
+            images.indices(split),
+            model.prepare,
+            model.input_size,
+            settings.augmentation() if split == "train" else None,
+        )
+        for split in ("train", "val", "test")
+    }
+
+
+def train_frames(
+    source: str | Path, out: str | Path, settings: FrameTrainSettings
+) -> FrameTrainResult:
+    """Train a frame CNN on the images of ``source``; writes the run folder ``out``.
+
+    Args:
+        source: A folder-per-class tree, a FER2013 CSV or a run config YAML (its prepared
+            videos' frames); see :func:`vidfer.data.images.load_images`.
+        out: The run folder to create.
+        settings: What to train and how.
+
+    Returns:
+        How training ended, with the val and test metrics of the best weights.
+
+    Raises:
+        ConfigError: on invalid settings, an existing run in ``out``, or a source without
+            training or validation images.
+        ManifestError: on a bad FER2013 row.
+        CheckpointError: if ``init`` is not a usable frame run.
+    """
+    settings.check()
+    folder = Path(out)
+    if (folder / "settings.json").exists():
+        raise ConfigError(f"{folder}: already holds a run; choose another --out or remove it")
+    images = load_images(
+        source, val_fraction=settings.val_fraction, seed=settings.seed, every=settings.every
+    )
+    counts = images.counts()
+    if not counts["val"]:
+        raise ConfigError(f"{source}: no validation images; set val_fraction > 0")
+    seed_everything(settings.seed, deterministic=True)
+    model, params = _initial_model(settings, images.classes)
+    device = resolve_device(settings.device)
+    model.to(device)
+    optimizer = _optimizer(model, settings)
+    data = _datasets(images, model, settings)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        folder / "settings.json",
+        {
+            **asdict(settings),
+            "kind": RUN_KIND,
+            "params": params,
+            "source": str(Path(source).resolve()),
+            "source_kind": images.kind,
+            "images": counts,
+        },
+    )
+    atomic_write_json(folder / "classes.json", list(images.classes))
+    log.info("%s: %s images, classes %s", source, counts, list(images.classes))
+
+    best_loss, bad, stopped_early, metrics = float("inf"), 0, False, []
+    for epoch in range(1, settings.epochs + 1):
+        start = time.perf_counter()
+        order = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
+        loader = DataLoader(data["train"], settings.batch_size, shuffle=True, generator=order)
+        train_loss, train_accuracy = _train_epoch(
+            model, loader, optimizer, device, f"epoch {epoch}"
+        )
+        val = evaluate_images(model, data["val"], device, settings.batch_size)
+        line = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "val_loss": val.loss,
+            "val_accuracy": val.accuracy,
+            "seconds": time.perf_counter() - start,
+        }
+        metrics.append(line)
+        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in line.items()})
+        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
+        meta = {"epoch": epoch, "metrics": line, "classes": list(images.classes)}
+        save_checkpoint(folder / "checkpoints" / "last.pt", state, meta)
+        if val.loss < best_loss:
+            best_loss, bad = val.loss, 0
+            save_checkpoint(folder / "checkpoints" / "best.pt", state, meta)
+        else:
+            bad += 1
+            if bad >= settings.patience:
+                stopped_early = True
+                break
+    plot_learning_curves(metrics, folder / "curves.png")
+
+    model.load_state_dict(load_checkpoint(folder / "checkpoints" / "best.pt")["model"])
+    evaluations = {}
+    for split in ("val", "test"):
+        if len(data[split]):
+            outcome = evaluate_images(model, data[split], device, settings.batch_size)
+            evaluations[split] = write_evaluation(folder / f"eval_{split}", outcome, images.classes)
+    return FrameTrainResult(folder, len(metrics), stopped_early, metrics, evaluations)
+
+
+def predict_images(model: FrameCNN, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(T, K)`` of uint8 RGB frames ``(T, H, W, 3)`` (eval mode, no grad)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for first in range(0, len(frames), batch_size):
+            x = model.prepare(frames[first : first + batch_size]).to(device)  # (b, C, S, S)
+            out.append(model(x).softmax(dim=1).float().cpu().numpy())
+    return np.concatenate(out)
