@@ -86,7 +86,10 @@ def _render_action(
     angle = actor.swing * np.sin(cadence * t + rng.uniform(0, 2 * np.pi))
 
     base = np.full(3, rng.uniform(60, 160)) + rng.uniform(-10, 10, 3)
-    background = np.clip(texture(rng, size, base, 8.0), 0, 255).astype(np.uint8)
+    ground = texture(rng, size, base, 8.0)
+    if scene is not None:
+        ground += _scene_pattern(rng, size, scene)[:, :, None]
+    background = np.clip(ground, 0, 255).astype(np.uint8)
     if scene is not None:
         _draw_landmark(rng, background, scene, float(base.mean()))
     frames = np.empty((length, size, size, 3), dtype=np.uint8)
@@ -113,6 +116,31 @@ def _draw_figure(frame: Video, actor: _Actor, x: float, feet: float, angle: floa
         cv2.line(frame, pt(x, neck_y + 0.05 * h), hand, colour, width, AA, SHIFT)
     cv2.line(frame, pt(x, hip_y), pt(x, neck_y), colour, width, AA, SHIFT)
     cv2.circle(frame, pt(x, neck_y - head), fix(head), colour, -1, AA, SHIFT)
+
+
+def _scene_pattern(rng: np.random.Generator, size: int, scene: str) -> FloatArray:
+    """A luminance pattern over the whole background, float (size, size), values 0 or +-18.
+
+    ``town``: a brick wall (dark mortar lines, joints offset every other course); ``park``:
+    scattered light and dark leaves. Static, so frame differences cancel it.
+    """
+    pattern = np.zeros((size, size))
+    if scene == "town":
+        course = rng.uniform(size / 10, size / 7)  # brick height
+        brick = 2 * course  # brick length
+        phase = rng.uniform(0, brick)
+        for row, top in enumerate(np.arange(rng.uniform(0, course), size, course)):
+            pattern[int(top)] = -18.0
+            offset = phase + (row % 2) * brick / 2
+            for joint in np.arange(offset % brick, size, brick):
+                pattern[int(top) : int(top + course), int(joint)] = -18.0
+        return pattern
+    canvas = np.zeros((size, size), dtype=np.float32)
+    for _ in range(int(size * size / 250)):
+        centre = pt(*rng.uniform(0, size, 2))
+        radius = fix(rng.uniform(size / 40, size / 16))
+        cv2.circle(canvas, centre, radius, float(rng.choice([-18.0, 18.0])), -1, AA, SHIFT)
+    return canvas.astype(np.float64)
 
 
 def _draw_landmark(rng: np.random.Generator, frame: Video, scene: str, level: float) -> None:
