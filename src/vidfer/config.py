@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vidfer.errors import ConfigError
 from vidfer.faces.pipeline import FaceConfig
@@ -234,8 +241,81 @@ class EvalConfig(_Section):
     views: ViewsConfig = Field(default_factory=ViewsConfig)
 
 
+class ExtractorConfig(_Section):
+    """One source of per-frame (or per-clip) features for a frame-feature pipeline.
+
+    Exactly one of ``cnn`` (a frame CNN by name, e.g. the FER2013-pretrained
+    ``mini_xception``), ``frame_run`` (a ``vidfer train-frames`` run folder) or ``video_run``
+    (a ``vidfer train`` run of a 3D model, e.g. C3D: its backbone features per time step).
+
+    Attributes:
+        layer: Frame CNN layer whose output is the feature (its ``feature_layers`` names, e.g.
+            ``conv2``, ``fc6``, ``features``, ``logits``); ignored for ``video_run``.
+        spatial: ``avg`` averages a convolutional map over space, ``flatten`` keeps it whole
+            (Kahou's IRNN input: the second conv block after pooling).
+        batch_size: Frames per forward pass.
+    """
+
+    cnn: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    frame_run: Path | None = None
+    video_run: Path | None = None
+    layer: str = "features"
+    spatial: Literal["avg", "flatten"] = "avg"
+    batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExtractorConfig:
+        if sum(v is not None for v in (self.cnn, self.frame_run, self.video_run)) != 1:
+            raise ValueError("give exactly one of cnn, frame_run or video_run")
+        return self
+
+
+class ClassifierConfig(_Section):
+    """The video classifier over frame features.
+
+    Names: ``average`` (mean of the per-frame class probabilities of a ``logits`` extractor,
+    nothing learned), ``linear_svm`` (one-vs-rest linear SVM), ``rbf_svm`` (one-vs-rest RBF
+    SVM) -- both over aggregated features, with C (and gamma) chosen on the validation split
+    and probabilities calibrated -- and ``irnn``, ``lstm``, ``bilstm`` (sequence models over the
+    per-frame features, trained with the ``optim`` and ``train`` sections).
+    """
+
+    name: Literal["average", "linear_svm", "rbf_svm", "irnn", "lstm", "bilstm"]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FramesConfig(_Section):
+    """A frame-feature pipeline (Kahou et al., Xu et al.) instead of an end-to-end 3D model.
+
+    Attributes:
+        extractors: Feature sources; their aggregates (or per-frame features) are concatenated.
+        normalise: ``ssr_l2``: signed square root then L2 normalisation of every frame's
+            features (Xu), per extractor, before aggregation.
+        aggregate: Video vector for the SVMs: ``mean``, ``mean_var`` (Xu) or ``kbin`` (Kahou's
+            k-bin average pooling with ``bins`` bins).
+        bins: k of ``kbin`` (Kahou: 15).
+        sequence_length: Sequence models only: train on a random ordered subset of this many
+            frames per video and epoch (Xu: 128), test on as many evenly spaced frames; None
+            uses every frame.
+        classifier: The video classifier.
+    """
+
+    extractors: list[ExtractorConfig] = Field(min_length=1)
+    normalise: Literal["none", "ssr_l2"] = "none"
+    aggregate: Literal["mean", "mean_var", "kbin"] = "mean"
+    bins: int = Field(15, ge=1)
+    sequence_length: int | None = Field(None, ge=1)
+    classifier: ClassifierConfig
+
+
 class RunConfig(_Section):
-    """Everything ``vidfer train`` needs."""
+    """Everything ``vidfer train`` needs.
+
+    With ``frames`` set, the run is a frame-feature pipeline: the ``sampler``, ``transforms``,
+    ``model``, ``pooling`` and ``eval`` sections do not apply (``optim`` and ``train`` drive the
+    sequence models).
+    """
 
     seed: int = 0
     data: DataConfig
@@ -246,6 +326,7 @@ class RunConfig(_Section):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    frames: FramesConfig | None = None
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -255,6 +336,13 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             value = data.get(key)
             if isinstance(value, str) and not Path(value).is_absolute():
                 data[key] = str(base / value)
+    frames = raw.get("frames")
+    if isinstance(frames, dict) and isinstance(frames.get("extractors"), list):
+        for extractor in frames["extractors"]:
+            for key in ("frame_run", "video_run"):
+                value = extractor.get(key) if isinstance(extractor, dict) else None
+                if isinstance(value, str) and not Path(value).is_absolute():
+                    extractor[key] = str(base / value)
     return raw
 
 
@@ -313,17 +401,27 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Set ``a.b.c=value`` in a nested mapping (value parsed as YAML)."""
+    """Set ``a.b.c=value`` in a nested mapping (value parsed as YAML).
+
+    A numeric part indexes a list: ``frames.extractors.0.frame_run=runs/cnn``.
+    """
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {item!r}: expected section.key=value")
-    node = raw
+    node: Any = raw
     *parents, leaf = key.split(".")
     for part in parents:
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"override {item!r}: no item {part!r} in that list")
+            node = node[int(part)]
+            continue
         child = node.setdefault(part, {})
-        if not isinstance(child, dict):
+        if not isinstance(child, dict | list):
             raise ConfigError(f"override {item!r}: {part!r} is not a section")
         node = child
+    if not isinstance(node, dict):
+        raise ConfigError(f"override {item!r}: {'.'.join(parents)!r} is not a section")
     node[leaf] = yaml.safe_load(value)
 
 

@@ -425,7 +425,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
         index = int(self.indices[position])
-        image = torch.from_numpy(np.ascontiguousarray(self.images.image(index)))
+        image = torch.from_numpy(np.array(self.images.image(index)))  # a writable copy
         image = image.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
         if self.transform is not None:
             image = self.transform(image)  # (3, S, S)

@@ -147,6 +147,12 @@ def evaluate_run(run_folder: str | Path, split: str = "test") -> dict[str, Any]:
     """
     run = RunDir(run_folder)
     config = run.config()
+    if config.frames is not None:
+        from vidfer.training.frame_pipeline import evaluate_frame_run
+
+        return write_evaluation(
+            run.folder / f"eval_{split}", evaluate_frame_run(run, split), run.classes()
+        )
     device = resolve_device(config.train.device)
     model, pooling = run.load_model(device)
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")

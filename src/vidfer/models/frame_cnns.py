@@ -78,7 +78,8 @@ class FrameCNN(nn.Module, abc.ABC):
         Raises:
             ValueError: if ``frames`` is not ``(T, H, W, 1 or 3)``.
         """
-        x = torch.as_tensor(frames)
+        # A memory-mapped store array is read-only: copy it (as uint8, the cheapest form).
+        x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.array(frames))
         if x.ndim != 4 or x.shape[-1] not in (1, 3):
             raise ValueError(f"frames must be (T, H, W, 1 or 3), got {tuple(x.shape)}")
         x = x.float().permute(0, 3, 1, 2)  # (T, H, W, C) -> (T, C, H, W)

@@ -229,6 +229,10 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         out: The run folder.
         resume: Continue from ``out/checkpoints/last.pt``; the config must be the run's own.
 
+    A config with a ``frames`` section runs a frame-feature pipeline instead
+    (:func:`vidfer.training.frame_pipeline.train_frame_pipeline`); ``resume`` then re-fits its
+    head from the cached features.
+
     Raises:
         ConfigError: if there is no training video, or on a config/run mismatch.
         CheckpointError: if ``resume`` is asked without a checkpoint.
@@ -247,6 +251,12 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
             f"{run.folder}: already holds a run; pass --resume to continue it "
             "or choose another --out folder"
         )
+    if config.frames is not None:
+        # A frame-feature pipeline: cached features, then a closed-form or recurrent head.
+        from vidfer.training.frame_pipeline import train_frame_pipeline
+
+        lines = train_frame_pipeline(config, run.folder)
+        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
     device = resolve_device(config.train.device)
     seed_everything(config.seed, deterministic=config.train.deterministic)
 

@@ -1,0 +1,126 @@
+"""Per-frame features of a frame CNN, and per-step features of a trained 3D model, cached.
+
+A frame extractor runs a 2D CNN (by name, e.g. the FER2013 mini-Xception, or the model of a
+``vidfer train-frames`` run) over every stored frame of every prepared video, batched, and keeps
+the output of one layer, taken with a forward hook: convolutional maps are averaged over space
+or flattened. Results go to a :class:`~vidfer.features.store.FeatureStore` inside the prepared
+store (``<store>/features/``), keyed by the extractor's identity (model, checkpoint size and
+mtime, layer): a second pipeline on the same frames re-extracts nothing, and an interrupted
+extraction resumes at the first missing video. A video-run extractor reuses the run's own cache
+(:func:`vidfer.training.video_attention.extract_run_features`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidfer.config import ExtractorConfig
+from vidfer.data.prepared import PreparedDataset
+from vidfer.errors import ConfigError
+from vidfer.features.store import FeatureStore
+from vidfer.models.frame_cnns import FrameCNN, MiniXceptionCNN, build_frame_cnn
+from vidfer.models.mini_xception import FER2013_CLASSES
+from vidfer.progress import track
+from vidfer.training.frames import load_frame_run
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """A loaded frame CNN, the layer to read and what identifies the pair.
+
+    Attributes:
+        model: The CNN in eval mode.
+        classes: Its class names (None when unknown).
+        module: The ``named_modules`` name of the layer ("" is the whole model: the logits).
+        identity: JSON-able description naming the cache folder.
+    """
+
+    model: FrameCNN
+    classes: list[str] | None
+    module: str
+    identity: dict[str, Any]
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def load_frame_source(extractor: ExtractorConfig, device: torch.device) -> FrameSource:
+    """The CNN of a ``cnn`` or ``frame_run`` extractor and its layer.
+
+    Raises:
+        ConfigError: on an unknown layer (the message lists the model's layers).
+    """
+    classes: list[str] | None
+    if extractor.frame_run is not None:
+        model, classes = load_frame_run(extractor.frame_run, str(device))
+        checkpoint = Path(extractor.frame_run) / "checkpoints" / "best.pt"
+        if not checkpoint.exists():
+            checkpoint = checkpoint.with_name("last.pt")
+        origin: dict[str, Any] = {"frame_run": _file_identity(checkpoint)}
+    else:
+        assert extractor.cnn is not None  # one source is set (config validation)
+        params = dict(extractor.params)
+        num_classes = int(params.pop("num_classes", 7))
+        model = build_frame_cnn(extractor.cnn, num_classes, **params).to(device).eval()
+        # Only the FER2013 mini-Xception comes with named classes.
+        fer = isinstance(model, MiniXceptionCNN) and num_classes == len(FER2013_CLASSES)
+        classes = list(FER2013_CLASSES) if fer else None
+        origin = {"cnn": extractor.cnn, "params": extractor.params}
+    layers = model.feature_layers
+    if extractor.layer not in layers:
+        raise ConfigError(
+            f"frames.extractors: layer {extractor.layer!r} is not one of this CNN's layers: "
+            f"{', '.join(layers)}"
+        )
+    identity = {**origin, "layer": extractor.layer, "spatial": extractor.spatial}
+    return FrameSource(model, classes, layers[extractor.layer], identity)
+
+
+@torch.no_grad()
+def frame_features(source: FrameSource, frames: np.ndarray, spatial: str, batch: int) -> np.ndarray:
+    """Features ``(T, C)`` of frames ``(T, H, W, 3)`` uint8, ``batch`` frames per pass."""
+    model = source.model
+    captured: list[torch.Tensor] = []
+    target: nn.Module = model if not source.module else model.get_submodule(source.module)
+    handle = target.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    device = next(model.parameters()).device
+    rows = []
+    try:
+        for first in range(0, len(frames), batch):
+            captured.clear()
+            model(model.prepare(frames[first : first + batch]).to(device))  # (b, C, S, S)
+            out = captured[-1].float()
+            if out.dim() == 4:  # a convolutional map (b, C, h, w)
+                out = out.mean(dim=(2, 3)) if spatial == "avg" else out.flatten(1)
+            rows.append(out.flatten(1).cpu().numpy())  # (b, C)
+    finally:
+        handle.remove()
+    return np.concatenate(rows)
+
+
+def extract_frame_features(
+    extractor: ExtractorConfig, data: PreparedDataset, device: torch.device
+) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """Every usable video's per-frame features, cached in the prepared store.
+
+    Returns:
+        Memory-mapped features ``(T, C)`` by video id (one row per stored frame), and the
+        CNN's class names (for the ``average`` classifier).
+    """
+    source = load_frame_source(extractor, device)
+    store = FeatureStore(data.store.folder / "features", source.identity)
+    missing = [item for item in data.items if not store.has(item.key)]
+    for item in track(missing, total=len(missing), description="extracting frame features"):
+        features = frame_features(
+            source, data.store.frames(item.key), extractor.spatial, extractor.batch_size
+        )
+        store.save(item.key, features, {"video_id": item.row.video_id})
+    return {item.row.video_id: store.load(item.key)[0] for item in data.items}, source.classes

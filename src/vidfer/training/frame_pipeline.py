@@ -1,0 +1,426 @@
+"""Frame-feature pipelines (Kahou et al., Xu et al.): ``vidfer train`` of a ``frames`` config.
+
+Steps: (1) every extractor's features for every usable video (cached, see
+:mod:`vidfer.features.extract`); (2) per extractor, optional signed square root + L2 of each
+step's features (Xu); (3) the classifier:
+
+* ``average``: the mean over frames of one ``logits`` extractor's per-frame class
+  probabilities, its classes matched to the dataset's by name (Kahou's baseline);
+* ``linear_svm`` / ``rbf_svm``: each extractor's steps aggregated into one vector (``mean``,
+  ``mean_var`` or ``kbin``), concatenated, standardised, and classified by calibrated
+  one-vs-rest SVMs (:mod:`vidfer.models.svm`);
+* ``irnn`` / ``lstm`` / ``bilstm``: the extractors' per-frame features side by side,
+  standardised, into a recurrent model (:mod:`vidfer.models.recurrent`) trained with the
+  ``optim`` (``sgd`` or ``adamw``, constant rate) and ``train`` (epochs, batch size, clip_grad,
+  patience) sections, optionally on random ordered subsets of ``sequence_length`` frames.
+
+The run folder is the same as a 3D model's (config.yaml, classes.json, metrics.jsonl,
+checkpoints/best.pt and last.pt, curves.png, eval_val/ and eval_test/), so evaluation and
+fusion read both alike. The checkpoint holds the head only (standardisation + classifier); the
+extractors are named by the config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidfer.config import FramesConfig, RunConfig
+from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.errors import ConfigError
+from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
+from vidfer.features.aggregate import concatenate, kbin_pool, mean_var, signed_sqrt_l2
+from vidfer.features.extract import extract_frame_features
+from vidfer.io.atomic import atomic_write_text
+from vidfer.models.recurrent import SEQUENCE_MODELS
+from vidfer.models.svm import Kernel, SVMHead, fit_svm
+from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.training.device import resolve_device, seed_everything
+from vidfer.training.run import RunDir
+from vidfer.training.sequences import (
+    LabelledSequence,
+    SequenceTraining,
+    evenly_spaced,
+    every_step,
+    fit_sequences,
+    random_subset,
+    score_sequences,
+)
+from vidfer.training.video_attention import extract_run_features
+from vidfer.viz.plots import plot_learning_curves
+
+log = logging.getLogger(__name__)
+
+SVMS = {"linear_svm": "linear", "rbf_svm": "rbf"}
+
+
+class Standardised(nn.Module):
+    """Inputs standardised by training-set statistics, then ``classifier``.
+
+    Args:
+        classifier: Called as ``classifier(x)`` or, with a mask, ``classifier(x, mask)``.
+        dim: Input channels.
+    """
+
+    mean: torch.Tensor  # (D,)
+    std: torch.Tensor  # (D,)
+
+    def __init__(self, classifier: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, rows: np.ndarray) -> None:
+        """Set the statistics from training rows ``(N, D)``."""
+        std = rows.std(axis=0)
+        # Channels (nearly) constant in training would blow up unseen variation tenfold at most.
+        floor = max(0.1 * float(std.mean()), 1e-6)
+        self.mean.copy_(torch.from_numpy(rows.mean(axis=0)))
+        self.std.copy_(torch.from_numpy(np.maximum(std, floor)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of ``(B, D)`` vectors, or of ``(B, T, D)`` sequences with a mask ``(B, T)``."""
+        z = (x - self.mean) / self.std
+        return self.classifier(z) if mask is None else self.classifier(z, mask)
+
+
+class FrameAverage(nn.Module):
+    """Mean over the real frames of per-frame class probabilities (log, for cross-entropy).
+
+    Args:
+        columns: For each dataset class, the CNN output column of the same name.
+    """
+
+    columns: torch.Tensor  # (K,)
+
+    def __init__(self, columns: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("columns", torch.tensor(columns))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, T, K_cnn)`` per-frame logits, mask ``(B, T)`` -> ``(B, K)`` log-probabilities."""
+        probabilities = x.softmax(dim=-1)[..., self.columns]  # (B, T, K_cnn) -> (B, T, K)
+        probabilities = probabilities / probabilities.sum(dim=-1, keepdim=True)
+        weights = mask.unsqueeze(-1).to(x.dtype)  # (B, T) -> (B, T, 1)
+        mean = (probabilities * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        return mean.clamp(min=1e-12).log()
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """What the head of a pipeline sees of one video.
+
+    Attributes:
+        video_id: The video.
+        label: Class index.
+        steps: ``(T, D)`` the extractors' (normalised) features side by side, one row per step;
+            None when the extractors have different step counts (vector classifiers only).
+        vector: ``(D',)`` the aggregates side by side (vector classifiers only, else None).
+    """
+
+    video_id: str
+    label: int
+    steps: np.ndarray | None
+    vector: np.ndarray | None
+
+
+def _aggregate(frames: FramesConfig, steps: np.ndarray) -> np.ndarray:
+    if frames.aggregate == "kbin":
+        return kbin_pool(steps, frames.bins)
+    return mean_var(steps) if frames.aggregate == "mean_var" else steps.mean(axis=0)
+
+
+def load_video_features(
+    config: RunConfig, data: PreparedDataset, device: torch.device
+) -> tuple[list[VideoFeatures], list[str] | None]:
+    """Every usable video's features as the classifier needs them, and the CNN's classes.
+
+    Raises:
+        ConfigError: on extractors whose step counts differ under a sequence classifier, or an
+            ``average`` classifier without exactly one extractor.
+    """
+    frames = config.frames
+    assert frames is not None
+    per_extractor: list[dict[str, np.ndarray]] = []
+    cnn_classes: list[str] | None = None
+    for extractor in frames.extractors:
+        if extractor.video_run is not None:
+            found = extract_run_features(RunDir(extractor.video_run), data, device)
+            per_extractor.append({vid: seq.features for vid, seq in found.items()})
+        else:
+            features, cnn_classes = extract_frame_features(extractor, data, device)
+            per_extractor.append(features)
+    vectors = frames.classifier.name in SVMS
+    out = []
+    for item in data.items:
+        video = item.row.video_id
+        parts = [np.asarray(found[video], dtype=np.float64) for found in per_extractor]
+        if frames.normalise == "ssr_l2":
+            parts = [signed_sqrt_l2(part) for part in parts]
+        same_length = len({len(part) for part in parts}) == 1
+        if not same_length and not vectors:
+            raise ConfigError(
+                f"frames.extractors: video {video} has {[len(p) for p in parts]} steps per "
+                "extractor; a sequence classifier needs one step per frame in every extractor"
+            )
+        steps = np.concatenate(parts, axis=1) if same_length else None  # (T, sum D)
+        vector = concatenate([_aggregate(frames, part) for part in parts]) if vectors else None
+        out.append(VideoFeatures(video, item.row.label_index, steps, vector))
+    return out, cnn_classes
+
+
+def _average_columns(classes: list[str], cnn_classes: list[str] | None) -> list[int]:
+    if cnn_classes is None:
+        raise ConfigError("frames.classifier average: the extractor's CNN has no class names")
+    missing = [name for name in classes if name not in cnn_classes]
+    if missing:
+        raise ConfigError(
+            f"frames.classifier average: dataset classes {missing} are not among the CNN's "
+            f"classes {cnn_classes}; use a CNN trained on these classes (vidfer train-frames)"
+        )
+    return [cnn_classes.index(name) for name in classes]
+
+
+def build_head(
+    frames: FramesConfig, dim: int, num_classes: int, state: dict[str, torch.Tensor] | None = None
+) -> nn.Module:
+    """The head of a pipeline: untrained, or shaped like a saved ``state`` to load into it."""
+    name = frames.classifier.name
+    if name == "average":
+        columns = state["columns"].tolist() if state is not None else list(range(num_classes))
+        return FrameAverage(columns)
+    if name in SVMS:
+        prefix = "classifier."
+        inner = {k[len(prefix) :]: v for k, v in (state or {}).items() if k.startswith(prefix)}
+        kernel: Kernel = "linear" if name == "linear_svm" else "rbf"
+        svm = SVMHead.from_state(inner) if inner else SVMHead(kernel, dim, num_classes)
+        return Standardised(svm, dim)
+    return Standardised(SEQUENCE_MODELS[name](dim, num_classes, **frames.classifier.params), dim)
+
+
+def _sequences(videos: list[VideoFeatures]) -> list[LabelledSequence]:
+    out = []
+    for video in videos:
+        assert video.steps is not None  # checked by load_video_features
+        out.append(LabelledSequence(video.video_id, video.label, video.steps))
+    return out
+
+
+def _vectors(videos: list[VideoFeatures]) -> tuple[np.ndarray, np.ndarray]:
+    """Video vectors ``(N, D)`` and labels ``(N,)``."""
+    rows = []
+    for video in videos:
+        assert video.vector is not None  # vector classifiers only
+        rows.append(video.vector)
+    return np.stack(rows), np.array([video.label for video in videos])
+
+
+@torch.no_grad()
+def score_videos(
+    frames: FramesConfig, head: nn.Module, videos: list[VideoFeatures], device: torch.device
+) -> EvalOutcome:
+    """Video-level outcome of a trained head."""
+    head.eval()
+    if frames.classifier.name not in SVMS:
+        select = evenly_spaced(frames.sequence_length)
+        return score_sequences(head, _sequences(videos), device, select)
+    x, labels = _vectors(videos)
+    logits = head(torch.from_numpy(x).float().to(device)).float().cpu()  # (N, K)
+    return EvalOutcome(
+        loss=float(F.cross_entropy(logits, torch.from_numpy(labels))),
+        probabilities=logits.softmax(dim=1).numpy(),
+        labels=labels,
+        video_ids=[v.video_id for v in videos],
+    )
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The videos of each split, and the ones watched for model selection (val, else test)."""
+
+    train: list[VideoFeatures]
+    val: list[VideoFeatures]
+    test: list[VideoFeatures]
+
+    @property
+    def monitor(self) -> list[VideoFeatures]:
+        return self.val or self.test
+
+
+def _summary(
+    frames: FramesConfig, head: nn.Module, split: _Split, device: torch.device
+) -> dict[str, Any]:
+    """The one metrics line of a head fitted in closed form."""
+    line: dict[str, Any] = {"epoch": 1}
+    if frames.classifier.name != "average":
+        outcome = score_videos(frames, head, split.train, device)
+        line.update(train_loss=outcome.loss, train_accuracy=outcome.accuracy)
+    if split.monitor:
+        outcome = score_videos(frames, head, split.monitor, device)
+        line.update(val_loss=outcome.loss, val_accuracy=outcome.accuracy)
+    return line
+
+
+def _fit_svm(
+    config: RunConfig, frames: FramesConfig, split: _Split, num_classes: int
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Standardise, grid-search on val (or cross-validate) and calibrate the SVMs."""
+    kernel: Kernel = "linear" if frames.classifier.name == "linear_svm" else "rbf"
+    x, y = _vectors(split.train)
+    head = Standardised(SVMHead(kernel, x.shape[1], num_classes), x.shape[1])
+    head.fit(x)
+    mean, std = head.mean.numpy(), head.std.numpy()
+    val = None
+    if split.val:
+        val_x, val_y = _vectors(split.val)
+        val = ((val_x - mean) / std, val_y)
+    params = frames.classifier.params
+    fit = fit_svm(
+        kernel,
+        (x - mean) / std,
+        y,
+        num_classes,
+        val=val,
+        C=params.get("C"),
+        gamma_scale=params.get("gamma_scale"),
+        seed=config.seed,
+    )
+    head.classifier = fit.head
+    return head, {"C": fit.C} if fit.gamma is None else {"C": fit.C, "gamma": fit.gamma}
+
+
+def _optimizer(config: RunConfig, head: nn.Module) -> torch.optim.Optimizer:
+    optim = config.optim
+    if optim.name == "sgd":
+        return torch.optim.SGD(
+            head.parameters(), lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
+        )
+    return torch.optim.AdamW(head.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def _fit_sequence_model(
+    config: RunConfig,
+    frames: FramesConfig,
+    split: _Split,
+    classes: list[str],
+    run: RunDir,
+    device: torch.device,
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Train the recurrent head by back-propagation; its per-epoch metrics."""
+    train = _sequences(split.train)
+    head = build_head(frames, train[0].features.shape[1], len(classes))
+    assert isinstance(head, Standardised)
+    head.fit(np.concatenate([s.features for s in train]))  # every training frame
+    head.to(device)
+    length = frames.sequence_length
+    training = SequenceTraining(
+        epochs=config.train.epochs,
+        patience=config.train.patience,
+        batch_size=config.train.batch_size,
+        clip_grad=config.train.clip_grad,
+        seed=config.seed,
+        choose=random_subset(length) if length else every_step,
+        select=evenly_spaced(length),
+    )
+    monitor = _sequences(split.monitor) or train
+    metrics = fit_sequences(
+        head,
+        _optimizer(config, head),
+        train,
+        monitor,
+        training,
+        run.folder,
+        {"classes": classes},
+        device,
+    )
+    return head, metrics
+
+
+def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, Any]]:
+    """Fit a frame-feature pipeline and write its run folder (see the module docstring).
+
+    Returns:
+        The metrics lines (one for the closed-form classifiers, one per epoch otherwise).
+
+    Raises:
+        ConfigError: on a dataset without a train split, or an unusable extractor/classifier.
+    """
+    frames = config.frames
+    assert frames is not None
+    if frames.classifier.name == "average" and len(frames.extractors) != 1:
+        raise ConfigError("frames.classifier average takes exactly one extractor (a logits layer)")
+    run = RunDir(out)
+    device = resolve_device(config.train.device)
+    seed_everything(config.seed, deterministic=config.train.deterministic)
+    data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
+    classes = list(data.manifest.classes)
+    videos, cnn_classes = load_video_features(config, data, device)
+    by_id = {v.video_id: v for v in videos}
+    split = _Split(
+        *([by_id[i.row.video_id] for i in data.split(n)] for n in ("train", "val", "test"))
+    )
+    if not split.train:
+        raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
+    run.initialise(config, classes)
+    started = time.perf_counter()
+    head: nn.Module
+    if frames.classifier.name == "average":
+        head = FrameAverage(_average_columns(classes, cnn_classes)).to(device)
+        metrics = [_summary(frames, head, split, device)]
+    elif frames.classifier.name in SVMS:
+        head, chosen = _fit_svm(config, frames, split, len(classes))
+        head.to(device)
+        metrics = [{**_summary(frames, head, split, device), **chosen}]
+    else:
+        head, metrics = _fit_sequence_model(config, frames, split, classes, run, device)
+    metrics[-1].setdefault("seconds", round(time.perf_counter() - started, 3))
+    dim = int(head.mean.numel()) if isinstance(head, Standardised) else len(classes)
+    state = {"model": head.state_dict(), "dim": dim}
+    meta = {"classes": classes, "epoch": len(metrics), "metrics": metrics[-1]}
+    save_checkpoint(run.checkpoint("best"), state, meta)
+    save_checkpoint(run.checkpoint("last"), state, meta)
+    atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in metrics))
+    plot_learning_curves(metrics, run.folder / "curves.png")
+    for name, videos_of in (("val", split.val), ("test", split.test)):
+        if videos_of:
+            outcome = score_videos(frames, head, videos_of, device)
+            write_evaluation(run.folder / f"eval_{name}", outcome, classes)
+    return metrics
+
+
+def load_frame_head(run: RunDir, device: torch.device) -> nn.Module:
+    """The trained head of a frame-pipeline run, in eval mode."""
+    config = run.config()
+    assert config.frames is not None
+    state = load_checkpoint(run.best_or_last())
+    head = build_head(config.frames, int(state["dim"]), len(run.classes()), state["model"])
+    head.load_state_dict(state["model"])
+    return head.to(device).eval()
+
+
+def evaluate_frame_run(run: RunDir, split: str) -> EvalOutcome:
+    """Score one split with a trained frame pipeline (features from the cache).
+
+    Raises:
+        ConfigError: if the split has no usable video.
+    """
+    config = run.config()
+    assert config.frames is not None
+    device = resolve_device(config.train.device)
+    data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
+    wanted = {item.row.video_id for item in data.split(split)}
+    if not wanted:
+        raise ConfigError(f"{config.data.manifest}: no usable video in split {split!r}")
+    videos, _ = load_video_features(config, data, device)
+    chosen = [video for video in videos if video.video_id in wanted]
+    return score_videos(config.frames, load_frame_head(run, device), chosen, device)

@@ -1,0 +1,187 @@
+"""Frame-feature pipelines: every shipped Kahou/Xu config through ``vidfer train`` on real data.
+
+One small synthetic expression set is prepared once; the frame CNNs (Kahou's 9x9 CNN, VGG-16,
+ResNet-10) and a C3D run are trained for one epoch on it; then each paper config runs end to end
+with its data and run paths pointed at these, and must write the run folder of a 3D model, which
+``vidfer evaluate`` reads back to the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vidfer.config import load_config
+from vidfer.data.synth import make_expressions
+from vidfer.errors import ConfigError
+from vidfer.evaluation.evaluate import evaluate_run
+from vidfer.training.frames import FrameTrainSettings, train_frames
+from vidfer.training.trainer import train
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+DATA = {"prepare.size": 32, "prepare.grayscale": "false", "prepare.faces": "null", "workers": 1}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The prepared set's config, three frame-CNN runs and a C3D run."""
+    root = tmp_path_factory.mktemp("frames")
+    manifest = make_expressions(root / "expr", videos_per_class=3, size=32)
+    data = {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1}
+    source = root / "data.yaml"
+    source.write_text(yaml.safe_dump({"data": data}))
+    paths = {"manifest": manifest, "source": source}
+    for name, params in (
+        ("kahou_cnn", {"input_size": 32}),
+        ("vgg16", {"input_size": 32}),
+        ("resnet10", {"input_size": 32, "fc1": 16}),
+    ):
+        settings = FrameTrainSettings(
+            model=name, params=params, epochs=1, batch_size=16, every=4, device="cpu"
+        )
+        train_frames(source, root / name, settings)
+        paths[name] = root / name
+    c3d = load_config(
+        CONFIGS / "xu2017_afew_c3d.yaml",
+        [
+            *overrides(manifest),
+            "transforms.size=32",
+            "model.params.width=0.125",
+            "model.params.in_size=32",
+            "train.epochs=1",
+            "train.batch_size=4",
+        ],
+    )
+    train(c3d, root / "c3d")
+    paths["c3d"] = root / "c3d"
+    return paths
+
+
+def overrides(manifest: Path) -> list[str]:
+    return [f"data.manifest={manifest}", *(f"data.{k}={v}" for k, v in DATA.items())]
+
+
+def pipeline_overrides(name: str, setup: dict[str, Path]) -> list[str]:
+    """Data and run paths of a paper config pointed at the test's set and runs."""
+    runs = {
+        "kahou2015_afew_irnn": ["kahou_cnn"],
+        "kahou2015_afew_cnn_svm": ["kahou_cnn"],
+        "xu2017_afew_aggregated_svm": ["vgg16", "resnet10"],
+        "xu2017_afew_bilstm": ["vgg16"],
+    }
+    out = [*overrides(setup["manifest"]), "train.epochs=2", "train.batch_size=4"]
+    if name == "xu2017_afew_c3d_svm":
+        return [*out, f"frames.extractors.0.video_run={setup['c3d']}"]
+    return out + [
+        f"frames.extractors.{i}.frame_run={setup[run]}" for i, run in enumerate(runs[name])
+    ]
+
+
+def read_probabilities(path: Path) -> np.ndarray:
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return np.array([[float(v) for k, v in row.items() if k.startswith("p_")] for row in rows])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kahou2015_afew_irnn",
+        "kahou2015_afew_cnn_svm",
+        "xu2017_afew_aggregated_svm",
+        "xu2017_afew_bilstm",
+        "xu2017_afew_c3d_svm",
+    ],
+)
+def test_paper_config_trains_end_to_end(name: str, setup: dict[str, Path], tmp_path: Path) -> None:
+    config = load_config(CONFIGS / f"{name}.yaml", pipeline_overrides(name, setup))
+    result = train(config, tmp_path / "run")
+    run = tmp_path / "run"
+    for part in ("config.yaml", "classes.json", "metrics.jsonl", "curves.png"):
+        assert (run / part).is_file(), part
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "checkpoints/last.pt").is_file()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == result.epochs >= 1
+    assert "val_accuracy" in json.loads(lines[-1])
+    for split in ("val", "test"):
+        metrics = json.loads((run / f"eval_{split}" / "metrics.json").read_text())
+        assert metrics["count"] == 4 and 0 <= metrics["accuracy"] <= 1
+        assert (run / f"eval_{split}" / "confusion.csv").is_file()
+    # Evaluation of the run folder gives the numbers training wrote.
+    written = read_probabilities(run / "eval_test" / "predictions.csv")
+    (run / "eval_test").rename(run / "eval_test_at_training")
+    again = evaluate_run(run, "test")
+    np.testing.assert_allclose(read_probabilities(run / "eval_test" / "predictions.csv"), written)
+    assert again["count"] == 4
+    np.testing.assert_allclose(written.sum(axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_per_frame_averaging_and_cli(setup: dict[str, Path], tmp_path: Path) -> None:
+    """``average`` maps the CNN's classes by name; the CLI trains and evaluates a pipeline."""
+    args = [
+        *pipeline_overrides("kahou2015_afew_cnn_svm", setup),
+        "frames.classifier.name=average",
+        "frames.classifier.params={}",
+    ]
+    sets = [item for arg in args for item in ("--set", arg)]
+    vidfer = [sys.executable, "-m", "vidfer"]
+    config = str(CONFIGS / "kahou2015_afew_cnn_svm.yaml")
+    result = subprocess.run(
+        [*vidfer, "train", config, "--out", str(tmp_path / "avg"), *sets],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "avg" / "metrics.jsonl").read_text().splitlines()[0])
+    assert set(metrics) >= {"epoch", "val_loss", "val_accuracy"}
+    result = subprocess.run(
+        [*vidfer, "evaluate", str(tmp_path / "avg"), "--split", "test"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0 and "accuracy" in result.stdout, result.stderr
+    # A bad layer is named with the CNN's layers, through the CLI: one line, exit 2.
+    bad_layer = ["--set", "frames.extractors.0.layer=fc9"]
+    result = subprocess.run(
+        [*vidfer, "train", config, "--out", str(tmp_path / "bad"), *sets, *bad_layer],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    assert "layer 'fc9'" in result.stderr and "conv2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pipeline_misconfigurations_fail_clearly(setup: dict[str, Path], tmp_path: Path) -> None:
+    cnn, c3d = setup["kahou_cnn"], setup["c3d"]
+    two = [
+        *pipeline_overrides("kahou2015_afew_cnn_svm", setup),
+        "frames.classifier={name: average}",
+        f"frames.extractors=[{{frame_run: {cnn}, layer: logits}}, {{cnn: mini_xception}}]",
+    ]
+    with pytest.raises(ConfigError, match="average takes exactly one extractor"):
+        train(load_config(CONFIGS / "kahou2015_afew_cnn_svm.yaml", two), tmp_path / "a")
+    mixed = [
+        *pipeline_overrides("kahou2015_afew_irnn", setup),
+        f"frames.extractors=[{{frame_run: {cnn}}}, {{video_run: {c3d}}}]",
+    ]
+    with pytest.raises(ConfigError, match="one step per frame in every extractor"):
+        train(load_config(CONFIGS / "kahou2015_afew_irnn.yaml", mixed), tmp_path / "b")
+    irnn = CONFIGS / "kahou2015_afew_irnn.yaml"
+    with pytest.raises(ConfigError, match=r"option 'frames\.extractors\.0'"):
+        load_config(irnn, ["frames.extractors=[{layer: conv2}]"])
+    with pytest.raises(ConfigError, match="no item '3'"):
+        load_config(irnn, ["frames.extractors.3.layer=x"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b" / "checkpoints").exists()
