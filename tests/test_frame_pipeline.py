@@ -22,6 +22,7 @@ from vidfer.config import load_config
 from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import evaluate_run
+from vidfer.predict import predict_video
 from vidfer.training.frames import FrameTrainSettings, train_frames
 from vidfer.training.trainer import train
 
@@ -122,6 +123,20 @@ def test_paper_config_trains_end_to_end(name: str, setup: dict[str, Path], tmp_p
     np.testing.assert_allclose(read_probabilities(run / "eval_test" / "predictions.csv"), written)
     assert again["count"] == 4
     np.testing.assert_allclose(written.sum(axis=1), 1.0, atol=1e-4)
+    # A new video: the same video-level probabilities as evaluation, and a per-frame timeline
+    # (empty only where the steps are not frames: the C3D features' windows).
+    with (setup["manifest"].parent / "manifest.csv").open(newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["split"] == "test")
+    prediction = predict_video(setup["manifest"].parent / row["path"], tmp_path / "pred", run)
+    order = [line.split(",")[0] for line in (run / "eval_test_at_training" / "predictions.csv")
+             .read_text().splitlines()[1:]]  # fmt: skip
+    expected = written[order.index(row["video_id"])]
+    got = np.array(list(prediction.probabilities.values()))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    with (tmp_path / "pred" / "timeline.csv").open(newline="") as handle:
+        timeline = list(csv.DictReader(handle))
+    scored = [r for r in timeline if r[f"p_{prediction.label}"] != ""]
+    assert len(scored) == (0 if name == "xu2017_afew_c3d_svm" else len(timeline))
 
 
 @pytest.mark.slow

@@ -29,11 +29,11 @@ def test_head_reproduces_sklearn_and_calibrates(kernel: str, classes: int) -> No
     models = _fit_binary(kernel, x, y, classes, fit.C, fit.gamma)  # type: ignore[arg-type]
     ours = fit.head.decision(torch.from_numpy(vx).float()).numpy()
     np.testing.assert_allclose(ours, _decisions(models, vx), atol=1e-4)
-    # The chosen grid point has the best validation accuracy (first one on ties).
+    # The chosen grid point has the best validation accuracy, then the smallest hinge loss.
     assert fit.selection == "validation"
-    assert max(score for *_, score in fit.grid) == next(
-        score for c, g, score in fit.grid if (c, g) == (fit.C, fit.gamma)
-    )
+    chosen = next(row for row in fit.grid if row[:2] == (fit.C, fit.gamma))
+    assert chosen[2] == max(row[2] for row in fit.grid)
+    assert chosen[3] == min(row[3] for row in fit.grid if row[2] == chosen[2])
     probabilities = fit.head(torch.from_numpy(vx).float()).exp().numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     accuracy = float(np.mean(probabilities.argmax(axis=1) == vy))

@@ -203,6 +203,16 @@ def _predict_run(path: Path, run: RunDir, out: Path) -> Prediction:
             extra,
         )
     device = resolve_device(config.train.device)
+    if config.frames is not None:
+        from vidfer.training.frame_pipeline import load_frame_head, new_video_features, timeline
+
+        video = new_video_features(config.frames, frames, device)
+        per_step, video_probs = timeline(config.frames, load_frame_head(run, device), video, device)
+        if per_step is None or len(per_step) != len(frames):  # steps are not frames
+            per_step = np.full((len(frames), len(classes)), np.nan)
+        extra["model"] = f"frames:{config.frames.classifier.name}"
+        timed = _timeline(record, per_step, len(classes))
+        return _write(out, path, record, timed, classes, video_probs, extra)
     model, pooling = run.load_model(device)
     clip = build_clip_transform(config.transforms, train=False)(frames).to(device)  # (C,T,S,S)
     score_map = score_video(model, clip, config.eval)

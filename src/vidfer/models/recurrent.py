@@ -79,6 +79,11 @@ class SequenceClassifier(nn.Module):
         """Logits ``(B, K)`` of sequences ``(B, T, D)`` with prefix mask ``(B, T)``."""
         return self.classifier(self.dropout(self.hidden_state(x, mask)))
 
+    def step_logits(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The classifier on every step's output: ``(B, T, K)`` (a per-frame timeline; with the
+        ``last`` read-out and a unidirectional model, what it would answer after each frame)."""
+        return self.classifier(self.encode(x, mask))
+
 
 class IRNN(SequenceClassifier):
     """ReLU RNN with identity-initialised recurrence (Kahou et al.; Le et al. 2015).

@@ -39,9 +39,9 @@ from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.features.aggregate import concatenate, kbin_pool, mean_var, signed_sqrt_l2
-from vidfer.features.extract import extract_frame_features
+from vidfer.features.extract import extract_frame_features, frame_features, load_frame_source
 from vidfer.io.atomic import atomic_write_text
-from vidfer.models.recurrent import SEQUENCE_MODELS
+from vidfer.models.recurrent import SEQUENCE_MODELS, SequenceClassifier
 from vidfer.models.svm import Kernel, SVMHead, fit_svm
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
@@ -55,7 +55,7 @@ from vidfer.training.sequences import (
     random_subset,
     score_sequences,
 )
-from vidfer.training.video_attention import extract_run_features
+from vidfer.training.video_attention import extract_run_features, run_feature_sequence
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,13 @@ class Standardised(nn.Module):
         self.mean.copy_(torch.from_numpy(rows.mean(axis=0)))
         self.std.copy_(torch.from_numpy(np.maximum(std, floor)))
 
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., D)`` inputs in training-set units."""
+        return (x - self.mean) / self.std
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of ``(B, D)`` vectors, or of ``(B, T, D)`` sequences with a mask ``(B, T)``."""
-        z = (x - self.mean) / self.std
+        z = self.standardise(x)
         return self.classifier(z) if mask is None else self.classifier(z, mask)
 
 
@@ -107,10 +111,14 @@ class FrameAverage(nn.Module):
         super().__init__()
         self.register_buffer("columns", torch.tensor(columns))
 
+    def per_frame(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, K_cnn)`` per-frame logits -> ``(B, T, K)`` probabilities of our classes."""
+        probabilities = x.softmax(dim=-1)[..., self.columns]  # (B, T, K_cnn) -> (B, T, K)
+        return probabilities / probabilities.sum(dim=-1, keepdim=True)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, T, K_cnn)`` per-frame logits, mask ``(B, T)`` -> ``(B, K)`` log-probabilities."""
-        probabilities = x.softmax(dim=-1)[..., self.columns]  # (B, T, K_cnn) -> (B, T, K)
-        probabilities = probabilities / probabilities.sum(dim=-1, keepdim=True)
+        probabilities = self.per_frame(x)
         weights = mask.unsqueeze(-1).to(x.dtype)  # (B, T) -> (B, T, 1)
         mean = (probabilities * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
         return mean.clamp(min=1e-12).log()
@@ -122,16 +130,22 @@ class VideoFeatures:
 
     Attributes:
         video_id: The video.
-        label: Class index.
-        steps: ``(T, D)`` the extractors' (normalised) features side by side, one row per step;
-            None when the extractors have different step counts (vector classifiers only).
-        vector: ``(D',)`` the aggregates side by side (vector classifiers only, else None).
+        label: Class index (-1 for a new video).
+        parts: Per extractor, its (normalised) features ``(T_e, D_e)``, one row per step.
     """
 
     video_id: str
     label: int
-    steps: np.ndarray | None
-    vector: np.ndarray | None
+    parts: list[np.ndarray]
+
+    @property
+    def steps(self) -> np.ndarray:
+        """``(T, sum D_e)``: the extractors side by side (they have the same step count)."""
+        return np.concatenate(self.parts, axis=1)
+
+    def vector(self, frames: FramesConfig) -> np.ndarray:
+        """The aggregates of every extractor, side by side: one vector per video."""
+        return concatenate([_aggregate(frames, part) for part in self.parts])
 
 
 def _aggregate(frames: FramesConfig, steps: np.ndarray) -> np.ndarray:
@@ -160,23 +174,34 @@ def load_video_features(
         else:
             features, cnn_classes = extract_frame_features(extractor, data, device)
             per_extractor.append(features)
-    vectors = frames.classifier.name in SVMS
-    out = []
-    for item in data.items:
-        video = item.row.video_id
-        parts = [np.asarray(found[video], dtype=np.float64) for found in per_extractor]
-        if frames.normalise == "ssr_l2":
-            parts = [signed_sqrt_l2(part) for part in parts]
-        same_length = len({len(part) for part in parts}) == 1
-        if not same_length and not vectors:
-            raise ConfigError(
-                f"frames.extractors: video {video} has {[len(p) for p in parts]} steps per "
-                "extractor; a sequence classifier needs one step per frame in every extractor"
-            )
-        steps = np.concatenate(parts, axis=1) if same_length else None  # (T, sum D)
-        vector = concatenate([_aggregate(frames, part) for part in parts]) if vectors else None
-        out.append(VideoFeatures(video, item.row.label_index, steps, vector))
-    return out, cnn_classes
+    return [
+        video_features(
+            frames,
+            item.row.video_id,
+            item.row.label_index,
+            [f[item.row.video_id] for f in per_extractor],
+        )
+        for item in data.items
+    ], cnn_classes
+
+
+def video_features(
+    frames: FramesConfig, video_id: str, label: int, raw: list[np.ndarray]
+) -> VideoFeatures:
+    """One video's features, normalised as configured.
+
+    Raises:
+        ConfigError: if the extractors' step counts differ under a sequence classifier.
+    """
+    parts = [np.asarray(part, dtype=np.float64) for part in raw]
+    if frames.normalise == "ssr_l2":
+        parts = [signed_sqrt_l2(part) for part in parts]
+    if frames.classifier.name not in SVMS and len({len(part) for part in parts}) > 1:
+        raise ConfigError(
+            f"frames.extractors: video {video_id} has {[len(p) for p in parts]} steps per "
+            "extractor; a sequence classifier needs one step per frame in every extractor"
+        )
+    return VideoFeatures(video_id, label, parts)
 
 
 def _average_columns(classes: list[str], cnn_classes: list[str] | None) -> list[int]:
@@ -209,20 +234,12 @@ def build_head(
 
 
 def _sequences(videos: list[VideoFeatures]) -> list[LabelledSequence]:
-    out = []
-    for video in videos:
-        assert video.steps is not None  # checked by load_video_features
-        out.append(LabelledSequence(video.video_id, video.label, video.steps))
-    return out
+    return [LabelledSequence(video.video_id, video.label, video.steps) for video in videos]
 
 
-def _vectors(videos: list[VideoFeatures]) -> tuple[np.ndarray, np.ndarray]:
+def _vectors(frames: FramesConfig, videos: list[VideoFeatures]) -> tuple[np.ndarray, np.ndarray]:
     """Video vectors ``(N, D)`` and labels ``(N,)``."""
-    rows = []
-    for video in videos:
-        assert video.vector is not None  # vector classifiers only
-        rows.append(video.vector)
-    return np.stack(rows), np.array([video.label for video in videos])
+    return np.stack([v.vector(frames) for v in videos]), np.array([v.label for v in videos])
 
 
 @torch.no_grad()
@@ -234,7 +251,7 @@ def score_videos(
     if frames.classifier.name not in SVMS:
         select = evenly_spaced(frames.sequence_length)
         return score_sequences(head, _sequences(videos), device, select)
-    x, labels = _vectors(videos)
+    x, labels = _vectors(frames, videos)
     logits = head(torch.from_numpy(x).float().to(device)).float().cpu()  # (N, K)
     return EvalOutcome(
         loss=float(F.cross_entropy(logits, torch.from_numpy(labels))),
@@ -276,13 +293,13 @@ def _fit_svm(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Standardise, grid-search on val (or cross-validate) and calibrate the SVMs."""
     kernel: Kernel = "linear" if frames.classifier.name == "linear_svm" else "rbf"
-    x, y = _vectors(split.train)
+    x, y = _vectors(frames, split.train)
     head = Standardised(SVMHead(kernel, x.shape[1], num_classes), x.shape[1])
     head.fit(x)
     mean, std = head.mean.numpy(), head.std.numpy()
     val = None
     if split.val:
-        val_x, val_y = _vectors(split.val)
+        val_x, val_y = _vectors(frames, split.val)
         val = ((val_x - mean) / std, val_y)
     params = frames.classifier.params
     fit = fit_svm(
@@ -396,6 +413,66 @@ def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, A
             outcome = score_videos(frames, head, videos_of, device)
             write_evaluation(run.folder / f"eval_{name}", outcome, classes)
     return metrics
+
+
+TIMELINE_WINDOW = 16
+"""Frames around each frame whose aggregate an SVM pipeline scores for the timeline."""
+
+
+@torch.no_grad()
+def timeline(
+    frames: FramesConfig, head: nn.Module, video: VideoFeatures, device: torch.device
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Per-step class probabilities ``(T, K)`` and the video's ``(K,)`` for a new video.
+
+    The video's are scored exactly as in evaluation. Per step: the averaged CNN's per-frame
+    probabilities (``average``); the recurrent model's classifier on each step's output; for
+    the SVMs, their score of the aggregate of a window of ``max(TIMELINE_WINDOW, bins)``
+    frames centred on the step. None per step when the extractors' step counts differ.
+    """
+    head.eval()
+    if frames.classifier.name in SVMS:
+        video_probs = head(torch.from_numpy(video.vector(frames)).float()[None].to(device))
+        lengths = {len(part) for part in video.parts}
+        if len(lengths) > 1:
+            return None, video_probs.softmax(dim=1)[0].cpu().numpy()
+        length, half = lengths.pop(), max(TIMELINE_WINDOW, frames.bins) // 2
+        windows = [
+            VideoFeatures(
+                video.video_id, video.label, [p[max(t - half, 0) : t + half] for p in video.parts]
+            )
+            for t in range(length)
+        ]
+        rows = torch.from_numpy(np.stack([w.vector(frames) for w in windows])).float()
+        per_step = head(rows.to(device)).softmax(dim=1)  # (T, D) -> (T, K)
+        return per_step.cpu().numpy(), video_probs.softmax(dim=1)[0].cpu().numpy()
+    chosen = evenly_spaced(frames.sequence_length)(len(video.steps))  # as in evaluation
+    steps = torch.from_numpy(video.steps).float()[None].to(device)  # (T, D) -> (1, T, D)
+    mask = torch.ones(steps.shape[:2], dtype=torch.bool, device=device)
+    video_probs = head(steps[:, chosen], mask[:, chosen]).softmax(dim=1)[0]
+    if isinstance(head, FrameAverage):
+        per_step = head.per_frame(steps)[0]  # (T, K)
+    else:
+        assert isinstance(head, Standardised) and isinstance(head.classifier, SequenceClassifier)
+        per_step = head.classifier.step_logits(head.standardise(steps), mask)[0].softmax(dim=1)
+    return per_step.cpu().numpy(), video_probs.cpu().numpy()
+
+
+def new_video_features(
+    frames: FramesConfig, video: np.ndarray, device: torch.device
+) -> VideoFeatures:
+    """The features of a new video's prepared frames ``(T, H, W, 3)``, as in training."""
+    raw = []
+    for extractor in frames.extractors:
+        if extractor.video_run is not None:
+            run = RunDir(extractor.video_run)
+            model, _ = run.load_model(device)
+            sequence = run_feature_sequence(model, run.config(), video, device)
+            raw.append(sequence.scores.float().cpu().numpy().T)  # (F, T') -> (T', F)
+        else:
+            source = load_frame_source(extractor, device)
+            raw.append(frame_features(source, video, extractor.spatial, extractor.batch_size))
+    return video_features(frames, "", -1, raw)
 
 
 def load_frame_head(run: RunDir, device: torch.device) -> nn.Module:

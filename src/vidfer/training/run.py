@@ -87,8 +87,17 @@ class RunDir:
         raise CheckpointError(f"{self.folder}: no checkpoint yet; train it with 'vidfer train'")
 
     def load_model(self, device: torch.device | str = "cpu") -> tuple[VideoModel, TemporalPooling]:
-        """The trained model (eval mode) and its temporal pooling."""
+        """The trained model (eval mode) and its temporal pooling.
+
+        Raises:
+            CheckpointError: if the run is a frame-feature pipeline (no video model).
+        """
         config = self.config()
+        if config.frames is not None:
+            raise CheckpointError(
+                f"{self.folder}: a frame-feature pipeline run has no 3D video model; "
+                "use it with 'vidfer evaluate' or 'vidfer predict'"
+            )
         # The checkpoint holds every weight: do not read the pretrained file again.
         params = {k: v for k, v in config.model.params.items() if k != "pretrained"}
         section = config.model.model_copy(update={"params": params})

@@ -27,14 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidfer.config import RunConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.evaluation.scoring import feature_sequence
+from vidfer.evaluation.scoring import ScoreMap, feature_sequence
 from vidfer.features.store import FeatureStore
 from vidfer.io.atomic import atomic_write_json
+from vidfer.models.base import VideoModel
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
 from vidfer.progress import track
 from vidfer.training.device import resolve_device, seed_everything
@@ -100,6 +102,15 @@ class FeatureSequence:
     centres: np.ndarray  # (T',) frame at the centre of each step
 
 
+@torch.no_grad()
+def run_feature_sequence(
+    model: VideoModel, config: RunConfig, frames: np.ndarray, device: torch.device
+) -> ScoreMap:
+    """A trained run's backbone features of prepared frames ``(T, H, W, 3)``: a map ``(F, T')``."""
+    clip = build_clip_transform(config.transforms, train=False)(frames).to(device)  # (C,T,S,S)
+    return feature_sequence(model, clip, config.eval)
+
+
 def extract_run_features(
     run: RunDir, data: PreparedDataset, device: torch.device
 ) -> dict[str, FeatureSequence]:
@@ -123,10 +134,8 @@ def extract_run_features(
     missing = [item for item in data.items if not store.has(item.key)]
     if missing:
         model, _ = run.load_model(device)
-        transform = build_clip_transform(config.transforms, train=False)
         for item in track(missing, total=len(missing), description="extracting features"):
-            clip = transform(data.store.frames(item.key)).to(device)  # (C, T, S, S)
-            sequence = feature_sequence(model, clip, config.eval)  # (F, T')
+            sequence = run_feature_sequence(model, config, data.store.frames(item.key), device)
             store.save(
                 item.key,
                 sequence.scores.float().cpu().numpy().T,  # (F, T') -> (T', F)
