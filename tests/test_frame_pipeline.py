@@ -16,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from vidfer.config import load_config
+from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import evaluate_run
+from vidfer.features.extract import extract_frame_features
 from vidfer.predict import predict_video
 from vidfer.training.frames import FrameTrainSettings, train_frames
 from vidfer.training.trainer import train
@@ -200,3 +203,28 @@ def test_pipeline_misconfigurations_fail_clearly(setup: dict[str, Path], tmp_pat
     with pytest.raises(ConfigError, match="no item '3'"):
         load_config(irnn, ["frames.extractors.3.layer=x"])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b" / "checkpoints").exists()
+
+
+def test_frame_features_are_cached_and_resume(setup: dict[str, Path]) -> None:
+    """A second extraction reads the cache; a lost entry alone is recomputed, identically."""
+    config = load_config(
+        CONFIGS / "kahou2015_afew_irnn.yaml", pipeline_overrides("kahou2015_afew_irnn", setup)
+    )
+    assert config.frames is not None
+    extractor = config.frames.extractors[0]
+    data = load_dataset(config.data)
+    first, classes = extract_frame_features(extractor, data, torch.device("cpu"))
+    assert classes == list(data.manifest.classes)  # the frame run's classes
+    folder = next((data.store.folder / "features").iterdir())
+    stamps = {path.name: path.stat().st_mtime_ns for path in folder.glob("*.npy")}
+    assert len(stamps) == len(data.items)
+    lost = data.items[0]
+    (folder / f"{lost.key}.json").unlink()  # as if killed before the record was written
+    again, _ = extract_frame_features(extractor, data, torch.device("cpu"))
+    after = {path.name: path.stat().st_mtime_ns for path in folder.glob("*.npy")}
+    changed = {name for name in stamps if after[name] != stamps[name]}
+    assert changed == {f"{lost.key}.npy"}
+    for video, features in first.items():
+        np.testing.assert_array_equal(again[video], features)
+        # One row per stored frame; conv2 of a 32x32 input flattened: 32 maps x 8 x 8.
+        assert features.shape[1] == 32 * 8 * 8
