@@ -181,6 +181,27 @@ def _cmd_train_frames(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fuse(args: argparse.Namespace) -> int:
+    from vidfer.fusion.fuse import FusionSpec, fuse_runs
+    from vidfer.fusion.random_search import SearchSettings
+
+    spec = FusionSpec(
+        runs=[Path(run) for run in args.runs],
+        method=args.method,
+        weights=args.weights,
+        search_split=args.search_split,
+        eval_splits=tuple(args.splits),
+        search=SearchSettings(samples=args.samples, block=args.block, seed=args.seed),
+    )
+    comparison = fuse_runs(spec, args.out)
+    for split, rows in comparison.items():
+        singles = [row["accuracy"] for name, row in rows.items() if not name.startswith("fusion")]
+        fused = next(row["accuracy"] for name, row in rows.items() if name.startswith("fusion"))
+        console.print(f"{split}: fused accuracy {fused:.4f} (best single run {max(singles):.4f})")
+    console.print(f"written to {args.out} (comparison.md, fusion.json, eval_<split>/)")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from vidfer.predict import predict_video
 
@@ -364,6 +385,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a model parameter (YAML value), e.g. --param kernel=5 --param maps=[64,64,128]",
     )
+
+    fuse = add("fuse", _cmd_fuse, "decision-level fusion of trained runs, with a comparison report")
+    fuse.add_argument("runs", nargs="+", help="two or more run folders (same dataset)")
+    fuse.add_argument("--out", required=True, help="output folder")
+    fuse.add_argument(
+        "--method", choices=["search", "weights", "mean", "sci", "max"], default="search"
+    )
+    fuse.add_argument(
+        "--weights", type=float, nargs="+", default=None, help="per run (--method weights)"
+    )
+    fuse.add_argument("--search-split", default="val", help="split the weights are searched on")
+    fuse.add_argument(
+        "--splits", nargs="+", default=["val", "test"], help="splits to fuse and report"
+    )
+    fuse.add_argument("--samples", type=int, default=100_000, help="uniform random-search draws")
+    fuse.add_argument("--block", type=int, default=100_000, help="local draws per sigma (0: none)")
+    fuse.add_argument("--seed", type=int, default=0)
 
     predict = add(
         "predict",

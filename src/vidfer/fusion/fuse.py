@@ -1,0 +1,181 @@
+"""``vidfer fuse``: decision-level fusion of trained runs, with a report next to each single run.
+
+Methods (scores are each run's per-video class probabilities, :mod:`vidfer.fusion.predictions`):
+
+* ``search``: per-run, per-class weights found by Kahou's random search
+  (:mod:`vidfer.fusion.random_search`) on ``search_split``, which must be a split the runs were
+  not trained on (vidfer trains on ``train``, so ``val`` or ``test``; Kahou: "random search would
+  assign high weights to the over-fitters");
+* ``weights``: fixed per-run weights (Xu et al.: 0.5, 0.25, 0.25), normalised to sum 1;
+* ``mean``: equal weights; ``sci``: per video, the SCI-weighted average of the runs (eq. 6 of
+  Sun et al.); ``max``: the per-class maximum over the runs.
+
+Output folder::
+
+    OUT/fusion.json          method, runs, classes, weights (per run and class), search record
+    OUT/eval_<split>/        predictions.csv, metrics.json, confusion.csv, confusion.png (fused)
+    OUT/comparison.json      per split: accuracy, mean class accuracy, per-class accuracy of every
+                             run and of the fusion
+    OUT/comparison.md        the same as tables
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from vidfer.errors import ConfigError
+from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
+from vidfer.evaluation.metrics import classification_metrics
+from vidfer.fusion.decision import max_fusion, sci_fusion
+from vidfer.fusion.predictions import align, read_predictions
+from vidfer.fusion.random_search import SearchSettings, fuse, random_search
+from vidfer.io.atomic import atomic_write_json, atomic_write_text
+
+Method = Literal["search", "weights", "mean", "sci", "max"]
+METHODS: tuple[str, ...] = ("search", "weights", "mean", "sci", "max")
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """What to fuse and how.
+
+    Attributes:
+        runs: The run folders.
+        method: One of :data:`METHODS`.
+        weights: Per-run weights for ``weights``.
+        search_split: Split the ``search`` method learns its weights on (not ``train``).
+        eval_splits: Splits to fuse and report.
+        search: Iteration counts and seed of the random search.
+    """
+
+    runs: list[Path]
+    method: Method = "search"
+    weights: list[float] | None = None
+    search_split: str = "val"
+    eval_splits: tuple[str, ...] = ("val", "test")
+    search: SearchSettings = field(default_factory=SearchSettings)
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first invalid choice."""
+        if len(self.runs) < 2:
+            raise ConfigError("fuse: give at least two runs")
+        if self.method not in METHODS:
+            raise ConfigError(f"fuse: method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.method == "weights":
+            if self.weights is None or len(self.weights) != len(self.runs):
+                raise ConfigError(f"fuse: --weights needs one weight per run ({len(self.runs)})")
+            if min(self.weights) < 0 or sum(self.weights) <= 0:
+                raise ConfigError("fuse: weights must be non-negative with a positive sum")
+        if self.method == "search" and self.search_split == "train":
+            raise ConfigError(
+                "fuse: the runs were trained on 'train'; searching weights there favours the "
+                "over-fitters. Search on a split they were not trained on: --search-split val"
+            )
+        if not self.eval_splits:
+            raise ConfigError("fuse: give at least one split to evaluate")
+
+
+def _fused(method: str, weights: np.ndarray | None, scores: np.ndarray) -> np.ndarray:
+    """Fused probabilities ``(N, K)`` of scores ``(M, N, K)``."""
+    if method == "sci":
+        fused = sci_fusion(torch.from_numpy(scores).permute(1, 0, 2), dim=1).numpy()  # (N, M, K)
+    elif method == "max":
+        fused = max_fusion(torch.from_numpy(scores), dim=0).numpy()
+    else:
+        assert weights is not None
+        fused = fuse(weights, scores)
+    return fused / np.maximum(fused.sum(axis=1, keepdims=True), 1e-12)
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    keep = ("count", "accuracy", "mean_class_accuracy", "per_class_accuracy")
+    return {key: metrics[key] for key in keep}
+
+
+def _table(comparison: dict[str, dict[str, Any]], classes: Sequence[str]) -> str:
+    lines = []
+    for split, rows in comparison.items():
+        lines += [
+            f"## {split}",
+            "",
+            "| model | accuracy | mean class accuracy | " + " | ".join(classes) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in classes) + " |",
+        ]
+        for name, row in rows.items():
+            per_class = " | ".join(f"{row['per_class_accuracy'][c]:.3f}" for c in classes)
+            lines.append(
+                f"| {name} | {row['accuracy']:.3f} | {row['mean_class_accuracy']:.3f} | "
+                f"{per_class} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
+    """Fuse the runs and write ``out`` (see the module docstring).
+
+    Returns:
+        The comparison: per split, every run's and the fusion's metrics.
+
+    Raises:
+        ConfigError: on bad settings, or runs whose classes, videos or labels differ.
+    """
+    spec.check()
+    classes = read_predictions(spec.runs[0], spec.eval_splits[0]).classes
+    names = [str(run) for run in spec.runs]
+    weights: np.ndarray | None = None
+    record: dict[str, Any] = {"method": spec.method, "runs": names, "classes": classes}
+    models = len(spec.runs)
+    if spec.method == "search":
+        _, labels, scores = align([read_predictions(run, spec.search_split) for run in spec.runs])
+        result = random_search(scores, labels, spec.search)
+        weights = result.weights
+        record["search"] = {
+            "split": spec.search_split,
+            "accuracy": result.accuracy,
+            "evaluations": result.evaluations,
+            "history": result.history,
+            "settings": asdict(spec.search),
+        }
+    elif spec.method == "weights":
+        assert spec.weights is not None
+        given = np.asarray(spec.weights, dtype=float) / sum(spec.weights)
+        weights = np.repeat(given[:, None], len(classes), axis=1)  # (M,) -> (M, K)
+    elif spec.method == "mean":
+        weights = np.full((models, len(classes)), 1.0 / models)
+    if weights is not None:
+        record["weights"] = {
+            name: dict(zip(classes, map(float, row), strict=True))
+            for name, row in zip(names, weights, strict=True)
+        }
+    folder = Path(out)
+    comparison: dict[str, dict[str, Any]] = {}
+    for split in spec.eval_splits:
+        runs = [read_predictions(run, split) for run in spec.runs]
+        videos, labels, scores = align(runs)
+        fused = _fused(spec.method, weights, scores)
+        outcome = EvalOutcome(
+            loss=float(-np.log(np.maximum(fused[np.arange(len(labels)), labels], 1e-12)).mean()),
+            probabilities=fused,
+            labels=labels,
+            video_ids=videos,
+        )
+        rows = {
+            name: _summary(classification_metrics(labels, s.argmax(axis=1), classes))
+            for name, s in zip(names, scores, strict=True)
+        }
+        label = f"fusion ({spec.method})"
+        if spec.method == "search" and split == spec.search_split:
+            label += " [weights searched on this split]"
+        rows[label] = _summary(write_evaluation(folder / f"eval_{split}", outcome, classes))
+        comparison[split] = rows
+    atomic_write_json(folder / "fusion.json", record)
+    atomic_write_json(folder / "comparison.json", comparison)
+    atomic_write_text(folder / "comparison.md", _table(comparison, classes))
+    return comparison
