@@ -4,6 +4,7 @@ testing with SCI fusion."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from vidfer.errors import ConfigError
 from vidfer.evaluation.views import crop_views
 from vidfer.models import build_model
 from vidfer.models.fstcn import TPOperator, factorized_conv3d
+from vidfer.training.frames import FrameTrainSettings, load_frame_run, train_frames
+from vidfer.training.run import RunDir
 from vidfer.training.trainer import train
 
 
@@ -58,13 +61,7 @@ def test_paths_score_a_clip_pair(paths: str) -> None:
     assert torch.equal(features[:, :, 0], features[:, :, 1])  # all-zero difference frames
 
 
-def test_auxiliary_classifier_and_options() -> None:
-    model = build_model("fstcn", 5, width=0.0625, in_size=48, auxiliary=True)
-    assert model.forward_auxiliary(torch.randn(3, 3, 48, 48)).shape == (3, 5)
-    with pytest.raises(ConfigError, match="auxiliary=True"):
-        build_model("fstcn", 5, width=0.0625, in_size=48).forward_auxiliary(
-            torch.randn(1, 3, 48, 48)
-        )
+def test_options() -> None:
     with pytest.raises(ConfigError, match="paths"):
         build_model("fstcn", 5, paths="motion")
 
@@ -114,7 +111,23 @@ def test_train_and_test_with_views_and_sci(square_dataset, tmp_path) -> None:
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
+    # §2.3: the lower SCLs pre-trained with the auxiliary classifier on the videos' frames.
+    scl = tmp_path / "scl"
+    settings = FrameTrainSettings(
+        model="fstcn_scl", params={"width": 0.0625, "input_size": 28}, epochs=1, every=4
+    )
+    train_frames(path, scl, settings)
+    pretrained, _ = load_frame_run(scl)
+    model = build_model("fstcn", 2, width=0.0625, clip_len=3, in_size=32, scl_init=str(scl))
+    for ours, theirs in zip(model.lower.parameters(), pretrained.lower.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+    with pytest.raises(ConfigError, match="another width"):
+        build_model("fstcn", 2, width=0.125, clip_len=3, in_size=32, scl_init=str(scl))
+    config["model"]["params"]["scl_init"] = str(scl)
+    path.write_text(yaml.safe_dump(config))
     train(load_config(path), tmp_path / "run")
+    shutil.rmtree(scl)  # the run's checkpoint holds every weight
+    RunDir(tmp_path / "run").load_model()
     metrics = json.loads((tmp_path / "run" / "eval_test" / "metrics.json").read_text())
     assert metrics["count"] == 2
     predictions = (tmp_path / "run" / "eval_test" / "predictions.csv").read_text().splitlines()

@@ -514,6 +514,12 @@ _PARAMS_OF: dict[str, type[FrameCNN]] = {
 }
 
 
+def register_frame_cnn(name: str, model: type[FrameCNN]) -> None:
+    """Make a frame CNN class (taking ``num_classes`` and keyword parameters) buildable by name."""
+    FRAME_CNNS[name] = model
+    _PARAMS_OF[name] = model
+
+
 def frame_cnn_params(name: str) -> list[str]:
     """The parameters model ``name`` accepts.
 

@@ -19,6 +19,12 @@ The model takes a clip pair packed in time, ``(B, 3, 2 * l_t, H, W)``: the appea
 ``l_t`` frames, then the ``l_t`` frames ``d_t`` later, as drawn by the ``clip_pairs`` sampler; it
 computes the difference clip ``|V(t) - V(t + d_t)|`` (eq. 4) itself. Convolutions are padded
 ``k // 2`` (the paper does not give paddings). ``width`` scales every layer for CPU runs.
+
+§2.3 pre-trains the lower SCLs with an auxiliary classifier on single frames (ImageNet, then
+frames of the training videos) before training the whole network. Here the auxiliary network
+is the frame CNN ``fstcn_scl`` (:class:`FstCNFrames`), trained by ``vidfer train-frames`` on the
+training videos' frames (ImageNet weights are not obtainable offline); ``scl_init`` then starts
+FstCN's lower SCLs from that run.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidfer.config import TransformConfig
 from vidfer.errors import ConfigError
 from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.frame_cnns import FrameCNN, register_frame_cnn
 from vidfer.models.options import check_model_options
 from vidfer.registry import MODELS
 
@@ -96,6 +104,17 @@ def _conv(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
 
 
+def lower_scls(width: float) -> nn.Sequential:
+    """The four lower SCLs, ``(B, 3, H, W) -> (B, 512 * width, h, w)``."""
+    c96, c256, c512 = (_scaled(c, width) for c in (96, 256, 512))
+    return nn.Sequential(
+        _conv(3, c96, 7, 2), nn.ReLU(inplace=True), _lrn(), nn.MaxPool2d(3, 2),
+        _conv(c96, c256, 5, 2), nn.ReLU(inplace=True), _lrn(), nn.MaxPool2d(3, 2),
+        _conv(c256, c512, 3, 1), nn.ReLU(inplace=True),
+        _conv(c512, c512, 3, 1), nn.ReLU(inplace=True),
+    )  # fmt: skip
+
+
 def _upper_scl(c_in: int, c_out: int, side: int) -> nn.Sequential:
     """Conv(128,3,1)-ReLU-Pool(3,3) (padded 1: the paper's 12x12 -> 4x4 at 204 pixels), then a
     max pool to the ``side x side`` grid the FC layers expect (the identity at ``in_size``)."""
@@ -123,8 +142,8 @@ class FstCN(VideoModel):
             sizes are max-pooled to the same grid before them.
         paths: ``both`` (FstCN), ``scl`` or ``tcl`` (one path alone, the ablation of Table 2).
         dropout: Dropout of the TCL convolutions and the FC layers (0.5).
-        auxiliary: Add the auxiliary classifier on the lower SCLs (§2.3), for pre-training them
-            on frames (:meth:`forward_auxiliary`).
+        scl_init: A ``vidfer train-frames`` run of the ``fstcn_scl`` frame CNN of the same
+            ``width``: the lower SCLs start from its weights (§2.3's pre-training).
 
     Raises:
         ConfigError: on an invalid option.
@@ -139,7 +158,7 @@ class FstCN(VideoModel):
         in_size: int = 204,
         paths: str = "both",
         dropout: float = 0.5,
-        auxiliary: bool = False,
+        scl_init: str | None = None,
     ) -> None:
         super().__init__()
         check_model_options(num_classes=num_classes, width=width, dropout=dropout)
@@ -148,13 +167,10 @@ class FstCN(VideoModel):
         if clip_len < 1 or in_size < 32:
             raise ConfigError("fstcn: clip_len must be >= 1 and in_size >= 32")
         self.num_classes, self.clip_len, self.paths = num_classes, clip_len, paths
-        c96, c256, c512, c128 = (_scaled(c, width) for c in (96, 256, 512, 128))
-        self.lower = nn.Sequential(
-            _conv(3, c96, 7, 2), nn.ReLU(inplace=True), _lrn(), nn.MaxPool2d(3, 2),
-            _conv(c96, c256, 5, 2), nn.ReLU(inplace=True), _lrn(), nn.MaxPool2d(3, 2),
-            _conv(c256, c512, 3, 1), nn.ReLU(inplace=True),
-            _conv(c512, c512, 3, 1), nn.ReLU(inplace=True),
-        )  # fmt: skip
+        c512, c128 = _scaled(512, width), _scaled(128, width)
+        self.lower = lower_scls(width)
+        if scl_init is not None:
+            self._load_lower(scl_init)
         with torch.no_grad():
             side = self.lower(torch.zeros(1, 3, in_size, in_size)).shape[-1]
         side = (side - 1) // 3 + 1  # after Pool(3, 3) (padded 1, so that tiny inputs work)
@@ -182,15 +198,24 @@ class FstCN(VideoModel):
         joined = fc2 * (2 if paths == "both" else 1)
         self.joint = _fc(joined, fc2, dropout)
         self.classifier = nn.Linear(fc2, num_classes)
-        self.auxiliary = (
-            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c512, num_classes))
-            if auxiliary
-            else None
-        )
         # One score per clip pair; pairs are drawn by the clip_pairs sampler, evaluated by views.
         self.geometry = TemporalGeometry(
             receptive_field=2 * clip_len, stride=2 * clip_len, padding=0, dense=False
         )
+
+    def _load_lower(self, run: str) -> None:
+        from vidfer.training.frames import load_frame_run  # training imports the models
+
+        frames, _ = load_frame_run(run)
+        if not isinstance(frames, FstCNFrames):
+            raise ConfigError(f"fstcn: scl_init {run} is not a run of the fstcn_scl frame CNN")
+        try:
+            self.lower.load_state_dict(frames.lower.state_dict())
+        except RuntimeError:
+            raise ConfigError(
+                f"fstcn: scl_init {run} was trained with another width; train fstcn_scl with "
+                "--param width=<this model's width>"
+            ) from None
 
     def _lower(self, frames: torch.Tensor) -> torch.Tensor:
         """Lower SCL features ``(B, T, F, h, w)`` of frames ``(B, 3, T, H, W)``."""
@@ -237,16 +262,42 @@ class FstCN(VideoModel):
         joint = self.joint(torch.cat(parts, dim=1))  # (B, 2048)
         return self.classifier(joint).unsqueeze(2)  # (B, K) -> (B, K, 1)
 
-    def forward_auxiliary(self, frames: torch.Tensor) -> torch.Tensor:
-        """Class scores ``(B, K)`` of single frames ``(B, 3, H, W)`` from the lower SCLs (§2.3).
-
-        Raises:
-            ConfigError: if the model was built without ``auxiliary``.
-        """
-        if self.auxiliary is None:
-            raise ConfigError("fstcn: build it with auxiliary=True to pre-train the lower SCLs")
-        return self.auxiliary(self.lower(frames))
-
     def head_parameters(self) -> list[nn.Parameter]:
         """The classifier (the last FC layer)."""
         return list(self.classifier.parameters())
+
+
+class FstCNFrames(FrameCNN):
+    """The lower SCLs with §2.3's auxiliary classifier: a frame CNN for their pre-training.
+
+    ``vidfer train-frames RUN.yaml --model fstcn_scl --param width=W`` trains it on the frames of
+    the training videos; ``FstCN(scl_init=RUN)`` takes its lower SCLs. Input normalisation is
+    that of vidfer's clip transforms (their default mean and std), so the pre-trained layers see
+    the same values inside FstCN.
+
+    Args:
+        num_classes: Output classes.
+        width: FstCN's width multiplier.
+        input_size: Input side S (the paper: 204).
+    """
+
+    def __init__(self, num_classes: int, *, width: float = 1.0, input_size: int = 204) -> None:
+        super().__init__()
+        self.lower = lower_scls(width)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(_scaled(512, width), num_classes)
+        self.input_size, self.in_channels, self.num_classes = input_size, 3, num_classes
+        self.mean, self.std = TransformConfig().mean, TransformConfig().std
+        self.feature_layers = {"lower": "lower", "features": "pool", "logits": "classifier"}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K)`` of frames ``(B, 3, S, S)``."""
+        return self.classifier(self.pool(self.lower(x)))  # (B, F, h, w) -> (B, F) -> (B, K)
+
+    def replace_classifier(self, num_classes: int) -> None:
+        """A new auxiliary classifier with ``num_classes`` outputs."""
+        self.classifier = nn.Linear(self.classifier.in_features, num_classes)
+        self.num_classes = num_classes
+
+
+register_frame_cnn("fstcn_scl", FstCNFrames)

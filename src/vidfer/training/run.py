@@ -28,6 +28,9 @@ from vidfer.models.base import VideoModel
 from vidfer.models.pooling import TemporalPooling
 from vidfer.training.checkpoint import load_checkpoint
 
+INIT_PARAMS = ("pretrained", "scl_init")
+"""Model parameters that only say where the initial weights come from."""
+
 
 class RunDir:
     """A run folder.
@@ -98,8 +101,8 @@ class RunDir:
                 f"{self.folder}: a frame-feature pipeline run has no 3D video model; "
                 "use it with 'vidfer evaluate' or 'vidfer predict'"
             )
-        # The checkpoint holds every weight: do not read the pretrained file again.
-        params = {k: v for k, v in config.model.params.items() if k != "pretrained"}
+        # The checkpoint holds every weight: do not read the initial weights again.
+        params = {k: v for k, v in config.model.params.items() if k not in INIT_PARAMS}
         section = config.model.model_copy(update={"params": params})
         model = model_from_config(section, num_classes=len(self.classes()))
         state = load_checkpoint(self.best_or_last())
