@@ -74,15 +74,36 @@ def test_align_reorders_and_refuses_mismatches() -> None:
     b = RunPredictions(
         Path("b"), "val", ["p", "q"], ["z", "x", "y"], np.array([0, 0, 1]), np.eye(2)[[0, 0, 1]]
     )
-    videos, labels, scores = align([a, b])
-    assert videos == ["x", "y", "z"] and labels.tolist() == [0, 1, 0]
-    np.testing.assert_array_equal(scores[1], np.eye(2)[[0, 1, 0]])
+    aligned = align([a, b])
+    assert aligned.video_ids == ["x", "y", "z"] and aligned.labels.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(aligned.scores[1], np.eye(2)[[0, 1, 0]])
+    assert aligned.present.all()
     with pytest.raises(ConfigError, match="classes"):
         align([a, predictions("c", ["x", "y", "z"], [0, 1, 0], ["q", "p"])])
-    with pytest.raises(ConfigError, match=r"different val videos \(1 only in the second"):
+    with pytest.raises(ConfigError, match=r"no val prediction for 1 video\(s\).*\['z'\]"):
         align([a, predictions("d", ["x", "y"], [0, 1], ["p", "q"])])
     with pytest.raises(ConfigError, match=r"labels of \['y'\]"):
         align([a, predictions("e", ["x", "y", "z"], [0, 0, 0], ["p", "q"])])
+
+
+def test_a_declared_missing_modality_is_fused_from_the_runs_present() -> None:
+    """An audio-like run lacking video z (listed in missing.csv) leaves z to the other run."""
+    video = RunPredictions(
+        Path("v"), "val", ["p", "q"], ["x", "y", "z"], np.array([0, 1, 1]),
+        np.array([[0.6, 0.4], [0.45, 0.55], [0.3, 0.7]]),
+    )  # fmt: skip
+    audio = RunPredictions(
+        Path("a"), "val", ["p", "q"], ["x", "y"], np.array([0, 1]),
+        np.array([[0.9, 0.1], [0.2, 0.8]]), missing={"z": "no_audio"},
+    )  # fmt: skip
+    aligned = align([video, audio])
+    assert aligned.present.tolist() == [[True, True, True], [True, True, False]]
+    weights = np.array([[0.5, 0.5], [0.5, 0.5]])
+    fused = fuse(weights, aligned.scores, aligned.present)
+    np.testing.assert_allclose(fused[2], [0.3, 0.7])  # the video run alone
+    np.testing.assert_allclose(fused[0], [0.75, 0.25])
+    result = random_search(aligned.scores, aligned.labels, QUICK, aligned.present)
+    assert result.accuracy == 1.0
 
 
 def test_malformed_predictions_name_the_line(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.metrics import classification_metrics
 from vidfer.fusion.decision import max_fusion, sci_fusion
-from vidfer.fusion.predictions import align, read_predictions
+from vidfer.fusion.predictions import Aligned, align, read_predictions
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 
@@ -81,15 +81,18 @@ class FusionSpec:
             raise ConfigError("fuse: give at least one split to evaluate")
 
 
-def _fused(method: str, weights: np.ndarray | None, scores: np.ndarray) -> np.ndarray:
-    """Fused probabilities ``(N, K)`` of scores ``(M, N, K)``."""
+def _fused(method: str, weights: np.ndarray | None, runs: Aligned) -> np.ndarray:
+    """Fused probabilities ``(N, K)`` of the runs present for each video."""
     if method == "sci":
+        # An absent run scores uniform: SCI 0, so it gets no weight (eq. 6).
+        uniform = np.full_like(runs.scores, 1.0 / runs.scores.shape[2])
+        scores = np.where(runs.present[:, :, None], runs.scores, uniform)
         fused = sci_fusion(torch.from_numpy(scores).permute(1, 0, 2), dim=1).numpy()  # (N, M, K)
-    elif method == "max":
-        fused = max_fusion(torch.from_numpy(scores), dim=0).numpy()
+    elif method == "max":  # an absent run scores 0
+        fused = max_fusion(torch.from_numpy(runs.scores), dim=0).numpy()
     else:
         assert weights is not None
-        fused = fuse(weights, scores)
+        fused = fuse(weights, runs.scores, runs.present)
     return fused / np.maximum(fused.sum(axis=1, keepdims=True), 1e-12)
 
 
@@ -133,8 +136,8 @@ def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
     record: dict[str, Any] = {"method": spec.method, "runs": names, "classes": classes}
     models = len(spec.runs)
     if spec.method == "search":
-        _, labels, scores = align([read_predictions(run, spec.search_split) for run in spec.runs])
-        result = random_search(scores, labels, spec.search)
+        searched = align([read_predictions(run, spec.search_split) for run in spec.runs])
+        result = random_search(searched.scores, searched.labels, spec.search, searched.present)
         weights = result.weights
         record["search"] = {
             "split": spec.search_split,
@@ -157,18 +160,18 @@ def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
     folder = Path(out)
     comparison: dict[str, dict[str, Any]] = {}
     for split in spec.eval_splits:
-        runs = [read_predictions(run, split) for run in spec.runs]
-        videos, labels, scores = align(runs)
-        fused = _fused(spec.method, weights, scores)
+        runs = align([read_predictions(run, split) for run in spec.runs])
+        labels = runs.labels
+        fused = _fused(spec.method, weights, runs)
         outcome = EvalOutcome(
             loss=float(-np.log(np.maximum(fused[np.arange(len(labels)), labels], 1e-12)).mean()),
             probabilities=fused,
             labels=labels,
-            video_ids=videos,
+            video_ids=runs.video_ids,
         )
-        rows = {
-            name: _summary(classification_metrics(labels, s.argmax(axis=1), classes))
-            for name, s in zip(names, scores, strict=True)
+        rows = {  # each run on the videos it has a prediction for
+            name: _summary(classification_metrics(labels[has], s[has].argmax(axis=1), classes))
+            for name, s, has in zip(names, runs.scores, runs.present, strict=True)
         }
         label = f"fusion ({spec.method})"
         if spec.method == "search" and split == spec.search_split:

@@ -6,6 +6,10 @@ Every run folder (3D model, frame pipeline, FstCN, ...) holds, per evaluated spl
 (evaluating the split first when the run has not yet), and :func:`align` checks that several runs
 describe the same videos with the same labels and classes, refusing any mismatch with a message
 that names the runs and the first differing videos.
+
+A run may lack a modality for some videos (e.g. audio, for videos without sound): it then lists
+them with the reason in ``eval_<split>/missing.csv`` (``video_id,reason``), and :func:`align`
+marks them absent instead of refusing the run; the fusion weighs the runs present.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,7 @@ class RunPredictions:
         video_ids: The videos, in row order.
         labels: ``(N,)`` true class indices.
         probabilities: ``(N, K)`` class probabilities.
+        missing: Videos of the split the run has no prediction for, with the reason.
     """
 
     run: Path
@@ -40,6 +45,7 @@ class RunPredictions:
     video_ids: list[str]
     labels: np.ndarray
     probabilities: np.ndarray
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 def read_predictions(run: str | Path, split: str) -> RunPredictions:
@@ -76,45 +82,66 @@ def read_predictions(run: str | Path, split: str) -> RunPredictions:
                 raise ConfigError(f"{path}: line {number}: {error}") from None
             ids.append(row[0])
             labels.append(classes.index(row[1]))
-    return RunPredictions(folder, split, classes, ids, np.array(labels), np.array(rows))
+    missing: dict[str, str] = {}
+    listed = path.with_name("missing.csv")
+    if listed.exists():
+        with listed.open(newline="", encoding="utf-8") as handle:
+            missing = {row["video_id"]: row["reason"] for row in csv.DictReader(handle)}
+    probabilities = np.array(rows).reshape(len(ids), len(classes))
+    return RunPredictions(folder, split, classes, ids, np.array(labels), probabilities, missing)
 
 
-def align(runs: Sequence[RunPredictions]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The videos of the first run, its labels, and every run's probabilities in that order.
+@dataclass(frozen=True)
+class Aligned:
+    """Several runs' predictions on the same videos.
 
-    Returns:
-        ``(video_ids, labels (N,), scores (M, N, K))``.
+    Attributes:
+        video_ids: The videos (every run's, in first-seen order).
+        labels: ``(N,)`` true classes.
+        scores: ``(M, N, K)`` probabilities, 0 where a run has no prediction.
+        present: ``(M, N)`` True where the run has a prediction.
+    """
+
+    video_ids: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+    present: np.ndarray
+
+
+def align(runs: Sequence[RunPredictions]) -> Aligned:
+    """Every run's probabilities on the same videos, in one order.
 
     Raises:
-        ConfigError: if the runs differ in classes, videos or labels.
+        ConfigError: if the runs differ in classes or labels, or a run lacks a video it does
+            not declare missing.
     """
     first = runs[0]
-    order = {video: row for row, video in enumerate(first.video_ids)}
-    scores = []
-    for other in runs:
-        if other.classes != first.classes:
+    videos: dict[str, int] = {}
+    labels: dict[str, int] = {}
+    for run in runs:
+        if run.classes != first.classes:
             raise ConfigError(
-                f"{other.run} has classes {other.classes}, {first.run} has {first.classes}; "
+                f"{run.run} has classes {run.classes}, {first.run} has {first.classes}; "
                 "fuse runs trained on the same classes"
             )
-        missing = sorted(set(first.video_ids) - set(other.video_ids))
-        extra = sorted(set(other.video_ids) - set(first.video_ids))
-        if missing or extra:
+        for video, label in zip(run.video_ids, run.labels.tolist(), strict=True):
+            videos.setdefault(video, len(videos))
+            if labels.setdefault(video, label) != label:
+                raise ConfigError(
+                    f"{run.run} and {first.run} disagree on the labels of {[video]}; "
+                    "fuse runs of the same manifest"
+                )
+    scores = np.zeros((len(runs), len(videos), len(first.classes)))
+    present = np.zeros((len(runs), len(videos)), dtype=bool)
+    for m, run in enumerate(runs):
+        rows = [videos[video] for video in run.video_ids]
+        scores[m, rows], present[m, rows] = run.probabilities, True
+        lacking = [v for v, row in videos.items() if not present[m, row] and v not in run.missing]
+        if lacking:
             raise ConfigError(
-                f"{other.run} and {first.run} cover different {first.split} videos "
-                f"({len(missing)} only in the second, e.g. {missing[:3]}; {len(extra)} only in "
-                f"the first, e.g. {extra[:3]}); fuse runs of the same dataset and split"
+                f"{run.run} has no {first.split} prediction for {len(lacking)} video(s) the "
+                f"other runs have (e.g. {lacking[:3]}) and does not list them in missing.csv; "
+                "fuse runs of the same dataset and split"
             )
-        rows = np.array([order[video] for video in other.video_ids])
-        labels = np.empty_like(other.labels)
-        labels[rows] = other.labels
-        if not np.array_equal(labels, first.labels):
-            wrong = [first.video_ids[i] for i in np.flatnonzero(labels != first.labels)[:3]]
-            raise ConfigError(
-                f"{other.run} and {first.run} disagree on the labels of {wrong}; "
-                "fuse runs of the same manifest"
-            )
-        aligned = np.empty_like(other.probabilities)
-        aligned[rows] = other.probabilities  # (N, K) in the first run's video order
-        scores.append(aligned)
-    return list(first.video_ids), first.labels, np.stack(scores)  # (M, N, K)
+    ids = list(videos)
+    return Aligned(ids, np.array([labels[v] for v in ids]), scores, present)

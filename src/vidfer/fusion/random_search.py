@@ -63,9 +63,17 @@ class SearchResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)
 
 
-def fuse(weights: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Weighted scores ``(N, K)`` of per-model scores ``(M, N, K)`` and weights ``(M, K)``."""
-    return np.einsum("mk,mnk->nk", weights, scores)
+def fuse(weights: np.ndarray, scores: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """Weighted scores ``(N, K)`` of per-model scores ``(M, N, K)`` and weights ``(M, K)``.
+
+    With ``present`` ``(M, N)`` (False: the model has no prediction for the video, its scores
+    are 0), each video's weights are re-normalised over the models present.
+    """
+    fused = np.einsum("mk,mnk->nk", weights, scores)
+    if present is None:
+        return fused
+    total = present.T.astype(weights.dtype) @ weights  # (N, M) @ (M, K) -> (N, K)
+    return fused / np.maximum(total, 1e-12)
 
 
 def _rescale(weights: np.ndarray) -> np.ndarray:
@@ -75,17 +83,24 @@ def _rescale(weights: np.ndarray) -> np.ndarray:
     return np.where(total > 0, weights / np.maximum(total, 1e-12), equal)
 
 
-def _accuracies(weights: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _accuracies(
+    weights: np.ndarray, scores: np.ndarray, labels: np.ndarray, present: np.ndarray | None
+) -> np.ndarray:
     """Accuracy ``(B,)`` of each weight set ``(B, M, K)`` on scores ``(M, N, K)``."""
     batch, _, classes = weights.shape
     fused = np.empty((batch, scores.shape[1], classes), dtype=np.float32)
     for k in range(classes):
         fused[:, :, k] = weights[:, :, k] @ scores[:, :, k]  # (B, M) @ (M, N) -> (B, N)
+        if present is not None:  # re-normalised over the models present for each video
+            fused[:, :, k] /= np.maximum(weights[:, :, k] @ present, 1e-12)
     return (fused.argmax(axis=2) == labels).mean(axis=1)
 
 
 def random_search(
-    scores: np.ndarray, labels: np.ndarray, settings: SearchSettings | None = None
+    scores: np.ndarray,
+    labels: np.ndarray,
+    settings: SearchSettings | None = None,
+    present: np.ndarray | None = None,
 ) -> SearchResult:
     """Kahou's random search for per-model, per-class weights.
 
@@ -93,6 +108,8 @@ def random_search(
         scores: ``(M, N, K)`` class probabilities of M models on the N videos of the search split.
         labels: ``(N,)`` true classes.
         settings: Iteration counts and seed (default: the paper's).
+        present: ``(M, N)`` False where a model has no prediction (a missing modality); None:
+            every model scores every video.
 
     Returns:
         The best weights found.
@@ -101,15 +118,16 @@ def random_search(
     rng = np.random.default_rng(settings.seed)
     models, _, classes = scores.shape
     scores = scores.astype(np.float32)
+    mask = None if present is None or present.all() else present.astype(np.float32)
     # Equal weights, then each model alone: (1 + M, M, K)
     start = np.concatenate(
         [np.full((1, models, classes), 1.0 / models), np.eye(models)[:, :, None].repeat(classes, 2)]
     )
-    accuracy = _accuracies(start.astype(np.float32), scores, labels)
+    accuracy = _accuracies(start.astype(np.float32), scores, labels, mask)
     best = SearchResult(start[int(accuracy.argmax())], float(accuracy.max()), len(start))
 
     def consider(candidates: np.ndarray, sigma: float) -> None:
-        accuracy = _accuracies(candidates.astype(np.float32), scores, labels)
+        accuracy = _accuracies(candidates.astype(np.float32), scores, labels, mask)
         best.evaluations += len(candidates)
         top = int(accuracy.argmax())
         if accuracy[top] > best.accuracy:
