@@ -15,7 +15,7 @@ path alone tops out at 0.5 and only the whole model can reach 1. ``--data motion
 actions, which differ only in motion, so the SCL path alone stays near chance (0.25).
 
 Run: .venv/bin/python benchmarks/fstcn.py [--data scenes|motion] [--seeds 0 1 2] [--epochs 40]
-     [--videos-per-class 20] [--scl-epochs 10] [--jobs 2]
+     [--videos-per-class 20] [--scl-epochs 6] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -87,7 +87,12 @@ def pretrain_scl(source: str, seed: int, epochs: int, out: str) -> str:
     folder = Path(out) / f"scl_s{seed}"
     params = {"width": WIDTH, "input_size": SIZE}
     settings = FrameTrainSettings(
-        model="fstcn_scl", params=params, epochs=epochs, every=4, seed=seed, patience=epochs
+        model="fstcn_scl",
+        params=params,
+        epochs=epochs,
+        seed=seed,
+        patience=epochs,
+        monitor="accuracy",
     )
     train_frames(source, folder, settings)
     return str(folder)
@@ -119,7 +124,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--videos-per-class", type=int, default=20)
     parser.add_argument(
-        "--scl-epochs", type=int, default=10, help="SCL pre-training on frames (0: none)"
+        "--scl-epochs", type=int, default=6, help="SCL pre-training on frames (0: none)"
     )
     add_run_arguments(parser)
     args = parser.parse_args()

@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -245,6 +246,15 @@ def test_train_frames_writes_the_run_and_reloads(tree: Path, tmp_path: Path) -> 
 
     with pytest.raises(ConfigError, match="already holds a run"):
         train_frames(tree, run, settings)
+
+    # Monitoring accuracy keeps the epoch with the best validation accuracy (the first one).
+    by_accuracy = replace(settings, epochs=3, monitor="accuracy")
+    monitored = train_frames(tree, tmp_path / "accuracy", by_accuracy)
+    accuracies = [m["val_accuracy"] for m in monitored.metrics]
+    best = json.loads((tmp_path / "accuracy" / "checkpoints" / "best.json").read_text())
+    assert best["epoch"] == 1 + accuracies.index(max(accuracies))
+    with pytest.raises(ConfigError, match="monitor"):
+        train_frames(tree, tmp_path / "bad", replace(settings, monitor="f1"))
 
 
 def test_fine_tuning_from_a_run_and_init_errors(tree: Path, tmp_path: Path) -> None:

@@ -163,6 +163,7 @@ def _cmd_train_frames(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         patience=args.patience,
+        monitor=args.monitor,
         seed=args.seed,
         val_fraction=args.val_fraction,
         every=args.every,
@@ -373,6 +374,9 @@ def _parser() -> argparse.ArgumentParser:
     frames.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
     frames.add_argument("--weight-decay", type=float, default=1e-4)
     frames.add_argument("--patience", type=int, default=10)
+    frames.add_argument(
+        "--monitor", choices=["loss", "accuracy"], default="loss", help="what picks the best epoch"
+    )
     frames.add_argument("--seed", type=int, default=0)
     frames.add_argument("--val-fraction", type=float, default=0.1, help="when no val split")
     frames.add_argument("--every", type=int, default=1, help="videos: one frame in N")

@@ -11,7 +11,7 @@ Run folder::
     OUT/settings.json          what was trained on what (model, parameters, source, image counts)
     OUT/classes.json           class names in output order
     OUT/metrics.jsonl          one line per epoch: train/val loss and accuracy, seconds
-    OUT/checkpoints/best.pt    the weights with the best validation loss (+ best.json)
+    OUT/checkpoints/best.pt    the weights with the best validation loss or accuracy (+ best.json)
     OUT/checkpoints/last.pt    the weights after the last epoch (+ last.json)
     OUT/curves.png             learning curves
     OUT/eval_<split>/          the best weights on val and test images: predictions.csv
@@ -66,7 +66,10 @@ class FrameTrainSettings:
         optimizer: ``sgd`` (with ``momentum``) or ``adamw``.
         momentum: SGD momentum.
         weight_decay: Weight decay.
-        patience: Stop after this many epochs without a better validation loss.
+        patience: Stop after this many epochs without a better monitored value.
+        monitor: ``loss`` (validation loss) or ``accuracy`` (validation accuracy) chooses the
+            best weights and stops early; accuracy suits feature pre-training, where the loss
+            of an over-confident model rises while what it learned still improves.
         seed: Seed of the initialisation, the hold-out, the order and the augmentation.
         val_fraction: Share of the training images (videos) held out when the source has no
             validation split.
@@ -88,6 +91,7 @@ class FrameTrainSettings:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     patience: int = 10
+    monitor: str = "loss"
     seed: int = 0
     val_fraction: float = 0.1
     every: int = 1
@@ -103,6 +107,8 @@ class FrameTrainSettings:
         for name in ("epochs", "batch_size", "patience", "every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train-frames: {name} must be >= 1, got {getattr(self, name)}")
+        if self.monitor not in ("loss", "accuracy"):
+            raise ConfigError(f"train-frames: monitor {self.monitor!r}; use loss or accuracy")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"train-frames: optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}"
@@ -341,7 +347,8 @@ def train_frames(
     atomic_write_json(folder / "classes.json", list(images.classes))
     log.info("%s: %s images, classes %s", source, counts, list(images.classes))
 
-    best_loss, bad, stopped_early, metrics = float("inf"), 0, False, []
+    # The monitored value, as "higher is better": minus the loss, or the accuracy.
+    best, bad, stopped_early, metrics = -float("inf"), 0, False, []
     for epoch in range(1, settings.epochs + 1):
         start = time.perf_counter()
         order = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
@@ -364,8 +371,9 @@ def train_frames(
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
         meta = {"epoch": epoch, "metrics": line, "classes": list(images.classes)}
         save_checkpoint(folder / "checkpoints" / "last.pt", state, meta)
-        if val.loss < best_loss:
-            best_loss, bad = val.loss, 0
+        score = val.accuracy if settings.monitor == "accuracy" else -val.loss
+        if score > best:
+            best, bad = score, 0
             save_checkpoint(folder / "checkpoints" / "best.pt", state, meta)
         else:
             bad += 1
