@@ -14,6 +14,7 @@ from vidfer.config import parse_config
 from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
 from vidfer.fusion.fuse import FusionSpec, fuse_runs
+from vidfer.fusion.network import NetworkSettings
 from vidfer.fusion.predictions import RunPredictions, align, read_predictions
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
 from vidfer.training.trainer import train
@@ -181,6 +182,14 @@ def test_vidfer_fuse_reports_the_fusion_beside_each_run(
     )
     sci = fuse_runs(FusionSpec(runs=three_runs, method="sci"), tmp_path / "sci")
     assert set(xu) == set(sci) == {"val", "test"}
+    # Feature-level fusion: an MLP on the runs' video-level features, trained on train.
+    network = fuse_runs(
+        FusionSpec(runs=three_runs, method="network", network=NetworkSettings(epochs=30)),
+        tmp_path / "net",
+    )
+    fused_net = next(row for name, row in network["test"].items() if name.startswith("fusion"))
+    assert fused_net["count"] == 4 and (tmp_path / "net" / "checkpoints" / "best.pt").is_file()
+    assert json.loads((tmp_path / "net" / "fusion.json").read_text())["network"]["joint"] == 70
     bad = subprocess.run(
         [*command[:-3], str(three_runs[0]), str(three_runs[0].parent / "expr"), "--out", "x"],
         capture_output=True,

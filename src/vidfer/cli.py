@@ -394,7 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     fuse.add_argument("runs", nargs="+", help="two or more run folders (same dataset)")
     fuse.add_argument("--out", required=True, help="output folder")
     fuse.add_argument(
-        "--method", choices=["search", "weights", "mean", "sci", "max"], default="search"
+        "--method", choices=["search", "weights", "mean", "sci", "max", "network"], default="search"
     )
     fuse.add_argument(
         "--weights", type=float, nargs="+", default=None, help="per run (--method weights)"

@@ -8,7 +8,9 @@ Methods (scores are each run's per-video class probabilities, :mod:`vidfer.fusio
   assign high weights to the over-fitters");
 * ``weights``: fixed per-run weights (Xu et al.: 0.5, 0.25, 0.25), normalised to sum 1;
 * ``mean``: equal weights; ``sci``: per video, the SCI-weighted average of the runs (eq. 6 of
-  Sun et al.); ``max``: the per-class maximum over the runs.
+  Sun et al.); ``max``: the per-class maximum over the runs;
+* ``network``: feature-level fusion (:mod:`vidfer.fusion.network`, Kahou §5.1): an MLP on the
+  runs' video-level features, trained on ``train``, stopped early on ``search_split``.
 
 Output folder::
 
@@ -33,12 +35,15 @@ from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.metrics import classification_metrics
 from vidfer.fusion.decision import max_fusion, sci_fusion
+from vidfer.fusion.network import NetworkSettings, run_video_features, train_fusion_network
 from vidfer.fusion.predictions import Aligned, align, read_predictions
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.training.device import resolve_device
+from vidfer.training.sequences import LabelledSequence, score_sequences
 
-Method = Literal["search", "weights", "mean", "sci", "max"]
-METHODS: tuple[str, ...] = ("search", "weights", "mean", "sci", "max")
+Method = Literal["search", "weights", "mean", "sci", "max", "network"]
+METHODS: tuple[str, ...] = ("search", "weights", "mean", "sci", "max", "network")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class FusionSpec:
         search_split: Split the ``search`` method learns its weights on (not ``train``).
         eval_splits: Splits to fuse and report.
         search: Iteration counts and seed of the random search.
+        network: Training of the feature-fusion network.
     """
 
     runs: list[Path]
@@ -60,6 +66,7 @@ class FusionSpec:
     search_split: str = "val"
     eval_splits: tuple[str, ...] = ("val", "test")
     search: SearchSettings = field(default_factory=SearchSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     def check(self) -> None:
         """Raise ConfigError naming the first invalid choice."""
@@ -72,7 +79,7 @@ class FusionSpec:
                 raise ConfigError(f"fuse: --weights needs one weight per run ({len(self.runs)})")
             if min(self.weights) < 0 or sum(self.weights) <= 0:
                 raise ConfigError("fuse: weights must be non-negative with a positive sum")
-        if self.method == "search" and self.search_split == "train":
+        if self.method in ("search", "network") and self.search_split == "train":
             raise ConfigError(
                 "fuse: the runs were trained on 'train'; searching weights there favours the "
                 "over-fitters. Search on a split they were not trained on: --search-split val"
@@ -120,6 +127,36 @@ def _table(comparison: dict[str, dict[str, Any]], classes: Sequence[str]) -> str
     return "\n".join(lines)
 
 
+def _network(spec: FusionSpec, folder: Path, num_classes: int) -> dict[str, np.ndarray]:
+    """Train the feature-fusion network; its probabilities ``(K,)`` of every video it can score
+    (those every run has features for)."""
+    device = resolve_device("auto")
+    runs = [run_video_features(run, device) for run in spec.runs]
+    shared = [v for v in runs[0].features if all(v in r.features for r in runs[1:])]
+
+    def videos(split: str) -> list[LabelledSequence]:
+        chosen = [v for v in shared if runs[0].splits[v] == split]
+        # Each video: the runs' features side by side, as one step (1, sum D).
+        return [
+            LabelledSequence(
+                v, runs[0].labels[v], np.concatenate([r.features[v] for r in runs])[None]
+            )
+            for v in chosen
+        ]
+
+    train, monitor = videos("train"), videos(spec.search_split)
+    if not train or not monitor:
+        raise ConfigError(
+            f"fuse --method network: needs train and {spec.search_split} videos with features "
+            "from every run"
+        )
+    dims = [len(next(iter(r.features.values()))) for r in runs]
+    net = train_fusion_network(dims, train, monitor, num_classes, spec.network, folder, device)
+    scored = [v for split in spec.eval_splits for v in videos(split)]
+    outcome = score_sequences(net, scored, device)
+    return dict(zip(outcome.video_ids, outcome.probabilities, strict=True))
+
+
 def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
     """Fuse the runs and write ``out`` (see the module docstring).
 
@@ -158,11 +195,22 @@ def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
             for name, row in zip(names, weights, strict=True)
         }
     folder = Path(out)
+    network = _network(spec, folder, len(classes)) if spec.method == "network" else None
+    if network is not None:
+        record["network"] = asdict(spec.network)
     comparison: dict[str, dict[str, Any]] = {}
     for split in spec.eval_splits:
         runs = align([read_predictions(run, split) for run in spec.runs])
         labels = runs.labels
-        fused = _fused(spec.method, weights, runs)
+        if network is not None:
+            lacking = [v for v in runs.video_ids if v not in network]
+            if lacking:
+                raise ConfigError(
+                    f"fuse --method network: no features of every run for {lacking[:3]}"
+                )
+            fused = np.stack([network[v] for v in runs.video_ids])
+        else:
+            fused = _fused(spec.method, weights, runs)
         outcome = EvalOutcome(
             loss=float(-np.log(np.maximum(fused[np.arange(len(labels)), labels], 1e-12)).mean()),
             probabilities=fused,

@@ -458,6 +458,31 @@ def timeline(
     return per_step.cpu().numpy(), video_probs.cpu().numpy()
 
 
+@torch.no_grad()
+def video_embedding(
+    frames: FramesConfig, head: nn.Module, video: VideoFeatures, device: torch.device
+) -> np.ndarray:
+    """A video-level feature vector for feature-level fusion.
+
+    The standardised aggregate the SVMs classify (Kahou: the k-bin pooled CNN outputs), the
+    recurrent model's read-out (Kahou: the RNN's last hidden state), or, for ``average``, the
+    mean per-frame probabilities.
+    """
+    head.eval()
+    if frames.classifier.name in SVMS:
+        assert isinstance(head, Standardised)
+        vector = torch.from_numpy(video.vector(frames)).float().to(device)
+        return head.standardise(vector).cpu().numpy()
+    steps = torch.from_numpy(video.steps).float()[None].to(device)  # (T, D) -> (1, T, D)
+    chosen = evenly_spaced(frames.sequence_length)(steps.shape[1])
+    steps = steps[:, chosen]
+    mask = torch.ones(steps.shape[:2], dtype=torch.bool, device=device)
+    if isinstance(head, FrameAverage):
+        return head(steps, mask).exp()[0].cpu().numpy()
+    assert isinstance(head, Standardised) and isinstance(head.classifier, SequenceClassifier)
+    return head.classifier.hidden_state(head.standardise(steps), mask)[0].cpu().numpy()
+
+
 def new_video_features(
     frames: FramesConfig, video: np.ndarray, device: torch.device
 ) -> VideoFeatures:
