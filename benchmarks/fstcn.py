@@ -84,7 +84,9 @@ def run_config(
 def pretrain_scl(source: str, seed: int, epochs: int, out: str) -> str:
     """§2.3: the lower SCLs + auxiliary classifier trained on the training videos' frames."""
     torch.set_num_threads(1)
-    folder = Path(out) / f"scl_s{seed}"
+    folder = Path(out) / f"pretrained_scl_s{seed}"
+    if (folder / "eval_test" / "metrics.json").exists():  # finished in an earlier run (--out)
+        return str(folder)
     params = {"width": WIDTH, "input_size": SIZE}
     settings = FrameTrainSettings(
         model="fstcn_scl",
