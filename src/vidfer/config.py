@@ -309,12 +309,74 @@ class FramesConfig(_Section):
     classifier: ClassifierConfig
 
 
+class SparseAEConfig(_Section):
+    """Baccouche et al. (2012): a spatio-temporal sparse auto-encoder, then a BLSTM.
+
+    The auto-encoder learns from ``patch`` x ``patch`` x ``depth`` gray patches of the training
+    videos that move (motion selection); each video then becomes one vector per space-time block
+    (the sparse codes of the block's grid of patches), classified by a bidirectional LSTM trained
+    with the ``optim`` and ``train`` sections.
+
+    Attributes:
+        patch: Spatial size M of a patch (paper: 8).
+        depth: Temporal size T of a patch (paper: 3).
+        codes: Code size N (paper: 192 on KTH, 128 on GEMEP-FERA).
+        eta: eta of the sparsifying logistic, eq. 1 (paper: 0.02).
+        beta: beta of the sparsifying logistic, eq. 1 (paper: 1.5).
+        shift_search: Search the shift t* in [-M/4, M/4]^2 x [-T/2, T/2] from the second epoch.
+        motion_pixel: A pixel moves when its first and last frames in the patch differ by more
+            than this (intensities in [0, 1]).
+        motion_share: Keep patches whose share of moving pixels exceeds this.
+        patches_per_video: At most this many training patches from each training video.
+        epochs: Passes over the training patches (online, one patch at a time).
+        encoder_lr: Step of the encoder's update towards the optimal code.
+        decoder_lr: Step of the decoder's update towards the (shifted) patch.
+        code_steps: Steepest-descent steps on the code Z (eq. 4).
+        code_lr: Step size of that descent.
+        dz: The finite difference dZ of eq. 6.
+        frame_size: ``(H, W)``: centre crop of the stored frames (e.g. 54 x 34 on KTH); None
+            keeps them whole.
+        block_stride: Frames between consecutive space-time blocks (None: ``depth``, blocks
+            side by side).
+        hidden: LSTM units per direction (paper: 5).
+        grayscale: Gray patches (the paper's); false keeps the three colour channels, for
+            data whose classes show in colour only (D = 3 T M M).
+    """
+
+    patch: int = Field(8, ge=2)
+    depth: int = Field(3, ge=2)
+    codes: int = Field(192, ge=1)
+    eta: float = Field(0.02, gt=0, lt=1)
+    beta: float = Field(1.5, gt=0)
+    shift_search: bool = True
+    motion_pixel: float = Field(0.1, gt=0, lt=1)
+    motion_share: float = Field(0.1, ge=0, lt=1)
+    patches_per_video: int = Field(100, ge=1)
+    epochs: int = Field(3, ge=1)
+    encoder_lr: float = Field(0.001, gt=0)
+    decoder_lr: float = Field(0.02, gt=0)
+    code_steps: int = Field(10, ge=0)
+    code_lr: float = Field(0.02, gt=0)
+    dz: float = Field(0.001, gt=0)
+    frame_size: tuple[int, int] | None = None
+    block_stride: int | None = Field(None, ge=1)
+    hidden: int = Field(5, ge=1)
+    grayscale: bool = True
+
+    @model_validator(mode="after")
+    def _frame_holds_a_patch(self) -> SparseAEConfig:
+        if self.frame_size is not None and min(self.frame_size) < self.patch:
+            raise ValueError(f"frame_size {list(self.frame_size)} is smaller than a patch")
+        return self
+
+
 class RunConfig(_Section):
     """Everything ``vidfer train`` needs.
 
     With ``frames`` set, the run is a frame-feature pipeline: the ``sampler``, ``transforms``,
     ``model``, ``pooling`` and ``eval`` sections do not apply (``optim`` and ``train`` drive the
-    sequence models).
+    sequence models). With ``sparse_ae`` set, the run is Baccouche et al.'s sparse
+    auto-encoder + BLSTM (:class:`SparseAEConfig`), with the same sections not applying.
     """
 
     seed: int = 0
@@ -327,6 +389,13 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     frames: FramesConfig | None = None
+    sparse_ae: SparseAEConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_pipeline(self) -> RunConfig:
+        if self.frames is not None and self.sparse_ae is not None:
+            raise ValueError("give either a frames or a sparse_ae section, not both")
+        return self
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
