@@ -147,6 +147,12 @@ def evaluate_run(run_folder: str | Path, split: str = "test") -> dict[str, Any]:
     """
     run = RunDir(run_folder)
     config = run.config()
+    if config.sparse_ae is not None:
+        from vidfer.training.sparse_ae_pipeline import evaluate_sparse_ae_run
+
+        return write_evaluation(
+            run.folder / f"eval_{split}", evaluate_sparse_ae_run(run, split), run.classes()
+        )
     if config.frames is not None:
         from vidfer.training.frame_pipeline import evaluate_frame_run
 

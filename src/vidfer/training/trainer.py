@@ -251,6 +251,12 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
             f"{run.folder}: already holds a run; pass --resume to continue it "
             "or choose another --out folder"
         )
+    if config.sparse_ae is not None:
+        # Baccouche et al.: a sparse auto-encoder's codes, then a BLSTM.
+        from vidfer.training.sparse_ae_pipeline import train_sparse_ae_pipeline
+
+        lines = train_sparse_ae_pipeline(config, run.folder)
+        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
     if config.frames is not None:
         # A frame-feature pipeline: cached features, then a closed-form or recurrent head.
         from vidfer.training.frame_pipeline import train_frame_pipeline

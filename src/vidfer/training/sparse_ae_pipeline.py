@@ -1,0 +1,285 @@
+"""Baccouche et al. (2012) through ``vidfer train``: sparse auto-encoder, then a BLSTM.
+
+Steps of a run whose config has a ``sparse_ae`` section:
+
+1. motion-selected ``M x M x T`` gray patches of the training videos, each with its shift
+   neighbourhood (:mod:`vidfer.features.spacetime_patches`);
+2. the sparse auto-encoder trained online on them (:mod:`vidfer.models.sparse_autoencoder`);
+   its basis goes to ``basis.png``, the number of active code units per patch to
+   ``sparsity.json`` and to the ``autoencoder`` lines of ``metrics.jsonl``;
+3. every video's feature sequence: per space-time block, the fixed-gain sparse codes of its grid
+   of patches side by side, cached in ``RUN/features/`` (keyed by the auto-encoder's weights);
+4. a bidirectional LSTM with a softmax at every step (:mod:`vidfer.models.framewise_blstm`) on
+   standardised features, trained with the ``optim`` and ``train`` sections by
+   :func:`vidfer.training.sequences.fit_sequences` (early stopping on the validation loss).
+
+The run folder is that of a 3D model (config.yaml, classes.json, metrics.jsonl, checkpoints/
+best.pt and last.pt, curves.png, eval_val/, eval_test/) plus basis.png, sparsity.json and
+features/. The checkpoints hold the auto-encoder and the classifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidfer.config import RunConfig, SparseAEConfig
+from vidfer.data.dataset import VideoItem
+from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.errors import ConfigError
+from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
+from vidfer.features.spacetime_patches import block_patches, sample_neighbourhoods, video_volume
+from vidfer.features.store import FeatureStore
+from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.models.framewise_blstm import FramewiseBLSTM
+from vidfer.models.sparse_autoencoder import (
+    ACTIVE_LEVEL,
+    SparseAutoEncoder,
+    build_autoencoder,
+    train_autoencoder,
+)
+from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.training.device import resolve_device, seed_everything
+from vidfer.training.frame_pipeline import Standardised, _optimizer
+from vidfer.training.run import RunDir
+from vidfer.training.sequences import (
+    LabelledSequence,
+    SequenceTraining,
+    fit_sequences,
+    score_sequences,
+)
+from vidfer.viz.basis import plot_basis
+from vidfer.viz.plots import plot_learning_curves
+
+
+def _settings(config: RunConfig) -> SparseAEConfig:
+    assert config.sparse_ae is not None
+    return config.sparse_ae
+
+
+def training_patches(
+    data: PreparedDataset, items: list[VideoItem], settings: SparseAEConfig, seed: int
+) -> np.ndarray:
+    """The motion-selected training neighbourhoods of ``items``, ``(P, C, T', M', M')``.
+
+    Raises:
+        ConfigError: if no patch moves enough.
+    """
+    rng = np.random.default_rng(seed)
+    found = [
+        sample_neighbourhoods(
+            video_volume(data.store.frames(item.key), settings.frame_size, settings.grayscale),
+            settings.patch,
+            settings.depth,
+            settings.motion_pixel,
+            settings.motion_share,
+            settings.patches_per_video,
+            rng,
+        )
+        for item in items
+    ]
+    patches = np.concatenate(found)
+    if not len(patches):
+        raise ConfigError(
+            f"sparse_ae: no training patch has more than {settings.motion_share:.0%} moving "
+            "pixels; lower sparse_ae.motion_share or sparse_ae.motion_pixel"
+        )
+    return patches
+
+
+@torch.no_grad()
+def video_codes(
+    model: SparseAutoEncoder, frames: np.ndarray, settings: SparseAEConfig
+) -> np.ndarray:
+    """One video's feature sequence ``(S, G N)``: per block, the sparse codes of its G patches."""
+    video = video_volume(frames, settings.frame_size, settings.grayscale)
+    patches = block_patches(
+        video, settings.patch, settings.depth, settings.block_stride or settings.depth
+    )  # (S, G, D)
+    codes = model.features(torch.from_numpy(patches))  # (S, G, D) -> (S, G, N)
+    return codes.reshape(len(patches), -1).numpy()  # -> (S, G*N)
+
+
+def _feature_store(
+    folder: Path, model: SparseAutoEncoder, settings: SparseAEConfig
+) -> FeatureStore:
+    """The run's cache of feature sequences, keyed by the auto-encoder's exact weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    settings_key = {
+        k: settings.model_dump()[k] for k in ("frame_size", "block_stride", "grayscale")
+    }
+    description = {"method": "baccouche2012", "autoencoder": digest.hexdigest(), **settings_key}
+    return FeatureStore(folder / "features", description)
+
+
+def video_sequences(
+    model: SparseAutoEncoder,
+    settings: SparseAEConfig,
+    data: PreparedDataset,
+    items: list[VideoItem],
+    folder: Path,
+) -> list[LabelledSequence]:
+    """The feature sequences of ``items`` (computed once, then read from the run's cache)."""
+    store = _feature_store(folder, model, settings)
+    out = []
+    for item in items:
+        if not store.has(item.key):
+            codes = video_codes(model, data.store.frames(item.key), settings)
+            store.save(item.key, codes, {"video_id": item.row.video_id})
+        features, _ = store.load(item.key)
+        out.append(LabelledSequence(item.row.video_id, item.row.label_index, features))
+    return out
+
+
+def _active(codes: np.ndarray) -> dict[str, float]:
+    """Active code units per patch of sparse codes ``(P, N)``: mean, max and mean fraction."""
+    active = (codes > ACTIVE_LEVEL).sum(axis=1)
+    return {
+        "patches": len(codes),
+        "mean_active": float(active.mean()),
+        "max_active": int(active.max()),
+        "mean_fraction": float(active.mean() / codes.shape[1]),
+    }
+
+
+@torch.no_grad()
+def sparsity_report(
+    model: SparseAutoEncoder,
+    neighbourhoods: np.ndarray,
+    train: list[LabelledSequence],
+    lines: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``sparsity.json``: active units of the trained (fixed-gain) codes.
+
+    On the (unshifted) training patches, on every grid patch of the training videos, and the
+    online counts of each training epoch.
+    """
+    spatial = (neighbourhoods.shape[3] - model.patch) // 2
+    temporal = (neighbourhoods.shape[2] - model.depth) // 2
+    centres = neighbourhoods[
+        :,
+        :,
+        temporal : temporal + model.depth,
+        spatial : spatial + model.patch,
+        spatial : spatial + model.patch,
+    ]  # (P, C, T', M', M') -> (P, C, T, M, M)
+    flat = torch.from_numpy(np.ascontiguousarray(centres)).flatten(1)  # -> (P, C*T*M*M) raw
+    patch_codes = model.features(flat)  # (P, N)
+    grid_codes = np.concatenate([np.asarray(s.features) for s in train]).reshape(-1, model.codes)
+    return {
+        "codes": model.codes,
+        "paper_limit": model.codes / 8,
+        "active_level": ACTIVE_LEVEL,
+        "training_patches": _active(patch_codes.numpy()),
+        "video_patches": _active(grid_codes),
+        "online": [
+            {"epoch": line["ae_epoch"], "mean_active": line["active_units"]} for line in lines
+        ],
+    }
+
+
+def _build_head(settings: SparseAEConfig, dim: int, num_classes: int) -> Standardised:
+    return Standardised(FramewiseBLSTM(dim, num_classes, settings.hidden), dim)
+
+
+def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, Any]]:
+    """Train the auto-encoder and the BLSTM; write the run folder (see the module docstring).
+
+    Returns:
+        The BLSTM's metrics lines, one per epoch.
+
+    Raises:
+        ConfigError: on a dataset without a train split, or without a moving patch.
+    """
+    settings = _settings(config)
+    run = RunDir(out)
+    device = resolve_device(config.train.device)
+    seed_everything(config.seed, deterministic=config.train.deterministic)
+    data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
+    classes = list(data.manifest.classes)
+    train_items, val_items, test_items = (data.split(n) for n in ("train", "val", "test"))
+    if not train_items:
+        raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
+    run.initialise(config, classes)
+    neighbourhoods = training_patches(data, train_items, settings, config.seed)
+    model, ae_lines = train_autoencoder(neighbourhoods, settings, config.seed)
+    plot_basis(model.basis().detach().numpy(), run.folder / "basis.png")
+
+    train, val, test = (
+        video_sequences(model, settings, data, items, run.folder)
+        for items in (train_items, val_items, test_items)
+    )
+    sparsity = sparsity_report(model, neighbourhoods, train, ae_lines)
+    atomic_write_json(run.folder / "sparsity.json", sparsity)
+    ae_lines[-1]["fixed_gain_active_units"] = sparsity["video_patches"]["mean_active"]
+
+    dim = train[0].features.shape[1]
+    head = _build_head(settings, dim, len(classes))
+    head.fit(np.concatenate([np.asarray(s.features) for s in train]))
+    head.to(device)
+    training = SequenceTraining(
+        epochs=config.train.epochs,
+        patience=config.train.patience,
+        batch_size=config.train.batch_size,
+        clip_grad=config.train.clip_grad,
+        seed=config.seed,
+    )
+    meta: dict[str, Any] = {"classes": classes}
+    lines = fit_sequences(
+        head,
+        _optimizer(config, head),
+        train,
+        val or test or train,
+        training,
+        run.folder,
+        meta,
+        device,
+    )
+    state = {"model": head.state_dict(), "autoencoder": model.state_dict(), "dim": dim}
+    meta = {**meta, "epoch": len(lines), "metrics": lines[-1]}
+    save_checkpoint(run.checkpoint("best"), state, meta)
+    save_checkpoint(run.checkpoint("last"), state, meta)
+    every_line = [*ae_lines, *({"stage": "blstm", **line} for line in lines)]
+    atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in every_line))
+    plot_learning_curves(lines, run.folder / "curves.png")
+    for name, sequences in (("val", val), ("test", test)):
+        if sequences:
+            outcome = score_sequences(head, sequences, device)
+            write_evaluation(run.folder / f"eval_{name}", outcome, classes)
+    return lines
+
+
+def load_sparse_ae_run(run: RunDir, device: torch.device) -> tuple[SparseAutoEncoder, Standardised]:
+    """The trained auto-encoder and classifier of a run (eval mode)."""
+    settings = _settings(run.config())
+    state = load_checkpoint(run.best_or_last())
+    model = build_autoencoder(settings)
+    model.load_state_dict(state["autoencoder"])
+    head = _build_head(settings, int(state["dim"]), len(run.classes()))
+    head.load_state_dict(state["model"])
+    return model.eval(), head.to(device).eval()
+
+
+def evaluate_sparse_ae_run(run: RunDir, split: str) -> EvalOutcome:
+    """Score one split with a trained run (features from the run's cache).
+
+    Raises:
+        ConfigError: if the split has no usable video.
+    """
+    config = run.config()
+    device = resolve_device(config.train.device)
+    data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
+    items = data.split(split)
+    if not items:
+        raise ConfigError(f"{config.data.manifest}: no usable video in split {split!r}")
+    model, head = load_sparse_ae_run(run, device)
+    sequences = video_sequences(model, _settings(config), data, items, run.folder)
+    return score_sequences(head, sequences, device)
