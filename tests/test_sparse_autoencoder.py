@@ -183,6 +183,9 @@ def test_train_and_evaluate_end_to_end(tmp_path: Path):
     (run / "eval_test" / "predictions.csv").unlink()
     assert main(["evaluate", str(run), "--split", "test"]) == 0
     assert (run / "eval_test" / "predictions.csv").read_text() == written
+    # No per-frame prediction for these runs yet: a clear error, exit 2, no traceback.
+    video = next((run.parent).rglob("*.mp4"))
+    assert main(["predict", str(video), "--run", str(run), "--out", str(tmp_path / "p")]) == 2
 
     with pytest.raises(ConfigError, match=r"sparse_ae\.codes") as error:
         load_config(path, ["sparse_ae.codes=0"])

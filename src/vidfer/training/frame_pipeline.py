@@ -340,15 +340,8 @@ def _fit_sequence_model(
     head.fit(np.concatenate([s.features for s in train]))  # every training frame
     head.to(device)
     length = frames.sequence_length
-    training = SequenceTraining(
-        epochs=config.train.epochs,
-        patience=config.train.patience,
-        batch_size=config.train.batch_size,
-        clip_grad=config.train.clip_grad,
-        seed=config.seed,
-        choose=random_subset(length) if length else every_step,
-        select=evenly_spaced(length),
-    )
+    choose = random_subset(length) if length else every_step
+    training = SequenceTraining.of(config.train, config.seed, choose, evenly_spaced(length))
     monitor = _sequences(split.monitor) or train
     metrics = fit_sequences(
         head,

@@ -93,13 +93,15 @@ class RunDir:
         """The trained model (eval mode) and its temporal pooling.
 
         Raises:
-            CheckpointError: if the run is a frame-feature pipeline (no video model).
+            CheckpointError: if the run is a frame-feature or sparse auto-encoder pipeline (no
+                video model).
         """
         config = self.config()
-        if config.frames is not None:
+        if config.frames is not None or config.sparse_ae is not None:
+            kind = "frame-feature pipeline" if config.frames is not None else "sparse auto-encoder"
             raise CheckpointError(
-                f"{self.folder}: a frame-feature pipeline run has no 3D video model; "
-                "use it with 'vidfer evaluate' or 'vidfer predict'"
+                f"{self.folder}: a {kind} run has no 3D video model; use it with "
+                "'vidfer evaluate'" + (" or 'vidfer predict'" if config.frames is not None else "")
             )
         # The checkpoint holds every weight: do not read the initial weights again.
         params = {k: v for k, v in config.model.params.items() if k not in INIT_PARAMS}

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidfer.config import TrainConfig
 from vidfer.evaluation.evaluate import EvalOutcome
 from vidfer.io.atomic import atomic_write_text
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
@@ -150,6 +151,19 @@ class SequenceTraining:
     seed: int
     choose: Chooser = every_step
     select: Callable[[int], np.ndarray] = ALL_STEPS
+
+    @classmethod
+    def of(
+        cls,
+        train: TrainConfig,
+        seed: int,
+        choose: Chooser = every_step,
+        select: Callable[[int], np.ndarray] = ALL_STEPS,
+    ) -> SequenceTraining:
+        """The settings a run config's ``train`` section gives."""
+        return cls(
+            train.epochs, train.patience, train.batch_size, train.clip_grad, seed, choose, select
+        )
 
 
 def fit_sequences(

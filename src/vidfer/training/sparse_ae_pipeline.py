@@ -225,13 +225,7 @@ def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[st
     head = _build_head(settings, dim, len(classes))
     head.fit(np.concatenate([np.asarray(s.features) for s in train]))
     head.to(device)
-    training = SequenceTraining(
-        epochs=config.train.epochs,
-        patience=config.train.patience,
-        batch_size=config.train.batch_size,
-        clip_grad=config.train.clip_grad,
-        seed=config.seed,
-    )
+    training = SequenceTraining.of(config.train, config.seed)
     meta: dict[str, Any] = {"classes": classes}
     lines = fit_sequences(
         head,
