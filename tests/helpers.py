@@ -57,3 +57,31 @@ BROKEN: dict[str, Callable[[Path, Path], None]] = {
     "corrupt": lambda path, good: path.write_bytes(np.random.default_rng(0).bytes(5000)),
     "no_video_stream": lambda path, good: write_audio_only(path),
 }
+
+
+def write_video_with_tone(
+    path: Path, frames: np.ndarray, fps: float, tone_hz: float | None, seed: int = 0
+) -> Path:
+    """An mp4 with the frames and, unless ``tone_hz`` is None, a noisy sine tone (AAC, 16 kHz
+    mono) lasting as long as the video."""
+    rate = 16_000
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=round(fps))
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        audio = container.add_stream("aac", rate=rate, layout="mono") if tone_hz else None
+        for image in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+        if audio is not None:
+            rng = np.random.default_rng(seed)
+            t = np.arange(round(rate * len(frames) / fps)) / rate
+            wave = 0.3 * np.sin(2 * np.pi * tone_hz * t) + 0.02 * rng.standard_normal(len(t))
+            for start in range(0, len(wave), 1024):
+                chunk = wave[start : start + 1024].astype(np.float32)[None]  # (1, n) planar
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = rate, start
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode())
+    return path

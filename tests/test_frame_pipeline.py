@@ -24,7 +24,8 @@ from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import evaluate_run
-from vidfer.features.extract import extract_frame_features
+from vidfer.features.extract import extract_frame_features, load_frame_source
+from vidfer.features.store import FeatureStore
 from vidfer.predict import predict_video
 from vidfer.training.frames import FrameTrainSettings, train_frames
 from vidfer.training.trainer import train
@@ -215,7 +216,8 @@ def test_frame_features_are_cached_and_resume(setup: dict[str, Path]) -> None:
     data = load_dataset(config.data)
     first, classes = extract_frame_features(extractor, data, torch.device("cpu"))
     assert classes == list(data.manifest.classes)  # the frame run's classes
-    folder = next((data.store.folder / "features").iterdir())
+    identity = load_frame_source(extractor, torch.device("cpu")).identity
+    folder = FeatureStore(data.store.folder / "features", identity).folder
     stamps = {path.name: path.stat().st_mtime_ns for path in folder.glob("*.npy")}
     assert len(stamps) == len(data.items)
     lost = data.items[0]

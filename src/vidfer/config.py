@@ -245,8 +245,10 @@ class ExtractorConfig(_Section):
     """One source of per-frame (or per-clip) features for a frame-feature pipeline.
 
     Exactly one of ``cnn`` (a frame CNN by name, e.g. the FER2013-pretrained
-    ``mini_xception``), ``frame_run`` (a ``vidfer train-frames`` run folder) or ``video_run``
-    (a ``vidfer train`` run of a 3D model, e.g. C3D: its backbone features per time step).
+    ``mini_xception``), ``frame_run`` (a ``vidfer train-frames`` run folder), ``video_run``
+    (a ``vidfer train`` run of a 3D model, e.g. C3D: its backbone features per time step) or
+    ``audio: is10`` (the video file's sound: openSMILE's 1582 IS10 paralinguistic features, one
+    step per video; videos without sound are a missing modality).
 
     Attributes:
         layer: Frame CNN layer whose output is the feature (its ``feature_layers`` names, e.g.
@@ -260,14 +262,16 @@ class ExtractorConfig(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
     frame_run: Path | None = None
     video_run: Path | None = None
+    audio: Literal["is10"] | None = None
     layer: str = "features"
     spatial: Literal["avg", "flatten"] = "avg"
     batch_size: int = Field(64, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> ExtractorConfig:
-        if sum(v is not None for v in (self.cnn, self.frame_run, self.video_run)) != 1:
-            raise ValueError("give exactly one of cnn, frame_run or video_run")
+        sources = (self.cnn, self.frame_run, self.video_run, self.audio)
+        if sum(v is not None for v in sources) != 1:
+            raise ValueError("give exactly one of cnn, frame_run, video_run or audio")
         return self
 
 
@@ -295,6 +299,8 @@ class FramesConfig(_Section):
         aggregate: Video vector for the SVMs: ``mean``, ``mean_var`` (Xu) or ``kbin`` (Kahou's
             k-bin average pooling with ``bins`` bins).
         bins: k of ``kbin`` (Kahou: 15).
+        pca: SVMs only: project the standardised video vectors on this many principal
+            components of the training videos, whitened (Kahou's audio: PCA, then RBF SVM).
         sequence_length: Sequence models only: train on a random ordered subset of this many
             frames per video and epoch (Xu: 128), test on as many evenly spaced frames; None
             uses every frame.
@@ -305,6 +311,7 @@ class FramesConfig(_Section):
     normalise: Literal["none", "ssr_l2"] = "none"
     aggregate: Literal["mean", "mean_var", "kbin"] = "mean"
     bins: int = Field(15, ge=1)
+    pca: int | None = Field(None, ge=1)
     sequence_length: int | None = Field(None, ge=1)
     classifier: ClassifierConfig
 

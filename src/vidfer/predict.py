@@ -119,9 +119,11 @@ def _write(
     classes: Sequence[str],
     video_probs: np.ndarray | None,
     extra: dict[str, Any],
+    why_not: str | None = None,
 ) -> Prediction:
+    """Write the outputs; without ``video_probs``, the status is ``why_not`` or the record's."""
     times = timeline.frames / record.source_fps if record.source_fps else timeline.frames * 0.0
-    status = "ok" if video_probs is not None else record.status
+    status = "ok" if video_probs is not None else (why_not or record.status)
     probabilities = (
         {}
         if video_probs is None
@@ -206,11 +208,14 @@ def _predict_run(path: Path, run: RunDir, out: Path) -> Prediction:
     if config.frames is not None:
         from vidfer.training.frame_pipeline import load_frame_head, new_video_features, timeline
 
-        video = new_video_features(config.frames, frames, device)
+        extra["model"] = f"frames:{config.frames.classifier.name}"
+        video, status = new_video_features(config.frames, frames, path, device)
+        if video is None:  # a modality is missing (e.g. no sound): no made-up score
+            empty = _timeline(record, np.full((len(frames), len(classes)), np.nan), len(classes))
+            return _write(out, path, record, empty, classes, None, extra, why_not=status)
         per_step, video_probs = timeline(config.frames, load_frame_head(run, device), video, device)
         if per_step is None or len(per_step) != len(frames):  # steps are not frames
             per_step = np.full((len(frames), len(classes)), np.nan)
-        extra["model"] = f"frames:{config.frames.classifier.name}"
         timed = _timeline(record, per_step, len(classes))
         return _write(out, path, record, timed, classes, video_probs, extra)
     model, pooling = run.load_model(device)

@@ -7,7 +7,8 @@ or flattened. Results go to a :class:`~vidfer.features.store.FeatureStore` insid
 store (``<store>/features/``), keyed by the extractor's identity (model, checkpoint size and
 mtime, layer): a second pipeline on the same frames re-extracts nothing, and an interrupted
 extraction resumes at the first missing video. A video-run extractor reuses the run's own cache
-(:func:`vidfer.training.video_attention.extract_run_features`).
+(:func:`vidfer.training.video_attention.extract_run_features`). The audio extractor caches each
+video's IS10 vector (one step) the same way, or an empty array with the reason it has none.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from vidfer.config import ExtractorConfig
 from vidfer.data.prepared import PreparedDataset
 from vidfer.errors import ConfigError
+from vidfer.features.audio import IS10_SIZE, audio_features
 from vidfer.features.store import FeatureStore
 from vidfer.models.frame_cnns import FrameCNN, MiniXceptionCNN, build_frame_cnn
 from vidfer.models.mini_xception import FER2013_CLASSES
@@ -124,3 +126,28 @@ def extract_frame_features(
         )
         store.save(item.key, features, {"video_id": item.row.video_id})
     return {item.row.video_id: store.load(item.key)[0] for item in data.items}, source.classes
+
+
+def extract_audio_features(data: PreparedDataset) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Every usable video's IS10 audio features ``(1, 1582)``, cached in the prepared store.
+
+    Returns:
+        The features by video id (``(0, 1582)`` for a video without usable sound), and the
+        reason (``no_audio``, ``too_short``) of each video that has none.
+
+    Raises:
+        CorruptVideoError: if a video's sound cannot be decoded.
+    """
+    store = FeatureStore(data.store.folder / "features", {"audio": "is10"})
+    missing = [item for item in data.items if not store.has(item.key)]
+    for item in track(missing, total=len(missing), description="extracting audio features"):
+        found = audio_features(item.row.path)
+        rows = found.features[None] if found.features is not None else np.zeros((0, IS10_SIZE))
+        store.save(item.key, rows, {"video_id": item.row.video_id, "status": found.status})
+    features, reasons = {}, {}
+    for item in data.items:
+        array, record = store.load(item.key)
+        features[item.row.video_id] = array
+        if record["status"] != "ok":
+            reasons[item.row.video_id] = record["status"]
+    return features, reasons

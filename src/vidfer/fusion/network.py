@@ -51,7 +51,7 @@ def run_video_features(run_folder: str | Path, device: torch.device) -> RunFeatu
         found = extract_run_features(run, data, device)
         features = {video: np.asarray(seq.features).mean(axis=0) for video, seq in found.items()}
     else:
-        videos, _ = load_video_features(config, data, device)
+        videos = load_video_features(config, data, device).videos
         head = load_frame_head(run, device)
         features = {v.video_id: video_embedding(config.frames, head, v, device) for v in videos}
     return RunFeatures(

@@ -39,7 +39,13 @@ from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.features.aggregate import concatenate, kbin_pool, mean_var, signed_sqrt_l2
-from vidfer.features.extract import extract_frame_features, frame_features, load_frame_source
+from vidfer.features.audio import audio_features
+from vidfer.features.extract import (
+    extract_audio_features,
+    extract_frame_features,
+    frame_features,
+    load_frame_source,
+)
 from vidfer.io.atomic import atomic_write_text
 from vidfer.models.recurrent import SEQUENCE_MODELS, SequenceClassifier
 from vidfer.models.svm import Kernel, SVMHead, fit_svm
@@ -64,33 +70,53 @@ SVMS = {"linear_svm": "linear", "rbf_svm": "rbf"}
 
 
 class Standardised(nn.Module):
-    """Inputs standardised by training-set statistics, then ``classifier``.
+    """Inputs standardised by training statistics (PCA-whitened if asked), then ``classifier``.
 
     Args:
         classifier: Called as ``classifier(x)`` or, with a mask, ``classifier(x, mask)``.
         dim: Input channels.
+        pca: Principal components to keep (whitened), or None.
     """
 
     mean: torch.Tensor  # (D,)
     std: torch.Tensor  # (D,)
+    projection: torch.Tensor  # (D, P) with PCA, else (0, 0)
 
-    def __init__(self, classifier: nn.Module, dim: int) -> None:
+    def __init__(self, classifier: nn.Module, dim: int, pca: int | None = None) -> None:
         super().__init__()
         self.classifier = classifier
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("projection", torch.zeros((dim, pca) if pca else (0, 0)))
 
     def fit(self, rows: np.ndarray) -> None:
-        """Set the statistics from training rows ``(N, D)``."""
+        """Set the statistics (and principal axes) from training rows ``(N, D)``.
+
+        Raises:
+            ConfigError: if fewer training rows or channels than PCA components are given.
+        """
         std = rows.std(axis=0)
         # Channels (nearly) constant in training would blow up unseen variation tenfold at most.
         floor = max(0.1 * float(std.mean()), 1e-6)
         self.mean.copy_(torch.from_numpy(rows.mean(axis=0)))
         self.std.copy_(torch.from_numpy(np.maximum(std, floor)))
+        keep = self.projection.shape[1]
+        if keep:
+            if keep > min(rows.shape):
+                raise ConfigError(
+                    f"frames.pca: {keep} components from {rows.shape[0]} training videos of "
+                    f"{rows.shape[1]} values; use at most {min(rows.shape)}"
+                )
+            z = (rows - rows.mean(axis=0)) / np.maximum(std, floor)
+            _, singular, axes = np.linalg.svd(z, full_matrices=False)  # axes: (min(N, D), D)
+            scale = singular[:keep] / np.sqrt(max(len(rows) - 1, 1))  # component std
+            # (D, P): project on the axes, then unit variance per component (whitening).
+            self.projection.copy_(torch.from_numpy(axes[:keep].T / np.maximum(scale, 1e-12)))
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
-        """``(..., D)`` inputs in training-set units."""
-        return (x - self.mean) / self.std
+        """``(..., D)`` inputs in training-set units (``(..., P)`` with PCA)."""
+        z = (x - self.mean) / self.std
+        return z @ self.projection if self.projection.numel() else z
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of ``(B, D)`` vectors, or of ``(B, T, D)`` sequences with a mask ``(B, T)``."""
@@ -154,35 +180,64 @@ def _aggregate(frames: FramesConfig, steps: np.ndarray) -> np.ndarray:
     return mean_var(steps) if frames.aggregate == "mean_var" else steps.mean(axis=0)
 
 
+@dataclass(frozen=True)
+class PipelineFeatures:
+    """The inputs of a pipeline's head for a dataset.
+
+    Attributes:
+        videos: Every usable video with all its modalities.
+        cnn_classes: The frame CNN's class names (for ``average``), if known.
+        missing: Videos lacking a modality (e.g. no sound), with the reason.
+    """
+
+    videos: list[VideoFeatures]
+    cnn_classes: list[str] | None
+    missing: dict[str, str]
+
+
 def load_video_features(
     config: RunConfig, data: PreparedDataset, device: torch.device
-) -> tuple[list[VideoFeatures], list[str] | None]:
-    """Every usable video's features as the classifier needs them, and the CNN's classes.
+) -> PipelineFeatures:
+    """Every usable video's features as the classifier needs them (cached extractions).
 
     Raises:
-        ConfigError: on extractors whose step counts differ under a sequence classifier, or an
-            ``average`` classifier without exactly one extractor.
+        ConfigError: on extractors whose step counts differ under a sequence classifier.
     """
     frames = config.frames
     assert frames is not None
     per_extractor: list[dict[str, np.ndarray]] = []
     cnn_classes: list[str] | None = None
+    missing: dict[str, str] = {}
     for extractor in frames.extractors:
         if extractor.video_run is not None:
             found = extract_run_features(RunDir(extractor.video_run), data, device)
             per_extractor.append({vid: seq.features for vid, seq in found.items()})
+        elif extractor.audio is not None:
+            features, reasons = extract_audio_features(data)
+            per_extractor.append(features)
+            missing.update(reasons)
         else:
             features, cnn_classes = extract_frame_features(extractor, data, device)
             per_extractor.append(features)
-    return [
+    videos = [
         video_features(
             frames,
             item.row.video_id,
             item.row.label_index,
-            [f[item.row.video_id] for f in per_extractor],
+            [found[item.row.video_id] for found in per_extractor],
         )
         for item in data.items
-    ], cnn_classes
+        if item.row.video_id not in missing
+    ]
+    if missing:
+        log.info("%d video(s) lack a modality: %s", len(missing), sorted(set(missing.values())))
+    return PipelineFeatures(videos, cnn_classes, missing)
+
+
+def write_missing(folder: Path, missing: dict[str, str], videos: list[str]) -> None:
+    """``folder/missing.csv``: the ``videos`` lacking a modality, with the reason (for fusion)."""
+    rows = "".join(f"{video},{missing[video]}\n" for video in videos if video in missing)
+    atomic_write_text(folder / "missing.csv", "video_id,reason\n" + rows)
 
 
 def video_features(
@@ -228,8 +283,9 @@ def build_head(
         prefix = "classifier."
         inner = {k[len(prefix) :]: v for k, v in (state or {}).items() if k.startswith(prefix)}
         kernel: Kernel = "linear" if name == "linear_svm" else "rbf"
-        svm = SVMHead.from_state(inner) if inner else SVMHead(kernel, dim, num_classes)
-        return Standardised(svm, dim)
+        width = frames.pca or dim  # the SVMs' input size
+        svm = SVMHead.from_state(inner) if inner else SVMHead(kernel, width, num_classes)
+        return Standardised(svm, dim, frames.pca)
     return Standardised(SEQUENCE_MODELS[name](dim, num_classes, **frames.classifier.params), dim)
 
 
@@ -294,17 +350,21 @@ def _fit_svm(
     """Standardise, grid-search on val (or cross-validate) and calibrate the SVMs."""
     kernel: Kernel = "linear" if frames.classifier.name == "linear_svm" else "rbf"
     x, y = _vectors(frames, split.train)
-    head = Standardised(SVMHead(kernel, x.shape[1], num_classes), x.shape[1])
+    head = build_head(frames, x.shape[1], num_classes)
+    assert isinstance(head, Standardised)
     head.fit(x)
-    mean, std = head.mean.numpy(), head.std.numpy()
+
+    def transformed(rows: np.ndarray) -> np.ndarray:
+        return head.standardise(torch.from_numpy(rows).float()).double().numpy()
+
     val = None
     if split.val:
         val_x, val_y = _vectors(frames, split.val)
-        val = ((val_x - mean) / std, val_y)
+        val = (transformed(val_x), val_y)
     params = frames.classifier.params
     fit = fit_svm(
         kernel,
-        (x - mean) / std,
+        transformed(x),
         y,
         num_classes,
         val=val,
@@ -374,13 +434,20 @@ def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, A
     seed_everything(config.seed, deterministic=config.train.deterministic)
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
     classes = list(data.manifest.classes)
-    videos, cnn_classes = load_video_features(config, data, device)
-    by_id = {v.video_id: v for v in videos}
+    found = load_video_features(config, data, device)
+    cnn_classes = found.cnn_classes
+    by_id = {v.video_id: v for v in found.videos}
     split = _Split(
-        *([by_id[i.row.video_id] for i in data.split(n)] for n in ("train", "val", "test"))
+        *(
+            [by_id[i.row.video_id] for i in data.split(n) if i.row.video_id in by_id]
+            for n in ("train", "val", "test")
+        )
     )
     if not split.train:
-        raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
+        raise ConfigError(
+            f"{config.data.manifest}: no usable video in the train split"
+            + (f" with every modality ({len(found.missing)} lack one)" if found.missing else "")
+        )
     run.initialise(config, classes)
     started = time.perf_counter()
     head: nn.Module
@@ -405,6 +472,8 @@ def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, A
         if videos_of:
             outcome = score_videos(frames, head, videos_of, device)
             write_evaluation(run.folder / f"eval_{name}", outcome, classes)
+            ids = [item.row.video_id for item in data.split(name)]
+            write_missing(run.folder / f"eval_{name}", found.missing, ids)
     return metrics
 
 
@@ -477,12 +546,18 @@ def video_embedding(
 
 
 def new_video_features(
-    frames: FramesConfig, video: np.ndarray, device: torch.device
-) -> VideoFeatures:
-    """The features of a new video's prepared frames ``(T, H, W, 3)``, as in training."""
+    frames: FramesConfig, video: np.ndarray, path: Path, device: torch.device
+) -> tuple[VideoFeatures | None, str]:
+    """The features of a new video (its file, its prepared frames ``(T, H, W, 3)``), as in
+    training, and ``ok``; or None and the reason a modality is missing (``no_audio``, ...)."""
     raw = []
     for extractor in frames.extractors:
-        if extractor.video_run is not None:
+        if extractor.audio is not None:
+            sound = audio_features(path)
+            if sound.features is None:
+                return None, sound.status
+            raw.append(sound.features[None])  # one step: (1, 1582)
+        elif extractor.video_run is not None:
             run = RunDir(extractor.video_run)
             model, _ = run.load_model(device)
             sequence = run_feature_sequence(model, run.config(), video, device)
@@ -490,7 +565,7 @@ def new_video_features(
         else:
             source = load_frame_source(extractor, device)
             raw.append(frame_features(source, video, extractor.spatial, extractor.batch_size))
-    return video_features(frames, "", -1, raw)
+    return video_features(frames, "", -1, raw), "ok"
 
 
 def load_frame_head(run: RunDir, device: torch.device) -> nn.Module:
@@ -506,6 +581,8 @@ def load_frame_head(run: RunDir, device: torch.device) -> nn.Module:
 def evaluate_frame_run(run: RunDir, split: str) -> EvalOutcome:
     """Score one split with a trained frame pipeline (features from the cache).
 
+    Videos lacking a modality are left out and listed in ``RUN/eval_<split>/missing.csv``.
+
     Raises:
         ConfigError: if the split has no usable video.
     """
@@ -516,6 +593,9 @@ def evaluate_frame_run(run: RunDir, split: str) -> EvalOutcome:
     wanted = {item.row.video_id for item in data.split(split)}
     if not wanted:
         raise ConfigError(f"{config.data.manifest}: no usable video in split {split!r}")
-    videos, _ = load_video_features(config, data, device)
-    chosen = [video for video in videos if video.video_id in wanted]
+    found = load_video_features(config, data, device)
+    write_missing(run.folder / f"eval_{split}", found.missing, sorted(wanted))
+    chosen = [video for video in found.videos if video.video_id in wanted]
+    if not chosen:
+        raise ConfigError(f"{run.folder}: no video of split {split!r} has every modality")
     return score_videos(config.frames, load_frame_head(run, device), chosen, device)
