@@ -70,6 +70,16 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[int, ...]]]] = [
         {"input_size": 32, "fc1": 16, "in_channels": 1},
         {"layer2": (2, 128, 4, 4), "fc1": (2, 16), "logits": (2, 5)},
     ),
+    (
+        "vgg16",
+        {"input_size": 32, "pool": 1},
+        {"pool5": (2, 512, 1, 1), "fc6": (2, 4096), "logits": (2, 5)},
+    ),
+    (
+        "fstcn_scl",
+        {"width": 0.125, "input_size": 56},
+        {"lower": (2, 64, 3, 3), "features": (2, 64), "logits": (2, 5)},
+    ),
 ]
 
 

@@ -45,7 +45,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {"manifest": manifest, "source": source}
     for name, params in (
         ("kahou_cnn", {"input_size": 32}),
-        ("vgg16", {"input_size": 32}),
+        ("vgg16", {"input_size": 32, "pool": 1}),
         ("resnet10", {"input_size": 32, "fc1": 16}),
     ):
         settings = FrameTrainSettings(

@@ -352,13 +352,16 @@ class VGG16CNN(FrameCNN):
     """torchvision's VGG-16 (no weights: VGG-Face's are not obtainable offline).
 
     Layers: ``"pool5"``, ``"fc6"`` and ``"fc7"`` (after their ReLU; ``"features"`` is fc7) and
-    ``"logits"``. On inputs smaller than 224 the adaptive pooling repeats the last maps up to 7x7.
+    ``"logits"``. On inputs smaller than 224 the adaptive pooling repeats the last maps up to 7x7,
+    unless ``pool`` is smaller (fc6 then takes ``512 * pool * pool`` inputs).
 
     Args:
         num_classes: Output classes.
         input_size: Input side S (224 as in the paper; e.g. 64 for small CPU runs).
         in_channels: 3 (RGB) or 1 (the first convolution then takes one channel).
         dropout: Dropout of the fully connected layers.
+        pool: Side of the pooled maps fc6 reads (7 as in VGG-16; 1 for small inputs: fc6 then
+            has 2M weights instead of 103M).
         weights: A state dict (torchvision names) to start from, e.g. converted VGG-Face weights;
             the classifier is kept new when its shape differs.
     """
@@ -370,11 +373,17 @@ class VGG16CNN(FrameCNN):
         input_size: int = 224,
         in_channels: int = 3,
         dropout: float = 0.5,
+        pool: int = 7,
         weights: str | None = None,
     ) -> None:
         super().__init__()
         _check_channels(in_channels)
+        if pool < 1:
+            raise ConfigError(f"vgg16: pool must be >= 1, got {pool}")
         self.net = tv_vgg16(weights=None, num_classes=num_classes, dropout=dropout)
+        if pool != 7:
+            self.net.avgpool = nn.AdaptiveAvgPool2d(pool)
+            self.net.classifier[0] = nn.Linear(512 * pool * pool, 4096)
         if in_channels == 1:
             self.net.features[0] = nn.Conv2d(1, 64, 3, padding=1)
         if weights is not None:

@@ -374,7 +374,9 @@ def train_frames(
         score = val.accuracy if settings.monitor == "accuracy" else -val.loss
         if score > best:
             best, bad = score, 0
-            save_checkpoint(folder / "checkpoints" / "best.pt", state, meta)
+            # The optimiser state only matters to continue training: not in best.pt.
+            weights = {"model": state["model"], "epoch": epoch}
+            save_checkpoint(folder / "checkpoints" / "best.pt", weights, meta)
         else:
             bad += 1
             if bad >= settings.patience:
