@@ -33,8 +33,9 @@ from vidfer.config import RunConfig, load_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_actions
 from vidfer.features.spacetime_patches import block_patches, video_volume
+from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
-from vidfer.training.frame_pipeline import Standardised, _optimizer
+from vidfer.training.frame_pipeline import head_optimizer
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
@@ -75,7 +76,7 @@ def raw_pixel_control(config: RunConfig, folder: Path) -> float:
     )
     device = torch.device("cpu")
     folder.mkdir(parents=True, exist_ok=True)
-    optimizer = _optimizer(config, head)
+    optimizer = head_optimizer(config, head)
     fit_sequences(head, optimizer, train_set, val_set, training, folder, {}, device)
     return score_sequences(head, test_set, device).accuracy
 

@@ -206,7 +206,9 @@ def _predict_run(path: Path, run: RunDir, out: Path) -> Prediction:
         )
     device = resolve_device(config.train.device)
     if config.frames is not None:
-        from vidfer.training.frame_pipeline import load_frame_head, new_video_features, timeline
+        from vidfer.evaluation.frame_timeline import timeline
+        from vidfer.features.pipeline_features import new_video_features
+        from vidfer.training.frame_pipeline import load_frame_head
 
         extra["model"] = f"frames:{config.frames.classifier.name}"
         video, status = new_video_features(config.frames, frames, path, device)

@@ -22,8 +22,10 @@ import torch
 from torch import nn
 
 from vidfer.data.prepared import load_dataset
+from vidfer.evaluation.frame_timeline import video_embedding
+from vidfer.features.pipeline_features import load_video_features
 from vidfer.training.device import seed_everything
-from vidfer.training.frame_pipeline import load_frame_head, load_video_features, video_embedding
+from vidfer.training.frame_pipeline import load_frame_head
 from vidfer.training.run import RunDir
 from vidfer.training.sequences import (
     LabelledSequence,

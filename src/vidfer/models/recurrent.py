@@ -19,6 +19,7 @@ length, and the backward direction of a bidirectional layer starts at its last r
 
 from __future__ import annotations
 
+import abc
 from typing import Literal, cast
 
 import torch
@@ -50,7 +51,7 @@ def _run_packed(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> torch.T
     return padded
 
 
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(nn.Module, abc.ABC):
     """Base class: a recurrent encoder, a read-out and a linear classifier.
 
     Args:
@@ -67,9 +68,9 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, num_classes)
 
+    @abc.abstractmethod
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-step outputs ``(B, T, hidden)``."""
-        raise NotImplementedError
 
     def hidden_state(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The read-out ``(B, hidden)`` (Kahou's fusion input: the last step's activations)."""

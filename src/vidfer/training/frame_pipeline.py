@@ -35,20 +35,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidfer.config import FramesConfig, RunConfig
-from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.data.prepared import load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.features.aggregate import concatenate, kbin_pool, mean_var, signed_sqrt_l2
-from vidfer.features.audio import audio_features
-from vidfer.features.extract import (
-    extract_audio_features,
-    extract_frame_features,
-    frame_features,
-    load_frame_source,
+from vidfer.features.pipeline_features import (
+    VideoFeatures,
+    load_video_features,
+    write_missing,
 )
 from vidfer.io.atomic import atomic_write_text
-from vidfer.models.recurrent import SEQUENCE_MODELS, SequenceClassifier
-from vidfer.models.svm import Kernel, SVMHead, fit_svm
+from vidfer.models.frame_heads import SVMS, FrameAverage, Standardised, build_head
+from vidfer.models.svm import Kernel, fit_svm
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
 from vidfer.training.run import RunDir
@@ -61,202 +58,9 @@ from vidfer.training.sequences import (
     random_subset,
     score_sequences,
 )
-from vidfer.training.video_attention import extract_run_features, run_feature_sequence
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
-
-SVMS = {"linear_svm": "linear", "rbf_svm": "rbf"}
-
-
-class Standardised(nn.Module):
-    """Inputs standardised by training statistics (PCA-whitened if asked), then ``classifier``.
-
-    Args:
-        classifier: Called as ``classifier(x)`` or, with a mask, ``classifier(x, mask)``.
-        dim: Input channels.
-        pca: Principal components to keep (whitened), or None.
-    """
-
-    mean: torch.Tensor  # (D,)
-    std: torch.Tensor  # (D,)
-    projection: torch.Tensor  # (D, P) with PCA, else (0, 0)
-
-    def __init__(self, classifier: nn.Module, dim: int, pca: int | None = None) -> None:
-        super().__init__()
-        self.classifier = classifier
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-        self.register_buffer("projection", torch.zeros((dim, pca) if pca else (0, 0)))
-
-    def fit(self, rows: np.ndarray) -> None:
-        """Set the statistics (and principal axes) from training rows ``(N, D)``.
-
-        Raises:
-            ConfigError: if fewer training rows or channels than PCA components are given.
-        """
-        std = rows.std(axis=0)
-        # Channels (nearly) constant in training would blow up unseen variation tenfold at most.
-        floor = max(0.1 * float(std.mean()), 1e-6)
-        self.mean.copy_(torch.from_numpy(rows.mean(axis=0)))
-        self.std.copy_(torch.from_numpy(np.maximum(std, floor)))
-        keep = self.projection.shape[1]
-        if keep:
-            if keep > min(rows.shape):
-                raise ConfigError(
-                    f"frames.pca: {keep} components from {rows.shape[0]} training videos of "
-                    f"{rows.shape[1]} values; use at most {min(rows.shape)}"
-                )
-            z = (rows - rows.mean(axis=0)) / np.maximum(std, floor)
-            _, singular, axes = np.linalg.svd(z, full_matrices=False)  # axes: (min(N, D), D)
-            scale = singular[:keep] / np.sqrt(max(len(rows) - 1, 1))  # component std
-            # (D, P): project on the axes, then unit variance per component (whitening).
-            self.projection.copy_(torch.from_numpy(axes[:keep].T / np.maximum(scale, 1e-12)))
-
-    def standardise(self, x: torch.Tensor) -> torch.Tensor:
-        """``(..., D)`` inputs in training-set units (``(..., P)`` with PCA)."""
-        z = (x - self.mean) / self.std
-        return z @ self.projection if self.projection.numel() else z
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of ``(B, D)`` vectors, or of ``(B, T, D)`` sequences with a mask ``(B, T)``."""
-        z = self.standardise(x)
-        return self.classifier(z) if mask is None else self.classifier(z, mask)
-
-
-class FrameAverage(nn.Module):
-    """Mean over the real frames of per-frame class probabilities (log, for cross-entropy).
-
-    Args:
-        columns: For each dataset class, the CNN output column of the same name.
-    """
-
-    columns: torch.Tensor  # (K,)
-
-    def __init__(self, columns: list[int]) -> None:
-        super().__init__()
-        self.register_buffer("columns", torch.tensor(columns))
-
-    def per_frame(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, K_cnn)`` per-frame logits -> ``(B, T, K)`` probabilities of our classes."""
-        probabilities = x.softmax(dim=-1)[..., self.columns]  # (B, T, K_cnn) -> (B, T, K)
-        return probabilities / probabilities.sum(dim=-1, keepdim=True)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, T, K_cnn)`` per-frame logits, mask ``(B, T)`` -> ``(B, K)`` log-probabilities."""
-        probabilities = self.per_frame(x)
-        weights = mask.unsqueeze(-1).to(x.dtype)  # (B, T) -> (B, T, 1)
-        mean = (probabilities * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-        return mean.clamp(min=1e-12).log()
-
-
-@dataclass(frozen=True)
-class VideoFeatures:
-    """What the head of a pipeline sees of one video.
-
-    Attributes:
-        video_id: The video.
-        label: Class index (-1 for a new video).
-        parts: Per extractor, its (normalised) features ``(T_e, D_e)``, one row per step.
-    """
-
-    video_id: str
-    label: int
-    parts: list[np.ndarray]
-
-    @property
-    def steps(self) -> np.ndarray:
-        """``(T, sum D_e)``: the extractors side by side (they have the same step count)."""
-        return np.concatenate(self.parts, axis=1)
-
-    def vector(self, frames: FramesConfig) -> np.ndarray:
-        """The aggregates of every extractor, side by side: one vector per video."""
-        return concatenate([_aggregate(frames, part) for part in self.parts])
-
-
-def _aggregate(frames: FramesConfig, steps: np.ndarray) -> np.ndarray:
-    if frames.aggregate == "kbin":
-        return kbin_pool(steps, frames.bins)
-    return mean_var(steps) if frames.aggregate == "mean_var" else steps.mean(axis=0)
-
-
-@dataclass(frozen=True)
-class PipelineFeatures:
-    """The inputs of a pipeline's head for a dataset.
-
-    Attributes:
-        videos: Every usable video with all its modalities.
-        cnn_classes: The frame CNN's class names (for ``average``), if known.
-        missing: Videos lacking a modality (e.g. no sound), with the reason.
-    """
-
-    videos: list[VideoFeatures]
-    cnn_classes: list[str] | None
-    missing: dict[str, str]
-
-
-def load_video_features(
-    config: RunConfig, data: PreparedDataset, device: torch.device
-) -> PipelineFeatures:
-    """Every usable video's features as the classifier needs them (cached extractions).
-
-    Raises:
-        ConfigError: on extractors whose step counts differ under a sequence classifier.
-    """
-    frames = config.frames
-    assert frames is not None
-    per_extractor: list[dict[str, np.ndarray]] = []
-    cnn_classes: list[str] | None = None
-    missing: dict[str, str] = {}
-    for extractor in frames.extractors:
-        if extractor.video_run is not None:
-            found = extract_run_features(RunDir(extractor.video_run), data, device)
-            per_extractor.append({vid: seq.features for vid, seq in found.items()})
-        elif extractor.audio is not None:
-            features, reasons = extract_audio_features(data)
-            per_extractor.append(features)
-            missing.update(reasons)
-        else:
-            features, cnn_classes = extract_frame_features(extractor, data, device)
-            per_extractor.append(features)
-    videos = [
-        video_features(
-            frames,
-            item.row.video_id,
-            item.row.label_index,
-            [found[item.row.video_id] for found in per_extractor],
-        )
-        for item in data.items
-        if item.row.video_id not in missing
-    ]
-    if missing:
-        log.info("%d video(s) lack a modality: %s", len(missing), sorted(set(missing.values())))
-    return PipelineFeatures(videos, cnn_classes, missing)
-
-
-def write_missing(folder: Path, missing: dict[str, str], videos: list[str]) -> None:
-    """``folder/missing.csv``: the ``videos`` lacking a modality, with the reason (for fusion)."""
-    rows = "".join(f"{video},{missing[video]}\n" for video in videos if video in missing)
-    atomic_write_text(folder / "missing.csv", "video_id,reason\n" + rows)
-
-
-def video_features(
-    frames: FramesConfig, video_id: str, label: int, raw: list[np.ndarray]
-) -> VideoFeatures:
-    """One video's features, normalised as configured.
-
-    Raises:
-        ConfigError: if the extractors' step counts differ under a sequence classifier.
-    """
-    parts = [np.asarray(part, dtype=np.float64) for part in raw]
-    if frames.normalise == "ssr_l2":
-        parts = [signed_sqrt_l2(part) for part in parts]
-    if frames.classifier.name not in SVMS and len({len(part) for part in parts}) > 1:
-        raise ConfigError(
-            f"frames.extractors: video {video_id} has {[len(p) for p in parts]} steps per "
-            "extractor; a sequence classifier needs one step per frame in every extractor"
-        )
-    return VideoFeatures(video_id, label, parts)
 
 
 def _average_columns(classes: list[str], cnn_classes: list[str] | None) -> list[int]:
@@ -269,24 +73,6 @@ def _average_columns(classes: list[str], cnn_classes: list[str] | None) -> list[
             f"classes {cnn_classes}; use a CNN trained on these classes (vidfer train-frames)"
         )
     return [cnn_classes.index(name) for name in classes]
-
-
-def build_head(
-    frames: FramesConfig, dim: int, num_classes: int, state: dict[str, torch.Tensor] | None = None
-) -> nn.Module:
-    """The head of a pipeline: untrained, or shaped like a saved ``state`` to load into it."""
-    name = frames.classifier.name
-    if name == "average":
-        columns = state["columns"].tolist() if state is not None else list(range(num_classes))
-        return FrameAverage(columns)
-    if name in SVMS:
-        prefix = "classifier."
-        inner = {k[len(prefix) :]: v for k, v in (state or {}).items() if k.startswith(prefix)}
-        kernel: Kernel = "linear" if name == "linear_svm" else "rbf"
-        width = frames.pca or dim  # the SVMs' input size
-        svm = SVMHead.from_state(inner) if inner else SVMHead(kernel, width, num_classes)
-        return Standardised(svm, dim, frames.pca)
-    return Standardised(SEQUENCE_MODELS[name](dim, num_classes, **frames.classifier.params), dim)
 
 
 def _sequences(videos: list[VideoFeatures]) -> list[LabelledSequence]:
@@ -376,7 +162,8 @@ def _fit_svm(
     return head, {"C": fit.C} if fit.gamma is None else {"C": fit.C, "gamma": fit.gamma}
 
 
-def _optimizer(config: RunConfig, head: nn.Module) -> torch.optim.Optimizer:
+def head_optimizer(config: RunConfig, head: nn.Module) -> torch.optim.Optimizer:
+    """SGD with momentum or AdamW, as the run's ``optim`` section says (constant rate)."""
     optim = config.optim
     if optim.name == "sgd":
         return torch.optim.SGD(
@@ -405,7 +192,7 @@ def _fit_sequence_model(
     monitor = _sequences(split.monitor) or train
     metrics = fit_sequences(
         head,
-        _optimizer(config, head),
+        head_optimizer(config, head),
         train,
         monitor,
         training,
@@ -475,97 +262,6 @@ def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, A
             ids = [item.row.video_id for item in data.split(name)]
             write_missing(run.folder / f"eval_{name}", found.missing, ids)
     return metrics
-
-
-TIMELINE_WINDOW = 16
-"""Frames around each frame whose aggregate an SVM pipeline scores for the timeline."""
-
-
-@torch.no_grad()
-def timeline(
-    frames: FramesConfig, head: nn.Module, video: VideoFeatures, device: torch.device
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """Per-step class probabilities ``(T, K)`` and the video's ``(K,)`` for a new video.
-
-    The video's are scored exactly as in evaluation. Per step: the averaged CNN's per-frame
-    probabilities (``average``); the recurrent model's classifier on each step's output; for
-    the SVMs, their score of the aggregate of a window of ``max(TIMELINE_WINDOW, bins)``
-    frames centred on the step. None per step when the extractors' step counts differ.
-    """
-    head.eval()
-    if frames.classifier.name in SVMS:
-        video_probs = head(torch.from_numpy(video.vector(frames)).float()[None].to(device))
-        lengths = {len(part) for part in video.parts}
-        if len(lengths) > 1:
-            return None, video_probs.softmax(dim=1)[0].cpu().numpy()
-        length, half = lengths.pop(), max(TIMELINE_WINDOW, frames.bins) // 2
-        windows = [
-            VideoFeatures(
-                video.video_id, video.label, [p[max(t - half, 0) : t + half] for p in video.parts]
-            )
-            for t in range(length)
-        ]
-        rows = torch.from_numpy(np.stack([w.vector(frames) for w in windows])).float()
-        per_step = head(rows.to(device)).softmax(dim=1)  # (T, D) -> (T, K)
-        return per_step.cpu().numpy(), video_probs.softmax(dim=1)[0].cpu().numpy()
-    chosen = evenly_spaced(frames.sequence_length)(len(video.steps))  # as in evaluation
-    steps = torch.from_numpy(video.steps).float()[None].to(device)  # (T, D) -> (1, T, D)
-    mask = torch.ones(steps.shape[:2], dtype=torch.bool, device=device)
-    video_probs = head(steps[:, chosen], mask[:, chosen]).softmax(dim=1)[0]
-    if isinstance(head, FrameAverage):
-        per_step = head.per_frame(steps)[0]  # (T, K)
-    else:
-        assert isinstance(head, Standardised) and isinstance(head.classifier, SequenceClassifier)
-        per_step = head.classifier.step_logits(head.standardise(steps), mask)[0].softmax(dim=1)
-    return per_step.cpu().numpy(), video_probs.cpu().numpy()
-
-
-@torch.no_grad()
-def video_embedding(
-    frames: FramesConfig, head: nn.Module, video: VideoFeatures, device: torch.device
-) -> np.ndarray:
-    """A video-level feature vector for feature-level fusion.
-
-    The standardised aggregate the SVMs classify (Kahou: the k-bin pooled CNN outputs), the
-    recurrent model's read-out (Kahou: the RNN's last hidden state), or, for ``average``, the
-    mean per-frame probabilities.
-    """
-    head.eval()
-    if frames.classifier.name in SVMS:
-        assert isinstance(head, Standardised)
-        vector = torch.from_numpy(video.vector(frames)).float().to(device)
-        return head.standardise(vector).cpu().numpy()
-    steps = torch.from_numpy(video.steps).float()[None].to(device)  # (T, D) -> (1, T, D)
-    chosen = evenly_spaced(frames.sequence_length)(steps.shape[1])
-    steps = steps[:, chosen]
-    mask = torch.ones(steps.shape[:2], dtype=torch.bool, device=device)
-    if isinstance(head, FrameAverage):
-        return head(steps, mask).exp()[0].cpu().numpy()
-    assert isinstance(head, Standardised) and isinstance(head.classifier, SequenceClassifier)
-    return head.classifier.hidden_state(head.standardise(steps), mask)[0].cpu().numpy()
-
-
-def new_video_features(
-    frames: FramesConfig, video: np.ndarray, path: Path, device: torch.device
-) -> tuple[VideoFeatures | None, str]:
-    """The features of a new video (its file, its prepared frames ``(T, H, W, 3)``), as in
-    training, and ``ok``; or None and the reason a modality is missing (``no_audio``, ...)."""
-    raw = []
-    for extractor in frames.extractors:
-        if extractor.audio is not None:
-            sound = audio_features(path)
-            if sound.features is None:
-                return None, sound.status
-            raw.append(sound.features[None])  # one step: (1, 1582)
-        elif extractor.video_run is not None:
-            run = RunDir(extractor.video_run)
-            model, _ = run.load_model(device)
-            sequence = run_feature_sequence(model, run.config(), video, device)
-            raw.append(sequence.scores.float().cpu().numpy().T)  # (F, T') -> (T', F)
-        else:
-            source = load_frame_source(extractor, device)
-            raw.append(frame_features(source, video, extractor.spatial, extractor.batch_size))
-    return video_features(frames, "", -1, raw), "ok"
 
 
 def load_frame_head(run: RunDir, device: torch.device) -> nn.Module:

@@ -36,6 +36,7 @@ from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.features.spacetime_patches import block_patches, sample_neighbourhoods, video_volume
 from vidfer.features.store import FeatureStore
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
 from vidfer.models.sparse_autoencoder import (
     ACTIVE_LEVEL,
@@ -45,7 +46,7 @@ from vidfer.models.sparse_autoencoder import (
 )
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
-from vidfer.training.frame_pipeline import Standardised, _optimizer
+from vidfer.training.frame_pipeline import head_optimizer
 from vidfer.training.run import RunDir
 from vidfer.training.sequences import (
     LabelledSequence,
@@ -229,7 +230,7 @@ def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[st
     meta: dict[str, Any] = {"classes": classes}
     lines = fit_sequences(
         head,
-        _optimizer(config, head),
+        head_optimizer(config, head),
         train,
         val or test or train,
         training,
