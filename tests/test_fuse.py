@@ -162,6 +162,7 @@ def test_vidfer_fuse_reports_the_fusion_beside_each_run(
     fused = next(row for name, row in val.items() if name.startswith("fusion"))
     singles = [row["accuracy"] for name, row in val.items() if not name.startswith("fusion")]
     assert len(singles) == 3 and fused["accuracy"] >= max(singles)
+    assert all(np.asarray(row["confusion"]).shape == (4, 4) for row in val.values())
     assert "fused accuracy" in result.stdout
     record = json.loads((tmp_path / "fused" / "fusion.json").read_text())
     assert record["search"]["evaluations"] > 20000 and len(record["weights"]) == 3

@@ -16,8 +16,8 @@ Output folder::
 
     OUT/fusion.json          method, runs, classes, weights (per run and class), search record
     OUT/eval_<split>/        predictions.csv, metrics.json, confusion.csv, confusion.png (fused)
-    OUT/comparison.json      per split: accuracy, mean class accuracy, per-class accuracy of every
-                             run and of the fusion
+    OUT/comparison.json      per split: accuracy, mean class accuracy, per-class accuracy and
+                             confusion matrix of every run and of the fusion
     OUT/comparison.md        the same as tables
 """
 
@@ -104,7 +104,7 @@ def _fused(method: str, weights: np.ndarray | None, runs: Aligned) -> np.ndarray
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    keep = ("count", "accuracy", "mean_class_accuracy", "per_class_accuracy")
+    keep = ("count", "accuracy", "mean_class_accuracy", "per_class_accuracy", "confusion")
     return {key: metrics[key] for key in keep}
 
 
