@@ -29,11 +29,13 @@ from vidfer.models.pooling import (
 from vidfer.models.r2plus1d import R2Plus1D, r2plus1d_18
 from vidfer.models.resnet3d import ResNet3D, resnet3d_18
 from vidfer.models.resnext3d import ResNeXt3D, resnext3d_101
+from vidfer.models.torchvision_cnns import VGG16CNN, ResNetCNN
 from vidfer.registry import MODELS, POOLINGS
 
 __all__ = [
     "C3D",
     "I3DVGG16",
+    "VGG16CNN",
     "AttentionModule",
     "AttentiveModel",
     "ConvHead",
@@ -42,6 +44,7 @@ __all__ = [
     "R2Plus1D",
     "ResNeXt3D",
     "ResNet3D",
+    "ResNetCNN",
     "TemporalAvgPool",
     "TemporalGeometry",
     "TemporalMaxPool",

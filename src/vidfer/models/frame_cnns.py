@@ -20,25 +20,19 @@ from __future__ import annotations
 
 import abc
 import inspect
-import pickle
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import vgg16 as tv_vgg16
-from torchvision.models.resnet import BasicBlock, ResNet
 
 from vidfer.errors import ConfigError
 from vidfer.models.mini_xception import FER2013_CLASSES, KerasConv2d, load_mini_xception
 
 #: ITU-R BT.601 luma weights (R, G, B), as OpenCV's RGB -> gray conversion.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class FrameCNN(nn.Module, abc.ABC):
@@ -96,14 +90,14 @@ class FrameCNN(nn.Module, abc.ABC):
         return ((x / 255.0 - mean) / std).contiguous()
 
 
-def _per_channel(values: tuple[float, ...], in_channels: int) -> tuple[float, ...]:
+def per_channel(values: tuple[float, ...], in_channels: int) -> tuple[float, ...]:
     """Per-channel statistics for ``in_channels``: the mean of RGB ones for a gray input."""
     if in_channels == len(values):
         return values
     return (float(np.mean(values)),) * in_channels
 
 
-def _check_channels(in_channels: int) -> None:
+def check_channels(in_channels: int) -> None:
     if in_channels not in (1, 3):
         raise ConfigError(f"in_channels must be 1 (gray) or 3 (RGB), got {in_channels}")
 
@@ -133,7 +127,7 @@ class KahouCNN(FrameCNN):
         in_channels: int = 1,
     ) -> None:
         super().__init__()
-        _check_channels(in_channels)
+        check_channels(in_channels)
         if kernel < 1 or kernel % 2 == 0:
             raise ConfigError(f"kahou_cnn: kernel must be odd and >= 1, got {kernel}")
         if not maps or input_size < 2 ** len(maps):
@@ -209,7 +203,7 @@ class DeepCNN(FrameCNN):
         in_channels: int = 1,
     ) -> None:
         super().__init__()
-        _check_channels(in_channels)
+        check_channels(in_channels)
         if not channels or convs_per_block < 1 or input_size < 2 ** len(channels):
             raise ConfigError(
                 f"deep_cnn: {len(channels)} blocks need convs_per_block >= 1 and "
@@ -311,168 +305,6 @@ class MiniXceptionCNN(FrameCNN):
         self.num_classes = num_classes
 
 
-def _load_weights(net: nn.Module, path: str | Path, classifier: str, model: str) -> None:
-    """Load a torchvision-named state dict; classifier tensors of another shape stay new.
-
-    Raises:
-        ConfigError: if the file is missing, holds more than tensors, or does not fit ``net``.
-    """
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: weights file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
-        first = (str(error).strip().splitlines() or ["unreadable"])[0]
-        raise ConfigError(
-            f"{path}: cannot load weights ({first}); save them with "
-            "torch.save(model.state_dict(), path)"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{path}: not a state dict of tensors (torch.save(model.state_dict()))")
-    own = net.state_dict()
-    kept = {
-        key: value
-        for key, value in state.items()
-        if not (key.startswith(f"{classifier}.") and key in own and value.shape != own[key].shape)
-    }
-    try:
-        result = net.load_state_dict(kept, strict=False)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[-1].strip()
-        raise ConfigError(f"{path}: does not fit {model}: {first}") from None
-    missing = [key for key in result.missing_keys if not key.startswith(f"{classifier}.")]
-    if missing or result.unexpected_keys:
-        raise ConfigError(
-            f"{path}: does not fit torchvision's {model}: missing {missing[:3]}, unexpected "
-            f"{result.unexpected_keys[:3]}; use torchvision's parameter names"
-        )
-
-
-class VGG16CNN(FrameCNN):
-    """torchvision's VGG-16 (no weights: VGG-Face's are not obtainable offline).
-
-    Layers: ``"pool5"``, ``"fc6"`` and ``"fc7"`` (after their ReLU; ``"features"`` is fc7) and
-    ``"logits"``. On inputs smaller than 224 the adaptive pooling repeats the last maps up to 7x7,
-    unless ``pool`` is smaller (fc6 then takes ``512 * pool * pool`` inputs).
-
-    Args:
-        num_classes: Output classes.
-        input_size: Input side S (224 as in the paper; e.g. 64 for small CPU runs).
-        in_channels: 3 (RGB) or 1 (the first convolution then takes one channel).
-        dropout: Dropout of the fully connected layers.
-        pool: Side of the pooled maps fc6 reads (7 as in VGG-16; 1 for small inputs: fc6 then
-            has 2M weights instead of 103M).
-        weights: A state dict (torchvision names) to start from, e.g. converted VGG-Face weights;
-            the classifier is kept new when its shape differs.
-    """
-
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        input_size: int = 224,
-        in_channels: int = 3,
-        dropout: float = 0.5,
-        pool: int = 7,
-        weights: str | None = None,
-    ) -> None:
-        super().__init__()
-        _check_channels(in_channels)
-        if pool < 1:
-            raise ConfigError(f"vgg16: pool must be >= 1, got {pool}")
-        self.net = tv_vgg16(weights=None, num_classes=num_classes, dropout=dropout)
-        if pool != 7:
-            self.net.avgpool = nn.AdaptiveAvgPool2d(pool)
-            self.net.classifier[0] = nn.Linear(512 * pool * pool, 4096)
-        if in_channels == 1:
-            self.net.features[0] = nn.Conv2d(1, 64, 3, padding=1)
-        if weights is not None:
-            _load_weights(self.net, weights, "classifier.6", "vgg16")
-        self.input_size, self.in_channels, self.num_classes = input_size, in_channels, num_classes
-        self.mean = _per_channel(IMAGENET_MEAN, in_channels)
-        self.std = _per_channel(IMAGENET_STD, in_channels)
-        self.feature_layers = {
-            "pool5": "net.features.30",
-            "fc6": "net.classifier.1",
-            "fc7": "net.classifier.4",
-            "features": "net.classifier.4",
-            "logits": "net.classifier.6",
-        }
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, K)`` of images ``(B, C, S, S)``."""
-        return self.net(x)
-
-    def replace_classifier(self, num_classes: int) -> None:
-        """New last fully connected layer with ``num_classes`` outputs."""
-        old = self.net.classifier[6]
-        assert isinstance(old, nn.Linear)
-        self.net.classifier[6] = nn.Linear(old.in_features, num_classes)
-        self.num_classes = num_classes
-
-
-class ResNetCNN(FrameCNN):
-    """torchvision's ResNet with basic blocks: ResNet-18 (2-2-2-2) or ResNet-10 (1-1-1-1).
-
-    Without weights (Xu et al.'s ResNet-10 is not obtainable offline). Layers ``"layer1"`` ..
-    ``"layer4"``, ``"features"`` (global average pool, ``(B, 512, 1, 1)``), ``"fc1"`` when
-    ``fc1`` > 0 (Xu et al.'s extra fully connected layer between the pool and the classifier)
-    and ``"logits"``.
-
-    Args:
-        num_classes: Output classes.
-        blocks: Basic blocks per stage.
-        fc1: Units of the extra fully connected layer (0: none).
-        input_size: Input side S (224; Xu et al. use 150; e.g. 64 for small CPU runs).
-        in_channels: 3 (RGB) or 1.
-        weights: A state dict (torchvision names) to start from; the classifier is kept new when
-            its shape differs.
-    """
-
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        blocks: Sequence[int] = (2, 2, 2, 2),
-        fc1: int = 0,
-        input_size: int = 224,
-        in_channels: int = 3,
-        weights: str | None = None,
-    ) -> None:
-        super().__init__()
-        _check_channels(in_channels)
-        if len(blocks) != 4 or min(blocks) < 1:
-            raise ConfigError(f"resnet: blocks must be 4 positive counts, got {list(blocks)}")
-        self.net = ResNet(BasicBlock, list(blocks), num_classes=num_classes)
-        if in_channels == 1:
-            self.net.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
-        self.feature_layers = {f"layer{n}": f"net.layer{n}" for n in range(1, 5)}
-        self.feature_layers["features"] = "net.avgpool"
-        self.fc1 = fc1
-        if fc1 > 0:
-            self.net.fc = nn.Sequential(nn.Linear(512, fc1), nn.ReLU(), nn.Linear(fc1, num_classes))
-            self.feature_layers.update(fc1="net.fc.1", logits="net.fc.2")
-        else:
-            self.feature_layers["logits"] = "net.fc"
-        if weights is not None:
-            _load_weights(self.net, weights, "fc.2" if fc1 > 0 else "fc", "resnet")
-        self.input_size, self.in_channels, self.num_classes = input_size, in_channels, num_classes
-        self.mean = _per_channel(IMAGENET_MEAN, in_channels)
-        self.std = _per_channel(IMAGENET_STD, in_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, K)`` of images ``(B, C, S, S)``."""
-        return self.net(x)
-
-    def replace_classifier(self, num_classes: int) -> None:
-        """New last fully connected layer with ``num_classes`` outputs."""
-        if isinstance(self.net.fc, nn.Sequential):
-            self.net.fc[2] = nn.Linear(self.fc1, num_classes)
-        else:
-            self.net.fc = nn.Linear(self.net.fc.in_features, num_classes)
-        self.num_classes = num_classes
-
-
 def kahou_cnn(num_classes: int, **params: Any) -> FrameCNN:
     """Kahou et al.'s three-layer 9x9 CNN (see :class:`KahouCNN` for the parameters)."""
     return KahouCNN(num_classes, **params)
@@ -488,28 +320,10 @@ def mini_xception(num_classes: int, **params: Any) -> FrameCNN:
     return MiniXceptionCNN(num_classes, **params)
 
 
-def vgg16(num_classes: int, **params: Any) -> FrameCNN:
-    """torchvision's VGG-16 without weights (see :class:`VGG16CNN`)."""
-    return VGG16CNN(num_classes, **params)
-
-
-def resnet18(num_classes: int, **params: Any) -> FrameCNN:
-    """torchvision's ResNet-18 without weights (see :class:`ResNetCNN`)."""
-    return ResNetCNN(num_classes, blocks=(2, 2, 2, 2), **params)
-
-
-def resnet10(num_classes: int, **params: Any) -> FrameCNN:
-    """ResNet-10 (one basic block per stage), Xu et al.'s architecture without its weights."""
-    return ResNetCNN(num_classes, blocks=(1, 1, 1, 1), **params)
-
-
 FRAME_CNNS: dict[str, Callable[..., FrameCNN]] = {
     "kahou_cnn": kahou_cnn,
     "deep_cnn": deep_cnn,
     "mini_xception": mini_xception,
-    "vgg16": vgg16,
-    "resnet18": resnet18,
-    "resnet10": resnet10,
 }
 
 #: The class whose keyword arguments each builder accepts.
@@ -517,16 +331,21 @@ _PARAMS_OF: dict[str, type[FrameCNN]] = {
     "kahou_cnn": KahouCNN,
     "deep_cnn": DeepCNN,
     "mini_xception": MiniXceptionCNN,
-    "vgg16": VGG16CNN,
-    "resnet18": ResNetCNN,
-    "resnet10": ResNetCNN,
 }
 
 
-def register_frame_cnn(name: str, model: type[FrameCNN]) -> None:
-    """Make a frame CNN class (taking ``num_classes`` and keyword parameters) buildable by name."""
-    FRAME_CNNS[name] = model
-    _PARAMS_OF[name] = model
+def register_frame_cnn(
+    name: str, builder: Callable[..., FrameCNN], params_of: type[FrameCNN] | None = None
+) -> None:
+    """Make a frame CNN buildable by name.
+
+    Args:
+        name: The name in configs and ``--model``.
+        builder: Called as ``builder(num_classes, **params)``: a FrameCNN class or a function.
+        params_of: The class whose keyword arguments ``builder`` accepts (default: ``builder``).
+    """
+    FRAME_CNNS[name] = builder
+    _PARAMS_OF[name] = params_of or builder  # type: ignore[assignment]
 
 
 def frame_cnn_params(name: str) -> list[str]:

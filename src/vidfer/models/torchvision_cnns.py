@@ -1,0 +1,201 @@
+"""torchvision's VGG-16 and ResNets as frame CNNs (Xu et al.'s VGG-Face and ResNet-10 backbones).
+
+The papers' VGG-Face and fine-tuned ResNet-10 weights, and torchvision's ImageNet weights, come from
+model hubs that cannot be reached offline: these start untrained, or from a state dict the user
+provides (``weights``). Importing :mod:`vidfer.models` registers them as ``vgg16``, ``resnet18``
+and ``resnet10``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import vgg16 as tv_vgg16
+from torchvision.models.resnet import BasicBlock, ResNet
+
+from vidfer.errors import ConfigError
+from vidfer.models.frame_cnns import FrameCNN, check_channels, per_channel, register_frame_cnn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _load_weights(net: nn.Module, path: str | Path, classifier: str, model: str) -> None:
+    """Load a torchvision-named state dict; classifier tensors of another shape stay new.
+
+    Raises:
+        ConfigError: if the file is missing, holds more than tensors, or does not fit ``net``.
+    """
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: weights file not found") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        first = (str(error).strip().splitlines() or ["unreadable"])[0]
+        raise ConfigError(
+            f"{path}: cannot load weights ({first}); save them with "
+            "torch.save(model.state_dict(), path)"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{path}: not a state dict of tensors (torch.save(model.state_dict()))")
+    own = net.state_dict()
+    kept = {
+        key: value
+        for key, value in state.items()
+        if not (key.startswith(f"{classifier}.") and key in own and value.shape != own[key].shape)
+    }
+    try:
+        result = net.load_state_dict(kept, strict=False)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise ConfigError(f"{path}: does not fit {model}: {first}") from None
+    missing = [key for key in result.missing_keys if not key.startswith(f"{classifier}.")]
+    if missing or result.unexpected_keys:
+        raise ConfigError(
+            f"{path}: does not fit torchvision's {model}: missing {missing[:3]}, unexpected "
+            f"{result.unexpected_keys[:3]}; use torchvision's parameter names"
+        )
+
+
+class VGG16CNN(FrameCNN):
+    """torchvision's VGG-16 (no weights: VGG-Face's are not obtainable offline).
+
+    Layers: ``"pool5"``, ``"fc6"`` and ``"fc7"`` (after their ReLU; ``"features"`` is fc7) and
+    ``"logits"``. On inputs smaller than 224 the adaptive pooling repeats the last maps up to 7x7,
+    unless ``pool`` is smaller (fc6 then takes ``512 * pool * pool`` inputs).
+
+    Args:
+        num_classes: Output classes.
+        input_size: Input side S (224 as in the paper; e.g. 64 for small CPU runs).
+        in_channels: 3 (RGB) or 1 (the first convolution then takes one channel).
+        dropout: Dropout of the fully connected layers.
+        pool: Side of the pooled maps fc6 reads (7 as in VGG-16; 1 for small inputs: fc6 then
+            has 2M weights instead of 103M).
+        weights: A state dict (torchvision names) to start from, e.g. converted VGG-Face weights;
+            the classifier is kept new when its shape differs.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        input_size: int = 224,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        pool: int = 7,
+        weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_channels(in_channels)
+        if pool < 1:
+            raise ConfigError(f"vgg16: pool must be >= 1, got {pool}")
+        self.net = tv_vgg16(weights=None, num_classes=num_classes, dropout=dropout)
+        if pool != 7:
+            self.net.avgpool = nn.AdaptiveAvgPool2d(pool)
+            self.net.classifier[0] = nn.Linear(512 * pool * pool, 4096)
+        if in_channels == 1:
+            self.net.features[0] = nn.Conv2d(1, 64, 3, padding=1)
+        if weights is not None:
+            _load_weights(self.net, weights, "classifier.6", "vgg16")
+        self.input_size, self.in_channels, self.num_classes = input_size, in_channels, num_classes
+        self.mean = per_channel(IMAGENET_MEAN, in_channels)
+        self.std = per_channel(IMAGENET_STD, in_channels)
+        self.feature_layers = {
+            "pool5": "net.features.30",
+            "fc6": "net.classifier.1",
+            "fc7": "net.classifier.4",
+            "features": "net.classifier.4",
+            "logits": "net.classifier.6",
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K)`` of images ``(B, C, S, S)``."""
+        return self.net(x)
+
+    def replace_classifier(self, num_classes: int) -> None:
+        """New last fully connected layer with ``num_classes`` outputs."""
+        old = self.net.classifier[6]
+        assert isinstance(old, nn.Linear)
+        self.net.classifier[6] = nn.Linear(old.in_features, num_classes)
+        self.num_classes = num_classes
+
+
+class ResNetCNN(FrameCNN):
+    """torchvision's ResNet with basic blocks: ResNet-18 (2-2-2-2) or ResNet-10 (1-1-1-1).
+
+    Without weights (Xu et al.'s ResNet-10 is not obtainable offline). Layers ``"layer1"`` ..
+    ``"layer4"``, ``"features"`` (global average pool, ``(B, 512, 1, 1)``), ``"fc1"`` when
+    ``fc1`` > 0 (Xu et al.'s extra fully connected layer between the pool and the classifier)
+    and ``"logits"``.
+
+    Args:
+        num_classes: Output classes.
+        blocks: Basic blocks per stage.
+        fc1: Units of the extra fully connected layer (0: none).
+        input_size: Input side S (224; Xu et al. use 150; e.g. 64 for small CPU runs).
+        in_channels: 3 (RGB) or 1.
+        weights: A state dict (torchvision names) to start from; the classifier is kept new when
+            its shape differs.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        blocks: Sequence[int] = (2, 2, 2, 2),
+        fc1: int = 0,
+        input_size: int = 224,
+        in_channels: int = 3,
+        weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_channels(in_channels)
+        if len(blocks) != 4 or min(blocks) < 1:
+            raise ConfigError(f"resnet: blocks must be 4 positive counts, got {list(blocks)}")
+        self.net = ResNet(BasicBlock, list(blocks), num_classes=num_classes)
+        if in_channels == 1:
+            self.net.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
+        self.feature_layers = {f"layer{n}": f"net.layer{n}" for n in range(1, 5)}
+        self.feature_layers["features"] = "net.avgpool"
+        self.fc1 = fc1
+        if fc1 > 0:
+            self.net.fc = nn.Sequential(nn.Linear(512, fc1), nn.ReLU(), nn.Linear(fc1, num_classes))
+            self.feature_layers.update(fc1="net.fc.1", logits="net.fc.2")
+        else:
+            self.feature_layers["logits"] = "net.fc"
+        if weights is not None:
+            _load_weights(self.net, weights, "fc.2" if fc1 > 0 else "fc", "resnet")
+        self.input_size, self.in_channels, self.num_classes = input_size, in_channels, num_classes
+        self.mean = per_channel(IMAGENET_MEAN, in_channels)
+        self.std = per_channel(IMAGENET_STD, in_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K)`` of images ``(B, C, S, S)``."""
+        return self.net(x)
+
+    def replace_classifier(self, num_classes: int) -> None:
+        """New last fully connected layer with ``num_classes`` outputs."""
+        if isinstance(self.net.fc, nn.Sequential):
+            self.net.fc[2] = nn.Linear(self.fc1, num_classes)
+        else:
+            self.net.fc = nn.Linear(self.net.fc.in_features, num_classes)
+        self.num_classes = num_classes
+
+
+def resnet18(num_classes: int, **params: object) -> FrameCNN:
+    """torchvision's ResNet-18 without weights (see :class:`ResNetCNN`)."""
+    return ResNetCNN(num_classes, blocks=(2, 2, 2, 2), **params)  # type: ignore[arg-type]
+
+
+def resnet10(num_classes: int, **params: object) -> FrameCNN:
+    """ResNet-10 (one basic block per stage), Xu et al.'s architecture without its weights."""
+    return ResNetCNN(num_classes, blocks=(1, 1, 1, 1), **params)  # type: ignore[arg-type]
+
+
+register_frame_cnn("vgg16", VGG16CNN)
+register_frame_cnn("resnet18", resnet18, ResNetCNN)
+register_frame_cnn("resnet10", resnet10, ResNetCNN)
