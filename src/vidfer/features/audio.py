@@ -13,10 +13,12 @@ treat it as a missing modality instead of failing.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -75,11 +77,17 @@ def _is10_config() -> str:
     return str(root / "IS10_paraling_compat.conf")
 
 
-def is10_features(signal: np.ndarray) -> np.ndarray | None:
-    """The 1582 IS10 functionals of a 16 kHz mono signal (None if it is too short for them)."""
+@functools.cache
+def _smile() -> Any:
+    """One openSMILE extractor for the process (building it parses the configuration)."""
     import opensmile
 
-    smile = opensmile.Smile(feature_set=_is10_config(), feature_level="func")
+    return opensmile.Smile(feature_set=_is10_config(), feature_level="func")
+
+
+def is10_features(signal: np.ndarray) -> np.ndarray | None:
+    """The 1582 IS10 functionals of a 16 kHz mono signal (None if it is too short for them)."""
+    smile = _smile()
     with warnings.catch_warnings():
         # openSMILE warns and fills NaN for segments too short for its windows.
         warnings.simplefilter("ignore", UserWarning)

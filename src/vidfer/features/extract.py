@@ -14,7 +14,6 @@ video's IS10 vector (one step) the same way, or an empty array with the reason i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,11 +24,11 @@ from vidfer.config import ExtractorConfig
 from vidfer.data.prepared import PreparedDataset
 from vidfer.errors import ConfigError
 from vidfer.features.audio import IS10_SIZE, audio_features
-from vidfer.features.store import FeatureStore
+from vidfer.features.store import FeatureStore, file_identity
 from vidfer.models.frame_cnns import FrameCNN, MiniXceptionCNN, build_frame_cnn
 from vidfer.models.mini_xception import FER2013_CLASSES
 from vidfer.progress import track
-from vidfer.training.frames import load_frame_run
+from vidfer.training.frames import frame_run_checkpoint, load_frame_run
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,6 @@ class FrameSource:
     identity: dict[str, Any]
 
 
-def _file_identity(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
 def load_frame_source(extractor: ExtractorConfig, device: torch.device) -> FrameSource:
     """The CNN of a ``cnn`` or ``frame_run`` extractor and its layer.
 
@@ -63,10 +57,8 @@ def load_frame_source(extractor: ExtractorConfig, device: torch.device) -> Frame
     classes: list[str] | None
     if extractor.frame_run is not None:
         model, classes = load_frame_run(extractor.frame_run, str(device))
-        checkpoint = Path(extractor.frame_run) / "checkpoints" / "best.pt"
-        if not checkpoint.exists():
-            checkpoint = checkpoint.with_name("last.pt")
-        origin: dict[str, Any] = {"frame_run": _file_identity(checkpoint)}
+        checkpoint = frame_run_checkpoint(extractor.frame_run)
+        origin: dict[str, Any] = {"frame_run": file_identity(checkpoint)}
     else:
         assert extractor.cnn is not None  # one source is set (config validation)
         params = dict(extractor.params)

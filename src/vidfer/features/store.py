@@ -24,6 +24,12 @@ import numpy as np
 from vidfer.io.atomic import atomic_write_json, atomic_write_with
 
 
+def file_identity(path: Path) -> dict[str, Any]:
+    """What identifies a file's content for a cache key: its resolved path, size and mtime."""
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 class FeatureStore:
     """One extractor's folder of per-video feature sequences.
 

@@ -171,6 +171,12 @@ def _rebuild(name: str, params: dict[str, Any], num_classes: int) -> FrameCNN:
     return build_frame_cnn(name, num_classes, **{k: v for k, v in params.items() if k != "weights"})
 
 
+def frame_run_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint a frame run is used from: the best one, else the last (may not exist)."""
+    best = Path(folder) / "checkpoints" / "best.pt"
+    return best if best.exists() else best.with_name("last.pt")
+
+
 def load_frame_run(folder: str | Path, device: str = "cpu") -> tuple[FrameCNN, list[str]]:
     """The trained model of a frame run (best checkpoint, else last) in eval mode, and its classes.
 
@@ -182,8 +188,7 @@ def load_frame_run(folder: str | Path, device: str = "cpu") -> tuple[FrameCNN, l
     settings = _read_settings(folder)
     classes = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
     model = _rebuild(settings["model"], settings["params"], len(classes))
-    best, last = folder / "checkpoints" / "best.pt", folder / "checkpoints" / "last.pt"
-    path = best if best.exists() else last
+    path = frame_run_checkpoint(folder)
     if not path.exists():
         raise CheckpointError(f"{folder}: no checkpoint in checkpoints/ (did training start?)")
     state = load_checkpoint(path)

@@ -34,7 +34,7 @@ from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.scoring import ScoreMap, feature_sequence
-from vidfer.features.store import FeatureStore
+from vidfer.features.store import FeatureStore, file_identity
 from vidfer.io.atomic import atomic_write_json
 from vidfer.models.base import VideoModel
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
@@ -121,16 +121,8 @@ def extract_run_features(
     """
     config = run.config()
     checkpoint = run.best_or_last()
-    stat = checkpoint.stat()
-    store = FeatureStore(
-        run.folder / "features",
-        {
-            "checkpoint": str(checkpoint.resolve()),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "eval": config.eval.model_dump(),
-        },
-    )
+    identity = {"checkpoint": file_identity(checkpoint), "eval": config.eval.model_dump()}
+    store = FeatureStore(run.folder / "features", identity)
     missing = [item for item in data.items if not store.has(item.key)]
     if missing:
         model, _ = run.load_model(device)
