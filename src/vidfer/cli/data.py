@@ -1,0 +1,108 @@
+"""Data commands: synthetic datasets, manifests and the prepared store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vidfer.cli.common import Add, console
+from vidfer.errors import ConfigError
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from vidfer.data.synth import SYNTH_DATASETS
+
+    make = SYNTH_DATASETS[args.name]
+    kwargs: dict[str, int | bool] = {"seed": args.seed}
+    if args.videos_per_class is not None:
+        kwargs["videos_per_class"] = args.videos_per_class
+    if args.scenes:
+        if args.name != "actions":
+            raise ConfigError("--scenes: only the 'actions' dataset has scenes; drop the option")
+        kwargs["scenes"] = True
+    manifest = make(Path(args.out), **kwargs)
+    console.print(f"wrote {manifest}")
+    return 0
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from vidfer.data.adapters import write_folder_manifest
+
+    console.print(f"wrote {write_folder_manifest(args.root, args.out)}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from vidfer.config import DataConfig, load_config
+    from vidfer.data.prepared import load_dataset
+
+    source = Path(args.source)
+    if source.suffix.lower() == ".csv":
+        data = DataConfig.model_validate(
+            {
+                "manifest": source,
+                "store": args.store,
+                "prepare": {
+                    "size": args.size,
+                    "crop": not args.no_crop,
+                    "fps": args.fps,
+                    "grayscale": args.grayscale,
+                    "faces": {"size": args.size} if args.faces else None,
+                },
+                "workers": args.workers,
+                "max_reject_fraction": 1.0,
+            }
+        )
+    else:
+        data = load_config(source, args.set).data
+    dataset = load_dataset(data)
+    rejects = dataset.rejects()
+    console.print(
+        f"{len(dataset.items)} video(s) ready in {dataset.store.folder} "
+        f"({dataset.result.decoded} decoded now, {len(rejects)} rejected"
+        + (f": see {dataset.store.folder / 'rejects.jsonl'})" if rejects else ")")
+    )
+    return 0
+
+
+def register(add: Add) -> None:
+    """Add this module's subcommands to the parser."""
+    synth = add("synth", _cmd_synth, "write a synthetic dataset (mp4 files + manifest.csv)")
+    synth.add_argument("name", choices=["expressions", "actions"])
+    synth.add_argument("out", help="output folder")
+    synth.add_argument("--videos-per-class", type=int, default=None)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--scenes",
+        action="store_true",
+        help="actions only: classes walk/jump x town/park, needing appearance and motion",
+    )
+
+    manifest = add(
+        "manifest",
+        _cmd_manifest,
+        "write manifest.csv for a folder-per-class tree (ROOT/<label>/<video>)",
+    )
+    manifest.add_argument("root")
+    manifest.add_argument("--out", default=None, help="CSV path (default ROOT/manifest.csv)")
+
+    prepare = add("prepare", _cmd_prepare, "decode a dataset once into the prepared store")
+    prepare.add_argument("source", help="a run config (.yaml) or a manifest (.csv)")
+    prepare.add_argument("--store", default=None, help="store folder (manifest mode)")
+    prepare.add_argument("--size", type=int, default=112, help="short side (manifest mode)")
+    prepare.add_argument("--no-crop", action="store_true", help="keep the aspect ratio")
+    prepare.add_argument("--fps", type=float, default=None, help="target frame rate")
+    prepare.add_argument("--grayscale", action="store_true")
+    prepare.add_argument(
+        "--faces",
+        action="store_true",
+        help="store aligned crops of the main face (MTCNN), SIZE x SIZE",
+    )
+    prepare.add_argument("--workers", type=int, default=2)
+    prepare.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config option (config mode)",
+    )
