@@ -1,0 +1,109 @@
+"""The ``data`` section: manifest, prepared store, preprocessing and the face pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from vidfer.config.base import Section
+from vidfer.errors import ConfigError
+from vidfer.faces.pipeline import FaceConfig
+
+
+def face_config(options: dict[str, Any]) -> FaceConfig:
+    """Build the face pipeline's options from a config mapping.
+
+    Raises:
+        ValueError: naming the unknown or invalid option (pydantic reports it under its section).
+    """
+    known = {f.name for f in fields(FaceConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown face option(s) {unknown}; known: {sorted(known)}")
+    if isinstance(options.get("template"), list):
+        options = {**options, "template": tuple(tuple(p) for p in options["template"])}
+    try:
+        return FaceConfig(**options)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+
+
+class LimitsConfig(Section):
+    """Limits on untrusted video files, checked from probed metadata before decoding."""
+
+    max_file_mb: float = Field(4096, gt=0)
+    max_width: int = Field(8192, gt=0)
+    max_height: int = Field(8192, gt=0)
+    max_duration_s: float = Field(4 * 3600, gt=0)
+    max_frames: int = Field(500_000, gt=0)
+
+
+class PrepareConfig(Section):
+    """How raw videos become stored frames. Part of the store key: changing it re-prepares.
+
+    Attributes:
+        size: Frames are resized so that their short side is ``size``.
+        crop: Center-crop to ``size`` x ``size`` after the resize.
+        fps: Target frame rate (source frames nearest to each target time); None keeps all.
+        max_frames: Keep at most this many frames per video (None: all).
+        min_frames: Videos with fewer decoded frames are rejected as ``too_short``.
+        grayscale: Convert to grayscale (stored as 3 identical channels so every model accepts it).
+        faces: Options of the face pipeline (:class:`vidfer.faces.pipeline.FaceConfig`); when set,
+            the stored frames are the aligned crops of the main face (``faces.size`` square) and
+            ``size``/``crop`` only apply without it. ``{}`` uses the defaults (MTCNN, 112 px).
+    """
+
+    size: int = Field(112, ge=8, le=1024)
+    crop: bool = True
+    fps: float | None = Field(None, gt=0)
+    max_frames: int | None = Field(None, gt=0)
+    min_frames: int = Field(1, ge=1)
+    grayscale: bool = False
+    faces: dict[str, Any] | None = None
+
+    @field_validator("faces")
+    @classmethod
+    def _valid_faces(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            face_config(value)
+        return value
+
+    def face_config(self) -> FaceConfig | None:
+        """The face pipeline's options, or None when faces are not used."""
+        return None if self.faces is None else face_config(self.faces)
+
+    def key(self) -> str:
+        """Short stable hash of the preprocessing settings (the store's second key)."""
+        payload = json.dumps(self.model_dump(), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:12]
+
+
+class DataConfig(Section):
+    """The dataset: manifest, store location, classes and preprocessing."""
+
+    manifest: Path
+    root: Path | None = None
+    store: Path | None = None
+    classes: list[str] | None = None
+    prepare: PrepareConfig = PrepareConfig()
+    limits: LimitsConfig = LimitsConfig()
+    workers: int = Field(2, ge=1)
+    max_reject_fraction: float = Field(0.5, ge=0, le=1)
+
+    @property
+    def dataset_root(self) -> Path:
+        """Folder that manifest paths are relative to and must stay inside."""
+        return self.root if self.root is not None else self.manifest.parent
+
+    @property
+    def store_root(self) -> Path:
+        """Prepared-store folder (default: ``.vidfer_store`` beside the manifest)."""
+        return self.store if self.store is not None else self.manifest.parent / ".vidfer_store"

@@ -1,0 +1,149 @@
+"""The ``frames`` (frame-feature pipelines) and ``sparse_ae`` (Baccouche et al.) sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+
+from vidfer.config.base import Section
+
+
+class ExtractorConfig(Section):
+    """One source of per-frame (or per-clip) features for a frame-feature pipeline.
+
+    Exactly one of ``cnn`` (a frame CNN by name, e.g. the FER2013-pretrained
+    ``mini_xception``), ``frame_run`` (a ``vidfer train-frames`` run folder), ``video_run``
+    (a ``vidfer train`` run of a 3D model, e.g. C3D: its backbone features per time step) or
+    ``audio: is10`` (the video file's sound: openSMILE's 1582 IS10 paralinguistic features, one
+    step per video; videos without sound are a missing modality).
+
+    Attributes:
+        layer: Frame CNN layer whose output is the feature (its ``feature_layers`` names, e.g.
+            ``conv2``, ``fc6``, ``features``, ``logits``); ignored for ``video_run``.
+        spatial: ``avg`` averages a convolutional map over space, ``flatten`` keeps it whole
+            (Kahou's IRNN input: the second conv block after pooling).
+        batch_size: Frames per forward pass.
+    """
+
+    cnn: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    frame_run: Path | None = None
+    video_run: Path | None = None
+    audio: Literal["is10"] | None = None
+    layer: str = "features"
+    spatial: Literal["avg", "flatten"] = "avg"
+    batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExtractorConfig:
+        sources = (self.cnn, self.frame_run, self.video_run, self.audio)
+        if sum(v is not None for v in sources) != 1:
+            raise ValueError("give exactly one of cnn, frame_run, video_run or audio")
+        return self
+
+
+class ClassifierConfig(Section):
+    """The video classifier over frame features.
+
+    Names: ``average`` (mean of the per-frame class probabilities of a ``logits`` extractor,
+    nothing learned), ``linear_svm`` (one-vs-rest linear SVM), ``rbf_svm`` (one-vs-rest RBF
+    SVM) -- both over aggregated features, with C (and gamma) chosen on the validation split
+    and probabilities calibrated -- and ``irnn``, ``lstm``, ``bilstm`` (sequence models over the
+    per-frame features, trained with the ``optim`` and ``train`` sections).
+    """
+
+    name: Literal["average", "linear_svm", "rbf_svm", "irnn", "lstm", "bilstm"]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FramesConfig(Section):
+    """A frame-feature pipeline (Kahou et al., Xu et al.) instead of an end-to-end 3D model.
+
+    Attributes:
+        extractors: Feature sources; their aggregates (or per-frame features) are concatenated.
+        normalise: ``ssr_l2``: signed square root then L2 normalisation of every frame's
+            features (Xu), per extractor, before aggregation.
+        aggregate: Video vector for the SVMs: ``mean``, ``mean_var`` (Xu) or ``kbin`` (Kahou's
+            k-bin average pooling with ``bins`` bins).
+        bins: k of ``kbin`` (Kahou: 15).
+        pca: SVMs only: project the standardised video vectors on this many principal
+            components of the training videos, whitened (Kahou's audio: PCA, then RBF SVM).
+        sequence_length: Sequence models only: train on a random ordered subset of this many
+            frames per video and epoch (Xu: 128), test on as many evenly spaced frames; None
+            uses every frame.
+        classifier: The video classifier.
+    """
+
+    extractors: list[ExtractorConfig] = Field(min_length=1)
+    normalise: Literal["none", "ssr_l2"] = "none"
+    aggregate: Literal["mean", "mean_var", "kbin"] = "mean"
+    bins: int = Field(15, ge=1)
+    pca: int | None = Field(None, ge=1)
+    sequence_length: int | None = Field(None, ge=1)
+    classifier: ClassifierConfig
+
+
+class SparseAEConfig(Section):
+    """Baccouche et al. (2012): a spatio-temporal sparse auto-encoder, then a BLSTM.
+
+    The auto-encoder learns from ``patch`` x ``patch`` x ``depth`` gray patches of the training
+    videos that move (motion selection); each video then becomes one vector per space-time block
+    (the sparse codes of the block's grid of patches), classified by a bidirectional LSTM trained
+    with the ``optim`` and ``train`` sections.
+
+    Attributes:
+        patch: Spatial size M of a patch (paper: 8).
+        depth: Temporal size T of a patch (paper: 3).
+        codes: Code size N (paper: 192 on KTH, 128 on GEMEP-FERA).
+        eta: eta of the sparsifying logistic, eq. 1 (paper: 0.02).
+        beta: beta of the sparsifying logistic, eq. 1 (paper: 1.5).
+        shift_search: Search the shift t* in [-M/4, M/4]^2 x [-T/2, T/2] from the second epoch.
+        motion_pixel: A pixel moves when its first and last frames in the patch differ by more
+            than this (intensities in [0, 1]).
+        motion_share: Keep patches whose share of moving pixels exceeds this.
+        patches_per_video: At most this many training patches from each training video.
+        epochs: Passes over the training patches (online, one patch at a time).
+        encoder_lr: Step of the encoder's update towards the optimal code.
+        decoder_lr: Step of the decoder's update towards the (shifted) patch.
+        code_steps: Steepest-descent steps on the code Z (eq. 4).
+        code_lr: Step size of that descent.
+        dz: The finite difference dZ of eq. 6.
+        frame_size: ``(H, W)``: centre crop of the stored frames (e.g. 54 x 34 on KTH); None
+            keeps them whole.
+        block_stride: Frames between consecutive space-time blocks (None: ``depth``, blocks
+            side by side).
+        hidden: LSTM units per direction (paper: 5).
+        grayscale: Gray patches (the paper's); false keeps the three colour channels, for
+            data whose classes show in colour only (D = 3 T M M).
+    """
+
+    patch: int = Field(8, ge=2)
+    depth: int = Field(3, ge=2)
+    codes: int = Field(192, ge=1)
+    eta: float = Field(0.02, gt=0, lt=1)
+    beta: float = Field(1.5, gt=0)
+    shift_search: bool = True
+    motion_pixel: float = Field(0.1, gt=0, lt=1)
+    motion_share: float = Field(0.1, ge=0, lt=1)
+    patches_per_video: int = Field(100, ge=1)
+    epochs: int = Field(3, ge=1)
+    encoder_lr: float = Field(0.001, gt=0)
+    decoder_lr: float = Field(0.02, gt=0)
+    code_steps: int = Field(10, ge=0)
+    code_lr: float = Field(0.02, gt=0)
+    dz: float = Field(0.001, gt=0)
+    frame_size: tuple[int, int] | None = None
+    block_stride: int | None = Field(None, ge=1)
+    hidden: int = Field(5, ge=1)
+    grayscale: bool = True
+
+    @model_validator(mode="after")
+    def _frame_holds_a_patch(self) -> SparseAEConfig:
+        if self.frame_size is not None and min(self.frame_size) < self.patch:
+            raise ValueError(f"frame_size {list(self.frame_size)} is smaller than a patch")
+        return self

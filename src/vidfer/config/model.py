@@ -1,0 +1,131 @@
+"""The clip-model sections: sampler, transforms, model, pooling, optim, train and eval."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from vidfer.config.base import Section
+
+
+class SamplerConfig(Section):
+    """A clip sampler from the registry and its parameters."""
+
+    name: str = "uniform"
+    clip_len: int = Field(16, ge=1)
+    stride: int = Field(1, ge=1)
+    num_clips: int = Field(1, ge=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransformConfig(Section):
+    """Clip augmentation (applied identically to every frame of a clip) and normalisation."""
+
+    size: int = Field(112, ge=8)
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    flip: float = Field(0.5, ge=0, le=1)
+    rotation: float = Field(0.0, ge=0, le=180)
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    mean: tuple[float, ...] = (0.43216, 0.394666, 0.37645)
+    std: tuple[float, ...] = (0.22803, 0.22145, 0.216989)
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale_order(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high <= 1:
+            raise ValueError("crop_scale must satisfy 0 < low <= high <= 1")
+        return value
+
+
+class AttentionConfig(Section):
+    """An attention module between the model's features and its classifier."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(Section):
+    """A model from the registry; ``params`` go to its builder; optional ``attention`` module."""
+
+    name: str = "resnet3d_18"
+    params: dict[str, Any] = Field(default_factory=dict)
+    attention: AttentionConfig | None = None
+
+
+class PoolingConfig(Section):
+    """Temporal pooling of the score map into video scores."""
+
+    name: str = "avg"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(Section):
+    """Optimiser with separate learning rate and weight decay for backbone and head."""
+
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    head_lr: float | None = Field(None, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    head_weight_decay: float | None = Field(None, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["none", "cosine", "step"] = "cosine"
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class TrainConfig(Section):
+    """The training loop."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(8, ge=1)
+    accumulate: int = Field(1, ge=1)
+    clip_grad: float | None = Field(None, gt=0)
+    patience: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = True
+    # Videos (video_id) plotted at the end: a learning sampler's sampling maps (training videos)
+    # and an attention module's maps (held-out videos); empty: the first four of each.
+    plot_videos: list[str] = Field(default_factory=list)
+
+
+class ViewsConfig(Section):
+    """Multi-view testing (``eval.mode: views``; FstCN §2.4)."""
+
+    clips: int = Field(5, ge=1)  # evenly spaced clips (pairs) per video, from the run's sampler
+    crops: Literal[1, 9] = 9  # centre crop, or the 3x3 grid of crops
+    flip: bool = True  # and their horizontal flips
+    resize: int | None = Field(None, ge=8)  # short side before cropping (None: as stored)
+    view_fusion: Literal["sci", "mean"] = "sci"  # over the crops of one clip (eq. 6)
+    clip_fusion: Literal["max", "mean"] = "max"  # over the clips (eq. 7)
+
+
+class EvalConfig(Section):
+    """Whole-video evaluation.
+
+    Attributes:
+        mode: ``dense`` scores each video in one pass when the model allows it, ``windows`` slides
+            a clip of ``clip_len`` frames with ``stride`` over the video, ``views`` scores
+            evenly spaced clips from the run's sampler in several crops and fuses them
+            (``views``).
+        clip_len: Window length for ``windows`` mode (and the minimum input length).
+        stride: Window step for ``windows`` mode.
+        batch_size: Windows per forward pass in ``windows`` mode.
+        pooling: Video-level temporal pooling at test time (e.g. ``softmax`` with ``gamma``, the
+            thesis's ``gamma_p``); None pools with the trained model's own pooling. Only
+            poolings without learned parameters are accepted here.
+    """
+
+    mode: Literal["dense", "windows", "views"] = "dense"
+    clip_len: int = Field(16, ge=1)
+    stride: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    pooling: PoolingConfig | None = None
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
