@@ -26,9 +26,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from vidfer.data.adapters import write_folder_manifest
+    from vidfer.data.adapters import write_manifest
 
-    console.print(f"wrote {write_folder_manifest(args.root, args.out)}")
+    written = write_manifest(
+        args.root,
+        args.layout,
+        out=args.out,
+        split_number=args.split_number,
+        variant=args.variant,
+    )
+    console.print(f"wrote {written}")
     return 0
 
 
@@ -81,9 +88,23 @@ def register(add: Add) -> None:
     manifest = add(
         "manifest",
         _cmd_manifest,
-        "write manifest.csv for a folder-per-class tree (ROOT/<label>/<video>)",
+        "write manifest.csv for a dataset in its own layout (default: ROOT/<label>/<video>)",
     )
     manifest.add_argument("root")
+    manifest.add_argument(
+        "--layout",
+        default="folder",
+        help="folder (default), afew, gemep, hmdb51, ucf101, kth, unbc or biovid "
+        "(vidfer.data.adapters.LAYOUTS)",
+    )
+    manifest.add_argument(
+        "--split-number", type=int, default=None, help="official split (hmdb51, ucf101: 1-3)"
+    )
+    manifest.add_argument(
+        "--variant",
+        default=None,
+        help="kth: kth1 | kth2 (sub-sequences); biovid: bl1_pa4 | bl1_pa34",
+    )
     manifest.add_argument("--out", default=None, help="CSV path (default ROOT/manifest.csv)")
 
     prepare = add("prepare", _cmd_prepare, "decode a dataset once into the prepared store")

@@ -170,7 +170,7 @@ def parse_manifest(
     index = {name: i for i, name in enumerate(class_list)}
 
     rows: list[ManifestRow] = []
-    seen_paths: dict[Path, int] = {}
+    seen_paths: dict[tuple[Path, float | None, float | None], int] = {}
     seen_ids: dict[str, int] = {}
     for line, fields in records:
         label = fields["label"]
@@ -179,11 +179,17 @@ def parse_manifest(
         if label not in index:
             raise _fail(source, line, f"unknown label {label!r}; classes are {list(class_list)}")
         path = _safe_path(source, line, root, fields["path"])
-        if path in seen_paths:
+        start = _parse_time(source, line, "start", fields.get("start", ""))
+        end = _parse_time(source, line, "end", fields.get("end", ""))
+        if start is not None and end is not None and end <= start:
+            raise _fail(source, line, f"end ({end}) must be after start ({start})")
+        # One file may appear once per segment (e.g. KTH's sub-sequences of one recording).
+        segment = (path, start, end)
+        if segment in seen_paths:
             raise _fail(
-                source, line, f"duplicate path {fields['path']!r} (line {seen_paths[path]})"
+                source, line, f"duplicate path {fields['path']!r} (line {seen_paths[segment]})"
             )
-        seen_paths[path] = line
+        seen_paths[segment] = line
         split = fields.get("split", "")
         if split not in (*SPLITS, ""):
             raise _fail(source, line, f"split {split!r} must be one of {', '.join(SPLITS)}")
@@ -193,10 +199,6 @@ def parse_manifest(
                 source, line, f"duplicate video_id {video_id!r} (line {seen_ids[video_id]})"
             )
         seen_ids[video_id] = line
-        start = _parse_time(source, line, "start", fields.get("start", ""))
-        end = _parse_time(source, line, "end", fields.get("end", ""))
-        if start is not None and end is not None and end <= start:
-            raise _fail(source, line, f"end ({end}) must be after start ({start})")
         rows.append(
             ManifestRow(
                 line=line,

@@ -227,7 +227,7 @@ def prepare_rows(
     todo: list[tuple[ManifestRow, SourceIdentity]] = []
     for row in rows:
         try:
-            identity = SourceIdentity.of(row.path)
+            identity = SourceIdentity.of(row.path, (row.start, row.end))
         except FileNotFoundError:
             records[row.video_id] = _missing(row)
             continue

@@ -30,21 +30,36 @@ RECORD_VERSION = 1
 
 @dataclass(frozen=True)
 class SourceIdentity:
-    """What identifies a source file's content cheaply: its resolved path, size and mtime."""
+    """What identifies a source file's content cheaply: its resolved path, size and mtime, and
+    the segment (start, end seconds) when only part of the file is used, so that several
+    segments of one file (e.g. KTH's sub-sequences) are distinct entries."""
 
     path: str
     size: int
     mtime_ns: int
+    start: float | None = None
+    end: float | None = None
 
     @classmethod
-    def of(cls, path: Path) -> SourceIdentity:
+    def of(
+        cls, path: Path, segment: tuple[float | None, float | None] = (None, None)
+    ) -> SourceIdentity:
         """Identity of an existing file (``OSError`` if it cannot be stat'ed)."""
         stat = path.stat()
-        return cls(path=str(path.resolve()), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        return cls(
+            path=str(path.resolve()),
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            start=segment[0],
+            end=segment[1],
+        )
 
     def key(self) -> str:
-        """Stable short hash used as the entry's file name."""
+        """Stable short hash used as the entry's file name (a whole file's key has no segment
+        part, so entries prepared before segments were keyed stay valid)."""
         text = f"{self.path}\0{self.size}\0{self.mtime_ns}"
+        if self.start is not None or self.end is not None:
+            text += f"\0{self.start!r}\0{self.end!r}"
         return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 

@@ -116,7 +116,9 @@ def write_evaluation(folder: Path, outcome: EvalOutcome, classes: Sequence[str])
     Returns:
         The metrics with class names.
     """
-    metrics = classification_metrics(outcome.labels, outcome.probabilities.argmax(axis=1), classes)
+    metrics = classification_metrics(
+        outcome.labels, outcome.probabilities.argmax(axis=1), classes, outcome.probabilities
+    )
     metrics["loss"] = outcome.loss
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -1,33 +1,26 @@
-"""Dataset-layout adapters: turn a folder of videos into a manifest.
-
-Only the generic folder-per-class layout lives here for now::
+"""The generic folder-per-class layout, with or without split folders::
 
     root/<label>/<video>.mp4                 (no split)
     root/<split>/<label>/<video>.mp4         (split folders: train, val/validation, test)
+
+The class is the folder's name as written.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from vidfer.data.adapters.common import Options, Row, relative, video_files
 from vidfer.data.manifest import VIDEO_EXTENSIONS, manifest_csv
 from vidfer.errors import ManifestError
 from vidfer.io.atomic import atomic_write_text
 
-_SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
-
-
-def _videos(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and path.suffix.lower() in extensions and not path.name.startswith(".")
-    )
+SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 
 
 def folder_manifest_rows(
     root: str | Path, *, extensions: tuple[str, ...] = VIDEO_EXTENSIONS
-) -> list[dict[str, str]]:
+) -> list[Row]:
     """Manifest rows for a folder-per-class tree (optionally under split folders).
 
     Args:
@@ -41,17 +34,17 @@ def folder_manifest_rows(
     if not base.is_dir():
         raise ManifestError(f"{base}: not a folder; expected root/<label>/<video> files")
     top = sorted(child for child in base.iterdir() if child.is_dir())
-    split_layout = bool(top) and all(child.name.lower() in _SPLIT_NAMES for child in top)
+    split_layout = bool(top) and all(child.name.lower() in SPLIT_NAMES for child in top)
     groups = (
-        [(_SPLIT_NAMES[child.name.lower()], child) for child in top]
+        [(SPLIT_NAMES[child.name.lower()], child) for child in top]
         if split_layout
         else [("", base)]
     )
-    rows: list[dict[str, str]] = []
+    rows: list[Row] = []
     for split, folder in groups:
         for label_dir in sorted(child for child in folder.iterdir() if child.is_dir()):
-            for video in _videos(label_dir, extensions):
-                row = {"path": video.relative_to(base).as_posix(), "label": label_dir.name}
+            for video in video_files(label_dir, extensions):
+                row = {"path": relative(video, base), "label": label_dir.name}
                 if split:
                     row["split"] = split
                 rows.append(row)
@@ -60,6 +53,11 @@ def folder_manifest_rows(
             f"{base}: no video found in class folders (extensions {', '.join(extensions)})"
         )
     return rows
+
+
+def folder_rows(root: Path, options: Options) -> list[Row]:
+    """The ``folder`` layout's rows (it has no options)."""
+    return folder_manifest_rows(root)
 
 
 def write_folder_manifest(root: str | Path, out: str | Path | None = None) -> Path:

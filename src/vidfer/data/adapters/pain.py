@@ -1,0 +1,155 @@
+"""Pain datasets: UNBC-McMaster Shoulder Pain and BioVid Heat Pain (Part A).
+
+UNBC-McMaster (200 sequences of 25 subjects, distributed as images)::
+
+    root/Images/042-ll042/ll042t1aaaff/ll042t1aaaff001.png
+    root/Sequence_Labels/OPI/042-ll042/ll042t1aaaff.txt                   one number, 0-5
+    root/Frame_Labels/PSPI/042-ll042/ll042t1aaaff/ll042t1aaaff001_facs.txt one number, 0-16
+
+Binary task of Wu et al. (Ayral's thesis §3.3.1.1): observed pain intensity (OPI) 0 is
+``no_pain``, 3 or more ``pain``, 1-2 left out. vidfer reads videos, so each kept sequence's frames
+are encoded once, losslessly, into ``root/vidfer/videos/<subject>/<sequence>.mp4`` (at a nominal
+25 fps: the archive gives frames, not a rate), and its per-frame PSPI values are gathered into
+``root/vidfer/pspi/<subject>/<sequence>.txt`` (one value per frame: the manifest's
+``frame_labels``, for guided sampling). Existing outputs are kept, so a second run writes nothing.
+
+BioVid Part A (87 subjects, 20 videos per class and subject)::
+
+    root/video/071309_w_21/071309_w_21-BL1-081.mp4     <subject>-<class>-<number>
+    (or the class-per-name files anywhere under root)
+
+Variants: ``bl1_pa4`` (no stimulus BL1 vs the highest level PA4) and ``bl1_pa34`` (BL1 vs PA3
+and PA4); labels ``no_pain`` and ``pain``, the subject from the file name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vidfer.data.adapters.common import (
+    Options,
+    Row,
+    no_videos,
+    read_number,
+    relative,
+    require_dir,
+    require_file,
+    video_files,
+)
+from vidfer.errors import ManifestError
+from vidfer.io.atomic import atomic_write_text
+from vidfer.io.writer import write_video
+
+log = logging.getLogger(__name__)
+
+UNBC_FPS = 25.0
+BIOVID_VARIANTS = ("bl1_pa4", "bl1_pa34")
+_BIOVID_PAIN = {"bl1_pa4": {"PA4"}, "bl1_pa34": {"PA3", "PA4"}}
+_BIOVID_NAME = re.compile(r"^(?P<subject>.+)-(?P<level>BL1|PA[1-4])-(?P<number>\d+)$")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _opi_label(opi: float) -> str | None:
+    """``no_pain`` for OPI 0, ``pain`` for OPI >= 3, None (left out) in between."""
+    if opi == 0:
+        return "no_pain"
+    return "pain" if opi >= 3 else None
+
+
+def _frames(folder: Path) -> list[Path]:
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not images:
+        raise ManifestError(f"{folder}: no frame images (.png) of the sequence")
+    return images
+
+
+def _encode(images: list[Path], destination: Path) -> None:
+    """Encode the image sequence losslessly into ``destination`` (skipped when it exists)."""
+    if destination.exists():
+        return
+    frames = []
+    for image in images:
+        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ManifestError(f"{image}: not a readable image")
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    if len({frame.shape for frame in frames}) > 1:
+        raise ManifestError(f"{images[0].parent}: the frames differ in size")
+    write_video(destination, np.stack(frames), UNBC_FPS, crf=0)  # (T, H, W, 3)
+
+
+def _pspi(images: list[Path], folder: Path, destination: Path) -> None:
+    """Gather the per-frame PSPI files of ``images`` into one file (skipped when it exists)."""
+    if destination.exists():
+        return
+    values = [
+        read_number(require_file(folder / f"{image.stem}_facs.txt", "the frame's PSPI file"))
+        for image in images
+    ]
+    atomic_write_text(destination, "".join(f"{value:g}\n" for value in values))
+
+
+def unbc_rows(root: Path, options: Options) -> list[Row]:
+    """UNBC-McMaster sequences with OPI 0 or >= 3, encoded as videos with PSPI frame labels.
+
+    Raises:
+        ManifestError: naming a missing folder, image or label file, or an unreadable value.
+    """
+    opi_root = require_dir(root / "Sequence_Labels" / "OPI", "UNBC-McMaster's OPI labels")
+    images_root = require_dir(root / "Images", "UNBC-McMaster's frame images")
+    pspi_root = require_dir(root / "Frame_Labels" / "PSPI", "UNBC-McMaster's PSPI labels")
+    rows: list[Row] = []
+    for label_file in sorted(opi_root.glob("*/*.txt")):
+        label = _opi_label(read_number(label_file))
+        if label is None:
+            continue
+        subject, sequence = label_file.parent.name, label_file.stem
+        images = _frames(require_dir(images_root / subject / sequence, "the sequence's frames"))
+        video = root / "vidfer" / "videos" / subject / f"{sequence}.mp4"
+        pspi = root / "vidfer" / "pspi" / subject / f"{sequence}.txt"
+        _pspi(images, require_dir(pspi_root / subject / sequence, "its PSPI files"), pspi)
+        _encode(images, video)
+        rows.append(
+            {
+                "path": relative(video, root),
+                "label": label,
+                "subject": subject,
+                "video_id": sequence,
+                "frame_labels": relative(pspi, root),
+            }
+        )
+    if not rows:
+        raise no_videos(root, "sequences with OPI 0 or >= 3 in Sequence_Labels/OPI/<subject>/")
+    return rows
+
+
+def biovid_rows(root: Path, options: Options) -> list[Row]:
+    """BioVid Part A videos of BL1 and the variant's pain levels, the subject from the name.
+
+    Raises:
+        ManifestError: if no video is named ``<subject>-<BL1|PA1-4>-<number>``.
+    """
+    folder = root / "video" if (root / "video").is_dir() else root
+    pain = _BIOVID_PAIN[options.variant]
+    rows: list[Row] = []
+    for video in video_files(folder):
+        match = _BIOVID_NAME.match(video.stem)
+        if match is None:
+            continue
+        level = match.group("level")
+        if level == "BL1" or level in pain:
+            rows.append(
+                {
+                    "path": relative(video, root),
+                    "label": "no_pain" if level == "BL1" else "pain",
+                    "subject": match.group("subject"),
+                }
+            )
+    if not rows:
+        raise no_videos(folder, "BioVid files named <subject>-<BL1|PA1-4>-<number>.mp4")
+    return rows
