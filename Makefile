@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vidfer-installed
 
-.PHONY: demo test lint assets setup clean
+.PHONY: demo test lint assets setup browser clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: assets lint
+# Debian's Chromium for the report's headless-browser test (driven by Playwright, dev extra).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: assets lint browser
 	$(BIN)/python -m pytest -q
 
 clean:
