@@ -1,7 +1,7 @@
 """The ``vidfer`` command. Each subcommand is a thin wrapper over the Python API.
 
-The subcommands live in one module per area (``data``, ``train``, ``results``, ``report``,
-``tools``); each module's ``register`` adds its own. User errors
+The subcommands live in one module per area (``data``, ``train``, ``experiment``, ``results``,
+``report``, ``tools``); each module's ``register`` adds its own. User errors
 (:class:`vidfer.errors.VidferError`) print one line and exit with status 2; no traceback is shown
 for them.
 """
@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from rich.logging import RichHandler
 
-from vidfer.cli import data, report, results, tools, train
+from vidfer.cli import data, experiment, report, results, tools, train
 from vidfer.cli.common import Handler, err_console
 from vidfer.errors import VidferError
 
-_MODULES = (data, train, results, report, tools)
+_MODULES = (data, train, experiment, results, report, tools)
 
 
 def _parser() -> argparse.ArgumentParser:

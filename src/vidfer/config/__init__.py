@@ -36,6 +36,7 @@ from vidfer.config.model import (
     TransformConfig,
     ViewsConfig,
 )
+from vidfer.config.protocol import ProtocolConfig
 from vidfer.errors import ConfigError
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "OptimConfig",
     "PoolingConfig",
     "PrepareConfig",
+    "ProtocolConfig",
     "RunConfig",
     "SamplerConfig",
     "SparseAEConfig",
@@ -84,6 +86,7 @@ class RunConfig(Section):
     eval: EvalConfig = EvalConfig()
     frames: FramesConfig | None = None
     sparse_ae: SparseAEConfig | None = None
+    protocol: ProtocolConfig | None = None  # how `vidfer experiment` makes folds
 
     @model_validator(mode="after")
     def _one_pipeline(self) -> RunConfig:

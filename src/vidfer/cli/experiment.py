@@ -1,0 +1,65 @@
+"""Experiment command: every fold of an evaluation protocol, and mean ± standard error."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from vidfer.cli.common import Add, console
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from vidfer.config import load_config
+    from vidfer.config.protocol import choose_protocol
+    from vidfer.evaluation.experiment import run_experiment
+
+    protocol = None
+    if args.protocol is not None or args.folds is not None or args.repeats is not None:
+        section = load_config(args.config, args.set).protocol
+        protocol = choose_protocol(section, args.protocol, args.folds, args.repeats)
+    result = run_experiment(args.config, args.out, protocol=protocol, overrides=args.set)
+    table = Table("fold", "train", "val", "test", *result.record["metric_names"])
+    for fold in result.record["folds"]:
+        values = [fold["metrics"][name] for name in result.record["metric_names"]]
+        table.add_row(
+            fold["name"],
+            str(fold["train"]),
+            str(fold["val"]),
+            str(fold["test"]),
+            *["-" if v is None else f"{v:.4f}" for v in values],
+        )
+    console.print(table)
+    for name, value in result.record["summary"].items():
+        console.print(f"{name}: {value['mean']:.4f} ± {value['sem']:.4f} (n={value['n']})")
+    console.print(
+        f"{len(result.trained)} fold(s) trained, {len(result.reused)} already finished; "
+        f"wrote {result.folder / 'experiment.json'}"
+    )
+    return 0
+
+
+def register(add: Add) -> None:
+    """Add this module's subcommands to the parser."""
+    experiment = add(
+        "experiment",
+        _cmd_experiment,
+        "train and test every fold of an evaluation protocol (resumable), mean ± s.e.",
+    )
+    experiment.add_argument("config", help="run config (.yaml)")
+    experiment.add_argument("--out", required=True, help="experiment folder")
+    experiment.add_argument(
+        "--protocol",
+        default=None,
+        help="holdout, kfold, subject_kfold, loso, official or swap "
+        "(default: the config's protocol section)",
+    )
+    experiment.add_argument("--folds", type=int, default=None, help="kfold, subject_kfold: k")
+    experiment.add_argument("--repeats", type=int, default=None, help="runs over seeds")
+    experiment.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config option",
+    )

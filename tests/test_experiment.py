@@ -1,0 +1,168 @@
+"""``vidfer experiment`` end to end: a 5-fold subject-independent protocol on synthetic actions
+(5 actors x 4 classes), resumed without re-running anything, aggregated as mean ± s.e."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vidfer.cli import main
+from vidfer.config import ProtocolConfig
+from vidfer.data.synth import make_actions
+from vidfer.evaluation.experiment import run_experiment
+from vidfer.evaluation.metrics import SUMMARY_METRICS
+
+
+@pytest.fixture(scope="module")
+def actions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """5 actors, each performing the 4 actions once: 20 videos with a subject column."""
+    return make_actions(tmp_path_factory.mktemp("actions"), videos_per_class=5, size=32)
+
+
+def write_config(folder: Path, manifest: Path, **extra) -> Path:
+    config = {
+        "seed": 1,
+        "data": {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1},
+        "sampler": {"name": "uniform", "clip_len": 8},
+        "transforms": {"size": 28, "flip": 0.0},
+        "model": {"name": "resnet3d_18", "params": {"width": 0.125}},
+        "train": {"epochs": 1, "batch_size": 4},
+        **extra,
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def fold_rows(folder: Path) -> dict[str, list[dict[str, str]]]:
+    with (folder / "manifest.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {split: [r for r in rows if r["split"] == split] for split in ("train", "val", "test")}
+
+
+def stamps(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, capsys):
+    config = write_config(tmp_path, actions)
+    out = tmp_path / "exp"
+    args = ["experiment", str(config), "--protocol", "subject_kfold", "--folds", "5"]
+    assert main([*args, "--out", str(out)]) == 0
+
+    record = json.loads((out / "experiment.json").read_text())
+    assert record["config"] == str(config)
+    assert record["protocol"] == {"name": "subject_kfold", "folds": 5, "repeats": 1, "seed": 0}
+    assert record["metric_names"] == list(SUMMARY_METRICS)
+    folds = record["folds"]
+    assert [fold["name"] for fold in folds] == [f"fold{k}" for k in range(5)]
+    tested = []
+    for fold in folds:
+        folder = out / fold["run"]
+        rows = fold_rows(folder)
+        people = {split: {r["subject"] for r in part} for split, part in rows.items()}
+        # Never one subject in two of train, val and test.
+        assert not people["train"] & people["test"]
+        assert not people["val"] & people["test"]
+        assert not people["train"] & people["val"]
+        assert fold["test_subjects"] == sorted(people["test"]) and len(people["test"]) == 1
+        assert (fold["train"], fold["val"], fold["test"]) == (12, 4, 4)
+        tested += people["test"]
+        # An ordinary run folder, scored on the fold's test videos.
+        for part in ("config.yaml", "metrics.jsonl", "checkpoints/last.pt", "fold.json"):
+            assert (folder / part).exists(), part
+        evaluation = json.loads((folder / "eval_test/metrics.json").read_text())
+        assert evaluation["count"] == 4
+        assert fold["metrics"] == {name: evaluation[name] for name in SUMMARY_METRICS}
+        assert fold["metrics"]["roc_auc"] is not None and fold["metrics"]["eer_accuracy"] is None
+    assert sorted(tested) == ["a01", "a02", "a03", "a04", "a05"]
+    # Mean ± standard error over the folds.
+    accuracies = np.array([fold["metrics"]["accuracy"] for fold in folds])
+    summary = record["summary"]["accuracy"]
+    assert summary["n"] == 5
+    assert summary["mean"] == pytest.approx(accuracies.mean())
+    assert summary["sem"] == pytest.approx(accuracies.std(ddof=1) / np.sqrt(5))
+    assert "eer_accuracy" not in record["summary"]  # four classes: no equal-error rate
+    # Pooled: the 20 test videos of the five folds scored together.
+    correct = []
+    for fold in folds:
+        with (out / fold["run"] / "eval_test/predictions.csv").open(newline="") as handle:
+            correct += [p["label"] == p["prediction"] for p in csv.DictReader(handle)]
+    assert len(correct) == 20
+    assert record["pooled"]["accuracy"] == {
+        "mean": pytest.approx(np.mean(correct)),
+        "sem": 0.0,
+        "n": 1,
+    }
+    # One prepared store for all folds: the dataset's own, holding each video once.
+    records = list((actions.parent / ".vidfer_store").glob("*/*.json"))
+    assert len([r for r in records if r.name != "prepare.json"]) == 20
+    assert not list(out.rglob(".vidfer_store"))
+
+    # A second invocation (a real process) re-runs nothing.
+    before = stamps(out / "folds")
+    again = subprocess.run(
+        [sys.executable, "-m", "vidfer", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert again.returncode == 0, again.stderr
+    assert "0 fold(s) trained, 5 already finished" in again.stdout
+    assert "accuracy:" in again.stdout and "±" in again.stdout
+    assert stamps(out / "folds") == before
+    assert json.loads((out / "experiment.json").read_text()) == record
+
+    # A fold interrupted after its training resumes from its checkpoint: no epoch again.
+    (out / "folds/fold2/fold.json").unlink()
+    last = (out / "folds/fold2/checkpoints/last.pt").stat().st_mtime_ns
+    result = run_experiment(config, out, protocol=ProtocolConfig(name="subject_kfold", folds=5))
+    assert (result.trained, len(result.reused)) == (["fold2"], 4)
+    assert (out / "folds/fold2/checkpoints/last.pt").stat().st_mtime_ns == last
+    assert result.record == record
+
+    # Another config or protocol in the same folder is refused, naming what differs.
+    assert main([*args, "--out", str(out), "--set", "train.epochs=2"]) == 2
+    assert "fold0/config.yaml: the fold was trained with another config" in capsys.readouterr().err
+    assert main(["experiment", str(config), "--protocol", "loso", "--out", str(out)]) == 2
+    assert "experiment.json: made with protocol" in capsys.readouterr().err
+
+
+def test_person_specific_and_independent_results(actions, tmp_path):
+    """GEMEP-FERA's PS/PI: a test actor also seen in training is person-specific."""
+    lines = actions.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    split = header.split(",").index("split")
+    # Actor a01 and a02: test; a01's walk_left video trains (so a01 is person-specific).
+    fixed = []
+    for line in rows:
+        fields = line.split(",")
+        actor, label = fields[3], fields[1]
+        fields[split] = "test" if actor in ("a01", "a02") else "train"
+        if actor == "a01" and label == "walk_left":
+            fields[split] = "train"
+        fixed.append(",".join(fields))
+    manifest = actions.parent / "person_split.csv"
+    manifest.write_text("\n".join([header, *fixed]) + "\n")
+    config = write_config(tmp_path, manifest, protocol={"name": "official"})
+    result = run_experiment(config, tmp_path / "exp")
+    (fold,) = result.record["folds"]
+    assert fold["test"] == 7 and fold["test_subjects"] == ["a01", "a02"]
+    subsets = fold["subsets"]
+    assert subsets["person_specific"]["count"] == 3  # a01's other three videos
+    assert subsets["person_independent"]["count"] == 4
+    with (tmp_path / "exp/folds/fold0/eval_test/predictions.csv").open(newline="") as handle:
+        predictions = list(csv.DictReader(handle))
+    pi = [p for p in predictions if p["video_id"].startswith("a02")]
+    assert subsets["person_independent"]["accuracy"] == pytest.approx(
+        np.mean([p["label"] == p["prediction"] for p in pi])
+    )
