@@ -52,6 +52,7 @@ def stamps(folder: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, capsys):
     config = write_config(tmp_path, actions)
     out = tmp_path / "exp"
@@ -137,27 +138,45 @@ def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, caps
     assert "experiment.json: made with protocol" in capsys.readouterr().err
 
 
-def test_person_specific_and_independent_results(actions, tmp_path):
-    """GEMEP-FERA's PS/PI: a test actor also seen in training is person-specific."""
+def split_manifest(actions: Path, name: str, test_split) -> Path:
+    """A copy of the actions manifest whose split column is ``test_split(actor, label)``."""
     lines = actions.read_text().splitlines()
     header, rows = lines[0], lines[1:]
-    split = header.split(",").index("split")
-    # Actor a01 and a02: test; a01's walk_left video trains (so a01 is person-specific).
+    column = header.split(",").index("split")
     fixed = []
     for line in rows:
         fields = line.split(",")
-        actor, label = fields[3], fields[1]
-        fields[split] = "test" if actor in ("a01", "a02") else "train"
-        if actor == "a01" and label == "walk_left":
-            fields[split] = "train"
+        fields[column] = test_split(fields[3], fields[1])
         fixed.append(",".join(fields))
-    manifest = actions.parent / "person_split.csv"
+    manifest = actions.parent / name
     manifest.write_text("\n".join([header, *fixed]) + "\n")
-    config = write_config(tmp_path, manifest, protocol={"name": "official"})
+    return manifest
+
+
+def test_official_splits_and_person_specific_results(actions, tmp_path):
+    """One fold per official manifest (paths relative to the config); GEMEP-FERA's PS/PI: a
+    test actor also seen in training is person-specific."""
+    # Split 1: actors a01 and a02 test, but a01's walk_left trains (a01 is person-specific).
+    first = split_manifest(
+        actions,
+        "split1.csv",
+        lambda actor, label: (
+            "test"
+            if actor in ("a01", "a02") and (actor, label) != ("a01", "walk_left")
+            else "train"
+        ),
+    )
+    second = split_manifest(actions, "split2.csv", lambda a, _: "test" if a == "a03" else "train")
+    manifests = [os.path.relpath(path, tmp_path) for path in (first, second)]
+    protocol = {"name": "official", "manifests": manifests}
+    config = write_config(tmp_path, first, protocol=protocol)
     result = run_experiment(config, tmp_path / "exp")
-    (fold,) = result.record["folds"]
-    assert fold["test"] == 7 and fold["test_subjects"] == ["a01", "a02"]
-    subsets = fold["subsets"]
+    one, two = result.record["folds"]
+    assert one["test"] == 7 and one["test_subjects"] == ["a01", "a02"]
+    assert two["test"] == 4 and two["test_subjects"] == ["a03"] and "subsets" not in two
+    # The validation share is carved from the training actors only.
+    assert one["train"] + one["val"] == 13 and two["train"] + two["val"] == 16
+    subsets = one["subsets"]
     assert subsets["person_specific"]["count"] == 3  # a01's other three videos
     assert subsets["person_independent"]["count"] == 4
     with (tmp_path / "exp/folds/fold0/eval_test/predictions.csv").open(newline="") as handle:
@@ -166,3 +185,31 @@ def test_person_specific_and_independent_results(actions, tmp_path):
     assert subsets["person_independent"]["accuracy"] == pytest.approx(
         np.mean([p["label"] == p["prediction"] for p in pi])
     )
+
+
+def test_swap_without_a_test_partition_scores_the_stopping_partition(actions, tmp_path):
+    """EmotiW-style: train on train and stop on val, then the other way round; without a test
+    partition each fold is scored on the videos it stopped on."""
+    manifest = split_manifest(
+        actions, "train_val.csv", lambda a, _: "val" if a in ("a01", "a02") else "train"
+    )
+    config = write_config(tmp_path, manifest, protocol={"name": "swap"})
+    result = run_experiment(config, tmp_path / "exp")
+    first, second = result.record["folds"]
+    assert (first["train"], first["val"], first["test"]) == (12, 8, 8)
+    assert (second["train"], second["val"], second["test"]) == (8, 12, 12)
+    assert first["test_subjects"] == ["a01", "a02"]
+    assert second["test_subjects"] == ["a03", "a04", "a05"]
+    for fold in (first, second):
+        folder = tmp_path / "exp" / fold["run"]
+        rows = fold_rows(folder)
+        assert not rows["test"] and len(rows["val"]) == fold["val"]  # listed once, as val
+        for name in ("predictions.csv", "metrics.json"):
+            assert (folder / "eval_test" / name).read_text() == (
+                folder / "eval_val" / name
+            ).read_text()
+    # Fold 1 trained on the actors fold 0 stopped on.
+    assert {r["subject"] for r in fold_rows(tmp_path / "exp/folds/fold1")["train"]} == {
+        "a01",
+        "a02",
+    }

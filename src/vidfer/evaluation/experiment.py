@@ -5,7 +5,9 @@ Layout of an experiment folder::
     EXP/experiment.json              the protocol, each finished fold, mean ± s.e. over the
                                      folds (summary) and the metrics of all test videos of a
                                      repeat together (pooled), so far
-    EXP/folds/<name>/manifest.csv    the fold's videos, split column train/val/test
+    EXP/folds/<name>/manifest.csv    the fold's videos, split column train/val/test (a fold
+                                     tested on its validation videos lists them once, as val,
+                                     and its eval_test/ is a copy of eval_val/)
     EXP/folds/<name>/...             an ordinary run folder (config.yaml, metrics.jsonl,
                                      checkpoints/, eval_val/, eval_test/, ...)
     EXP/folds/<name>/fold.json       the fold's entry of experiment.json: written last, so a
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +92,10 @@ def _row(row: ManifestRow, split: str, root: Path) -> dict[str, str]:
 
 
 def _fold_manifest(fold: Fold, root: Path) -> str:
+    """The fold's manifest; test rows that are the validation rows are listed once, as val."""
+    splits = ("train", "val") if fold.tests_on_val else ("train", "val", "test")
     return manifest_csv(
-        [
-            _row(row, split, root)
-            for split in ("train", "val", "test")
-            for row in getattr(fold, split)
-        ]
+        [_row(row, split, root) for split in splits for row in getattr(fold, split)]
     )
 
 
@@ -225,6 +226,9 @@ def _run_fold(fold: Fold, folder: Path, manifest: str, config: RunConfig) -> dic
         len(fold.test),
     )
     train(config, folder, resume=resume)
+    if fold.tests_on_val:
+        # Scored on its stopping partition (Kahou et al.'s validation accuracies).
+        shutil.copytree(folder / "eval_val", folder / "eval_test", dirs_exist_ok=True)
     metrics = _test_metrics(folder)
     entry: dict[str, Any] = {
         "name": fold.name,

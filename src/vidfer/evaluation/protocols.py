@@ -65,6 +65,11 @@ class Fold:
     test: Rows
 
     @property
+    def tests_on_val(self) -> bool:
+        """The test rows are the validation rows (``swap`` without a test partition)."""
+        return self.test == self.val
+
+    @property
     def test_subjects(self) -> list[str] | None:
         """The subjects of the test rows, sorted; None when a test row has no subject."""
         if not all(row.subject for row in self.test):
