@@ -28,11 +28,12 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.prepare import prepare_one, video_limits
-from vidfer.data.store import SourceIdentity, StoreRecord
+from vidfer.data.prepare import video_limits
+from vidfer.data.store import StoreRecord
+from vidfer.data.stream import VideoStream, stream_video
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import VideoError
-from vidfer.evaluation.scoring import score_video, video_logits
+from vidfer.evaluation.scoring import score_stream, video_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.models.mini_xception import FER2013_CLASSES, load_mini_xception, preprocess
 from vidfer.training.device import resolve_device
@@ -44,6 +45,7 @@ FACE_COLUMNS = ("face", "x1", "y1", "x2", "y2")
 # The default model's face pipeline: mini-Xception reads 64x64 gray faces.
 FER_PREPARE = PrepareConfig(faces={"detector": "mtcnn", "size": 64, "grayscale": True})
 FER_SMOOTHING = 5  # frames in the moving average of per-frame probabilities
+FER_PIECE_FRAMES = 256  # frames decoded, aligned and scored at a time by the default model
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,18 @@ class _Timeline:
     faces: list[dict[str, Any]] | None  # face records per frame, or None without faces
 
 
-def _decode(
-    path: Path, prep: PrepareConfig, limits: LimitsConfig
-) -> tuple[StoreRecord, np.ndarray | None]:
+def _open(path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int) -> VideoStream:
     if not path.is_file():
         raise VideoError(path, "file not found; check the path")
-    record, frames = prepare_one(path, SourceIdentity.of(path), prep, video_limits(limits))
-    if frames is None and record.status != "no_face":
+    return stream_video(path, prep, video_limits(limits), piece_frames)
+
+
+def _finished(path: Path, stream: VideoStream) -> StoreRecord:
+    """The stream's record once its pieces were read; a video too short to score is an error."""
+    record = stream.record()
+    if record.status not in ("ok", "no_face"):
         raise VideoError(path, f"{record.status}: {record.reason}")
-    return record, frames
+    return record
 
 
 def _timeline(record: StoreRecord, scored: np.ndarray, num_classes: int) -> _Timeline:
@@ -160,70 +165,81 @@ def _write(
 
 
 @torch.no_grad()
-def _predict_fer(path: Path, out: Path) -> Prediction:
-    record, faces = _decode(path, FER_PREPARE, LimitsConfig())
+def _predict_fer(path: Path, out: Path, chunk_frames: int) -> Prediction:
+    stream = _open(path, FER_PREPARE, LimitsConfig(), chunk_frames)
     classes = list(FER2013_CLASSES)
-    if faces is None:
+    extra: dict[str, Any] = {"model": "fer2013_mini_xception"}
+    if stream.status != "ok":
+        record = _finished(path, stream)
         return _write(
-            out,
-            path,
-            record,
-            _timeline(record, np.zeros((0, 7)), 7),
-            classes,
-            None,
-            {"model": "fer2013_mini_xception"},
+            out, path, record, _timeline(record, np.zeros((0, 7)), 7), classes, None, extra
         )
     model = load_mini_xception().eval()
-    probs = model.predict_proba(preprocess(faces[..., 0])).numpy()  # (T, 64, 64) -> (T, 7)
+    probs = np.concatenate(
+        [
+            model.predict_proba(preprocess(faces[..., 0])).numpy()  # (n, 64, 64) -> (n, 7)
+            for _, faces in stream.pieces()
+        ]
+    )
+    record = _finished(path, stream)
     smoothed = uniform_filter1d(probs, size=FER_SMOOTHING, axis=0, mode="nearest")
     video_probs = smoothed.mean(axis=0)
-    return _write(
-        out,
-        path,
-        record,
-        _timeline(record, smoothed, 7),
-        classes,
-        video_probs,
-        {"model": "fer2013_mini_xception", "smoothing_frames": FER_SMOOTHING},
-    )
+    extra["smoothing_frames"] = FER_SMOOTHING
+    return _write(out, path, record, _timeline(record, smoothed, 7), classes, video_probs, extra)
+
+
+def _predict_frames(
+    path: Path, run: RunDir, out: Path, stream: VideoStream, device: torch.device
+) -> Prediction:
+    """A frame-feature pipeline's prediction (it reads the whole video at once)."""
+    from vidfer.evaluation.frame_timeline import timeline
+    from vidfer.features.pipeline_features import new_video_features
+    from vidfer.training.frame_pipeline import load_frame_head
+
+    config = run.config()
+    assert config.frames is not None
+    classes = run.classes()
+    extra: dict[str, Any] = {
+        "run": str(run.folder),
+        "model": f"frames:{config.frames.classifier.name}",
+    }
+    frames = np.concatenate([piece for _, piece in stream.pieces()])  # (T, S, S, 3)
+    record = _finished(path, stream)
+    video, status = new_video_features(config.frames, frames, path, device)
+    if video is None:  # a modality is missing (e.g. no sound): no made-up score
+        empty = _timeline(record, np.full((len(frames), len(classes)), np.nan), len(classes))
+        return _write(out, path, record, empty, classes, None, extra, why_not=status)
+    per_step, video_probs = timeline(config.frames, load_frame_head(run, device), video, device)
+    if per_step is None or len(per_step) != len(frames):  # steps are not frames
+        per_step = np.full((len(frames), len(classes)), np.nan)
+    timed = _timeline(record, per_step, len(classes))
+    return _write(out, path, record, timed, classes, video_probs, extra)
 
 
 @torch.no_grad()
-def _predict_run(path: Path, run: RunDir, out: Path) -> Prediction:
+def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -> Prediction:
     config = run.config()
     classes = run.classes()
-    record, frames = _decode(path, config.data.prepare, config.data.limits)
+    settings = config.eval
+    if chunk_frames is not None:
+        settings = settings.model_copy(update={"chunk_frames": chunk_frames})
+    limits = config.data.limits
+    piece_frames = settings.chunk_frames or video_limits(limits).max_frames
+    stream = _open(path, config.data.prepare, limits, piece_frames)
     extra: dict[str, Any] = {"run": str(run.folder), "model": config.model.name}
-    if frames is None:
-        return _write(
-            out,
-            path,
-            record,
-            _timeline(record, np.zeros((0, len(classes))), len(classes)),
-            classes,
-            None,
-            extra,
-        )
+    if stream.status != "ok":
+        record = _finished(path, stream)
+        empty = _timeline(record, np.zeros((0, len(classes))), len(classes))
+        return _write(out, path, record, empty, classes, None, extra)
     device = resolve_device(config.train.device)
     if config.frames is not None:
-        from vidfer.evaluation.frame_timeline import timeline
-        from vidfer.features.pipeline_features import new_video_features
-        from vidfer.training.frame_pipeline import load_frame_head
-
-        extra["model"] = f"frames:{config.frames.classifier.name}"
-        video, status = new_video_features(config.frames, frames, path, device)
-        if video is None:  # a modality is missing (e.g. no sound): no made-up score
-            empty = _timeline(record, np.full((len(frames), len(classes)), np.nan), len(classes))
-            return _write(out, path, record, empty, classes, None, extra, why_not=status)
-        per_step, video_probs = timeline(config.frames, load_frame_head(run, device), video, device)
-        if per_step is None or len(per_step) != len(frames):  # steps are not frames
-            per_step = np.full((len(frames), len(classes)), np.nan)
-        timed = _timeline(record, per_step, len(classes))
-        return _write(out, path, record, timed, classes, video_probs, extra)
+        return _predict_frames(path, run, out, stream, device)
     model, pooling = run.load_model(device)
-    clip = build_clip_transform(config.transforms, train=False)(frames).to(device)  # (C,T,S,S)
-    score_map = score_video(model, clip, config.eval)
-    per_frame = score_map.per_frame(len(frames)).softmax(dim=0).T.cpu().numpy()  # (T, K)
+    transform = build_clip_transform(config.transforms, train=False)
+    blocks = (transform(frames).to(device) for _, frames in stream.pieces())  # (C, n, S, S)
+    score_map = score_stream(model, blocks, settings)
+    record = _finished(path, stream)
+    per_frame = score_map.per_frame(record.num_frames).softmax(dim=0).T.cpu().numpy()  # (T, K)
     video_probs = video_logits(score_map, pooling).softmax(dim=0).cpu().numpy()  # (K,)
     # The pooling's temporal weights for the predicted class: which steps made the decision.
     weights = pooling.weights(score_map.scores.unsqueeze(0))[0, int(video_probs.argmax())]
@@ -238,14 +254,24 @@ def _predict_run(path: Path, run: RunDir, out: Path) -> Prediction:
 
 
 def predict_video(
-    video: str | Path, out_dir: str | Path, run_folder: str | Path | None = None
+    video: str | Path,
+    out_dir: str | Path,
+    run_folder: str | Path | None = None,
+    *,
+    chunk_frames: int | None = None,
 ) -> Prediction:
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
+
+    The video is decoded, its faces detected and aligned (when the run uses them) and scored in
+    chunks, so that memory does not grow with its length (frame-feature runs excepted: they read
+    the whole video).
 
     Args:
         video: The video file.
         out_dir: Output folder.
         run_folder: A trained run; None uses the pretrained FER2013 mini-Xception on faces.
+        chunk_frames: Frames per chunk; None takes the run's ``eval.chunk_frames`` (the default
+            model: ``FER_PIECE_FRAMES``). The scores do not depend on it.
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file).
@@ -254,5 +280,5 @@ def predict_video(
     """
     path, out = Path(video), Path(out_dir)
     if run_folder is None:
-        return _predict_fer(path, out)
-    return _predict_run(path, RunDir(run_folder), out)
+        return _predict_fer(path, out, chunk_frames or FER_PIECE_FRAMES)
+    return _predict_run(path, RunDir(run_folder), out, chunk_frames)

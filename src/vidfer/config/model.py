@@ -118,6 +118,10 @@ class EvalConfig(Section):
         clip_len: Window length for ``windows`` mode (and the minimum input length).
         stride: Window step for ``windows`` mode.
         batch_size: Windows per forward pass in ``windows`` mode.
+        chunk_frames: Longer videos are scored in chunks of this many frames (overlapping by
+            the model's receptive field minus its stride, stitched into the one-pass score map),
+            so that memory does not grow with the video's length; raised to the model's
+            minimum (receptive field + 2 strides). None scores every video in one pass.
         pooling: Video-level temporal pooling at test time (e.g. ``softmax`` with ``gamma``, the
             thesis's ``gamma_p``); None pools with the trained model's own pooling. Only
             poolings without learned parameters are accepted here.
@@ -127,5 +131,6 @@ class EvalConfig(Section):
     clip_len: int = Field(16, ge=1)
     stride: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
+    chunk_frames: int | None = Field(256, ge=1)
     pooling: PoolingConfig | None = None
     views: ViewsConfig = Field(default_factory=ViewsConfig)

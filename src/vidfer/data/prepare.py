@@ -27,7 +27,7 @@ from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.manifest import ManifestRow
 from vidfer.data.store import PreparedStore, SourceIdentity, StoreRecord
 from vidfer.errors import VideoError
-from vidfer.faces.pipeline import process_faces
+from vidfer.faces.pipeline import FaceConfig, process_faces
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.video import VideoLimits, decode
 from vidfer.progress import track
@@ -68,6 +68,29 @@ def to_grayscale(frames: np.ndarray) -> np.ndarray:
     )  # (T*H, W)
     gray = gray.reshape(count, height, width, 1)  # (T, H, W, 1)
     return np.repeat(gray, 3, axis=3)  # (T, H, W, 3)
+
+
+def finish_frames(frames: np.ndarray, prep: PrepareConfig) -> np.ndarray:
+    """The last, per-frame steps of preprocessing: decoded frames or face crops to stored frames.
+
+    Center crop (without faces, when ``prep.crop``), gray crops to 3 channels, grayscale.
+    Frame by frame, so a video can be finished in pieces.
+    """
+    if prep.face_config() is None and prep.crop:
+        frames = center_crop(frames, prep.size)
+    if frames.shape[3] == 1:
+        frames = np.repeat(frames, 3, axis=3)  # gray face crops: (T, S, S, 1) -> (T, S, S, 3)
+    if prep.grayscale:
+        frames = to_grayscale(frames)
+    return frames
+
+
+def no_face_reason(fraction: float, frames: int, faces: FaceConfig) -> str:
+    """The rejection reason of a video whose main face was found in too few frames."""
+    return (
+        f"main face found in {fraction:.0%} of {frames} frames, "
+        f"below faces.min_face_fraction={faces.min_face_fraction}"
+    )
 
 
 def _segment(
@@ -116,10 +139,7 @@ def prepare_one(
         # Per-frame records name source frames, so timelines can place every decoded frame.
         face_records = [{**item, "frame": int(indices[item["frame"]])} for item in found.frames]
         if found.status != "ok":
-            reason = (
-                f"main face found in {found.face_fraction:.0%} of {len(frames)} frames, "
-                f"below faces.min_face_fraction={faces.min_face_fraction}"
-            )
+            reason = no_face_reason(found.face_fraction, len(frames), faces)
             record = StoreRecord(
                 source=identity,
                 status=found.status,
@@ -133,12 +153,7 @@ def prepare_one(
     if len(frames) < prep.min_frames:
         reason = f"{len(frames)} frame(s), fewer than data.prepare.min_frames={prep.min_frames}"
         return StoreRecord(source=identity, status="too_short", reason=reason), None
-    if faces is None and prep.crop:
-        frames = center_crop(frames, prep.size)
-    if frames.shape[3] == 1:
-        frames = np.repeat(frames, 3, axis=3)  # gray face crops: (T, S, S, 1) -> (T, S, S, 3)
-    if prep.grayscale:
-        frames = to_grayscale(frames)
+    frames = finish_frames(frames, prep)
     record = StoreRecord(
         source=identity,
         status="ok",

@@ -63,7 +63,9 @@ def attention_maps(
     try:
         for item in items:
             clip = transform(store.frames(item.key)).to(device)  # (C, T, S, S)
-            score_map = score_video(model, clip, config.eval)
+            # The module records one forward pass: the video is never cut into chunks here.
+            one_pass = config.eval.model_copy(update={"chunk_frames": None})
+            score_map = score_video(model, clip, one_pass)
             maps = model.attention.maps
             temporal = maps.get("temporal")
             spatial = maps.get("spatial")

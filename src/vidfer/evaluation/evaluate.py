@@ -22,7 +22,7 @@ from vidfer.data.store import PreparedStore
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import ConfigError
 from vidfer.evaluation.metrics import classification_metrics
-from vidfer.evaluation.scoring import score_video, video_logits
+from vidfer.evaluation.scoring import frame_blocks, score_stream, video_logits
 from vidfer.evaluation.views import views_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.models import build_pooling
@@ -79,8 +79,9 @@ def evaluate_items(
         if config.eval.mode == "views":
             logits.append(views_logits(model, store.frames(item.key), sampler, config, device))
             continue
-        clip = transform(store.frames(item.key)).to(device)  # (C, T, S, S)
-        logits.append(video_logits(score_video(model, clip, config.eval), pooling).float().cpu())
+        blocks = frame_blocks(store.frames(item.key), transform, device, config.eval.chunk_frames)
+        score_map = score_stream(model, blocks, config.eval)
+        logits.append(video_logits(score_map, pooling).float().cpu())
     scores = torch.stack(logits)  # (N, K)
     labels = torch.tensor([item.row.label_index for item in items])
     loss = float(F.cross_entropy(scores, labels))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from vidfer.errors import ConfigError
 from vidfer.faces.align import alignment_matrices, warp_faces
-from vidfer.faces.tracks import MissingPolicy, track_main_face
+from vidfer.faces.tracks import FaceTrack, MissingPolicy, track_main_face
 from vidfer.faces.types import FrameFaces
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,62 @@ def _rounded(values: np.ndarray | None, digits: int) -> Any:
     return np.round(values.astype(np.float64), digits).tolist()
 
 
+def track_faces(
+    faces: Sequence[FrameFaces], cfg: FaceConfig
+) -> tuple[FaceTrack, list[dict[str, Any]]]:
+    """The main face's track through a video's detections, and one JSON-able record per frame.
+
+    Records hold ``frame`` (position in ``faces``), ``status``, ``box``, ``landmarks`` and
+    ``score`` (None where not available).
+    """
+    track = track_main_face(
+        faces,
+        min_score=cfg.min_score,
+        min_iou=cfg.min_iou,
+        max_gap=cfg.max_gap,
+        missing=cfg.missing,
+    )
+    records = [
+        {
+            "frame": t,
+            "status": track.status[t],
+            "box": _rounded(track.boxes[t], 2),
+            "landmarks": None if track.landmarks is None else _rounded(track.landmarks[t], 2),
+            "score": None if np.isnan(track.scores[t]) else round(float(track.scores[t]), 4),
+        }
+        for t in range(len(track))
+    ]
+    return track, records
+
+
+def crop_faces(
+    frames: np.ndarray, positions: np.ndarray, track: FaceTrack, cfg: FaceConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned crops of the tracked face in some frames of a video.
+
+    Args:
+        frames: ``(N, H, W, 3)`` uint8 frames, at ``positions`` ``(N,)`` of the video; each must
+            have a face in ``track`` (its ``kept`` frames).
+        positions: Their positions in the video (the track's frame numbers).
+        track: The video's main-face track.
+        cfg: Pipeline options.
+
+    Returns:
+        Crops ``(N, S, S, C)`` uint8 and the matrices ``(N, 2, 3)`` from frame to crop pixels.
+    """
+    template = None if cfg.template is None else np.asarray(cfg.template, np.float32)
+    matrices = alignment_matrices(
+        None if track.landmarks is None else track.landmarks[positions],
+        track.boxes[positions],
+        cfg.size,
+        margin=cfg.margin,
+        template=template,
+        eyes_only=cfg.eyes_only,
+    )
+    crops = warp_faces(frames, matrices, cfg.size, grayscale=cfg.grayscale, equalize=cfg.equalize)
+    return crops, matrices
+
+
 def process_faces(
     frames: np.ndarray, cfg: FaceConfig | None = None, *, detector: FaceDetector | None = None
 ) -> FaceResult:
@@ -182,23 +239,7 @@ def process_faces(
         raise ValueError(f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}")
     detector = detector or get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size)
     faces = detector.detect(frames) if len(frames) else []
-    track = track_main_face(
-        faces,
-        min_score=cfg.min_score,
-        min_iou=cfg.min_iou,
-        max_gap=cfg.max_gap,
-        missing=cfg.missing,
-    )
-    records = [
-        {
-            "frame": t,
-            "status": track.status[t],
-            "box": _rounded(track.boxes[t], 2),
-            "landmarks": None if track.landmarks is None else _rounded(track.landmarks[t], 2),
-            "score": None if np.isnan(track.scores[t]) else round(float(track.scores[t]), 4),
-        }
-        for t in range(len(track))
-    ]
+    track, records = track_faces(faces, cfg)
     channels = 1 if cfg.grayscale else 3
     fraction = track.found_fraction
     if not len(frames) or fraction < cfg.min_face_fraction:
@@ -212,16 +253,5 @@ def process_faces(
             records,
         )
     kept = track.kept
-    template = None if cfg.template is None else np.asarray(cfg.template, np.float32)
-    matrices = alignment_matrices(
-        None if track.landmarks is None else track.landmarks[kept],
-        track.boxes[kept],
-        cfg.size,
-        margin=cfg.margin,
-        template=template,
-        eyes_only=cfg.eyes_only,
-    )
-    crops = warp_faces(
-        frames[kept], matrices, cfg.size, grayscale=cfg.grayscale, equalize=cfg.equalize
-    )
+    crops, matrices = crop_faces(frames[kept], kept, track, cfg)
     return FaceResult("ok", crops, kept, matrices, fraction, records)

@@ -2,9 +2,10 @@
 
 :func:`probe` reads only the container header and checks it against :class:`VideoLimits` before a
 single frame is decoded, so a hostile or absurd file is rejected cheaply. :func:`iter_frames`
-streams ``(original index, RGB frame)`` pairs for long videos; :func:`decode` collects the same
-stream into one array. Both optionally subsample to a target frame rate and resize so that the
-shorter side has a given length (in swscale, during the pixel-format conversion).
+streams ``(original index, RGB frame)`` pairs for long videos; :func:`decode_chunks` groups the
+same stream into pieces of bounded size, and :func:`decode` collects it into one array. All
+optionally subsample to a target frame rate and resize so that the shorter side has a given length
+(in swscale, during the pixel-format conversion).
 
 Timing assumes a constant frame rate (the stream's average rate): frame ``i`` is taken to be shown
 at ``i / fps``. Variable-frame-rate files are therefore treated as if their frames were evenly
@@ -208,37 +209,99 @@ def decode(
         EmptyVideoError: The stream holds no decodable frame.
         VideoTooLargeError: The stream exceeds ``limits`` although its header did not.
     """
-    if max_frames is not None and max_frames < 1:
-        raise ConfigError(f"decode(max_frames=...) must be >= 1 or None, got {max_frames}")
+    # One piece holds every kept frame (limits.max_frames bounds the stream).
+    whole = max_frames if max_frames is not None else limits.max_frames
+    pieces = list(
+        decode_chunks(
+            path, whole, fps=fps, short_side=short_side, max_frames=max_frames, limits=limits
+        )
+    )
+    # Two pieces only when the damage came right after the first (the second is then empty).
+    return DecodedVideo(
+        frames=pieces[0].frames,
+        frame_indices=pieces[0].frame_indices,
+        fps=pieces[0].fps,
+        info=pieces[0].info,
+        truncated=pieces[-1].truncated,
+    )
+
+
+def decode_chunks(
+    path: str | os.PathLike[str],
+    chunk_frames: int,
+    *,
+    fps: float | None = None,
+    short_side: int | None = None,
+    max_frames: int | None = None,
+    limits: VideoLimits = VideoLimits(),
+) -> Iterator[DecodedVideo]:
+    """Decode a video as consecutive pieces of at most ``chunk_frames`` kept frames.
+
+    Memory holds one piece at a time whatever the video's length (``vidfer predict`` on long
+    videos). The pieces concatenated are exactly :func:`decode`'s frames. The file is probed
+    (and checked against ``limits``) when this function is called.
+
+    Args:
+        path: Video file.
+        chunk_frames: Kept frames per piece (the last piece may hold fewer).
+        fps: Target frame rate, as in :func:`iter_frames`.
+        short_side: Shorter-side length after resizing, as in :func:`iter_frames`.
+        max_frames: Stop after this many kept frames in all; ``None`` decodes to the end.
+        limits: Bounds for untrusted input.
+
+    Returns:
+        An iterator of :class:`DecodedVideo` pieces, in order; only the last can have
+        ``truncated=True`` (it may then hold no frame: the damage came right after a full piece).
+
+    Raises:
+        As :func:`decode`; decoding errors come from the iterator.
+    """
+    for name, value in (("chunk_frames", chunk_frames), ("max_frames", max_frames)):
+        if value is not None and value < 1:
+            raise ConfigError(f"decode({name}=...) must be >= 1, got {value}")
     info = probe(path, limits)
-    plan = _Plan.make(info, fps, short_side)
+    return _pieces(info, _Plan.make(info, fps, short_side), chunk_frames, max_frames, limits)
+
+
+def _pieces(
+    info: VideoInfo, plan: _Plan, chunk_frames: int, max_frames: int | None, limits: VideoLimits
+) -> Generator[DecodedVideo, None, None]:
     frames: list[Frame] = []
     indices: list[int] = []
+    kept = 0
     truncated = False
+
+    def piece() -> DecodedVideo:
+        stacked = (
+            np.stack(frames)  # n x (H, W, 3) -> (n, H, W, 3)
+            if frames
+            else np.zeros((0, plan.height, plan.width, 3), np.uint8)
+        )
+        return DecodedVideo(stacked, np.asarray(indices, dtype=np.int64), plan.fps, info, truncated)
+
     decoding = _iter_decoded(info, plan, limits)
     try:
         for index, frame in decoding:
             indices.append(index)
             frames.append(frame)
-            if max_frames is not None and len(frames) >= max_frames:
+            kept += 1
+            if max_frames is not None and kept >= max_frames:
                 break
+            if len(frames) == chunk_frames:
+                yield piece()
+                frames, indices = [], []
     except CorruptVideoError as exc:
-        if not frames:
+        if not kept:
             raise
         truncated = True
-        logger.warning("%s; keeping the %d frames decoded before the damage", exc, len(frames))
+        logger.warning("%s; keeping the %d frames decoded before the damage", exc, kept)
     finally:
         # Closes the container now rather than at garbage collection when we stopped early.
         decoding.close()
-    if not frames:
+    if not kept:
         raise EmptyVideoError(info.path, "the video stream holds no decodable frame")
-    return DecodedVideo(
-        frames=np.stack(frames),  # T x (H, W, 3) -> (T, H, W, 3)
-        frame_indices=np.asarray(indices, dtype=np.int64),
-        fps=plan.fps,
-        info=info,
-        truncated=truncated,
-    )
+    if frames or truncated:
+        yield piece()
 
 
 @dataclass(frozen=True)

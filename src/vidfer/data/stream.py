@@ -1,0 +1,160 @@
+"""One video's preprocessed frames, piece by piece: ``vidfer predict`` on videos of any length.
+
+:func:`stream_video` applies a run's preprocessing (``data.prepare``) as
+:func:`vidfer.data.prepare.prepare_one` does, but holds one piece of at most ``piece_frames``
+frames at a time, so that memory does not grow with the video's length. With the face pipeline
+on, the video is decoded twice: the first pass detects the faces of every frame, piece by piece,
+keeping only boxes and landmarks; the main face is then tracked over the whole video (the track
+needs every frame's detections, and they are small); the second pass decodes again and crops the
+tracked face, piece by piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfer.config import PrepareConfig
+from vidfer.data.prepare import finish_frames, no_face_reason
+from vidfer.data.store import SourceIdentity, StoreRecord
+from vidfer.faces.pipeline import crop_faces, get_detector, track_faces
+from vidfer.faces.tracks import MISSING, FaceTrack
+from vidfer.faces.types import FrameFaces
+from vidfer.io.video import VideoLimits, decode_chunks
+
+
+@dataclass
+class VideoStream:
+    """A video to be read piece by piece with a run's preprocessing.
+
+    Attributes:
+        path: The video file.
+        prep: The preprocessing settings.
+        limits: Limits on untrusted input.
+        piece_frames: Decoded frames per piece.
+        track: The main face's track (face pipeline on, after the detection pass), else None.
+        faces: Per decoded frame face records, ``frame`` being the source frame index (face
+            pipeline on), else None.
+        status: ``ok``, or ``no_face`` when the face pipeline found too little face (then
+            :meth:`pieces` yields nothing).
+        reason: Why the status is not ``ok``.
+    """
+
+    path: Path
+    prep: PrepareConfig
+    limits: VideoLimits
+    piece_frames: int
+    track: FaceTrack | None = None
+    faces: list[dict[str, Any]] | None = None
+    status: str = "ok"
+    reason: str = ""
+    _fps: tuple[float, float] = (0.0, 0.0)  # (kept frames, source stream) frame rates
+    _indices: list[np.ndarray] = field(default_factory=list)  # source indices of the pieces
+    _shape: tuple[int, ...] = ()  # (S, S, 3) of a stored frame
+    _truncated: bool = False
+
+    def _decoded(self, short_side: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(source indices (n,), frames (n, H, W, 3))`` of every decoded piece."""
+        prep = self.prep
+        for piece in decode_chunks(
+            self.path,
+            self.piece_frames,
+            fps=prep.fps,
+            short_side=short_side,
+            max_frames=prep.max_frames,
+            limits=self.limits,
+        ):
+            self._fps = (float(piece.fps), float(piece.info.fps))
+            self._truncated = piece.truncated
+            yield piece.frame_indices, piece.frames
+
+    def pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(source frame indices (n,), uint8 frames (n, S, S, 3))`` of the kept frames, in
+        order, preprocessed as in the prepared store; nothing when the status is not ``ok``.
+
+        Raises:
+            VideoError: if the video cannot be decoded (the message names the file).
+        """
+        if self.status != "ok":
+            return
+        self._indices = []
+        faces = self.prep.face_config()
+        position = 0  # the piece's first decoded frame, in the track's numbering
+        for indices, frames in self._decoded(None if faces is not None else self.prep.size):
+            if faces is not None and self.track is not None:
+                positions = np.arange(position, position + len(frames))  # (n,)
+                position += len(frames)
+                has_face = np.array([self.track.status[p] != MISSING for p in positions])
+                indices, positions = indices[has_face], positions[has_face]
+                frames, _ = crop_faces(frames[has_face], positions, self.track, faces)
+            if not len(indices):
+                continue
+            out = finish_frames(frames, self.prep)
+            self._indices.append(indices)
+            self._shape = out.shape[1:]
+            yield indices, out
+
+    def record(self) -> StoreRecord:
+        """The store record of what :meth:`pieces` yielded (call it after them); ``too_short``
+        when fewer than ``prep.min_frames`` frames were kept."""
+        identity = SourceIdentity.of(self.path)
+        fps, source_fps = self._fps
+        if self.status != "ok":
+            return StoreRecord(
+                source=identity,
+                status=self.status,
+                reason=self.reason,
+                fps=fps,
+                source_fps=source_fps,
+                faces=self.faces,
+            )
+        indices = np.concatenate(self._indices) if self._indices else np.zeros(0, np.int64)
+        if len(indices) < self.prep.min_frames:
+            reason = (
+                f"{len(indices)} frame(s), fewer than data.prepare.min_frames="
+                f"{self.prep.min_frames}"
+            )
+            return StoreRecord(source=identity, status="too_short", reason=reason)
+        return StoreRecord(
+            source=identity,
+            status="ok",
+            fps=fps,
+            source_fps=source_fps,
+            frame_indices=[int(i) for i in indices],
+            shape=[len(indices), *self._shape],
+            truncated=self._truncated,
+            faces=self.faces,
+        )
+
+
+def stream_video(
+    path: Path, prep: PrepareConfig, limits: VideoLimits, piece_frames: int
+) -> VideoStream:
+    """Open a video for reading piece by piece; with faces on, run the detection pass now.
+
+    Raises:
+        VideoError: if the video cannot be decoded (the message names the file).
+    """
+    stream = VideoStream(path, prep, limits, piece_frames)
+    faces = prep.face_config()
+    if faces is None:
+        return stream
+    detector = get_detector(faces.detector, faces.min_face_size, faces.batch_size)
+    detections: list[FrameFaces] = []
+    sources: list[np.ndarray] = []
+    for indices, frames in stream._decoded(None):
+        detections.extend(detector.detect(frames))
+        sources.append(indices)
+    source = np.concatenate(sources)  # (T,) source index of every decoded frame
+    track, records = track_faces(detections, faces)
+    # Records name source frames, so that timelines can place every decoded frame.
+    stream.faces = [{**item, "frame": int(source[item["frame"]])} for item in records]
+    stream.track = track
+    if track.found_fraction < faces.min_face_fraction:
+        stream.status = "no_face"
+        stream.reason = no_face_reason(track.found_fraction, len(source), faces)
+    return stream
