@@ -153,7 +153,7 @@ def split_manifest(actions: Path, name: str, test_split) -> Path:
     return manifest
 
 
-def test_official_splits_and_person_specific_results(actions, tmp_path):
+def test_official_splits_and_person_specific_results(actions, tmp_path, capsys):
     """One fold per official manifest (paths relative to the config); GEMEP-FERA's PS/PI: a
     test actor also seen in training is person-specific."""
     # Split 1: actors a01 and a02 test, but a01's walk_left trains (a01 is person-specific).
@@ -167,6 +167,11 @@ def test_official_splits_and_person_specific_results(actions, tmp_path):
         ),
     )
     second = split_manifest(actions, "split2.csv", lambda a, _: "test" if a == "a03" else "train")
+    without = write_config(tmp_path, first)
+    assert main(["experiment", str(without), "--out", str(tmp_path / "none")]) == 2
+    assert "no protocol; add a 'protocol:' section or pass --protocol NAME" in (
+        capsys.readouterr().err
+    )
     manifests = [os.path.relpath(path, tmp_path) for path in (first, second)]
     protocol = {"name": "official", "manifests": manifests}
     config = write_config(tmp_path, first, protocol=protocol)

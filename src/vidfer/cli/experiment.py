@@ -31,7 +31,12 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         )
     console.print(table)
     for name, value in result.record["summary"].items():
-        console.print(f"{name}: {value['mean']:.4f} ± {value['sem']:.4f} (n={value['n']})")
+        console.print(f"{name}: {value['mean']:.4f} ± {value['sem']:.4f} (n={value['n']} folds)")
+    for name, value in result.record["pooled"].items():
+        console.print(
+            f"pooled {name} (all test videos of a repeat together): {value['mean']:.4f}"
+            + (f" ± {value['sem']:.4f} (n={value['n']} repeats)" if value["n"] > 1 else "")
+        )
     console.print(
         f"{len(result.trained)} fold(s) trained, {len(result.reused)} already finished; "
         f"wrote {result.folder / 'experiment.json'}"
