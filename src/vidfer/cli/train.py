@@ -21,7 +21,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise VidferError("train needs CONFIG and --out RUN (or --resume RUN)")
         result = train(load_config(args.config, args.set), args.out)
     last = result.metrics[-1] if result.metrics else {}
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("epoch", "seconds"))
+    summary = ", ".join(
+        f"{k}={v:.4g}"
+        for k, v in last.items()
+        if isinstance(v, int | float) and k not in ("epoch", "seconds")
+    )
     console.print(
         f"trained {result.epochs} epoch(s){' (early stop)' if result.stopped_early else ''}"
         f"; {summary}; run in {result.run.folder}"

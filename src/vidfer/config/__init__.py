@@ -20,6 +20,8 @@ from pydantic import ValidationError, model_validator
 from vidfer.config.base import Section
 from vidfer.config.data import DataConfig, LimitsConfig, PrepareConfig, face_config
 from vidfer.config.frames import (
+    ActivityConfig,
+    AutoEncoderConfig,
     ClassifierConfig,
     ExtractorConfig,
     FramesConfig,
@@ -40,7 +42,9 @@ from vidfer.config.protocol import ProtocolConfig
 from vidfer.errors import ConfigError
 
 __all__ = [
+    "ActivityConfig",
     "AttentionConfig",
+    "AutoEncoderConfig",
     "ClassifierConfig",
     "DataConfig",
     "EvalConfig",
@@ -72,7 +76,9 @@ class RunConfig(Section):
     With ``frames`` set, the run is a frame-feature pipeline: the ``sampler``, ``transforms``,
     ``model``, ``pooling`` and ``eval`` sections do not apply (``optim`` and ``train`` drive the
     sequence models). With ``sparse_ae`` set, the run is Baccouche et al.'s sparse
-    auto-encoder + BLSTM (:class:`SparseAEConfig`), with the same sections not applying.
+    auto-encoder + BLSTM (:class:`SparseAEConfig`), with the same sections not applying; with
+    ``activity`` set, Kahou et al.'s activity modality (:class:`ActivityConfig`): the same
+    auto-encoder, a bag of words and an SVM.
     """
 
     seed: int = 0
@@ -86,12 +92,14 @@ class RunConfig(Section):
     eval: EvalConfig = EvalConfig()
     frames: FramesConfig | None = None
     sparse_ae: SparseAEConfig | None = None
+    activity: ActivityConfig | None = None
     protocol: ProtocolConfig | None = None  # how `vidfer experiment` makes folds
 
     @model_validator(mode="after")
     def _one_pipeline(self) -> RunConfig:
-        if self.frames is not None and self.sparse_ae is not None:
-            raise ValueError("give either a frames or a sparse_ae section, not both")
+        given = [name for name in ("frames", "sparse_ae", "activity") if getattr(self, name)]
+        if len(given) > 1:
+            raise ValueError(f"give one of the sections {given}, not several")
         return self
 
 

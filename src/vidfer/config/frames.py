@@ -88,13 +88,13 @@ class FramesConfig(Section):
     classifier: ClassifierConfig
 
 
-class SparseAEConfig(Section):
-    """Baccouche et al. (2012): a spatio-temporal sparse auto-encoder, then a BLSTM.
+class AutoEncoderConfig(Section):
+    """Baccouche et al.'s (2012) spatio-temporal sparse auto-encoder, learned without labels.
 
-    The auto-encoder learns from ``patch`` x ``patch`` x ``depth`` gray patches of the training
-    videos that move (motion selection); each video then becomes one vector per space-time block
-    (the sparse codes of the block's grid of patches), classified by a bidirectional LSTM trained
-    with the ``optim`` and ``train`` sections.
+    It learns from ``patch`` x ``patch`` x ``depth`` patches of the training videos that move
+    (motion selection); a video is then encoded block by block, each block a grid of patches.
+    The systems built on it (:class:`SparseAEConfig`, :class:`ActivityConfig`) add how the codes
+    are classified.
 
     Attributes:
         patch: Spatial size M of a patch (paper: 8).
@@ -117,9 +117,12 @@ class SparseAEConfig(Section):
             keeps them whole.
         block_stride: Frames between consecutive space-time blocks (None: ``depth``, blocks
             side by side).
-        hidden: LSTM units per direction (paper: 5).
         grayscale: Gray patches (the paper's); false keeps the three colour channels, for
             data whose classes show in colour only (D = 3 T M M).
+        code: What encodes a patch once trained: ``sparse``, the fixed-gain logistic of the
+            encoder's output (the paper's); ``linear``, the encoder's non-sparse output Z
+            (each unit fires on about ``eta`` of the patches in the sparse code, which leaves
+            little for a classifier when N is small; see benchmarks/README.md).
     """
 
     patch: int = Field(8, ge=2)
@@ -139,11 +142,62 @@ class SparseAEConfig(Section):
     dz: float = Field(0.001, gt=0)
     frame_size: tuple[int, int] | None = None
     block_stride: int | None = Field(None, ge=1)
-    hidden: int = Field(5, ge=1)
     grayscale: bool = True
+    code: Literal["sparse", "linear"] = "sparse"
 
     @model_validator(mode="after")
-    def _frame_holds_a_patch(self) -> SparseAEConfig:
+    def _frame_holds_a_patch(self) -> AutoEncoderConfig:
         if self.frame_size is not None and min(self.frame_size) < self.patch:
             raise ValueError(f"frame_size {list(self.frame_size)} is smaller than a patch")
+        return self
+
+
+class SparseAEConfig(AutoEncoderConfig):
+    """Baccouche et al. (2012): the sparse auto-encoder, then a BLSTM over its codes.
+
+    Each video becomes one vector per space-time block (the sparse codes of the block's grid of
+    patches), classified by a bidirectional LSTM trained with the ``optim`` and ``train``
+    sections.
+
+    Attributes:
+        pool: How a block's grid of codes becomes one vector: ``none`` concatenates them (the
+            paper's, ``G N`` values per step, for person-centred crops where a body part keeps
+            its grid cell), ``max`` / ``mean`` pool each code unit over the grid (``N`` values,
+            the same whatever the position: for actors that cross the frame).
+        hidden: LSTM units per direction (paper: 5).
+    """
+
+    pool: Literal["none", "max", "mean"] = "none"
+    hidden: int = Field(5, ge=1)
+
+
+class ActivityConfig(AutoEncoderConfig):
+    """Kahou et al.'s (2015, §4) activity modality: local motion codes, a bag of words, an SVM.
+
+    The sparse auto-encoder (defaults: Kahou's 16 x 16 x 10 blocks, gray, no shift search: the
+    search over 9 x 9 x 11 shifts of 2,560-value patches would dominate the run) encodes every
+    grid patch of every block of a video; k-means on the training videos' codes makes a
+    vocabulary of ``words``; a video is its normalised histogram of words, classified by an
+    SVM grid-searched on the validation split.
+
+    Attributes:
+        words: Size of the k-means vocabulary.
+        descriptors: At most this many training codes are clustered (drawn at random).
+        classifier: ``linear_svm`` or ``rbf_svm`` (``params``: ``C``, ``gamma_scale``).
+    """
+
+    patch: int = Field(16, ge=2)
+    depth: int = Field(10, ge=2)
+    codes: int = Field(64, ge=1)
+    shift_search: bool = False
+    words: int = Field(100, ge=2)
+    descriptors: int = Field(50_000, ge=2)
+    classifier: ClassifierConfig = ClassifierConfig(name="rbf_svm")
+
+    @model_validator(mode="after")
+    def _an_svm(self) -> ActivityConfig:
+        if self.classifier.name not in ("linear_svm", "rbf_svm"):
+            raise ValueError(
+                f"classifier {self.classifier.name!r}: the bag of words takes linear_svm or rbf_svm"
+            )
         return self

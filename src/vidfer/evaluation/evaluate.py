@@ -156,6 +156,12 @@ def evaluate_run(run_folder: str | Path, split: str = "test") -> dict[str, Any]:
         return write_evaluation(
             run.folder / f"eval_{split}", evaluate_sparse_ae_run(run, split), run.classes()
         )
+    if config.activity is not None:
+        from vidfer.training.activity_pipeline import evaluate_activity_run
+
+        return write_evaluation(
+            run.folder / f"eval_{split}", evaluate_activity_run(run, split), run.classes()
+        )
     if config.frames is not None:
         from vidfer.training.frame_pipeline import evaluate_frame_run
 

@@ -41,7 +41,7 @@ def video_volume(
         crop_h, crop_w = size
         if crop_h > height or crop_w > width:
             raise ConfigError(
-                f"sparse_ae.frame_size {[crop_h, crop_w]} exceeds the stored frames "
+                f"frame_size {[crop_h, crop_w]} exceeds the stored frames "
                 f"({height}x{width}); raise data.prepare.size"
             )
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
@@ -134,7 +134,7 @@ def block_patches(video: np.ndarray, patch: int, depth: int, stride: int) -> np.
     """
     length, height, width, channels = video.shape
     if length < depth:
-        raise ConfigError(f"sparse_ae.depth {depth}: a video has only {length} frames")
+        raise ConfigError(f"depth {depth}: a video has only {length} frames; lower the patch depth")
     rows, cols = height // patch, width // patch
     starts = np.arange(0, length - depth + 1, stride)
     blocks = np.stack([video[s : s + depth, : rows * patch, : cols * patch] for s in starts])

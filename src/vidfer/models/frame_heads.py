@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidfer.config import FramesConfig
+from vidfer.config import ClassifierConfig, FramesConfig
 from vidfer.errors import ConfigError
 from vidfer.models.recurrent import SEQUENCE_MODELS
-from vidfer.models.svm import Kernel, SVMHead
+from vidfer.models.svm import Kernel, SVMHead, fit_svm
 
 SVMS = {"linear_svm": "linear", "rbf_svm": "rbf"}
 
@@ -109,10 +109,66 @@ def build_head(
         columns = state["columns"].tolist() if state is not None else list(range(num_classes))
         return FrameAverage(columns)
     if name in SVMS:
-        prefix = "classifier."
-        inner = {k[len(prefix) :]: v for k, v in (state or {}).items() if k.startswith(prefix)}
-        kernel: Kernel = "linear" if name == "linear_svm" else "rbf"
-        width = frames.pca or dim  # the SVMs' input size
-        svm = SVMHead.from_state(inner) if inner else SVMHead(kernel, width, num_classes)
-        return Standardised(svm, dim, frames.pca)
+        return svm_head(frames.classifier, dim, num_classes, frames.pca, state)
     return Standardised(SEQUENCE_MODELS[name](dim, num_classes, **frames.classifier.params), dim)
+
+
+def svm_head(
+    classifier: ClassifierConfig,
+    dim: int,
+    num_classes: int,
+    pca: int | None = None,
+    state: dict[str, torch.Tensor] | None = None,
+) -> Standardised:
+    """Standardised (optionally PCA-whitened) SVMs: untrained, or shaped like a saved state."""
+    prefix = "classifier."
+    inner = {k[len(prefix) :]: v for k, v in (state or {}).items() if k.startswith(prefix)}
+    kernel: Kernel = "linear" if classifier.name == "linear_svm" else "rbf"
+    svm = SVMHead.from_state(inner) if inner else SVMHead(kernel, pca or dim, num_classes)
+    return Standardised(svm, dim, pca)
+
+
+def fit_svm_head(
+    classifier: ClassifierConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    *,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    pca: int | None = None,
+    seed: int = 0,
+) -> tuple[Standardised, dict[str, float]]:
+    """Standardise on ``x``, grid-search on ``val`` (or cross-validate) and calibrate the SVMs.
+
+    Args:
+        classifier: ``linear_svm`` or ``rbf_svm``; ``params`` may give the ``C`` and
+            ``gamma_scale`` grids.
+        x: ``(N, D)`` training vectors.
+        y: ``(N,)`` class indices.
+        num_classes: K.
+        val: ``(x, y)`` of the validation split.
+        pca: Principal components to keep (whitened), or None.
+        seed: Seed of the cross-validation folds.
+
+    Returns:
+        The fitted head and the chosen ``C`` (and ``gamma``).
+    """
+    head = svm_head(classifier, x.shape[1], num_classes, pca)
+    head.fit(x)
+
+    def transformed(rows: np.ndarray) -> np.ndarray:
+        return head.standardise(torch.from_numpy(rows).float()).double().numpy()
+
+    kernel: Kernel = "linear" if classifier.name == "linear_svm" else "rbf"
+    fit = fit_svm(
+        kernel,
+        transformed(x),
+        y,
+        num_classes,
+        val=None if val is None else (transformed(val[0]), val[1]),
+        C=classifier.params.get("C"),
+        gamma_scale=classifier.params.get("gamma_scale"),
+        seed=seed,
+    )
+    head.classifier = fit.head
+    return head, {"C": fit.C} if fit.gamma is None else {"C": fit.C, "gamma": fit.gamma}

@@ -39,15 +39,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from vidfer.config import SparseAEConfig
+from vidfer.config import AutoEncoderConfig
 from vidfer.features.spacetime_patches import margins
 from vidfer.progress import track
+
+CodeKind = Literal["sparse", "linear"]
 
 ACTIVE_LEVEL = 0.5
 """A code unit is active on a patch when its sparse value exceeds this."""
@@ -251,9 +253,16 @@ class SparseAutoEncoder(nn.Module):
         self.decoder_weight.sub_(2 * decoder_lr * torch.outer(decoder_error, sparse))
         self.decoder_bias.sub_(2 * decoder_lr * decoder_error.mean())
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Sparse codes ``(..., N)`` of raw patches ``(..., D)`` (trained, fixed-gain model)."""
-        return self.logistic.fixed(self.encode(self.standardise(x)))
+    def features(self, x: torch.Tensor, code: CodeKind = "sparse") -> torch.Tensor:
+        """Codes ``(..., N)`` of raw patches ``(..., D)`` by the trained model.
+
+        Args:
+            x: Raw patches.
+            code: ``sparse``: the fixed-gain logistic of the encoder's output (the paper's
+                features); ``linear``: the encoder's non-sparse output Z itself.
+        """
+        z = self.encode(self.standardise(x))
+        return self.logistic.fixed(z) if code == "sparse" else z
 
     def basis(self) -> torch.Tensor:
         """Decoder responses to one-hot codes (Fig. 3): ``(N, C, T, M, M)``."""
@@ -262,7 +271,7 @@ class SparseAutoEncoder(nn.Module):
         return responses.reshape(shape)  # (N, D) -> (N, C, T, M, M)
 
 
-def build_autoencoder(settings: SparseAEConfig, seed: int = 0) -> SparseAutoEncoder:
+def build_autoencoder(settings: AutoEncoderConfig, seed: int = 0) -> SparseAutoEncoder:
     """An untrained auto-encoder with the config's sizes."""
     return SparseAutoEncoder(
         settings.patch,
@@ -296,13 +305,13 @@ class _EpochStats:
 
 @torch.no_grad()
 def train_autoencoder(
-    neighbourhoods: np.ndarray, settings: SparseAEConfig, seed: int
+    neighbourhoods: np.ndarray, settings: AutoEncoderConfig, seed: int
 ) -> tuple[SparseAutoEncoder, list[dict[str, Any]]]:
     """Online training of §2.2 on motion-selected patches with their shift neighbourhoods.
 
     Args:
         neighbourhoods: ``(P, C, T + 2 (T // 2), M + 2 (M // 4), M + 2 (M // 4))`` patches.
-        settings: The ``sparse_ae`` section.
+        settings: The auto-encoder settings (``sparse_ae`` or ``activity`` section).
         seed: Seed of the initial weights and of the patch order of every epoch.
 
     Returns:

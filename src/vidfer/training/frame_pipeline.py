@@ -44,8 +44,13 @@ from vidfer.features.pipeline_features import (
     write_missing,
 )
 from vidfer.io.atomic import atomic_write_text
-from vidfer.models.frame_heads import SVMS, FrameAverage, Standardised, build_head
-from vidfer.models.svm import Kernel, fit_svm
+from vidfer.models.frame_heads import (
+    SVMS,
+    FrameAverage,
+    Standardised,
+    build_head,
+    fit_svm_head,
+)
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
 from vidfer.training.run import RunDir
@@ -134,32 +139,11 @@ def _fit_svm(
     config: RunConfig, frames: FramesConfig, split: _Split, num_classes: int
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Standardise, grid-search on val (or cross-validate) and calibrate the SVMs."""
-    kernel: Kernel = "linear" if frames.classifier.name == "linear_svm" else "rbf"
     x, y = _vectors(frames, split.train)
-    head = build_head(frames, x.shape[1], num_classes)
-    assert isinstance(head, Standardised)
-    head.fit(x)
-
-    def transformed(rows: np.ndarray) -> np.ndarray:
-        return head.standardise(torch.from_numpy(rows).float()).double().numpy()
-
-    val = None
-    if split.val:
-        val_x, val_y = _vectors(frames, split.val)
-        val = (transformed(val_x), val_y)
-    params = frames.classifier.params
-    fit = fit_svm(
-        kernel,
-        transformed(x),
-        y,
-        num_classes,
-        val=val,
-        C=params.get("C"),
-        gamma_scale=params.get("gamma_scale"),
-        seed=config.seed,
+    val = _vectors(frames, split.val) if split.val else None
+    return fit_svm_head(
+        frames.classifier, x, y, num_classes, val=val, pca=frames.pca, seed=config.seed
     )
-    head.classifier = fit.head
-    return head, {"C": fit.C} if fit.gamma is None else {"C": fit.C, "gamma": fit.gamma}
 
 
 def head_optimizer(config: RunConfig, head: nn.Module) -> torch.optim.Optimizer:

@@ -93,12 +93,17 @@ class RunDir:
         """The trained model (eval mode) and its temporal pooling.
 
         Raises:
-            CheckpointError: if the run is a frame-feature or sparse auto-encoder pipeline (no
-                video model).
+            CheckpointError: if the run is a frame-feature, sparse auto-encoder or activity
+                pipeline (no video model).
         """
         config = self.config()
-        if config.frames is not None or config.sparse_ae is not None:
-            kind = "frame-feature pipeline" if config.frames is not None else "sparse auto-encoder"
+        pipelines = {
+            "frame-feature pipeline": config.frames,
+            "sparse auto-encoder": config.sparse_ae,
+            "activity (bag of words)": config.activity,
+        }
+        kind = next((name for name, section in pipelines.items() if section is not None), None)
+        if kind is not None:
             raise CheckpointError(
                 f"{self.folder}: a {kind} run has no 3D video model; use it with "
                 "'vidfer evaluate'" + (" or 'vidfer predict'" if config.frames is not None else "")

@@ -33,17 +33,12 @@ from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.features.spacetime_patches import block_patches, sample_neighbourhoods, video_volume
+from vidfer.features.sparse_codes import grid_codes, learn_autoencoder
 from vidfer.features.store import FeatureStore
-from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.io.atomic import atomic_write_text
 from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
-from vidfer.models.sparse_autoencoder import (
-    ACTIVE_LEVEL,
-    SparseAutoEncoder,
-    build_autoencoder,
-    train_autoencoder,
-)
+from vidfer.models.sparse_autoencoder import SparseAutoEncoder, build_autoencoder
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
 from vidfer.training.frame_pipeline import head_optimizer
@@ -54,7 +49,6 @@ from vidfer.training.sequences import (
     fit_sequences,
     score_sequences,
 )
-from vidfer.viz.basis import plot_basis
 from vidfer.viz.plots import plot_learning_curves
 
 
@@ -63,47 +57,21 @@ def _settings(config: RunConfig) -> SparseAEConfig:
     return config.sparse_ae
 
 
-def training_patches(
-    data: PreparedDataset, items: list[VideoItem], settings: SparseAEConfig, seed: int
-) -> np.ndarray:
-    """The motion-selected training neighbourhoods of ``items``, ``(P, C, T', M', M')``.
-
-    Raises:
-        ConfigError: if no patch moves enough.
-    """
-    rng = np.random.default_rng(seed)
-    found = [
-        sample_neighbourhoods(
-            video_volume(data.store.frames(item.key), settings.frame_size, settings.grayscale),
-            settings.patch,
-            settings.depth,
-            settings.motion_pixel,
-            settings.motion_share,
-            settings.patches_per_video,
-            rng,
-        )
-        for item in items
-    ]
-    patches = np.concatenate(found)
-    if not len(patches):
-        raise ConfigError(
-            f"sparse_ae: no training patch has more than {settings.motion_share:.0%} moving "
-            "pixels; lower sparse_ae.motion_share or sparse_ae.motion_pixel"
-        )
-    return patches
-
-
-@torch.no_grad()
 def video_codes(
     model: SparseAutoEncoder, frames: np.ndarray, settings: SparseAEConfig
 ) -> np.ndarray:
-    """One video's feature sequence ``(S, G N)``: per block, the sparse codes of its G patches."""
-    video = video_volume(frames, settings.frame_size, settings.grayscale)
-    patches = block_patches(
-        video, settings.patch, settings.depth, settings.block_stride or settings.depth
-    )  # (S, G, D)
-    codes = model.features(torch.from_numpy(patches))  # (S, G, D) -> (S, G, N)
-    return codes.reshape(len(patches), -1).numpy()  # -> (S, G*N)
+    """One video's feature sequence, one vector per space-time block.
+
+    Returns:
+        ``(S, G N)``: the block's grid of codes side by side (``pool: none``), or ``(S, N)``:
+        each code unit pooled over the grid (``pool: max`` or ``mean``).
+    """
+    codes = grid_codes(model, frames, settings)  # (S, G, N)
+    if settings.pool == "max":
+        return codes.max(axis=1)  # -> (S, N)
+    if settings.pool == "mean":
+        return codes.mean(axis=1)  # -> (S, N)
+    return codes.reshape(len(codes), -1)  # -> (S, G*N)
 
 
 def _feature_store(
@@ -115,7 +83,8 @@ def _feature_store(
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().numpy().tobytes())
     settings_key = {
-        k: settings.model_dump()[k] for k in ("frame_size", "block_stride", "grayscale")
+        k: settings.model_dump()[k]
+        for k in ("frame_size", "block_stride", "grayscale", "pool", "code")
     }
     description = {"method": "baccouche2012", "autoencoder": digest.hexdigest(), **settings_key}
     return FeatureStore(folder / "features", description)
@@ -138,53 +107,6 @@ def video_sequences(
         features, _ = store.load(item.key)
         out.append(LabelledSequence(item.row.video_id, item.row.label_index, features))
     return out
-
-
-def _active(codes: np.ndarray) -> dict[str, float]:
-    """Active code units per patch of sparse codes ``(P, N)``: mean, max and mean fraction."""
-    active = (codes > ACTIVE_LEVEL).sum(axis=1)
-    return {
-        "patches": len(codes),
-        "mean_active": float(active.mean()),
-        "max_active": int(active.max()),
-        "mean_fraction": float(active.mean() / codes.shape[1]),
-    }
-
-
-@torch.no_grad()
-def sparsity_report(
-    model: SparseAutoEncoder,
-    neighbourhoods: np.ndarray,
-    train: list[LabelledSequence],
-    lines: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """``sparsity.json``: active units of the trained (fixed-gain) codes.
-
-    On the (unshifted) training patches, on every grid patch of the training videos, and the
-    online counts of each training epoch.
-    """
-    spatial = (neighbourhoods.shape[3] - model.patch) // 2
-    temporal = (neighbourhoods.shape[2] - model.depth) // 2
-    centres = neighbourhoods[
-        :,
-        :,
-        temporal : temporal + model.depth,
-        spatial : spatial + model.patch,
-        spatial : spatial + model.patch,
-    ]  # (P, C, T', M', M') -> (P, C, T, M, M)
-    flat = torch.from_numpy(np.ascontiguousarray(centres)).flatten(1)  # -> (P, C*T*M*M) raw
-    patch_codes = model.features(flat)  # (P, N)
-    grid_codes = np.concatenate([np.asarray(s.features) for s in train]).reshape(-1, model.codes)
-    return {
-        "codes": model.codes,
-        "paper_limit": model.codes / 8,
-        "active_level": ACTIVE_LEVEL,
-        "training_patches": _active(patch_codes.numpy()),
-        "video_patches": _active(grid_codes),
-        "online": [
-            {"epoch": line["ae_epoch"], "mean_active": line["active_units"]} for line in lines
-        ],
-    }
 
 
 def _build_head(settings: SparseAEConfig, dim: int, num_classes: int) -> Standardised:
@@ -210,17 +132,12 @@ def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[st
     if not train_items:
         raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
     run.initialise(config, classes)
-    neighbourhoods = training_patches(data, train_items, settings, config.seed)
-    model, ae_lines = train_autoencoder(neighbourhoods, settings, config.seed)
-    plot_basis(model.basis().detach().numpy(), run.folder / "basis.png")
+    model, ae_lines = learn_autoencoder(data, train_items, settings, config.seed, run.folder)
 
     train, val, test = (
         video_sequences(model, settings, data, items, run.folder)
         for items in (train_items, val_items, test_items)
     )
-    sparsity = sparsity_report(model, neighbourhoods, train, ae_lines)
-    atomic_write_json(run.folder / "sparsity.json", sparsity)
-    ae_lines[-1]["fixed_gain_active_units"] = sparsity["video_patches"]["mean_active"]
 
     dim = train[0].features.shape[1]
     head = _build_head(settings, dim, len(classes))

@@ -257,6 +257,12 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
 
         lines = train_sparse_ae_pipeline(config, run.folder)
         return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
+    if config.activity is not None:
+        # Kahou et al.'s activity modality: sparse codes, a bag of words, SVMs.
+        from vidfer.training.activity_pipeline import train_activity_pipeline
+
+        lines = train_activity_pipeline(config, run.folder)
+        return TrainResult(run=run, epochs=1, stopped_early=False, metrics=lines)
     if config.frames is not None:
         # A frame-feature pipeline: cached features, then a closed-form or recurrent head.
         from vidfer.training.frame_pipeline import train_frame_pipeline

@@ -1,0 +1,160 @@
+"""Sparse codes of Baccouche et al.'s (2012) auto-encoder: what its two systems share.
+
+The sparse auto-encoder + BLSTM (:mod:`vidfer.training.sparse_ae_pipeline`) and Kahou et al.'s
+activity modality (:mod:`vidfer.training.activity_pipeline`) both learn the auto-encoder on the
+moving patches of their training videos (:func:`learn_autoencoder`, which also writes
+``basis.png`` and ``sparsity.json`` into the run), then encode every video block by block
+(:func:`grid_codes`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidfer.config import AutoEncoderConfig
+from vidfer.data.dataset import VideoItem
+from vidfer.data.prepared import PreparedDataset
+from vidfer.errors import ConfigError
+from vidfer.features.spacetime_patches import block_patches, sample_neighbourhoods, video_volume
+from vidfer.io.atomic import atomic_write_json
+from vidfer.models.sparse_autoencoder import (
+    ACTIVE_LEVEL,
+    CodeKind,
+    SparseAutoEncoder,
+    train_autoencoder,
+)
+from vidfer.viz.basis import plot_basis
+
+
+def training_patches(
+    data: PreparedDataset, items: list[VideoItem], settings: AutoEncoderConfig, seed: int
+) -> np.ndarray:
+    """The motion-selected training neighbourhoods of ``items``, ``(P, C, T', M', M')``.
+
+    Raises:
+        ConfigError: if no patch moves enough.
+    """
+    rng = np.random.default_rng(seed)
+    found = [
+        sample_neighbourhoods(
+            video_volume(data.store.frames(item.key), settings.frame_size, settings.grayscale),
+            settings.patch,
+            settings.depth,
+            settings.motion_pixel,
+            settings.motion_share,
+            settings.patches_per_video,
+            rng,
+        )
+        for item in items
+    ]
+    patches = np.concatenate(found)
+    if not len(patches):
+        raise ConfigError(
+            f"no training patch has more than {settings.motion_share:.0%} moving pixels; lower "
+            "the motion_share or motion_pixel option of the sparse_ae / activity section"
+        )
+    return patches
+
+
+@torch.no_grad()
+def grid_codes(
+    model: SparseAutoEncoder,
+    frames: np.ndarray,
+    settings: AutoEncoderConfig,
+    code: CodeKind | None = None,
+) -> np.ndarray:
+    """The codes ``(S, G, N)`` of the G grid patches of each of a video's S blocks.
+
+    Args:
+        model: The trained auto-encoder.
+        frames: The video's stored frames.
+        settings: The auto-encoder section.
+        code: ``sparse`` or ``linear`` (see :meth:`SparseAutoEncoder.features`); None takes
+            ``settings.code``.
+    """
+    video = video_volume(frames, settings.frame_size, settings.grayscale)
+    patches = block_patches(
+        video, settings.patch, settings.depth, settings.block_stride or settings.depth
+    )  # (S, G, D)
+    kind = settings.code if code is None else code
+    return model.features(torch.from_numpy(patches), kind).numpy()  # -> (S, G, N)
+
+
+def active_units(codes: np.ndarray) -> dict[str, float]:
+    """Active code units per patch of sparse codes ``(P, N)``: mean, max and mean fraction."""
+    active = (codes > ACTIVE_LEVEL).sum(axis=1)
+    return {
+        "patches": len(codes),
+        "mean_active": float(active.mean()),
+        "max_active": int(active.max()),
+        "mean_fraction": float(active.mean() / codes.shape[1]),
+    }
+
+
+@torch.no_grad()
+def sparsity_report(
+    model: SparseAutoEncoder,
+    neighbourhoods: np.ndarray,
+    video_patch_codes: np.ndarray,
+    lines: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``sparsity.json``: active units of the trained (fixed-gain) codes.
+
+    On the (unshifted) training patches, on every grid patch of the training videos, and the
+    online counts of each training epoch.
+    """
+    spatial = (neighbourhoods.shape[3] - model.patch) // 2
+    temporal = (neighbourhoods.shape[2] - model.depth) // 2
+    centres = neighbourhoods[
+        :,
+        :,
+        temporal : temporal + model.depth,
+        spatial : spatial + model.patch,
+        spatial : spatial + model.patch,
+    ]  # (P, C, T', M', M') -> (P, C, T, M, M)
+    flat = torch.from_numpy(np.ascontiguousarray(centres)).flatten(1)  # -> (P, C*T*M*M) raw
+    patch_codes = model.features(flat)  # (P, N)
+    return {
+        "codes": model.codes,
+        "paper_limit": model.codes / 8,
+        "active_level": ACTIVE_LEVEL,
+        "training_patches": active_units(patch_codes.numpy()),
+        "video_patches": active_units(video_patch_codes),
+        "online": [
+            {"epoch": line["ae_epoch"], "mean_active": line["active_units"]} for line in lines
+        ],
+    }
+
+
+def learn_autoencoder(
+    data: PreparedDataset,
+    items: list[VideoItem],
+    settings: AutoEncoderConfig,
+    seed: int,
+    folder: Path,
+) -> tuple[SparseAutoEncoder, list[dict[str, Any]]]:
+    """Train the auto-encoder on the moving patches of ``items``; write its basis and sparsity.
+
+    Returns:
+        The trained (fixed-gain) model and one metrics line per auto-encoder epoch, the last
+        with the mean number of active units over every grid patch of the training videos.
+
+    Raises:
+        ConfigError: if no patch moves enough.
+    """
+    neighbourhoods = training_patches(data, items, settings, seed)
+    model, lines = train_autoencoder(neighbourhoods, settings, seed)
+    plot_basis(model.basis().detach().numpy(), folder / "basis.png")
+    video_patch_codes = np.concatenate(
+        [grid_codes(model, data.store.frames(item.key), settings, "sparse") for item in items]
+    )  # (sum S, G, N)
+    sparsity = sparsity_report(
+        model, neighbourhoods, video_patch_codes.reshape(-1, model.codes), lines
+    )
+    atomic_write_json(folder / "sparsity.json", sparsity)
+    lines[-1]["fixed_gain_active_units"] = sparsity["video_patches"]["mean_active"]
+    return model, lines
