@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from vidfer.cli import main
 from vidfer.config import ActivityConfig, parse_config
 from vidfer.data.synth import make_actions
 from vidfer.errors import ConfigError
-from vidfer.training.activity_pipeline import bag_of_words, fit_vocabulary
+from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
+from vidfer.training.activity_pipeline import _frames_of_blocks, bag_of_words, fit_vocabulary
 
 
 def test_bag_of_words_counts_nearest_words():
@@ -35,6 +37,52 @@ def test_vocabulary_is_seeded_and_needs_enough_descriptors():
         fit_vocabulary(clouds, ActivityConfig(words=500), seed=0)
 
 
+def _moving_bars(count: int, seed: int) -> np.ndarray:
+    """Blocks ``(count, 6, 64)``: an 8x8 frame with a vertical bar moving left or right."""
+    rng = np.random.default_rng(seed)
+    blocks = np.zeros((count, 6, 8, 8), dtype=np.float32)
+    for block in blocks:
+        start, step = rng.integers(0, 8), rng.choice([-1, 1])
+        for t in range(6):
+            block[t, :, (start + step * t) % 8] = 1.0
+    return blocks.reshape(count, 6, 64) + rng.normal(0, 0.05, (count, 6, 64)).astype(np.float32)
+
+
+def test_whitening_gives_unit_covariance():
+    blocks = _moving_bars(300, seed=0)
+    model = SynchronyAutoEncoder(64, 6, hidden=4, components=10)
+    model.fit_whitening(blocks.reshape(-1, 64))
+    white = model.whiten(torch.from_numpy(blocks)).reshape(-1, 10).double()  # (N*T, 10)
+    covariance = torch.cov(white.T)
+    torch.testing.assert_close(covariance, torch.eye(10, dtype=torch.float64), atol=1e-3, rtol=0)
+
+
+def test_synchrony_autoencoder_learns_and_is_seeded():
+    blocks = _moving_bars(256, seed=1)
+
+    def trained() -> tuple[list[float], torch.Tensor]:
+        torch.manual_seed(0)  # the masking noise
+        model = SynchronyAutoEncoder(64, 6, hidden=8, components=16, seed=3)
+        losses = train_synchrony_autoencoder(
+            model, blocks, epochs=15, batch_size=32, lr=0.01, seed=0
+        )
+        return losses, model.features(torch.from_numpy(blocks[:5]))
+
+    losses, codes = trained()
+    assert losses[-1] < 0.8 * losses[0]
+    assert codes.shape == (5, 8) and (codes >= 0).all() and codes.std() > 0
+    again_losses, again_codes = trained()
+    assert again_losses == losses
+    torch.testing.assert_close(again_codes, codes, rtol=0, atol=0)
+
+
+def test_frames_of_blocks_puts_channels_inside_each_frame():
+    # One patch, C=2 channels, T=3 frames, 2 pixels: values encode (c, t, pixel).
+    patch = np.array([[100 * c + 10 * t + p for c in range(2) for t in range(3) for p in range(2)]])
+    rows = _frames_of_blocks(patch, channels=2, depth=3)  # (1, 3, 4)
+    np.testing.assert_array_equal(rows[0, 1], [10, 11, 110, 111])
+
+
 def test_config_takes_one_pipeline_and_an_svm():
     base = {"data": {"manifest": "m.csv"}}
     with pytest.raises(ConfigError, match="not several"):
@@ -44,7 +92,8 @@ def test_config_takes_one_pipeline_and_an_svm():
     config = parse_config({**base, "activity": {}})
     assert config.activity is not None
     assert (config.activity.patch, config.activity.depth) == (16, 10)  # Kahou's blocks
-    assert not config.activity.shift_search
+    with pytest.raises(ConfigError, match="components 300"):
+        parse_config({**base, "activity": {"patch": 16, "components": 300}})
 
 
 @pytest.mark.slow
@@ -56,9 +105,10 @@ def test_train_evaluate_and_fuse_end_to_end(tmp_path: Path):
         "activity": {
             "patch": 8,
             "depth": 4,
-            "codes": 8,
+            "hidden": 8,
+            "components": 16,
             "patches_per_video": 10,
-            "epochs": 1,
+            "epochs": 3,
             "motion_share": 0.05,
             "grayscale": False,
             "words": 6,
@@ -68,10 +118,10 @@ def test_train_evaluate_and_fuse_end_to_end(tmp_path: Path):
     path.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
     assert main(["train", str(path), "--out", str(run)]) == 0
-    for name in ("checkpoints/best.pt", "basis.png", "sparsity.json", "eval_val/metrics.json"):
+    for name in ("checkpoints/best.pt", "eval_val/metrics.json", "eval_test/metrics.json"):
         assert (run / name).exists(), name
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [line["stage"] for line in lines] == ["autoencoder", "svm"]
+    assert [line["stage"] for line in lines] == ["autoencoder"] * 3 + ["svm"]
     assert "C" in lines[-1] and "gamma" in lines[-1]  # RBF grid search on val
 
     # Evaluation from the checkpoint gives the training-time predictions again.

@@ -171,33 +171,63 @@ class SparseAEConfig(AutoEncoderConfig):
     hidden: int = Field(5, ge=1)
 
 
-class ActivityConfig(AutoEncoderConfig):
+class ActivityConfig(Section):
     """Kahou et al.'s (2015, §4) activity modality: local motion codes, a bag of words, an SVM.
 
-    The sparse auto-encoder (defaults: Kahou's 16 x 16 x 10 blocks, gray, no shift search: the
-    search over 9 x 9 x 11 shifts of 2,560-value patches would dominate the run) encodes every
-    grid patch of every block of a video; k-means on the training videos' codes makes a
-    vocabulary of ``words``; a video is its normalised histogram of words, classified by an
-    SVM grid-searched on the validation split.
+    A synchrony auto-encoder (:mod:`vidfer.models.synchrony_autoencoder`) learns from moving
+    ``patch`` x ``patch`` x ``depth`` blocks of the training videos (Kahou: 16 x 16 x 10) and
+    encodes every moving grid block of every video; k-means on the training videos' codes makes a
+    vocabulary of ``words``; a video is its normalised histogram of words, classified by SVMs
+    grid-searched on the validation split.
 
     Attributes:
-        words: Size of the k-means vocabulary.
+        patch: Spatial size of a block (Kahou: 16).
+        depth: Frames of a block (Kahou: 10).
+        hidden: Hidden (synchrony) units of the auto-encoder.
+        components: Whitened values kept per frame of a block (PCA).
+        corruption: Share of the whitened inputs zeroed while training (denoising).
+        epochs: Passes over the training blocks.
+        batch_size: Blocks per Adam step.
+        lr: Adam's learning rate.
+        motion_pixel: A pixel moves when its first and last frames in the block differ by
+            more than this (intensities in [0, 1]).
+        motion_share: Training blocks have more than this share of moving pixels.
+        patches_per_video: At most this many training blocks from each training video.
+        frame_size: ``(H, W)`` centre crop of the stored frames; None keeps them whole.
+        block_stride: Frames between consecutive encoded blocks (None: ``depth``).
+        grayscale: Gray blocks; false keeps the three colour channels.
+        words: Size of the k-means vocabulary (not given by the paper).
         descriptors: At most this many training codes are clustered (drawn at random).
         classifier: ``linear_svm`` or ``rbf_svm`` (``params``: ``C``, ``gamma_scale``).
     """
 
     patch: int = Field(16, ge=2)
     depth: int = Field(10, ge=2)
-    codes: int = Field(64, ge=1)
-    shift_search: bool = False
+    hidden: int = Field(64, ge=1)
+    components: int = Field(64, ge=1)
+    corruption: float = Field(0.3, ge=0, lt=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.001, gt=0)
+    motion_pixel: float = Field(0.1, gt=0, lt=1)
+    motion_share: float = Field(0.1, ge=0, lt=1)
+    patches_per_video: int = Field(100, ge=1)
+    frame_size: tuple[int, int] | None = None
+    block_stride: int | None = Field(None, ge=1)
+    grayscale: bool = True
     words: int = Field(100, ge=2)
     descriptors: int = Field(50_000, ge=2)
     classifier: ClassifierConfig = ClassifierConfig(name="rbf_svm")
 
     @model_validator(mode="after")
-    def _an_svm(self) -> ActivityConfig:
+    def _consistent(self) -> ActivityConfig:
         if self.classifier.name not in ("linear_svm", "rbf_svm"):
             raise ValueError(
                 f"classifier {self.classifier.name!r}: the bag of words takes linear_svm or rbf_svm"
             )
+        values = (1 if self.grayscale else 3) * self.patch * self.patch
+        if self.components > values:
+            raise ValueError(f"components {self.components}: a block frame has {values} values")
+        if self.frame_size is not None and min(self.frame_size) < self.patch:
+            raise ValueError(f"frame_size {list(self.frame_size)} is smaller than a block")
         return self

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidfer.config import AutoEncoderConfig
+from vidfer.config import ActivityConfig, AutoEncoderConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset
 from vidfer.errors import ConfigError
@@ -31,7 +31,10 @@ from vidfer.viz.basis import plot_basis
 
 
 def training_patches(
-    data: PreparedDataset, items: list[VideoItem], settings: AutoEncoderConfig, seed: int
+    data: PreparedDataset,
+    items: list[VideoItem],
+    settings: AutoEncoderConfig | ActivityConfig,
+    seed: int,
 ) -> np.ndarray:
     """The motion-selected training neighbourhoods of ``items``, ``(P, C, T', M', M')``.
 
@@ -84,6 +87,21 @@ def grid_codes(
     return model.features(torch.from_numpy(patches), kind).numpy()  # -> (S, G, N)
 
 
+def neighbourhood_centres(neighbourhoods: np.ndarray, patch: int, depth: int) -> np.ndarray:
+    """The unshifted patches ``(P, C, T, M, M)`` of neighbourhoods ``(P, C, T', M', M')``."""
+    spatial = (neighbourhoods.shape[3] - patch) // 2
+    temporal = (neighbourhoods.shape[2] - depth) // 2
+    return np.ascontiguousarray(
+        neighbourhoods[
+            :,
+            :,
+            temporal : temporal + depth,
+            spatial : spatial + patch,
+            spatial : spatial + patch,
+        ]
+    )
+
+
 def active_units(codes: np.ndarray) -> dict[str, float]:
     """Active code units per patch of sparse codes ``(P, N)``: mean, max and mean fraction."""
     active = (codes > ACTIVE_LEVEL).sum(axis=1)
@@ -107,16 +125,8 @@ def sparsity_report(
     On the (unshifted) training patches, on every grid patch of the training videos, and the
     online counts of each training epoch.
     """
-    spatial = (neighbourhoods.shape[3] - model.patch) // 2
-    temporal = (neighbourhoods.shape[2] - model.depth) // 2
-    centres = neighbourhoods[
-        :,
-        :,
-        temporal : temporal + model.depth,
-        spatial : spatial + model.patch,
-        spatial : spatial + model.patch,
-    ]  # (P, C, T', M', M') -> (P, C, T, M, M)
-    flat = torch.from_numpy(np.ascontiguousarray(centres)).flatten(1)  # -> (P, C*T*M*M) raw
+    centres = neighbourhood_centres(neighbourhoods, model.patch, model.depth)  # (P, C, T, M, M)
+    flat = torch.from_numpy(centres).flatten(1)  # -> (P, C*T*M*M) raw
     patch_codes = model.features(flat)  # (P, N)
     return {
         "codes": model.codes,

@@ -3,19 +3,19 @@
 Local motion features learned without labels, a bag of words, an SVM. Steps of a run whose
 config has an ``activity`` section:
 
-1. an auto-encoder learned on the moving ``16 x 16 x 10`` blocks of the training videos. Kahou
-   et al. used a synchrony auto-encoder (Konda et al., 2014); vidfer uses Baccouche et al.'s
-   sparse auto-encoder (:mod:`vidfer.models.sparse_autoencoder`), the project's own learner of
-   local spatio-temporal codes, with ``basis.png`` and ``sparsity.json`` as in that system;
-2. every video encoded block by block: one code per grid patch (its local descriptors);
+1. a synchrony auto-encoder (:mod:`vidfer.models.synchrony_autoencoder`, after Konda et al.
+   2014, as Kahou et al. used) learned on the moving ``16 x 16 x 10`` blocks of the training
+   videos;
+2. every video encoded block by block: the synchrony amplitudes of every moving grid block
+   (its local descriptors);
 3. k-means (scikit-learn) on the training videos' descriptors: a vocabulary of ``words``;
 4. a video is its normalised histogram of words (a bag of words: the order is lost);
 5. one-vs-rest SVMs over the histograms, grid-searched on the validation split, calibrated
    (:func:`vidfer.models.frame_heads.fit_svm_head`).
 
-The run folder holds config.yaml, classes.json, metrics.jsonl (auto-encoder epochs, then the
-SVM's line), checkpoints/ (auto-encoder, vocabulary and SVMs), basis.png, sparsity.json, and
-eval_val/ and eval_test/ with ``predictions.csv`` for ``vidfer fuse``.
+The run folder holds config.yaml, classes.json, metrics.jsonl (the auto-encoder's loss per
+epoch, then the SVM's line), checkpoints/ (auto-encoder, vocabulary and SVMs), and eval_val/ and
+eval_test/ with ``predictions.csv`` for ``vidfer fuse``.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.features.sparse_codes import grid_codes, learn_autoencoder
+from vidfer.features.spacetime_patches import block_patches, video_volume
+from vidfer.features.sparse_codes import neighbourhood_centres, training_patches
 from vidfer.io.atomic import atomic_write_text
 from vidfer.models.frame_heads import Standardised, fit_svm_head, svm_head
-from vidfer.models.sparse_autoencoder import SparseAutoEncoder, build_autoencoder
+from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import seed_everything
 from vidfer.training.run import RunDir
@@ -48,17 +49,86 @@ def _settings(config: RunConfig) -> ActivityConfig:
     return config.activity
 
 
+def _frames_of_blocks(patches: np.ndarray, channels: int, depth: int) -> np.ndarray:
+    """Flattened ``(..., C T M M)`` patches -> ``(..., T, C M M)``: one row per frame."""
+    shaped = patches.reshape(*patches.shape[:-1], channels, depth, -1)  # (..., C, T, M*M)
+    return np.ascontiguousarray(np.swapaxes(shaped, -3, -2)).reshape(
+        *patches.shape[:-1], depth, -1
+    )  # -> (..., T, C, M*M) -> (..., T, C*M*M)
+
+
+def build_activity_autoencoder(settings: ActivityConfig, seed: int = 0) -> SynchronyAutoEncoder:
+    """An untrained synchrony auto-encoder with the config's sizes."""
+    channels = 1 if settings.grayscale else 3
+    return SynchronyAutoEncoder(
+        channels * settings.patch * settings.patch,
+        settings.depth,
+        settings.hidden,
+        settings.components,
+        settings.corruption,
+        seed,
+    )
+
+
+def learn_activity_codes(
+    data: PreparedDataset, items: list[VideoItem], settings: ActivityConfig, seed: int
+) -> tuple[SynchronyAutoEncoder, list[dict[str, Any]]]:
+    """Train the synchrony auto-encoder on the moving blocks of ``items``.
+
+    Returns:
+        The model and one metrics line per epoch (mean reconstruction error).
+    """
+    started = time.perf_counter()
+    neighbourhoods = training_patches(data, items, settings, seed)  # (P, C, T', M', M')
+    blocks = neighbourhood_centres(neighbourhoods, settings.patch, settings.depth)
+    channels = blocks.shape[1]
+    # (P, C, T, M, M) -> (P, C*T*M*M) -> (P, T, C*M*M)
+    rows = _frames_of_blocks(blocks.reshape(len(blocks), -1), channels, settings.depth)
+    model = build_activity_autoencoder(settings, seed)
+    losses = train_synchrony_autoencoder(
+        model,
+        rows,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        seed=seed,
+    )
+    seconds = round(time.perf_counter() - started, 3)
+    lines: list[dict[str, Any]] = [
+        {"stage": "autoencoder", "ae_epoch": epoch + 1, "loss": loss, "blocks": len(rows)}
+        for epoch, loss in enumerate(losses)
+    ]
+    lines[-1]["seconds"] = seconds
+    return model.eval(), lines
+
+
 def descriptors(
-    model: SparseAutoEncoder, data: PreparedDataset, item: VideoItem, settings: ActivityConfig
+    model: SynchronyAutoEncoder, data: PreparedDataset, item: VideoItem, settings: ActivityConfig
 ) -> np.ndarray:
-    """One video's local descriptors ``(S G, N)``: the code of every grid patch of every block."""
-    codes = grid_codes(model, data.store.frames(item.key), settings)  # (S, G, N)
-    return codes.reshape(-1, codes.shape[-1])  # -> (S*G, N)
+    """One video's local descriptors ``(B, K)``: the codes of its moving grid blocks.
+
+    A grid block moves as a training block does (more than ``motion_share`` of its pixels
+    change by more than ``motion_pixel`` from its first to its last frame); a video with no
+    moving block keeps its most moving one, so that every video has a bag of words.
+    """
+    video = video_volume(data.store.frames(item.key), settings.frame_size, settings.grayscale)
+    patches = block_patches(
+        video, settings.patch, settings.depth, settings.block_stride or settings.depth
+    )  # (S, G, C*T*M*M)
+    rows = _frames_of_blocks(patches, video.shape[3], settings.depth)  # -> (S, G, T, C*M*M)
+    rows = rows.reshape(-1, *rows.shape[2:])  # -> (S*G, T, C*M*M)
+    change = np.abs(rows[:, -1] - rows[:, 0])  # (S*G, C*M*M)
+    channels = video.shape[3]
+    # (S*G, C, M*M): a pixel moves when one of its channels does.
+    moving = (change.reshape(len(rows), channels, -1) > settings.motion_pixel).any(axis=1)
+    share = moving.mean(axis=1)  # (S*G,)
+    keep = share > settings.motion_share
+    if not keep.any():
+        keep = share == share.max()
+    return model.features(torch.from_numpy(rows[keep])).numpy()  # -> (B, K)
 
 
-def fit_vocabulary(
-    per_video: list[np.ndarray], settings: ActivityConfig, seed: int
-) -> np.ndarray:
+def fit_vocabulary(per_video: list[np.ndarray], settings: ActivityConfig, seed: int) -> np.ndarray:
     """k-means centres ``(words, N)`` of at most ``settings.descriptors`` training descriptors.
 
     Raises:
@@ -90,7 +160,7 @@ def bag_of_words(rows: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
 
 
 def _histograms(
-    model: SparseAutoEncoder,
+    model: SynchronyAutoEncoder,
     vocabulary: np.ndarray,
     data: PreparedDataset,
     items: list[VideoItem],
@@ -134,7 +204,7 @@ def train_activity_pipeline(config: RunConfig, out: str | Path) -> list[dict[str
     if not train_items:
         raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
     run.initialise(config, classes)
-    model, lines = learn_autoencoder(data, train_items, settings, config.seed, run.folder)
+    model, lines = learn_activity_codes(data, train_items, settings, config.seed)
 
     started = time.perf_counter()
     vocabulary = fit_vocabulary(
@@ -184,7 +254,7 @@ def evaluate_activity_run(run: RunDir, split: str) -> EvalOutcome:
     if not items:
         raise ConfigError(f"{config.data.manifest}: no usable video in split {split!r}")
     state = load_checkpoint(run.best_or_last())
-    model = build_autoencoder(settings)
+    model = build_activity_autoencoder(settings)
     model.load_state_dict(state["autoencoder"])
     model.eval()
     vocabulary = state["vocabulary"].numpy()
