@@ -136,6 +136,10 @@ def test_train_evaluate_and_fuse_end_to_end(tmp_path: Path):
     fused = tmp_path / "fused"
     assert main(["fuse", str(run), str(other), "--out", str(fused), "--method", "mean"]) == 0
     assert (fused / "comparison.md").exists()
+    # Kahou et al. kept it out of the feature-level fusion; vidfer refuses it there, clearly.
+    network = ["fuse", str(run), str(other), "--out", str(tmp_path / "net"), "--method", "network"]
+    assert main(network) == 2
+    assert not (tmp_path / "net" / "fusion.json").exists()
 
     # No per-frame timeline for a bag of words: a clear error, exit 2.
     video = next(manifest.parent.rglob("*.mp4"))

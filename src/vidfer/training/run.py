@@ -105,7 +105,7 @@ class RunDir:
         kind = next((name for name, section in pipelines.items() if section is not None), None)
         if kind is not None:
             raise CheckpointError(
-                f"{self.folder}: a {kind} run has no 3D video model; use it with "
+                f"{self.folder}: this {kind} run has no 3D video model; use it with "
                 "'vidfer evaluate'" + (" or 'vidfer predict'" if config.frames is not None else "")
             )
         # The checkpoint holds every weight: do not read the initial weights again.
