@@ -84,8 +84,8 @@ def test_read_manifest_errors(tmp_path):
     with pytest.raises(ManifestError, match="manifest not found"):
         read_manifest(tmp_path / "nope.csv")
     bad = tmp_path / "latin.csv"
-    bad.write_bytes("path,label\nv\xe9.mp4,a\n".encode("latin-1"))
-    with pytest.raises(ManifestError, match="not UTF-8"):
+    bad.write_bytes("path,label\nv.mp4,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match=r"latin\.csv:2: column 'label' is not UTF-8"):
         read_manifest(bad)
 
 

@@ -27,6 +27,14 @@ class CheckpointError(VidferError):
     """A checkpoint or run directory is missing, incomplete or unsafe."""
 
 
+class TrainingError(VidferError):
+    """Training cannot go on: a loss that is not finite, a data-loader worker lost."""
+
+
+class StorageError(VidferError):
+    """An output could not be written (disk full, quota exceeded); the previous version is kept."""
+
+
 class VideoError(VidferError):
     """A video file cannot be used. ``status`` is the short reason stored in ``rejects.jsonl``."""
 
@@ -48,6 +56,18 @@ class CorruptVideoError(VideoError):
     """The container or the stream cannot be decoded."""
 
     status = "corrupt"
+
+
+class TruncatedVideoError(CorruptVideoError):
+    """The file ends inside the video data: it was cut short (an interrupted copy or download)."""
+
+    status = "truncated"
+
+
+class UndecodableVideoError(CorruptVideoError):
+    """The container is readable but the video data inside it is not (a damaged payload)."""
+
+    status = "undecodable"
 
 
 class EmptyVideoError(VideoError):

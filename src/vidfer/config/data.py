@@ -37,13 +37,29 @@ def face_config(options: dict[str, Any]) -> FaceConfig:
 
 
 class LimitsConfig(Section):
-    """Limits on untrusted video files, checked from probed metadata before decoding."""
+    """Limits on untrusted video files.
+
+    The size, resolution, duration and frame count are checked from probed metadata before
+    decoding. Decoding runs in worker processes (:mod:`vidfer.io.sandbox`): a video whose decoding
+    crashes its worker, runs longer than ``decode_timeout_s`` or needs more than
+    ``decode_memory_mb`` is quarantined (status ``crashed``, ``timeout``, ``out_of_memory``).
+
+    Attributes:
+        decode_timeout_s: Longest time to prepare one video (decode, faces, write).
+        decode_memory_mb: Memory one video's preparation may take in its worker (address space,
+            beyond the worker's own); None: no limit.
+        keep_truncated: Keep the frames decoded before the end of a file that was cut short
+            (else the video is rejected as ``truncated``).
+    """
 
     max_file_mb: float = Field(4096, gt=0)
     max_width: int = Field(8192, gt=0)
     max_height: int = Field(8192, gt=0)
     max_duration_s: float = Field(4 * 3600, gt=0)
     max_frames: int = Field(500_000, gt=0)
+    decode_timeout_s: float = Field(1800, gt=0)
+    decode_memory_mb: int | None = Field(8192, gt=0)
+    keep_truncated: bool = False
 
 
 class PrepareConfig(Section):

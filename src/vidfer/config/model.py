@@ -80,7 +80,16 @@ class OptimConfig(Section):
 
 
 class TrainConfig(Section):
-    """The training loop."""
+    """The training loop.
+
+    Attributes:
+        checkpoint_every_steps: Also write ``checkpoints/last.pt`` every this many optimiser
+            steps inside an epoch, so that a killed run resumes mid-epoch (None: at epoch ends).
+        on_nan: A batch whose loss is NaN or infinite stops the run (``stop``, naming the step
+            and videos) or is skipped without a gradient step (``skip``).
+        loader_timeout_s: With loader workers, a batch that takes longer than this stops the run
+            with an error naming the videos being loaded (a stalled read never hangs the run).
+    """
 
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -91,6 +100,9 @@ class TrainConfig(Section):
     device: str = "auto"
     amp: bool = True
     deterministic: bool = True
+    checkpoint_every_steps: int | None = Field(None, ge=1)
+    on_nan: Literal["stop", "skip"] = "stop"
+    loader_timeout_s: float = Field(300.0, gt=0)
     # Videos (video_id) plotted at the end: a learning sampler's sampling maps (training videos)
     # and an attention module's maps (held-out videos); empty: the first four of each.
     plot_videos: list[str] = Field(default_factory=list)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidfer import faults
+from vidfer.data.inflight import LoaderBoard
 from vidfer.data.manifest import ManifestRow
 from vidfer.data.samplers import ClipSampler
 from vidfer.data.store import PreparedStore
@@ -94,6 +96,8 @@ class ClipDataset(Dataset[ClipItem]):
         seed: The run's seed.
         clean_transform: The transform without augmentation, for the clean copies that a
             learning sampler scores (required if the sampler may want scores).
+        board: Where loader workers note the item they load, so that a dead worker's video can
+            be named (None: not noted).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class ClipDataset(Dataset[ClipItem]):
         transform: ClipTransform,
         seed: int,
         clean_transform: ClipTransform | None = None,
+        board: LoaderBoard | None = None,
     ) -> None:
         self.items = list(items)
         self.store = store
@@ -111,6 +116,7 @@ class ClipDataset(Dataset[ClipItem]):
         self.transform = transform
         self.clean_transform = clean_transform
         self.seed = seed
+        self.board = board
         self.epoch = 0
         sampler.bind(
             [item.num_frames for item in self.items], [item.frame_labels for item in self.items]
@@ -126,7 +132,14 @@ class ClipDataset(Dataset[ClipItem]):
 
     def __getitem__(self, index: int) -> ClipItem:
         """The clips of video ``index`` for the current epoch."""
+        if self.board is None:
+            return self._load(index)
+        with self.board.loading(index):
+            return self._load(index)
+
+    def _load(self, index: int) -> ClipItem:
         item = self.items[index]
+        faults.inject("load", item.row.video_id)
         rng = item_generator(self.seed, self.epoch, index)
         starts = self.sampler.starts(index, item.num_frames, rng)  # (n_clips,)
         indices = self.sampler.frames(starts, item.num_frames)  # (n_clips, L)

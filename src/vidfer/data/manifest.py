@@ -7,6 +7,10 @@ guided clip sampling and per-frame evaluation. Paths are relative to the dataset
 manifest's folder unless given) and must stay inside it: absolute paths, ``..`` escapes and
 symlinks pointing outside are refused without opening the file. Every problem is reported with
 its line number.
+
+The file is UTF-8 text, except that a path may hold the raw bytes of a file name in a legacy
+encoding (as ``ls > manifest.csv`` writes them): such a row is kept, and preparation rejects its
+video as ``bad_name`` while the others go on.
 """
 
 from __future__ import annotations
@@ -102,6 +106,15 @@ def _safe_path(source: Path, line: int, root: Path, rel: str) -> Path:
     return resolved
 
 
+def _is_utf8(text: str) -> bool:
+    """False for text read from bytes that are not UTF-8 (they decode to lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_time(source: Path, line: int, column: str, value: str) -> float | None:
     if value == "":
         return None
@@ -157,7 +170,11 @@ def parse_manifest(
                 continue
             if len(values) != len(header):
                 raise _fail(source, line, f"expected {len(header)} fields, got {len(values)}")
-            records.append((line, {k: v.strip() for k, v in zip(header, values, strict=True)}))
+            fields = {k: v.strip() for k, v in zip(header, values, strict=True)}
+            for name, value in fields.items():
+                if name != "path" and not _is_utf8(value):
+                    raise _fail(source, line, f"column {name!r} is not UTF-8 text; save as UTF-8")
+            records.append((line, fields))
     except csv.Error as error:
         raise _fail(source, reader.line_num, f"unreadable CSV: {error}") from None
     if not records:
@@ -236,13 +253,10 @@ def read_manifest(
     """
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        # Bytes that are not UTF-8 become lone surrogates: kept in paths, refused elsewhere.
+        text = source.read_bytes().decode("utf-8", "surrogateescape")
     except FileNotFoundError:
         raise ManifestError(f"{source}: manifest not found") from None
-    except UnicodeDecodeError as error:
-        raise ManifestError(
-            f"{source}: not UTF-8 text ({error.reason}); save it as UTF-8"
-        ) from None
     base = Path(root) if root is not None else source.parent
     return parse_manifest(text, source=source, root=base.absolute(), classes=classes)
 

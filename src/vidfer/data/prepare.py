@@ -4,31 +4,37 @@ Each video is probed (limits checked before decoding), decoded, resized so its s
 ``size``, optionally center-cropped and converted to grayscale, and written to the store. A file
 that cannot be used is recorded with its status and reason and listed in ``rejects.jsonl``; the
 run goes on. Entries already in the store are not decoded again, so an interrupted run resumes
-where it stopped. Several worker processes prepare videos in parallel.
+where it stopped.
+
+Untrusted files are decoded only in worker processes (:class:`vidfer.io.sandbox.Sandbox`, as many
+as ``data.workers``), never in the calling process: a video that crashes the decoder, hangs or
+exhausts its memory allowance is quarantined (recorded with the reason, named in the log and in
+``rejects.jsonl``) and the other videos go on.
 
 This module does not import torch: worker processes start quickly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from vidfer import faults
 from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.manifest import ManifestRow
 from vidfer.data.store import PreparedStore, SourceIdentity, StoreRecord
 from vidfer.errors import VideoError
 from vidfer.faces.pipeline import FaceConfig, process_faces
 from vidfer.io.atomic import atomic_write_text
+from vidfer.io.sandbox import Failure, Sandbox
 from vidfer.io.video import VideoLimits, decode
 from vidfer.progress import track
 
@@ -132,7 +138,15 @@ def prepare_one(
         )
     except VideoError as error:
         return StoreRecord(source=identity, status=error.status, reason=error.reason), None
+    except MemoryError:
+        raise  # the sandbox quarantines the video
+    except Exception as error:  # whatever a hostile file makes the decoder raise
+        reason = f"the decoder failed ({type(error).__name__}: {error}); re-encode the file"
+        return StoreRecord(source=identity, status="decoder_error", reason=reason), None
     frames, indices = _segment(video.frames, video.frame_indices, video.info.fps, *segment)
+    if len(frames) == 1 and prep.max_frames != 1:
+        reason = "one frame: a still image, not a video; remove it from the manifest"
+        return StoreRecord(source=identity, status="single_frame", reason=reason), None
     face_records = None
     if faces is not None and len(frames):
         found = process_faces(frames, faces)
@@ -167,18 +181,55 @@ def prepare_one(
     return record, frames
 
 
+def admit(record: StoreRecord, limits: LimitsConfig) -> StoreRecord:
+    """Apply the limits' policies to a prepared video's record.
+
+    A file cut short is rejected as ``truncated`` unless ``limits.keep_truncated``. Rejections
+    remember ``limits``, so that they are decided again under other limits.
+    """
+    if record.ok and record.truncated and not limits.keep_truncated:
+        record = dataclasses.replace(
+            record,
+            status="truncated",
+            reason=(
+                f"the file ends inside the video data after {record.num_frames} frame(s): it "
+                "was cut short; re-download it, or set data.limits.keep_truncated=true to keep "
+                "the frames before the cut"
+            ),
+        )
+    if not record.ok:
+        record = dataclasses.replace(record, limits=limits.model_dump())
+    return record
+
+
 def _prepare_task(
     path: str,
     identity: SourceIdentity,
     prep: PrepareConfig,
-    limits: VideoLimits,
+    limits: LimitsConfig,
     segment: tuple[float | None, float | None],
     store_root: str,
 ) -> StoreRecord:
     """Worker entry point: prepare one video and write it to the store."""
-    record, frames = prepare_one(Path(path), identity, prep, limits, segment)
-    open_store(Path(store_root), prep).write(record, frames)
+    faults.inject("decode", Path(path).name)
+    record, frames = prepare_one(Path(path), identity, prep, video_limits(limits), segment)
+    record = admit(record, limits)
+    open_store(Path(store_root), prep).write(record, frames if record.ok else None)
     return record
+
+
+def _quarantined(identity: SourceIdentity, failure: Failure, limits: LimitsConfig) -> StoreRecord:
+    """The record of a video whose worker crashed, overran its time or its memory."""
+    option = {
+        "timeout": f"; raise data.limits.decode_timeout_s={limits.decode_timeout_s:g} to retry",
+        "out_of_memory": f"; raise data.limits.decode_memory_mb={limits.decode_memory_mb} to retry",
+    }.get(failure.status, "")
+    return StoreRecord(
+        source=identity,
+        status=failure.status,
+        reason=f"quarantined: preparing it failed, {failure.reason}{option}",
+        limits=limits.model_dump(),
+    )
 
 
 @dataclass(frozen=True)
@@ -213,9 +264,32 @@ class PrepareResult:
         return out
 
 
-def _missing(row: ManifestRow) -> StoreRecord:
+def _unusable(row: ManifestRow, status: str, reason: str) -> StoreRecord:
+    """The record of a row refused before any decoding (not kept in the store)."""
     identity = SourceIdentity(path=str(row.path), size=-1, mtime_ns=-1)
-    return StoreRecord(source=identity, status="missing", reason="file not found")
+    return StoreRecord(source=identity, status=status, reason=reason)
+
+
+def _bad_name(row: ManifestRow) -> StoreRecord | None:
+    """A rejection when the row's path is not valid UTF-8 text (legacy file-name encodings)."""
+    try:
+        row.rel_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = row.rel_path.encode("utf-8", "surrogateescape")
+        reason = (
+            f"the file name {raw!r} is not UTF-8; rename it (e.g. convmv -f latin1 -t utf-8) "
+            "and write the new name in the manifest"
+        )
+        return _unusable(row, "bad_name", reason)
+    return None
+
+
+def _cached(store: PreparedStore, key: str, limits: LimitsConfig) -> StoreRecord | None:
+    """The stored record of an entry, unless it was rejected under other limits."""
+    record = store.load_record(key)
+    if record is None or (record.limits is not None and record.limits != limits.model_dump()):
+        return None
+    return record
 
 
 def prepare_rows(
@@ -233,45 +307,63 @@ def prepare_rows(
         store_root: The store root folder.
         prep: Preprocessing settings.
         limits: Limits on untrusted input.
-        workers: Worker processes (1 prepares in this process).
+        workers: Decoding worker processes.
     """
     store = open_store(store_root, prep)
     store.ensure()
-    io_limits = video_limits(limits)
     records: dict[str, StoreRecord] = {}
     todo: list[tuple[ManifestRow, SourceIdentity]] = []
     for row in rows:
+        refused = _bad_name(row)
+        if refused is not None:
+            records[row.video_id] = refused
+            continue
         try:
             identity = SourceIdentity.of(row.path, (row.start, row.end))
         except FileNotFoundError:
-            records[row.video_id] = _missing(row)
+            records[row.video_id] = _unusable(row, "missing", "file not found")
             continue
-        cached = store.load_record(identity.key())
+        cached = _cached(store, identity.key(), limits)
         if cached is not None:
-            records[row.video_id] = cached
+            records[row.video_id] = admit(cached, limits)
         else:
             todo.append((row, identity))
-
-    def task_args(item: tuple[ManifestRow, SourceIdentity]) -> tuple[Any, ...]:
-        row, identity = item
-        return (str(row.path), identity, prep, io_limits, (row.start, row.end), str(store_root))
-
-    if todo and workers > 1:
-        # spawn: workers must not inherit the parent's threads (torch, OpenMP) through fork.
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)), mp_context=get_context("spawn")
-        ) as pool:
-            futures = [pool.submit(_prepare_task, *task_args(item)) for item in todo]
-            for (row, _), future in zip(
-                todo, track(futures, total=len(todo), description="preparing"), strict=True
-            ):
-                records[row.video_id] = future.result()
-    else:
-        for item in track(todo, total=len(todo), description="preparing"):
-            records[item[0].video_id] = _prepare_task(*task_args(item))
     if todo:
+        with store.lock():
+            # Another process may have prepared some while this one waited for the lock.
+            for row, identity in todo:
+                cached = _cached(store, identity.key(), limits)
+                if cached is not None:
+                    records[row.video_id] = admit(cached, limits)
+            todo = [item for item in todo if item[0].video_id not in records]
+            _prepare_in_sandbox(todo, records, store, prep, limits, workers)
         log.info("prepared %d video(s) into %s", len(todo), store.folder)
     return PrepareResult(store=store, records=records, decoded=len(todo))
+
+
+def _prepare_in_sandbox(
+    todo: Sequence[tuple[ManifestRow, SourceIdentity]],
+    records: dict[str, StoreRecord],
+    store: PreparedStore,
+    prep: PrepareConfig,
+    limits: LimitsConfig,
+    workers: int,
+) -> None:
+    """Prepare ``todo`` in worker processes into ``records``; quarantine what kills a worker."""
+    tasks = [
+        (str(row.path), identity, prep, limits, (row.start, row.end), str(store.folder.parent))
+        for row, identity in todo
+    ]
+    with Sandbox(
+        _prepare_task, workers, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
+    ) as sandbox:
+        for index, outcome in track(sandbox.map(tasks), total=len(tasks), description="preparing"):
+            row, identity = todo[index]
+            if isinstance(outcome, Failure):
+                outcome = _quarantined(identity, outcome, limits)
+                store.write(outcome, None)
+                log.warning("%s: %s", row.rel_path, outcome.reason)
+            records[row.video_id] = outcome
 
 
 def write_rejects(path: Path, rejects: Sequence[dict[str, Any]]) -> None:

@@ -249,7 +249,9 @@ class ClipPairs(ClipSampler):
 
 
 def build_sampler(name: str, **params: Any) -> ClipSampler:
-    """Build a registered sampler."""
+    """Build a registered sampler (this module's and the learning ones)."""
+    from vidfer.data import stochastic_softmax  # noqa: F401 -- registers the learning samplers
+
     return SAMPLERS.build(name, **params)
 
 

@@ -10,20 +10,27 @@ The video key is derived from the source file's identity (resolved path, size, m
 time), the preprocessing key from the preprocessing settings, so editing a video or a setting
 re-prepares exactly what changed. The JSON record is written last, after the array, both
 atomically: a record that exists describes a complete entry, and a run killed half-way leaves at
-most an orphan temporary file that the next run overwrites.
+most orphan temporary files, never read, that the next run deletes. One process prepares into a
+folder at a time (:meth:`PreparedStore.lock`); any number may read it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidfer.io.atomic import atomic_write_json, atomic_write_with
+from vidfer.io.atomic import atomic_write_json, atomic_write_with, remove_temporaries
+
+log = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
 
@@ -69,15 +76,19 @@ class StoreRecord:
 
     Attributes:
         source: The source file's identity.
-        status: ``ok`` or a rejection status (``corrupt``, ``empty``, ``no_video_stream``,
-            ``too_large``, ``too_short``, ``missing``, ``no_face``, ``rejected``).
+        status: ``ok`` or a rejection status (``corrupt``, ``truncated``, ``undecodable``,
+            ``empty``, ``no_video_stream``, ``too_large``, ``too_short``, ``single_frame``,
+            ``missing``, ``no_face``, ``decoder_error``, ``rejected``; quarantined by the
+            decoding sandbox: ``crashed``, ``timeout``, ``out_of_memory``).
         reason: Human-readable reason when not ``ok``.
         fps: Frame rate of the stored frames.
         source_fps: Frame rate of the source stream (frame index / source_fps = time).
         frame_indices: Index in the source stream of every stored frame.
         shape: Shape of the stored array ``(T, H, W, C)``.
-        truncated: True if decoding stopped early on a damaged stream (frames kept).
+        truncated: True if the file was cut short and the frames before the cut were kept.
         faces: Per-frame face records when the face pipeline ran (list of dicts).
+        limits: The ``data.limits`` a rejection was decided under; under other limits the
+            video is prepared again (None for ``ok`` records).
     """
 
     source: SourceIdentity
@@ -89,6 +100,7 @@ class StoreRecord:
     shape: list[int] = field(default_factory=list)
     truncated: bool = False
     faces: list[dict[str, Any]] | None = None
+    limits: dict[str, Any] | None = None
     version: int = RECORD_VERSION
 
     @property
@@ -132,6 +144,28 @@ class PreparedStore:
         meta = self.folder / "prepare.json"
         if self.settings is not None and not meta.exists():
             atomic_write_json(meta, self.settings)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder's preparation lock (waiting for another process that holds it).
+
+        While it is held no other process writes here, so the temporary files of runs that
+        were killed are deleted. The lock dies with its process: a killed run leaves none.
+        """
+        self.ensure()
+        with open(self.folder / ".lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for another process preparing into %s", self.folder)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            removed = remove_temporaries(self.folder)
+            if removed:
+                log.info("deleted %d temporary file(s) of an interrupted run", removed)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def record_path(self, key: str) -> Path:
         """Path of the JSON record of entry ``key``."""

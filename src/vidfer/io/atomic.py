@@ -2,18 +2,24 @@
 
 Every write goes to a temporary file in the destination folder, is flushed and fsynced, then
 renamed over the destination; the folder is fsynced so that the rename survives a power cut.
-On any error the temporary file is removed and the destination is untouched.
+On any error the temporary file is removed and the destination is untouched; a full disk is
+reported as a :class:`vidfer.errors.StorageError` naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from vidfer.errors import StorageError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _fsync(path: Path) -> None:
@@ -31,6 +37,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary name ends with the destination's extension, for writers that pick a format
     from it (FFmpeg). On success the file is fsynced, renamed over ``path`` and the folder is
     fsynced; on any error the temporary file is removed and ``path`` is untouched.
+
+    Raises:
+        StorageError: when the disk (or the user's quota) is full.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -45,9 +54,45 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, dest)
         # The rename lives in the folder's entry table: fsync it so it survives a power cut.
         _fsync(dest.parent)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        full = _no_space(error)
+        if full is not None and full.errno is not None:
+            reason = os.strerror(full.errno).lower()
+            raise StorageError(
+                f"{dest}: cannot write it, {reason}; the previous {dest.name} (if any) is "
+                "intact and no temporary file is left; free some space and run again"
+            ) from None
         raise
+
+
+def remove_temporaries(folder: str | os.PathLike[str], name: str = "*") -> int:
+    """Delete the temporary files that writes into ``folder`` left when their process was killed.
+
+    Call it only when no other process can be writing there (a killed writer's temporary file
+    is never read, but it takes space).
+
+    Args:
+        folder: The destination folder.
+        name: Only temporaries of this destination file name (a glob; default: all).
+
+    Returns:
+        How many files were deleted.
+    """
+    stale = list(Path(folder).glob(f".{name}.*.tmp*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def _no_space(error: BaseException | None) -> OSError | None:
+    """The disk-full error behind ``error``, if any (serialisers such as ``torch.save`` wrap
+    the ``OSError`` of the failed write in their own exception)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 @contextlib.contextmanager

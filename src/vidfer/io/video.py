@@ -36,6 +36,8 @@ from vidfer.errors import (
     EmptyVideoError,
     MissingVideoError,
     NoVideoStreamError,
+    TruncatedVideoError,
+    UndecodableVideoError,
     VideoError,
     VideoTooLargeError,
 )
@@ -107,10 +109,11 @@ class DecodedVideo:
         frame_indices: ``int64 (T,)`` index in the original stream of each kept frame.
         fps: Effective frame rate of ``frames`` (the target rate after subsampling).
         info: Header metadata of the source file.
-        truncated: The stream broke off with a decoding error after ``frames`` were decoded;
-            the file is damaged (typically cut short) and later frames are missing. A file cut
-            exactly between two packets decodes without error; it shows only as fewer frames
-            than ``info.num_frames`` (not flagged, because edit lists legitimately hide frames).
+        truncated: The file ends inside the video data after ``frames`` were decoded: it was
+            cut short and later frames are missing. A file cut exactly between two packets
+            decodes without error; it shows only as fewer frames than ``info.num_frames`` (not
+            flagged, because edit lists legitimately hide frames). Damaged data inside the
+            file raises :class:`UndecodableVideoError` instead.
     """
 
     frames: npt.NDArray[np.uint8]
@@ -189,8 +192,8 @@ def decode(
 ) -> DecodedVideo:
     """Decode a whole video (or its first ``max_frames`` kept frames) into one array.
 
-    A stream that breaks off with a decoding error after some frames (a file cut short) is not
-    rejected: the frames before the damage are returned with ``truncated=True``.
+    A file cut short is not rejected when some frames decode: the frames before the cut are
+    returned with ``truncated=True``.
 
     Args:
         path: Video file.
@@ -205,7 +208,8 @@ def decode(
     Raises:
         VideoError: As :func:`probe`.
         ConfigError: ``fps``, ``short_side`` or ``max_frames`` is not positive.
-        CorruptVideoError: Decoding fails before the first kept frame.
+        TruncatedVideoError: The file is cut short before the first kept frame.
+        UndecodableVideoError: The video data is damaged (wherever the damage is).
         EmptyVideoError: The stream holds no decodable frame.
         VideoTooLargeError: The stream exceeds ``limits`` although its header did not.
     """
@@ -290,7 +294,7 @@ def _pieces(
             if len(frames) == chunk_frames:
                 yield piece()
                 frames, indices = [], []
-    except CorruptVideoError as exc:
+    except TruncatedVideoError as exc:
         if not kept:
             raise
         truncated = True
@@ -364,21 +368,30 @@ def _decoded_frames(container: InputContainer, src: Path) -> Generator[av.VideoF
     """Every decodable frame of the video stream in presentation order.
 
     Raises:
-        CorruptVideoError: After the last frame decoded before damaged data.
+        TruncatedVideoError: After the last frame decoded, when the file ends inside the data
+            of the next one (it was cut short).
+        UndecodableVideoError: After the last frame decoded, when the data that follows is
+            in the file but cannot be decoded (damaged).
+        MemoryError: When the decoder runs out of memory.
     """
     stream = _video_stream(container, src)
     # PyAV's default (slice threading) on purpose: frame threading reports a damaged packet
     # asynchronously and loses the frames still in flight, so how much of a cut-short file
     # survives would depend on the number of CPU cores.
     decoded = 0
+    packet_end = 0  # file offset where the last demuxed packet's data ends
     try:
         # demux() ends with an empty packet per stream, which flushes the decoder.
         for packet in container.demux(stream):
+            if packet.pos is not None and packet.pos >= 0:
+                packet_end = packet.pos + packet.size
             for frame in stream.decode(packet):
                 decoded += 1
                 yield frame
         return
     except av.FFmpegError as exc:
+        if isinstance(exc, MemoryError):
+            raise
         error = exc
     # The decoder still holds frames waiting for B-frame reordering: drain them, so that a
     # cut-short file yields every frame before the damage.
@@ -386,10 +399,18 @@ def _decoded_frames(container: InputContainer, src: Path) -> Generator[av.VideoF
         for frame in stream.decode(None):
             decoded += 1
             yield frame
-    raise CorruptVideoError(
+    reason = _ffmpeg_reason(error)
+    # A cut-short file hands the decoder a last packet that runs to the end of the file.
+    if packet_end >= src.stat().st_size:
+        raise TruncatedVideoError(
+            src,
+            f"decoding failed after {decoded} frames ({reason}): the file ends inside the "
+            "video data, it was cut short; re-download or re-export it",
+        ) from error
+    raise UndecodableVideoError(
         src,
-        f"decoding failed after {decoded} frames ({_ffmpeg_reason(error)}); "
-        "the file is damaged or cut short, re-encode or re-download it",
+        f"decoding failed after {decoded} frames ({reason}): the video data is damaged; "
+        "re-encode or re-download it",
     ) from error
 
 

@@ -2,6 +2,10 @@
 
 A checkpoint is written atomically (temporary file, fsync, rename) with a JSON sidecar holding the
 human-readable metadata; loading never unpickles code, so a crafted file cannot run anything.
+A process killed while saving leaves the previous checkpoint whole (and at most a temporary file,
+deleted by the next save); a full disk leaves it whole too and stops with a
+:class:`vidfer.errors.StorageError`. The ``.pt`` file is the authority: its sidecar is replaced
+second, so after a kill between the two it may describe the previous checkpoint.
 """
 
 from __future__ import annotations
@@ -13,16 +17,23 @@ from typing import Any
 import torch
 
 from vidfer.errors import CheckpointError
-from vidfer.io.atomic import atomic_write_json, atomic_write_with
+from vidfer.io.atomic import atomic_write_json, atomic_write_with, remove_temporaries
 
 
 def save_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> None:
     """Write ``state`` (tensors, numbers, strings, lists, dicts) and its JSON ``meta``.
 
-    The tensor file is replaced first and the sidecar second; both are atomic.
+    The tensor file is replaced first and the sidecar second; both are atomic. Temporary files
+    of earlier saves that were killed are deleted first (one process saves a run's checkpoints).
+
+    Raises:
+        StorageError: when the disk is full (the previous checkpoint is kept).
     """
+    sidecar = path.with_suffix(".json")
+    for name in (path.name, sidecar.name):
+        remove_temporaries(path.parent, name)
     atomic_write_with(path, lambda handle: torch.save(state, handle))
-    atomic_write_json(path.with_suffix(".json"), meta)
+    atomic_write_json(sidecar, meta)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

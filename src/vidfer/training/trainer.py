@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from vidfer.config import RunConfig, config_to_dict
 from vidfer.data.dataset import ClipDataset, VideoItem, choose_items
+from vidfer.data.inflight import LoaderBoard
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.samplers import ClipSampler, sampler_from_config
 from vidfer.data.stochastic_softmax import PositionSampler
@@ -35,7 +37,9 @@ from vidfer.models.base import VideoModel
 from vidfer.progress import track
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import autocast, resolve_device, seed_everything
+from vidfer.training.guards import check_epoch, loader_failures, loss_is_finite
 from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
+from vidfer.training.resume import EpochProgress, capture_rng, restore_rng
 from vidfer.training.run import RunDir
 from vidfer.viz.plots import plot_learning_curves
 from vidfer.viz.sampling import write_sampling_maps
@@ -51,6 +55,8 @@ class TrainState:
     best_val_loss: float = float("inf")
     bad_epochs: int = 0
     stopped_early: bool = False
+    step: int = 0  # optimiser steps taken
+    progress: EpochProgress = field(default_factory=EpochProgress)  # inside the current epoch
 
     def observe(self, val_loss: float | None, patience: int | None) -> bool:
         """Record a finished epoch's validation loss; True if it is the best so far.
@@ -79,18 +85,23 @@ class TrainResult:
     metrics: list[dict[str, Any]]
 
 
-def _loader(dataset: ClipDataset, config: RunConfig, epoch: int) -> DataLoader[Any]:
+def _loader(dataset: ClipDataset, config: RunConfig, epoch: int, skip: int) -> DataLoader[Any]:
+    """The epoch's loader without its first ``skip`` batches (already trained before a resume)."""
     # The epoch's order and the loader's base seed come from private generators: the global
     # random state (used by dropout) is never consumed by data loading.
     order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     order = torch.randperm(len(dataset), generator=order_gen).tolist()
+    if dataset.board is not None:
+        dataset.board.reset()
+    workers = config.train.num_workers
     return DataLoader(
         dataset,
         batch_size=config.train.batch_size,
-        sampler=order,
-        num_workers=config.train.num_workers,
+        sampler=order[skip * config.train.batch_size :],
+        num_workers=workers,
         generator=torch.Generator().manual_seed(config.seed + epoch),
         pin_memory=torch.cuda.is_available(),
+        timeout=config.train.loader_timeout_s if workers else 0,
     )
 
 
@@ -124,14 +135,20 @@ def _train_epoch(
     config: RunConfig,
     device: torch.device,
     epoch: int,
+    state: TrainState,
+    names: list[str],
+    save_step: Callable[[], None],
 ) -> dict[str, float]:
+    """Train the rest of an epoch (from ``state.progress``); ``save_step`` writes a checkpoint."""
     model.train()
     pooling.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    progress = state.progress
     accumulate = config.train.accumulate
+    every = config.train.checkpoint_every_steps
     optimizer.zero_grad(set_to_none=True)
-    batches = len(loader)
-    for step, batch in enumerate(track(loader, total=batches, description=f"epoch {epoch + 1}")):
+    batches = progress.batches + len(loader)
+    for batch in track(loader, total=len(loader), description=f"epoch {epoch + 1}"):
+        index = progress.batches
         clips = batch.clips.to(device, non_blocking=True)
         labels = batch.label.to(device, non_blocking=True)
         clean = None
@@ -140,19 +157,35 @@ def _train_epoch(
         with autocast(device, config.train.amp):
             scores = _clip_scores(model, pooling, clips).mean(dim=1)  # (B, n, K) -> (B, K)
             loss = F.cross_entropy(scores.float(), labels)
-        (loss / accumulate).backward()
-        if (step + 1) % accumulate == 0 or step + 1 == batches:
+        where = f"epoch {epoch + 1}, batch {index + 1} of {batches} (step {state.step + 1})"
+        videos = [names[video] for video in batch.video.tolist()]
+        log.debug("%s: %s", where, ", ".join(videos))
+        finite = loss_is_finite(loss, config.train.on_nan, where, videos)
+        if finite:
+            (loss / accumulate).backward()
+        stepped = (index + 1) % accumulate == 0 or index + 1 == batches
+        if stepped:
             if config.train.clip_grad is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            state.step += 1
         for row, video in enumerate(batch.video.tolist()):
-            logits = None if clean is None else clean[row]
+            # A skipped batch's scores may be NaN: the sampler records the draw, learns nothing.
+            logits = None if clean is None or not finite else clean[row]
             sampler.observe(video, batch.starts[row].numpy(), logits, int(batch.label[row]))
-        total_loss += float(loss.detach()) * len(labels)
-        correct += int((scores.argmax(dim=1) == labels).sum())
-        seen += len(labels)
-    return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+        progress.batches += 1
+        if finite:
+            progress.loss_sum += float(loss.detach()) * len(labels)
+            progress.correct += int((scores.argmax(dim=1) == labels).sum())
+            progress.seen += len(labels)
+        else:
+            progress.skipped += 1
+        # Mid-epoch checkpoints only between optimiser steps (no gradient is pending); the
+        # epoch's end writes its own.
+        if stepped and every is not None and state.step % every == 0 and index + 1 < batches:
+            save_step()
+    return progress.metrics()
 
 
 def _checkpoint_state(
@@ -171,7 +204,9 @@ def _checkpoint_state(
         "best_val_loss": state.best_val_loss,
         "bad_epochs": state.bad_epochs,
         "stopped_early": state.stopped_early,
-        "torch_rng": torch.get_rng_state(),
+        "step": state.step,
+        "progress": state.progress.state_dict(),
+        "rng": capture_rng(),
     }
 
 
@@ -187,12 +222,17 @@ def _restore(
     pooling.load_state_dict(saved["pooling"])
     optimizer.load_state_dict(saved["optimizer"])
     sampler.load_state_dict(saved["sampler"])
-    torch.set_rng_state(saved["torch_rng"])
+    if "rng" in saved:
+        restore_rng(saved["rng"])
+    else:  # checkpoints written before mid-epoch resume: the epoch's end, torch's state only
+        torch.set_rng_state(saved["torch_rng"])
     return TrainState(
         epoch=int(saved["epoch"]),
         best_val_loss=float(saved["best_val_loss"]),
         bad_epochs=int(saved["bad_epochs"]),
         stopped_early=bool(saved["stopped_early"]),
+        step=int(saved.get("step", 0)),
+        progress=EpochProgress.from_state(saved.get("progress", {})),
     )
 
 
@@ -286,6 +326,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
     model.to(device)
     pooling.to(device)
     sampler = sampler_from_config(config.sampler)
+    board = LoaderBoard(config.train.num_workers) if config.train.num_workers else None
     dataset = ClipDataset(
         train_items,
         data.store,
@@ -293,13 +334,31 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         build_clip_transform(config.transforms, train=True),
         config.seed,
         clean_transform=build_clip_transform(config.transforms, train=False),
+        board=board,
     )
+    names = [item.row.rel_path for item in train_items]
     optimizer = build_optimizer(model, config.optim, extra_head=list(pooling.parameters()))
     state = TrainState()
     if resume:
         state = _restore(run.checkpoint("last"), model, pooling, optimizer, sampler)
-        log.info("resuming %s after epoch %d", run.folder, state.epoch)
+        log.info(
+            "resuming %s at epoch %d, batch %d (step %d)",
+            run.folder,
+            state.epoch + 1,
+            state.progress.batches + 1,
+            state.step + 1,
+        )
     metrics = _read_metrics(run.metrics_path, state.epoch)
+
+    def save_step() -> None:
+        meta = {
+            "epoch": state.epoch,
+            "batch": state.progress.batches,
+            "step": state.step,
+            "classes": classes,
+        }
+        checkpoint = _checkpoint_state(model, pooling, optimizer, sampler, state)
+        save_checkpoint(run.checkpoint("last"), checkpoint, meta)
 
     while state.epoch < config.train.epochs and not state.stopped_early:
         epoch = state.epoch
@@ -308,25 +367,30 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         set_epoch_lr(optimizer, factor)
         dataset.set_epoch(epoch)
         line: dict[str, Any] = {"epoch": epoch + 1, "lr": config.optim.lr * factor}
-        line.update(
-            _train_epoch(
-                model,
-                pooling,
-                _loader(dataset, config, epoch),
-                sampler,
-                optimizer,
-                config,
-                device,
-                epoch,
+        with loader_failures(board, names.__getitem__):
+            line.update(
+                _train_epoch(
+                    model,
+                    pooling,
+                    _loader(dataset, config, epoch, state.progress.batches),
+                    sampler,
+                    optimizer,
+                    config,
+                    device,
+                    epoch,
+                    state,
+                    names,
+                    save_step,
+                )
             )
-        )
         line["train_seconds"] = round(time.perf_counter() - started, 3)
         line.update(_validate(model, pooling, val_items, data, config, device))
+        check_epoch(state.progress, line.get("val_loss"), epoch)
         line["seconds"] = round(time.perf_counter() - started, 3)
-        state.epoch = epoch + 1
+        state.epoch, state.progress = epoch + 1, EpochProgress()
         improved = state.observe(line.get("val_loss"), config.train.patience)
         checkpoint = _checkpoint_state(model, pooling, optimizer, sampler, state)
-        meta = {"epoch": state.epoch, "metrics": line, "classes": classes}
+        meta = {"epoch": state.epoch, "step": state.step, "metrics": line, "classes": classes}
         if improved:
             save_checkpoint(run.checkpoint("best"), checkpoint, meta)
         save_checkpoint(run.checkpoint("last"), checkpoint, meta)

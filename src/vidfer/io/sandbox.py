@@ -1,0 +1,290 @@
+"""Run functions on untrusted input in worker processes that may crash, hang or run out of memory.
+
+A :class:`Sandbox` keeps a few long-lived worker processes, started with ``spawn`` (nothing is
+inherited from the parent's threads) and reused from task to task. Each task runs in one worker
+under a time limit, enforced by the parent (which kills the worker), and a memory limit, the
+worker's address space (``RLIMIT_AS``). A worker that dies — a segmentation fault in a native
+decoder, the out-of-memory killer — or overruns its time is replaced; its task's outcome is a
+:class:`Failure` instead of a result, and the other tasks go on.
+
+The parent never runs the function itself, so nothing a file does to a decoder can take the
+calling process down. An exception raised by the function is not a failure of the input: it is
+raised again in the parent (with the worker's traceback attached).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import resource
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+_MIB = 1 << 20
+_QUEUED = 2  # tasks handed to a worker at once: the next one waits in its pipe, never the worker
+_START_S = 120.0  # longest a worker may take to start (import the function's module)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A task whose worker did not return.
+
+    Attributes:
+        status: ``crashed`` (the worker died, e.g. on a segmentation fault), ``timeout`` (it
+            overran the time limit and was killed) or ``out_of_memory`` (it hit the memory
+            limit).
+        reason: What happened, for a human.
+    """
+
+    status: str
+    reason: str
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker (the ``__cause__`` of its re-raise)."""
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    tasks: deque[int] = field(default_factory=deque)  # sent, unanswered; the first one runs
+    deadline: float = 0.0  # of the running task
+    ready: bool = False  # started: the time limit of its first task runs from then
+
+
+class Sandbox(Generic[R]):
+    """Worker processes that run one function on many untrusted inputs.
+
+    Use it as a context manager; the workers start on the first :meth:`map` and stop on exit.
+
+    Args:
+        fn: The function; a module-level function, so that workers can import it.
+        workers: How many tasks run at once.
+        timeout_s: A task running longer is stopped (its worker killed).
+        memory_mb: Address space a task may add to its worker's (after the function's module
+            is imported); None: no limit.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        workers: int,
+        *,
+        timeout_s: float,
+        memory_mb: int | None,
+    ) -> None:
+        self.fn = fn
+        self.size = max(1, workers)
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._context = get_context("spawn")
+        self._workers: list[_Worker] = []
+
+    def __enter__(self) -> Sandbox[R]:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker (those running a task are killed)."""
+        for worker in self._workers:
+            if worker.tasks:
+                worker.process.kill()
+            else:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)
+        for worker in self._workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        self._workers = []
+
+    def map(self, tasks: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, R | Failure]]:
+        """Run ``fn(*task)`` for every task.
+
+        Yields:
+            ``(task index, result or Failure)`` in the order the tasks finish.
+
+        Raises:
+            Exception: the exception a task raised (the worker's traceback as its cause).
+        """
+        pending = deque(range(len(tasks)))
+        while len(self._workers) < min(self.size, len(tasks)):
+            self._workers.append(self._start())
+        while pending or any(worker.tasks for worker in self._workers):
+            for worker in self._workers:
+                while pending and len(worker.tasks) < _QUEUED:
+                    if not worker.tasks:
+                        start = 0.0 if worker.ready else _START_S
+                        worker.deadline = time.monotonic() + start + self.timeout_s
+                    worker.tasks.append(pending.popleft())
+                    # A worker that died meanwhile is seen through its sentinel below.
+                    with contextlib.suppress(OSError):
+                        worker.conn.send(tasks[worker.tasks[-1]])
+            busy = [worker for worker in self._workers if worker.tasks]
+            timeout = max(0.0, min(worker.deadline for worker in busy) - time.monotonic())
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
+            for worker in busy:
+                outcome = self._outcome(worker, ready, pending)
+                if outcome is not None:
+                    yield outcome
+
+    def _outcome(
+        self, worker: _Worker, ready: set[Any], pending: deque[int]
+    ) -> tuple[int, R | Failure] | None:
+        """The task ``worker`` finished, if any. A worker that had to stop is replaced and the
+        tasks queued behind the failed one go back to ``pending``."""
+        task = worker.tasks[0]
+        if worker.conn in ready:
+            try:
+                kind, value = worker.conn.recv()
+            except (EOFError, OSError, pickle.UnpicklingError):
+                pass  # it died while answering: a crash, seen through its exit code below
+            else:
+                if kind == "ready":
+                    worker.ready = True
+                    worker.deadline = time.monotonic() + self.timeout_s
+                    return None
+                worker.tasks.popleft()
+                worker.deadline = time.monotonic() + self.timeout_s  # the next task starts
+                if kind == "ok":
+                    return task, value
+                if kind == "memory":
+                    self._replace(worker, pending)  # it exits after a MemoryError
+                    return task, Failure(
+                        "out_of_memory", f"it needed more than the {self.memory_mb} MB allowed"
+                    )
+                error, remote = value
+                raise error from RemoteTraceback(remote)
+        if worker.process.sentinel in ready or not worker.process.is_alive():
+            worker.process.join()
+            code = worker.process.exitcode
+            if code is not None and code >= 0:
+                # Python itself stopped (an error at start-up, a bug): not the input's doing.
+                raise RuntimeError(
+                    f"a sandbox worker exited with status {code} without answering; "
+                    "see its error output above"
+                )
+            worker.tasks.popleft()
+            self._replace(worker, pending)
+            return task, Failure("crashed", f"its worker died ({_describe_exit(code)})")
+        if time.monotonic() >= worker.deadline:
+            worker.process.kill()
+            worker.tasks.popleft()
+            self._replace(worker, pending)
+            return task, Failure("timeout", f"it ran longer than {self.timeout_s:g} s")
+        return None
+
+    def _start(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        memory = None if self.memory_mb is None else self.memory_mb * _MIB
+        process = self._context.Process(
+            target=_serve, args=(child, self.fn, memory, os.getpid()), daemon=True
+        )
+        process.start()
+        child.close()  # the worker's end: closing ours lets recv() see the worker's death
+        return _Worker(process, parent)
+
+    def _replace(self, worker: _Worker, pending: deque[int]) -> None:
+        """Swap a stopped worker for a fresh one (in place, so iteration order holds); the
+        tasks still queued in it go back to the front of ``pending``."""
+        worker.process.join()
+        worker.conn.close()
+        pending.extendleft(reversed(worker.tasks))
+        fresh = self._start()
+        worker.process, worker.conn, worker.tasks = fresh.process, fresh.conn, deque()
+
+
+def _describe_exit(code: int | None) -> str:
+    """``killed by SIGSEGV`` for a worker stopped by a signal (a negative exit code)."""
+    if code is None:
+        return "stopped, cause unknown"
+    name = signal.Signals(-code).name
+    hint = ", perhaps the out-of-memory killer" if name == "SIGKILL" else ""
+    return f"killed by {name}{hint}"
+
+
+def _limit_memory(extra_bytes: int) -> None:
+    """Cap this process's address space at its current size plus ``extra_bytes``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            line = next(line for line in status if line.startswith("VmSize:"))
+        current = int(line.split()[1]) * 1024  # "VmSize:   123456 kB"
+        resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, current + extra_bytes))
+    except (OSError, ValueError, StopIteration) as error:
+        # No /proc or no RLIMIT_AS (macOS): the time limit still applies.
+        log.debug("no memory limit for the sandbox worker: %s", error)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker when its parent dies (a SIGKILLed run leaves no worker
+    behind to write into a store that the next run has taken over)."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request
+        os._exit(1)
+
+
+def _serve(conn: Connection, fn: Callable[..., Any], memory_bytes: int | None, parent: int) -> None:
+    """A worker's loop: run ``fn`` on the arguments the parent sends until it sends None or
+    goes away. ``fn``'s module was imported when the process started: it is not counted in the
+    memory limit nor in the first task's time."""
+    _die_with_parent(parent)
+    if memory_bytes is not None:
+        _limit_memory(memory_bytes)
+    conn.send(("ready", None))
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if args is None:
+            return
+        try:
+            outcome: tuple[str, Any] = ("ok", fn(*args))
+        except MemoryError:
+            outcome = ("memory", None)
+        except Exception as error:  # re-raised in the parent
+            outcome = ("error", (_portable(error), traceback.format_exc()))
+        try:
+            conn.send(outcome)
+        except (OSError, ValueError):
+            return
+        if outcome[0] == "memory":
+            return  # native libraries may be left in a bad state: start afresh
+
+
+def _portable(error: Exception) -> Exception:
+    """``error`` if it survives pickling, else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error

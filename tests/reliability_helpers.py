@@ -1,0 +1,100 @@
+"""Shared by the reliability tests: real ``vidfer`` subprocesses and a tiny, fast run config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def vidfer_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``vidfer`` subprocess: one intra-op thread, like the test process,
+    and wide output lines (rich wraps at ``COLUMNS``), so that messages are matched whole."""
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "VIDFER_PROGRESS": "0",
+        "COLUMNS": "1000",
+        **extra,
+    }
+
+
+def vidfer_argv(*args: str) -> list[str]:
+    """The command line of ``vidfer ARGS`` run by this interpreter."""
+    return [sys.executable, "-m", "vidfer", *args]
+
+
+def run_vidfer(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``vidfer ARGS`` to its end and return the completed process (output captured)."""
+    return subprocess.run(
+        vidfer_argv(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or vidfer_env(),
+    )
+
+
+def write_run_config(folder: Path, manifest: Path, **sections: dict[str, Any]) -> Path:
+    """A small run config (16-pixel frames, 4-frame clips, a narrow 3D ResNet) at ``folder``."""
+    config: dict[str, Any] = {
+        "seed": 5,
+        "data": {"manifest": str(manifest), "prepare": {"size": 16}, "workers": 1},
+        "sampler": {"name": "uniform", "clip_len": 4},
+        "transforms": {"size": 16, "flip": 0.5, "rotation": 10},
+        "model": {
+            "name": "resnet3d_18",
+            "params": {"width": 0.125, "dropout_input": 0.1, "dropout_features": 0.3},
+        },
+        "optim": {"schedule": "none"},
+        "train": {"epochs": 2, "batch_size": 1, "checkpoint_every_steps": 1},
+    }
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def sidecar(run: Path) -> dict[str, Any] | None:
+    """The JSON sidecar of ``RUN/checkpoints/last.pt`` (None while absent or being replaced)."""
+    try:
+        return dict(json.loads((run / "checkpoints" / "last.json").read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def wait_until(
+    condition: Callable[[], bool], process: subprocess.Popen[Any], timeout: float
+) -> bool:
+    """Poll ``condition`` every 5 ms while ``process`` runs; True once it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def misbehave(what: str) -> str:
+    """A task for the sandbox tests: answer, raise, or crash, hang or fill memory for real."""
+    if what == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif what == "hang":
+        time.sleep(3600)
+    elif what == "hog":
+        held = [bytearray(b"\x01" * (64 << 20)) for _ in range(32)]  # 2 GiB, touched
+        del held
+    elif what == "raise":
+        raise ValueError(f"cannot handle {what!r}")
+    return what.upper()

@@ -1,0 +1,377 @@
+"""Corrupt and hostile inputs: bad videos, crashing decoders, bad manifests and configs.
+
+The videos are real files (written by PyAV, then damaged the way real files are); the decoder
+crash, hang and memory exhaustion are real signals, sleeps and allocations in real worker
+processes, placed by ``VIDFER_FAULTS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reliability_helpers import misbehave, run_vidfer, vidfer_env, write_run_config
+from vidfer.cli import main
+from vidfer.config import DataConfig, LimitsConfig, parse_config
+from vidfer.data.manifest import parse_manifest, read_manifest
+from vidfer.data.prepared import load_dataset
+from vidfer.errors import ConfigError, ManifestError
+from vidfer.faults import ENV as FAULTS_ENV
+from vidfer.io.sandbox import Failure, Sandbox
+from vidfer.io.writer import write_video
+
+from helpers import moving_square, write_audio_only
+
+
+def encode(path: Path, frames: np.ndarray, pts: list[int] | None = None, rate: int = 10) -> Path:
+    """A real H.264 mp4 of ``frames``, optionally with explicit timestamps (in 1/rate s)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], Fraction(1, rate)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def damaged(path: Path, good: Path, how: str) -> Path:
+    """``good`` with its video data cut in the middle (``cut``) or overwritten (``garbage``)."""
+    data = bytearray(good.read_bytes())
+    payload = data.find(b"mdat") + 4  # the writer puts the index first (faststart)
+    if how == "cut":
+        data = data[: (payload + len(data)) // 2]
+    else:
+        data[payload:] = np.random.default_rng(3).bytes(len(data) - payload)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def write_bad_videos(root: Path) -> dict[str, str]:
+    """Every kind of bad video beside a good dataset; returns file name -> expected status."""
+    good = root / "videos" / "left" / "0.mp4"
+    square = moving_square(1, frames=20)
+    write_video(root / "long_enough.mp4", square, 10.0)
+    damaged(root / "truncated.mp4", root / "long_enough.mp4", "cut")
+    damaged(root / "garbage.mp4", root / "long_enough.mp4", "garbage")
+    (root / "random.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    (root / "empty.mp4").write_bytes(b"")
+    write_audio_only(root / "audio.mp4")
+    write_video(root / "one_frame.mp4", square[:1], 10.0)
+    write_video(root / "short.mp4", square[:3], 10.0)  # shorter than a 4-frame clip
+    encode(root / "wide.mp4", np.zeros((2, 16, 9000, 3), np.uint8))
+    encode(root / "long.mp4", np.ascontiguousarray(square[:2, :16, :16]), pts=[0, 180_000])
+    for name in ("crash.mp4", "hang.mp4", "hog.mp4"):
+        shutil.copy(good, root / name)
+    shutil.copy(good, root / os.fsdecode(b"caf\xe9.mp4"))
+    (root / "long_enough.mp4").unlink()
+    return {
+        "truncated.mp4": "truncated",
+        "garbage.mp4": "undecodable",
+        "random.mp4": "corrupt",
+        "empty.mp4": "empty",
+        "audio.mp4": "no_video_stream",
+        "one_frame.mp4": "single_frame",
+        "short.mp4": "too_short",
+        "wide.mp4": "too_large",
+        "long.mp4": "too_large",
+        "missing.mp4": "missing",
+        "crash.mp4": "crashed",
+        "hang.mp4": "timeout",
+        "hog.mp4": "out_of_memory",
+        os.fsdecode(b"caf\xe9.mp4"): "bad_name",
+    }
+
+
+REASONS = {
+    "truncated": r"ends inside the video data after \d+ frame\(s\): it was cut short",
+    "undecodable": r"decoding failed after 0 frames .*the video data is damaged",
+    "corrupt": r"not a readable media file",
+    "empty": r"the file is empty \(0 bytes\)",
+    "no_video_stream": r"no video stream \(audio streams only\)",
+    "single_frame": r"one frame: a still image",
+    "too_short": r"3 frame\(s\), fewer than data.prepare.min_frames=4",
+    "missing": r"file not found",
+    "crashed": r"quarantined: .*its worker died \(killed by SIGSEGV\)",
+    "timeout": r"quarantined: .*ran longer than 3 s; raise data.limits.decode_timeout_s=3",
+    "out_of_memory": r"quarantined: .*more than the 256 MB .*raise data.limits.decode_memory_mb",
+    "bad_name": r"the file name b'caf\\xe9.mp4' is not UTF-8",
+}
+
+
+@pytest.mark.slow
+def test_bad_videos_are_rejected_each_with_its_status_and_training_goes_on(
+    square_dataset, tmp_path
+):
+    root = square_dataset.parent
+    expected = write_bad_videos(root)
+    lines = square_dataset.read_bytes().splitlines()
+    lines += [os.fsencode(name) + b",right,train,sx" for name in expected]
+    square_dataset.write_bytes(b"\n".join(lines) + b"\n")
+    config = write_run_config(
+        tmp_path,
+        square_dataset,
+        data={
+            "prepare": {"size": 16, "min_frames": 4},
+            "limits": {"decode_timeout_s": 3, "decode_memory_mb": 256},
+            "workers": 2,
+            "max_reject_fraction": 0.7,
+        },
+        train={"epochs": 1, "checkpoint_every_steps": None},
+    )
+    faults = {"decode": {"crash.mp4": "segv", "hang.mp4": "hang", "hog.mp4": "hog"}}
+    run = tmp_path / "run"
+    result = run_vidfer(
+        "train", str(config), "--out", str(run), env=vidfer_env(**{FAULTS_ENV: json.dumps(faults)})
+    )
+    assert result.returncode == 0, result.stderr
+
+    rejects = [json.loads(line) for line in (run / "rejects.jsonl").read_text().splitlines()]
+    assert {item["path"]: item["status"] for item in rejects} == expected
+    for item in rejects:
+        pattern = REASONS.get(item["status"])
+        if item["path"] == "wide.mp4":
+            pattern = r"width 9000 exceeds limits.max_width=8192"
+        elif item["path"] == "long.mp4":
+            pattern = r"duration \(s\) 1800\d\.\d+ exceeds limits.max_duration_s=14400"
+        assert re.search(pattern, item["reason"]), item
+    # The quarantined files are named as they happen; training went on with the good videos.
+    log = " ".join(result.stderr.split())
+    for name in ("crash.mp4", "hang.mp4", "hog.mp4"):
+        assert f"{name}: quarantined" in log, log
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in metrics] == [1]
+    assert (run / "checkpoints" / "last.pt").exists()
+
+
+def test_quarantine_is_remembered_and_decided_again_under_other_limits(
+    square_dataset, monkeypatch, caplog
+):
+    root = square_dataset.parent
+    shutil.copy(root / "videos" / "left" / "0.mp4", root / "hang.mp4")
+    square_dataset.write_text(square_dataset.read_text() + "hang.mp4,left,train,sx\n")
+    config = DataConfig.model_validate(
+        {"manifest": square_dataset, "prepare": {"size": 16}, "limits": {"decode_timeout_s": 2}}
+    )
+    monkeypatch.setenv(FAULTS_ENV, json.dumps({"decode": {"hang.mp4": "hang"}}))
+    first = load_dataset(config)
+    assert first.result.decoded == 9 and len(first.items) == 8
+    assert [item["status"] for item in first.rejects()] == ["timeout"]
+    assert "hang.mp4: quarantined: preparing it failed, it ran longer than 2 s" in caplog.text
+    # A second run does not try the quarantined file again...
+    again = load_dataset(config)
+    assert again.result.decoded == 0 and [r["status"] for r in again.rejects()] == ["timeout"]
+    # ... until the limit it broke changes (here the fault is gone: it prepares fine).
+    monkeypatch.delenv(FAULTS_ENV)
+    relaxed = config.model_copy(update={"limits": LimitsConfig(decode_timeout_s=60)})
+    third = load_dataset(relaxed)
+    assert third.result.decoded == 1 and len(third.items) == 9 and not third.rejects()
+
+
+def test_the_sandbox_accounts_for_every_task_whatever_its_worker_does():
+    tasks = ["a", "segv", "b", "hang", "c", "hog", "d", "segv", "e"]
+    with Sandbox(misbehave, 2, timeout_s=2, memory_mb=256) as sandbox:
+        outcomes = dict(sandbox.map([(task,) for task in tasks]))
+        assert sorted(outcomes) == list(range(len(tasks)))  # none lost behind a failed one
+        for index, task in enumerate(tasks):
+            expected = {"segv": "crashed", "hang": "timeout", "hog": "out_of_memory"}.get(task)
+            if expected is None:
+                assert outcomes[index] == task.upper()
+            else:
+                assert isinstance(outcomes[index], Failure) and outcomes[index].status == expected
+        assert "killed by SIGSEGV" in outcomes[1].reason
+        # An exception is the function's, not the input's: raised here, with the worker's
+        # traceback; the workers stay usable.
+        with pytest.raises(ValueError, match="cannot handle 'raise'") as raised:
+            list(sandbox.map([("raise",)]))
+        assert "misbehave" in str(raised.value.__cause__)
+        assert dict(sandbox.map([("f",)])) == {0: "F"}
+
+
+# ---------------------------------------------------------------- manifests and configs
+
+
+def root_beside_a_fifo(tmp_path: Path) -> Path:
+    """A dataset root with a symlink to a FIFO outside it: opening the FIFO would block forever."""
+    root = tmp_path / "root"
+    root.mkdir()
+    trap = tmp_path / "trap.mp4"
+    os.mkfifo(trap)
+    os.symlink(trap, root / "link.mp4")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("path,label\nx.mp4,happy\n", r"m.csv:2: unknown label 'happy'; classes are \['a', 'b'\]"),
+        ("file,label\nx.mp4,a\n", r"m.csv:1: missing column\(s\) path"),
+        ("path,label\nx.mp4,a\nx.mp4,b\n", r"m.csv:3: duplicate path 'x.mp4' \(line 2\)"),
+        ("path,label\n/etc/passwd,a\n", r"m.csv:2: absolute path '/etc/passwd'"),
+        ("path,label\n../trap.mp4,a\n", r"m.csv:2: path '../trap.mp4' escapes the dataset root"),
+        ("path,label\nlink.mp4,a\n", r"m.csv:2: path 'link.mp4' escapes the dataset root"),
+        ("\ufeffpath,label\r\nx.mp4,a\r\ny.mp4,q\r\n", r"m.csv:3: unknown label 'q'"),
+    ],
+    ids=["label", "column", "duplicate", "absolute", "dotdot", "symlink", "bom-crlf"],
+)
+def test_bad_manifests_fail_with_one_line_naming_the_line(tmp_path, capsys, manifest, message):
+    root = root_beside_a_fifo(tmp_path)
+    (root / "m.csv").write_bytes(manifest.encode("utf-8"))
+    config = tmp_path / "run.yaml"
+    data = {"manifest": str(root / "m.csv"), "classes": ["a", "b"]}
+    config.write_text(yaml.safe_dump({"data": data}))
+    # The escaping paths point at a FIFO: opening it would hang this test.
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert re.search(message, error), error
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
+    assert not (root / ".vidfer_store").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epoch=3", r"option 'train.epoch': Extra inputs are not permitted"),
+        ("train.epochs=many", r"option 'train.epochs': Input should be a valid integer"),
+        ("data.limits.decode_timeout_s=-1", r"option 'data.limits.decode_timeout_s'"),
+        ("train.on_nan=ignore", r"option 'train.on_nan': Input should be 'stop' or 'skip'"),
+        ("model.params=[1, 2]", r"option 'model.params': Input should be a valid dictionary"),
+    ],
+)
+def test_bad_config_options_fail_with_one_line_naming_the_key(
+    square_dataset, tmp_path, capsys, override, message
+):
+    config = write_run_config(tmp_path, square_dataset)
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--set", override]) == 2
+    error = capsys.readouterr().err
+    assert re.search(message, " ".join(error.split())), error
+    assert "Traceback" not in error
+
+
+def test_yaml_that_would_run_code_is_refused(tmp_path, capsys):
+    target = tmp_path / "pwned"
+    config = tmp_path / "evil.yaml"
+    config.write_text(f"data: !!python/object/apply:os.system ['touch {target}']\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert "invalid YAML" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_a_latin1_file_name_in_a_manifest_is_kept_for_preparation_to_reject(tmp_path):
+    (tmp_path / "m.csv").write_bytes(b"path,label\ncaf\xe9.mp4,a\nok.mp4,a\n")
+    manifest = read_manifest(tmp_path / "m.csv")
+    assert manifest.rows[0].path.name == os.fsdecode(b"caf\xe9.mp4")
+    (tmp_path / "m.csv").write_bytes(b"path,label\nok.mp4,caf\xe9\n")
+    with pytest.raises(ManifestError, match=r"m.csv:2: column 'label' is not UTF-8"):
+        read_manifest(tmp_path / "m.csv")
+
+
+# Manifests built from fields that are each valid or hostile: paths that escape the root,
+# duplicates, empty fields, odd quoting, unknown splits and labels, numbers that are not times.
+PATHS = st.sampled_from(
+    ["a.mp4", "b/c.mp4", "a.mp4", "../x.mp4", "/abs.mp4", "b/../../y.mp4", "", "link.mp4",
+     "sp ace.mp4", 'q"uote.mp4', "c:\\win.mp4", "b/./c.mp4", "é.mp4"]
+)  # fmt: skip
+FIELD = st.sampled_from(["", "a", "b", "train", "val", "test", "x,y", '"', "1.5", "-2", "nan"])
+COLUMNS = st.lists(
+    st.sampled_from(["path", "label", "split", "subject", "video_id", "start", "end", "extra"]),
+    min_size=1,
+    max_size=5,
+)
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> str:
+    header = draw(COLUMNS)
+    rows = []
+    for _ in range(draw(st.integers(0, 6))):
+        values = [draw(PATHS) if name == "path" else draw(FIELD) for name in header]
+        if draw(st.booleans()):
+            values = values[: draw(st.integers(0, len(values)))]
+        rows.append(",".join(values))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    bom = draw(st.sampled_from(["", "\ufeff"]))
+    return bom + newline.join([",".join(header), *rows]) + newline
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=manifests(), classes=st.sampled_from([None, ["a", "b"], ["a"]]))
+def test_random_manifests_are_valid_or_refused_naming_a_line(tmp_path_factory, text, classes):
+    root = tmp_path_factory.getbasetemp() / "hypothesis-manifests"
+    if not root.exists():
+        root.mkdir()
+        (root / "b").mkdir()
+        os.symlink("/etc/hostname", root / "link.mp4")
+    try:
+        manifest = parse_manifest(text, source=root / "m.csv", root=root, classes=classes)
+    except ManifestError as error:
+        assert re.match(rf"{re.escape(str(root / 'm.csv'))}(:\d+)?: ", str(error)), error
+        line = re.match(r".*?m\.csv:(\d+):", str(error))
+        assert line is None or 1 <= int(line.group(1)) <= text.count("\n") + 1
+    else:
+        paths = [row.path for row in manifest.rows]
+        assert all(path.is_relative_to(root.resolve()) for path in paths)
+        assert len({(row.path, row.start, row.end) for row in manifest.rows}) == len(paths)
+        assert all(row.label in manifest.classes for row in manifest.rows)
+
+
+VALID = {
+    "seed": 1,
+    "data": {"manifest": "m.csv", "prepare": {"size": 16}, "limits": {"decode_timeout_s": 5}},
+    "sampler": {"name": "uniform", "clip_len": 4},
+    "model": {"name": "resnet3d_18", "params": {"width": 0.25}},
+    "optim": {"name": "sgd", "lr": 0.01},
+    "train": {"epochs": 2, "on_nan": "skip", "checkpoint_every_steps": 3},
+}
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> dict:
+    """The valid config with a few random edits: keys replaced, renamed or removed."""
+    config = json.loads(json.dumps(VALID))
+    for _ in range(draw(st.integers(1, 4))):
+        section = draw(st.sampled_from(sorted(config)))
+        node = config if not isinstance(config[section], dict) else config[section]
+        key = section if node is config else draw(st.sampled_from([*sorted(node), "typo"]))
+        action = draw(st.sampled_from(["set", "rename", "delete"]))
+        if action == "set":
+            node[key] = draw(ODD_VALUES)
+        elif action == "rename" and key in node:
+            node[key + "x"] = node.pop(key)
+        else:
+            node.pop(key, None)
+    return config
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=configs())
+def test_random_configs_are_valid_or_refused_naming_the_option(raw):
+    try:
+        config = parse_config(raw, source="run.yaml")
+    except ConfigError as error:
+        assert re.match(r"run\.yaml: (option '.*'|expected)", str(error), re.S), error
+    else:
+        assert config.train.epochs >= 1 and config.data.limits.decode_timeout_s > 0
