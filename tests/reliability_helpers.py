@@ -98,3 +98,12 @@ def misbehave(what: str) -> str:
     elif what == "raise":
         raise ValueError(f"cannot handle {what!r}")
     return what.upper()
+
+
+def store_records(folder: Path) -> list[Path]:
+    """The entry records of a prepared-store folder (not its settings, not temporary files)."""
+    return sorted(
+        path
+        for path in folder.glob("*.json")
+        if not path.name.startswith(".") and path.name != "prepare.json"
+    )

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from reliability_helpers import misbehave, run_vidfer, vidfer_env, write_run_config
 from vidfer.cli import main
 from vidfer.config import DataConfig, LimitsConfig, parse_config
+from vidfer.data.adapters.folder import write_folder_manifest
 from vidfer.data.manifest import parse_manifest, read_manifest
 from vidfer.data.prepared import load_dataset
 from vidfer.errors import ConfigError, ManifestError
@@ -271,10 +272,16 @@ def test_yaml_that_would_run_code_is_refused(tmp_path, capsys):
     assert not target.exists()
 
 
-def test_a_latin1_file_name_in_a_manifest_is_kept_for_preparation_to_reject(tmp_path):
-    (tmp_path / "m.csv").write_bytes(b"path,label\ncaf\xe9.mp4,a\nok.mp4,a\n")
-    manifest = read_manifest(tmp_path / "m.csv")
-    assert manifest.rows[0].path.name == os.fsdecode(b"caf\xe9.mp4")
+def test_a_latin1_file_name_goes_through_manifests_to_be_rejected_by_preparation(tmp_path):
+    name = os.fsdecode(b"caf\xe9.mp4")
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "happy" / name).write_bytes(b"")
+    (tmp_path / "happy" / "ok.mp4").write_bytes(b"")
+    # The folder adapter writes the name's own bytes; reading them back keeps the row.
+    manifest = read_manifest(write_folder_manifest(tmp_path))
+    assert b"happy/caf\xe9.mp4,happy" in (tmp_path / "manifest.csv").read_bytes()
+    assert [row.path.name for row in manifest.rows] == [name, "ok.mp4"]
+    # Anywhere but in a path, bytes that are not UTF-8 are refused, naming the line.
     (tmp_path / "m.csv").write_bytes(b"path,label\nok.mp4,caf\xe9\n")
     with pytest.raises(ManifestError, match=r"m.csv:2: column 'label' is not UTF-8"):
         read_manifest(tmp_path / "m.csv")

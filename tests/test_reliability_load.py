@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reliability_helpers import vidfer_argv, vidfer_env
+from reliability_helpers import store_records, vidfer_argv, vidfer_env
 from vidfer.config import PrepareConfig
 from vidfer.data.prepare import open_store
 from vidfer.io.writer import write_video
@@ -74,7 +74,7 @@ class Monitor:
 
     def done(self) -> int:
         """Store entries written so far (records; ``prepare.json`` excluded)."""
-        return sum(1 for _ in self.store.glob("*.json")) - 1 if self.store.exists() else 0
+        return len(store_records(self.store)) if self.store.exists() else 0
 
     def run(self, kill_at: int | None = None) -> None:
         while self.process.poll() is None:
@@ -115,13 +115,11 @@ def test_preparing_2000_videos_resumes_after_sigkill_with_flat_descriptors_and_m
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=vidfer_env()
     )
     killed = Monitor(first, store.folder)
-    t0 = time.time()
     killed.run(kill_at=COUNT // 2)
-    print("first", time.time() - t0)
     first.communicate(timeout=60)
     assert first.returncode == -signal.SIGKILL
     # Each entry is absent or complete: a record is only ever written after its frames.
-    records = [path for path in store.folder.glob("*.json") if path.name != "prepare.json"]
+    records = store_records(store.folder)
     assert COUNT // 2 <= len(records) < COUNT
     for record in records:
         entry = store.load_record(record.stem)
@@ -132,17 +130,15 @@ def test_preparing_2000_videos_resumes_after_sigkill_with_flat_descriptors_and_m
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=vidfer_env()
     )
     resumed = Monitor(second, store.folder)
-    t0 = time.time()
     resumed.run()
-    print("second", time.time() - t0)
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
     # Only the videos the killed run did not finish were decoded again.
     decoded = int(re.search(r"\((\d+) decoded now, 0 rejected", out).group(1))
     assert decoded == COUNT - len(records)
-    assert sorted(p.stem for p in store.folder.glob("*.npy")) == sorted(
-        p.stem for p in store.folder.glob("*.json") if p.name != "prepare.json"
-    )
+    assert sorted(p.stem for p in store.folder.glob("*.npy")) == [
+        p.stem for p in store_records(store.folder)
+    ]
     assert not [p for p in store.folder.iterdir() if ".tmp" in p.name]  # orphans deleted
     # Flat: from a fifth of the work to the end, no process gains descriptors or memory.
     for monitor, low in ((killed, COUNT // 10), (resumed, len(records) + decoded // 5)):

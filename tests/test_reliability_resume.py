@@ -6,6 +6,7 @@ Every test runs the real training loop; the kills are real signals to real proce
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -57,7 +58,9 @@ def assert_same_tensors(expected, actual, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(square_dataset, tmp_path):
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
+    square_dataset, tmp_path, caplog
+):
     # 4 training videos, batches of 1: 4 steps per epoch, 12 in all; K = 6 is mid-epoch 2.
     config = write_run_config(
         tmp_path,
@@ -69,12 +72,12 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(square_datase
         },
         train={"epochs": 3, "num_workers": 2},
     )
-    load_dataset(load_config(config).data)  # both runs start from the same prepared store
-    env = vidfer_env()
+    # The uninterrupted run, here (one intra-op thread, as in the subprocesses below).
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    uninterrupted = run_vidfer("-v", "train", str(config), "--out", str(straight), env=env)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr
-
+    caplog.set_level(logging.DEBUG, logger="vidfer.training.trainer")
+    assert main(["train", str(config), "--out", str(straight)]) == 0
+    reference = batches_seen(caplog.text)
+    env = vidfer_env()
     process = subprocess.Popen(
         vidfer_argv("-v", "train", str(config), "--out", str(killed)),
         stdout=subprocess.DEVNULL,
@@ -94,7 +97,6 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(square_datase
     assert f"batch {saved['progress']['batches'] + 1} (step {saved['step'] + 1})" in resumed.stderr
 
     # Same sample order: every batch that both runs trained holds the same video.
-    reference = batches_seen(uninterrupted.stderr)
     assert len(reference) == 12
     for log in (first_log, resumed.stderr):
         seen = batches_seen(log)
@@ -160,24 +162,33 @@ def test_nan_loss_skip_drops_the_batch_and_stops_on_a_diverged_model(
     assert not (run / "metrics.jsonl").exists()
 
 
-@pytest.mark.parametrize(
-    ("fault", "message"),
-    [
-        ("kill", r"is killed by signal: Killed"),
-        ("hang", r"DataLoader timed out after 3(\.0)? seconds"),
-    ],
-)
-def test_a_lost_loader_worker_names_the_video_and_never_hangs(
-    square_dataset, tmp_path, fault, message
-):
+def loader_fault(tmp_path: Path, manifest: Path, fault: str) -> tuple[Path, str]:
+    """A run with two loader workers, and the fault that one of them meets on videos/right/1."""
     config = write_run_config(
-        tmp_path, square_dataset, train={"epochs": 1, "num_workers": 2, "loader_timeout_s": 3}
+        tmp_path, manifest, train={"epochs": 1, "num_workers": 2, "loader_timeout_s": 3}
     )
+    return config, json.dumps({"load": {"videos/right/1": fault}})
+
+
+def test_a_killed_loader_worker_names_the_video(square_dataset, tmp_path, capsys, monkeypatch):
+    config, faults = loader_fault(tmp_path, square_dataset, "kill")
+    monkeypatch.setenv(FAULTS_ENV, faults)  # the forked loader workers inherit it
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "a data-loader worker failed while loading videos/right/1.mp4" in error, error
+    assert "is killed by signal: Killed" in error and "Traceback" not in error
+
+
+def test_a_stalled_loader_worker_times_out_naming_the_video(square_dataset, tmp_path):
+    config, faults = loader_fault(tmp_path, square_dataset, "hang")
     load_dataset(load_config(config).data)
-    env = vidfer_env(**{FAULTS_ENV: json.dumps({"load": {"videos/right/1": fault}})})
-    result = run_vidfer("train", str(config), "--out", str(tmp_path / "run"), env=env, timeout=120)
+    run = tmp_path / "run"
+    # A real process with a deadline: if the stall were not caught, the test would fail here.
+    result = run_vidfer(
+        "train", str(config), "--out", str(run), env=vidfer_env(**{FAULTS_ENV: faults}), timeout=120
+    )
     assert result.returncode == 2, result.stderr
     error = " ".join(result.stderr.split())
     assert "a data-loader worker failed while loading videos/right/1.mp4" in error, error
-    assert re.search(message, error), error
+    assert re.search(r"DataLoader timed out after 3(\.0)? seconds", error), error
     assert "Traceback" not in error

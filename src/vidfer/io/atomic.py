@@ -20,6 +20,7 @@ from typing import IO, Any
 from vidfer.errors import StorageError
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_FULL_BYTES = 1 << 20  # a file system with less free space than this is taken as full
 
 
 def _fsync(path: Path) -> None:
@@ -55,10 +56,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # The rename lives in the folder's entry table: fsync it so it survives a power cut.
         _fsync(dest.parent)
     except BaseException as error:
+        reason = _no_space(error, dest.parent)  # before the deletion frees space
         tmp.unlink(missing_ok=True)
-        full = _no_space(error)
-        if full is not None and full.errno is not None:
-            reason = os.strerror(full.errno).lower()
+        if reason is not None:
             raise StorageError(
                 f"{dest}: cannot write it, {reason}; the previous {dest.name} (if any) is "
                 "intact and no temporary file is left; free some space and run again"
@@ -85,13 +85,22 @@ def remove_temporaries(folder: str | os.PathLike[str], name: str = "*") -> int:
     return len(stale)
 
 
-def _no_space(error: BaseException | None) -> OSError | None:
-    """The disk-full error behind ``error``, if any (serialisers such as ``torch.save`` wrap
-    the ``OSError`` of the failed write in their own exception)."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in _NO_SPACE:
-            return error
-        error = error.__cause__ or error.__context__
+def _no_space(error: BaseException, folder: Path) -> str | None:
+    """Why a write into ``folder`` failed, if the disk is full; None for any other failure.
+
+    Serialisers hide the ``OSError`` of the write: ``torch.save`` wraps it in its own error
+    (found in the exception's chain), numpy's ``tofile`` reports a short write without an error
+    number (then the folder's free space tells).
+    """
+    chain: BaseException | None = error
+    while chain is not None:
+        if isinstance(chain, OSError) and chain.errno in _NO_SPACE:
+            return os.strerror(chain.errno).lower()
+        chain = chain.__cause__ or chain.__context__
+    if isinstance(error, OSError) and error.errno is None:
+        stats = os.statvfs(folder)
+        if stats.f_bavail * stats.f_frsize < _FULL_BYTES:
+            return "no space left on device"
     return None
 
 
@@ -101,10 +110,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
 
     Args:
         path: Destination file; its folder is created if missing.
-        mode: ``"wb"`` or ``"w"`` (text, UTF-8).
+        mode: ``"wb"`` or ``"w"`` (text, UTF-8; file names that are not UTF-8, which Python
+            reads as lone surrogates, are written back as their original bytes).
     """
-    encoding = None if "b" in mode else "utf-8"
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding) as handle:
+    text = "b" not in mode
+    encoding, errors = ("utf-8", "surrogateescape") if text else (None, None)
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding, errors=errors) as handle:
         yield handle
 
 
