@@ -293,21 +293,29 @@ PATHS = st.sampled_from(
     ["a.mp4", "b/c.mp4", "a.mp4", "../x.mp4", "/abs.mp4", "b/../../y.mp4", "", "link.mp4",
      "sp ace.mp4", 'q"uote.mp4', "c:\\win.mp4", "b/./c.mp4", "é.mp4"]
 )  # fmt: skip
-FIELD = st.sampled_from(["", "a", "b", "train", "val", "test", "x,y", '"', "1.5", "-2", "nan"])
-COLUMNS = st.lists(
-    st.sampled_from(["path", "label", "split", "subject", "video_id", "start", "end", "extra"]),
-    min_size=1,
-    max_size=5,
-)
+FIELDS = {
+    "label": st.sampled_from(["a", "b", "a", "b", "a", "b", "", "zzz", "x,y"]),
+    "split": st.sampled_from(["", "train", "val", "test", "train", "training"]),
+    "subject": st.sampled_from(["", "s1", "s2", "x,y", '"']),
+    "video_id": st.sampled_from(["", "", "", "v1", "v2"]),
+    "start": st.sampled_from(["", "", "0.5", "1.5", "-2", "soon"]),
+    "end": st.sampled_from(["", "", "1", "2.5", "nan"]),
+    "extra": st.just("x"),
+}
+OPTIONAL = ["split", "subject", "video_id", "start", "end"]
 
 
 @st.composite
 def manifests(draw: st.DrawFn) -> str:
-    header = draw(COLUMNS)
+    """Mostly well-formed manifests, with a hostile field or line here and there."""
+    header = ["path", "label", *draw(st.lists(st.sampled_from(OPTIONAL), unique=True, max_size=3))]
+    if draw(st.integers(0, 9)) == 5:  # now and then a broken header
+        header = draw(st.sampled_from([header[1:], header[:1], [*header, "extra"], header * 2]))
+    header = draw(st.permutations(header))
     rows = []
-    for _ in range(draw(st.integers(0, 6))):
-        values = [draw(PATHS) if name == "path" else draw(FIELD) for name in header]
-        if draw(st.booleans()):
+    for _ in range(draw(st.integers(1, 6))):
+        values = [draw(PATHS if name == "path" else FIELDS[name]) for name in header]
+        if draw(st.integers(0, 9)) == 5:  # now and then a short line
             values = values[: draw(st.integers(0, len(values)))]
         rows.append(",".join(values))
     newline = draw(st.sampled_from(["\n", "\r\n"]))
