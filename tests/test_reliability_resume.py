@@ -74,7 +74,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
     )
     # The uninterrupted run, here (one intra-op thread, as in the subprocesses below).
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    caplog.set_level(logging.DEBUG, logger="vidfer.training.trainer")
+    caplog.set_level(logging.DEBUG, logger="vidfer.training.epoch")
     assert main(["train", str(config), "--out", str(straight)]) == 0
     reference = batches_seen(caplog.text)
     env = vidfer_env()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from vidfer.cli.common import Add, console
@@ -62,6 +63,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         )
     else:
         data = load_config(source, args.set).data
+    if "WORLD_SIZE" in os.environ:  # launched by torchrun: each process prepares its share
+        from vidfer.training.distributed import prepare_under_torchrun
+
+        if not prepare_under_torchrun(data):
+            return 0  # rank 0 reports
     dataset = load_dataset(data)
     rejects = dataset.rejects()
     console.print(

@@ -10,16 +10,30 @@ from vidfer.errors import ConfigError, VidferError
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from vidfer.config import load_config
+    from vidfer.training.distributed import check_processes, from_environment, launch
     from vidfer.training.run import RunDir
     from vidfer.training.trainer import train
 
     if args.resume:
         run = RunDir(args.resume)
-        result = train(run.config(), run.folder, resume=True)
+        config, out, again = run.config(), run.folder, ["--resume", args.resume]
     else:
         if args.config is None or args.out is None:
             raise VidferError("train needs CONFIG and --out RUN (or --resume RUN)")
-        result = train(load_config(args.config, args.set), args.out)
+        config, out = load_config(args.config, args.set), args.out
+        again = [args.config, "--out", args.out, *[f"--set={item}" for item in args.set]]
+    place = from_environment()
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise ConfigError(f"--nproc {args.nproc}: give 1 or more processes")
+        if place.active:
+            raise ConfigError("--nproc: already running under torchrun; drop the option")
+        if args.nproc > 1:
+            check_processes(config, args.nproc)  # fail here, before starting the processes
+            return launch(["train", *again], args.nproc)
+    result = train(config, out, resume=bool(args.resume))
+    if not place.is_main:
+        return 0
     last = result.metrics[-1] if result.metrics else {}
     summary = ", ".join(
         f"{k}={v:.4g}"
@@ -103,6 +117,14 @@ def register(add: Add) -> None:
     train.add_argument("config", nargs="?", help="run config YAML")
     train.add_argument("--out", help="run folder to create")
     train.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train with N processes on this machine (torchrun, DistributedDataParallel); "
+        "for several machines run torchrun yourself (README)",
+    )
     train.add_argument(
         "--set",
         action="append",

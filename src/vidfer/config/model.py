@@ -89,6 +89,12 @@ class TrainConfig(Section):
             and videos) or is skipped without a gradient step (``skip``).
         loader_timeout_s: With loader workers, a batch that takes longer than this stops the run
             with an error naming the videos being loaded (a stalled read never hangs the run).
+        amp: Mixed precision: ``auto`` (bfloat16 autocast on a CUDA device that supports it,
+            float32 on the CPU), ``off``, ``bf16`` or ``fp16`` (with loss scaling) on any device
+            (``true``/``false`` mean ``auto``/``off``).
+        channels_last: Weights and clips in ``channels_last_3d`` memory format (faster 3D
+            convolutions on GPUs with tensor cores).
+        compile: Compile the training forward pass with ``torch.compile``.
     """
 
     epochs: int = Field(20, ge=1)
@@ -98,7 +104,9 @@ class TrainConfig(Section):
     patience: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
     device: str = "auto"
-    amp: bool = True
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    channels_last: bool = False
+    compile: bool = False
     deterministic: bool = True
     checkpoint_every_steps: int | None = Field(None, ge=1)
     on_nan: Literal["stop", "skip"] = "stop"
@@ -106,6 +114,14 @@ class TrainConfig(Section):
     # Videos (video_id) plotted at the end: a learning sampler's sampling maps (training videos)
     # and an attention module's maps (held-out videos); empty: the first four of each.
     plot_videos: list[str] = Field(default_factory=list)
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_switch(cls, value: Any) -> Any:
+        # Earlier configs wrote a switch: true was today's auto.
+        if isinstance(value, bool):
+            return "auto" if value else "off"
+        return value
 
 
 class ViewsConfig(Section):

@@ -147,21 +147,26 @@ class PreparedStore:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the folder's preparation lock (waiting for another process that holds it).
+        """Hold the folder's preparation lock, shared by the processes preparing into it.
 
-        While it is held no other process writes here, so the temporary files of runs that
-        were killed are deleted. The lock dies with its process: a killed run leaves none.
+        Several processes may prepare into one folder at once (the ranks of a distributed run,
+        each with its share of the videos). The first one, alone, deletes the temporary files of
+        runs that were killed; one that finds others preparing leaves the files (they may be
+        theirs) and writes beside them, after any clean-up in progress. The lock dies with its
+        process: a killed run leaves none.
         """
         self.ensure()
         with open(self.folder / ".lock", "a+b") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log.info("waiting for another process preparing into %s", self.folder)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            removed = remove_temporaries(self.folder)
-            if removed:
-                log.info("deleted %d temporary file(s) of an interrupted run", removed)
+                log.info("preparing into %s beside another process", self.folder)
+            else:
+                removed = remove_temporaries(self.folder)
+                if removed:
+                    log.info("deleted %d temporary file(s) of an interrupted run", removed)
+            # Shared from here (an exclusive lock converts): others may join, none cleans up.
+            fcntl.flock(handle, fcntl.LOCK_SH)
             try:
                 yield
             finally:

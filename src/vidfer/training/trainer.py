@@ -1,9 +1,10 @@
 """The training loop: one function that knows nothing of the model or the sampler it runs.
 
-Each epoch: clips from the sampler, transformed, through the model into score maps, pooled over
-time into video scores, cross-entropy; then whole-video validation, the epoch's metrics line, and
-an atomic checkpoint that holds everything needed to continue exactly (model, optimiser, pooling,
-sampler state, early-stopping state and the global random state).
+Each epoch: the epoch's steps (:mod:`vidfer.training.epoch`), then whole-video validation, the
+epoch's metrics line, and an atomic checkpoint that holds everything needed to continue exactly
+(model, optimiser, pooling, sampler state, early-stopping state and the global random states).
+Under torchrun the same loop runs in every process (:mod:`vidfer.training.distributed`); rank 0
+writes the run folder.
 """
 
 from __future__ import annotations
@@ -11,36 +12,43 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from vidfer.config import RunConfig, config_to_dict
 from vidfer.data.dataset import ClipDataset, VideoItem, choose_items
 from vidfer.data.inflight import LoaderBoard
 from vidfer.data.prepared import PreparedDataset, load_dataset
-from vidfer.data.samplers import ClipSampler, sampler_from_config
+from vidfer.data.samplers import sampler_from_config
 from vidfer.data.stochastic_softmax import PositionSampler
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.attention_maps import write_attention_maps
-from vidfer.evaluation.evaluate import evaluate_items, write_evaluation
+from vidfer.evaluation.evaluate import write_evaluation
 from vidfer.io.atomic import atomic_write_text
 from vidfer.models import build_pooling, model_from_config
 from vidfer.models.base import VideoModel
-from vidfer.progress import track
 from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
-from vidfer.training.device import autocast, resolve_device, seed_everything
-from vidfer.training.guards import check_epoch, loader_failures, loss_is_finite
+from vidfer.training.device import ClipScorer, grad_scaler, seed_everything
+from vidfer.training.distributed import (
+    Distributed,
+    evaluate_shared,
+    parallel,
+    prepare_share,
+    start,
+    stop,
+    sync_buffers,
+)
+from vidfer.training.epoch import Trainee, epoch_loader, train_epoch
+from vidfer.training.guards import check_epoch, loader_failures
 from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from vidfer.training.resume import EpochProgress, capture_rng, restore_rng
 from vidfer.training.run import RunDir
+from vidfer.training.sampler_sync import SamplerFeed, write_distributed
 from vidfer.viz.plots import plot_learning_curves
 from vidfer.viz.sampling import write_sampling_maps
 
@@ -85,121 +93,16 @@ class TrainResult:
     metrics: list[dict[str, Any]]
 
 
-def _loader(dataset: ClipDataset, config: RunConfig, epoch: int, skip: int) -> DataLoader[Any]:
-    """The epoch's loader without its first ``skip`` batches (already trained before a resume)."""
-    # The epoch's order and the loader's base seed come from private generators: the global
-    # random state (used by dropout) is never consumed by data loading.
-    order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    order = torch.randperm(len(dataset), generator=order_gen).tolist()
-    if dataset.board is not None:
-        dataset.board.reset()
-    workers = config.train.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=config.train.batch_size,
-        sampler=order[skip * config.train.batch_size :],
-        num_workers=workers,
-        generator=torch.Generator().manual_seed(config.seed + epoch),
-        pin_memory=torch.cuda.is_available(),
-        timeout=config.train.loader_timeout_s if workers else 0,
-    )
-
-
-def _clip_scores(model: VideoModel, pooling: nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    """Scores ``(B, n, K)`` of each clip of a batch of clips ``(B, n, C, L, H, W)``."""
-    batch, n_clips = clips.shape[:2]
-    flat = clips.flatten(0, 1)  # (B, n, C, L, H, W) -> (B*n, C, L, H, W)
-    pooled = pooling(model(flat))  # (B*n, K, T') -> (B*n, K)
-    return pooled.view(batch, n_clips, -1)  # (B*n, K) -> (B, n, K)
-
-
-def _clean_scores(
-    model: VideoModel, pooling: nn.Module, clean: torch.Tensor, config: RunConfig
-) -> torch.Tensor:
-    """Scores ``(B, n, K)`` of the non-augmented clips, in eval mode and before the step."""
-    model.eval()
-    pooling.eval()
-    with torch.no_grad(), autocast(clean.device, config.train.amp):
-        scores = _clip_scores(model, pooling, clean).float()
-    model.train()
-    pooling.train()
-    return scores
-
-
-def _train_epoch(
-    model: VideoModel,
-    pooling: nn.Module,
-    loader: DataLoader[Any],
-    sampler: ClipSampler,
-    optimizer: torch.optim.Optimizer,
-    config: RunConfig,
-    device: torch.device,
-    epoch: int,
-    state: TrainState,
-    names: list[str],
-    save_step: Callable[[], None],
-) -> dict[str, float]:
-    """Train the rest of an epoch (from ``state.progress``); ``save_step`` writes a checkpoint."""
-    model.train()
-    pooling.train()
-    progress = state.progress
-    accumulate = config.train.accumulate
-    every = config.train.checkpoint_every_steps
-    optimizer.zero_grad(set_to_none=True)
-    batches = progress.batches + len(loader)
-    for batch in track(loader, total=len(loader), description=f"epoch {epoch + 1}"):
-        index = progress.batches
-        clips = batch.clips.to(device, non_blocking=True)
-        labels = batch.label.to(device, non_blocking=True)
-        clean = None
-        if batch.clean.numel():
-            clean = _clean_scores(model, pooling, batch.clean.to(device), config).cpu().numpy()
-        with autocast(device, config.train.amp):
-            scores = _clip_scores(model, pooling, clips).mean(dim=1)  # (B, n, K) -> (B, K)
-            loss = F.cross_entropy(scores.float(), labels)
-        where = f"epoch {epoch + 1}, batch {index + 1} of {batches} (step {state.step + 1})"
-        videos = [names[video] for video in batch.video.tolist()]
-        log.debug("%s: %s", where, ", ".join(videos))
-        finite = loss_is_finite(loss, config.train.on_nan, where, videos)
-        if finite:
-            (loss / accumulate).backward()
-        stepped = (index + 1) % accumulate == 0 or index + 1 == batches
-        if stepped:
-            if config.train.clip_grad is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-        for row, video in enumerate(batch.video.tolist()):
-            # A skipped batch's scores may be NaN: the sampler records the draw, learns nothing.
-            logits = None if clean is None or not finite else clean[row]
-            sampler.observe(video, batch.starts[row].numpy(), logits, int(batch.label[row]))
-        progress.batches += 1
-        if finite:
-            progress.loss_sum += float(loss.detach()) * len(labels)
-            progress.correct += int((scores.argmax(dim=1) == labels).sum())
-            progress.seen += len(labels)
-        else:
-            progress.skipped += 1
-        # Mid-epoch checkpoints only between optimiser steps (no gradient is pending); the
-        # epoch's end writes its own.
-        if stepped and every is not None and state.step % every == 0 and index + 1 < batches:
-            save_step()
-    return progress.metrics()
-
-
-def _checkpoint_state(
-    model: VideoModel,
-    pooling: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    sampler: ClipSampler,
-    state: TrainState,
-) -> dict[str, Any]:
+def _checkpoint_state(trainee: Trainee, state: TrainState) -> dict[str, Any]:
+    """The checkpoint's contents (on every rank: the random states are gathered)."""
+    place = trainee.place
+    ranks = {"rng_ranks": place.gather(capture_rng())} if place.active else {}
     return {
-        "model": model.state_dict(),
-        "pooling": pooling.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "sampler": sampler.state_dict(),
+        "model": trainee.scorer.model.state_dict(),
+        "pooling": trainee.scorer.pooling.state_dict(),
+        "optimizer": trainee.optimizer.state_dict(),
+        "scaler": trainee.scaler.state_dict(),
+        "sampler": trainee.feed.sampler.state_dict(),
         "epoch": state.epoch,
         "best_val_loss": state.best_val_loss,
         "bad_epochs": state.bad_epochs,
@@ -207,23 +110,30 @@ def _checkpoint_state(
         "step": state.step,
         "progress": state.progress.state_dict(),
         "rng": capture_rng(),
+        **ranks,
     }
 
 
-def _restore(
-    path: Path,
-    model: VideoModel,
-    pooling: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    sampler: ClipSampler,
-) -> TrainState:
+def _restore(path: Path, trainee: Trainee) -> TrainState:
     saved = load_checkpoint(path)
-    model.load_state_dict(saved["model"])
-    pooling.load_state_dict(saved["pooling"])
-    optimizer.load_state_dict(saved["optimizer"])
-    sampler.load_state_dict(saved["sampler"])
-    if "rng" in saved:
-        restore_rng(saved["rng"])
+    place = trainee.place
+    trainee.scorer.model.load_state_dict(saved["model"])
+    trainee.scorer.pooling.load_state_dict(saved["pooling"])
+    trainee.optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("scaler"):
+        trainee.scaler.load_state_dict(saved["scaler"])
+    trainee.feed.sampler.load_state_dict(saved["sampler"])
+    ranks = saved.get("rng_ranks", [saved.get("rng")])
+    if place.active and len(ranks) != place.world_size:
+        log.warning(
+            "%s was trained on %d process(es), resumed on %d: the dropout draws differ from an "
+            "uninterrupted run",
+            path,
+            len(ranks),
+            place.world_size,
+        )
+    elif "rng" in saved:
+        restore_rng(ranks[place.rank])
     else:  # checkpoints written before mid-epoch resume: the epoch's end, torch's state only
         torch.set_rng_state(saved["torch_rng"])
     return TrainState(
@@ -254,10 +164,11 @@ def _validate(
     data: PreparedDataset,
     config: RunConfig,
     device: torch.device,
+    place: Distributed,
 ) -> dict[str, float]:
     if not items:
         return {}
-    outcome = evaluate_items(model, pooling, items, data.store, config, device)
+    outcome = evaluate_shared(model, pooling, items, data.store, config, device, place)
     return {"val_loss": outcome.loss, "val_accuracy": outcome.accuracy}
 
 
@@ -309,9 +220,10 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
 
         lines = train_frame_pipeline(config, run.folder)
         return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
-    device = resolve_device(config.train.device)
-    seed_everything(config.seed, deterministic=config.train.deterministic)
+    place, device = start(config)
+    seed_everything(config.seed + place.rank, deterministic=config.train.deterministic)
 
+    prepare_share(config.data, place)  # several processes: each decodes its share first
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
     classes = list(data.manifest.classes)
     train_items, val_items = data.split("train"), data.split("val")
@@ -319,12 +231,17 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
     if not data.manifest.has_splits():
         val_items = []
-    run.initialise(config, classes)
+    if place.is_main:
+        run.initialise(config, classes)
 
     model = model_from_config(config.model, num_classes=len(classes))
     pooling = build_pooling(config.pooling.name, num_classes=len(classes), **config.pooling.params)
     model.to(device)
     pooling.to(device)
+    scorer = ClipScorer(model, pooling, channels_last=config.train.channels_last)
+    forward = parallel(scorer, place, device)
+    if config.train.compile:
+        forward = torch.compile(forward)  # type: ignore[assignment]
     sampler = sampler_from_config(config.sampler)
     board = LoaderBoard(config.train.num_workers) if config.train.num_workers else None
     dataset = ClipDataset(
@@ -338,9 +255,17 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
     )
     names = [item.row.rel_path for item in train_items]
     optimizer = build_optimizer(model, config.optim, extra_head=list(pooling.parameters()))
+    trainee = Trainee(
+        scorer,
+        forward,
+        optimizer,
+        grad_scaler(device, config.train.amp),
+        SamplerFeed(sampler, place),
+        place,
+    )
     state = TrainState()
     if resume:
-        state = _restore(run.checkpoint("last"), model, pooling, optimizer, sampler)
+        state = _restore(run.checkpoint("last"), trainee)
         log.info(
             "resuming %s at epoch %d, batch %d (step %d)",
             run.folder,
@@ -357,7 +282,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
             "step": state.step,
             "classes": classes,
         }
-        checkpoint = _checkpoint_state(model, pooling, optimizer, sampler, state)
+        checkpoint = _checkpoint_state(trainee, state)
         save_checkpoint(run.checkpoint("last"), checkpoint, meta)
 
     while state.epoch < config.train.epochs and not state.stopped_early:
@@ -367,56 +292,54 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         set_epoch_lr(optimizer, factor)
         dataset.set_epoch(epoch)
         line: dict[str, Any] = {"epoch": epoch + 1, "lr": config.optim.lr * factor}
+        loader = epoch_loader(dataset, config, epoch, state.progress.batches, place, device)
         with loader_failures(board, names.__getitem__):
-            line.update(
-                _train_epoch(
-                    model,
-                    pooling,
-                    _loader(dataset, config, epoch, state.progress.batches),
-                    sampler,
-                    optimizer,
-                    config,
-                    device,
-                    epoch,
-                    state,
-                    names,
-                    save_step,
-                )
-            )
+            trained = train_epoch(trainee, loader, config, device, epoch, state, names, save_step)
+        trainee.feed.end_epoch(len(dataset))
+        sync_buffers(model, place)  # every rank holds the BatchNorm statistics of the checkpoint
+        line.update(place.mean(trained))
         line["train_seconds"] = round(time.perf_counter() - started, 3)
-        line.update(_validate(model, pooling, val_items, data, config, device))
+        line.update(_validate(model, pooling, val_items, data, config, device, place))
         check_epoch(state.progress, line.get("val_loss"), epoch)
         line["seconds"] = round(time.perf_counter() - started, 3)
         state.epoch, state.progress = epoch + 1, EpochProgress()
         improved = state.observe(line.get("val_loss"), config.train.patience)
-        checkpoint = _checkpoint_state(model, pooling, optimizer, sampler, state)
+        checkpoint = _checkpoint_state(trainee, state)
         meta = {"epoch": state.epoch, "step": state.step, "metrics": line, "classes": classes}
-        if improved:
-            save_checkpoint(run.checkpoint("best"), checkpoint, meta)
-        save_checkpoint(run.checkpoint("last"), checkpoint, meta)
         metrics.append(line)
-        _write_metrics(run.metrics_path, metrics)
+        if place.is_main:
+            if improved:
+                save_checkpoint(run.checkpoint("best"), checkpoint, meta)
+            save_checkpoint(run.checkpoint("last"), checkpoint, meta)
+            _write_metrics(run.metrics_path, metrics)
         log.info(
             "epoch %d: %s",
             state.epoch,
             ", ".join(f"{k}={v:.4g}" for k, v in line.items() if k != "epoch"),
         )
 
-    plot_learning_curves(metrics, run.folder / "curves.png")
-    if isinstance(sampler, PositionSampler):
-        write_sampling_maps(run.folder, sampler, train_items, config.train.plot_videos)
+    if place.is_main:
+        plot_learning_curves(metrics, run.folder / "curves.png")
+        if isinstance(sampler, PositionSampler):
+            write_sampling_maps(run.folder, sampler, train_items, config.train.plot_videos)
+    write_distributed(run.folder, place, sampler)
+    place.barrier()  # best.pt is written
     if data.manifest.has_splits():
         # The best checkpoint (by validation loss), loaded once, on every held-out split.
         best, best_pooling = run.load_model(device)
         for split in ("val", "test"):
             items = data.split(split)
             if items:
-                outcome = evaluate_items(best, best_pooling, items, data.store, config, device)
-                write_evaluation(run.folder / f"eval_{split}", outcome, classes)
+                outcome = evaluate_shared(
+                    best, best_pooling, items, data.store, config, device, place
+                )
+                if place.is_main:
+                    write_evaluation(run.folder / f"eval_{split}", outcome, classes)
         held_out = data.split("test") or data.split("val")
-        if config.model.attention is not None and held_out:
+        if config.model.attention is not None and held_out and place.is_main:
             chosen = choose_items(held_out, config.train.plot_videos, "held-out videos")
             write_attention_maps(run.folder, best, chosen, data.store, config, device)
+    stop()
     return TrainResult(
         run=run, epochs=state.epoch, stopped_early=state.stopped_early, metrics=metrics
     )

@@ -1,0 +1,190 @@
+"""Distributed training under torchrun: sharding, sampler state across ranks, and real 2-process
+runs (gloo on the CPU) against one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import yaml
+from torch.utils.data import DistributedSampler
+
+from vidfer.data.stochastic_softmax import StochasticSoftmax
+from vidfer.io.writer import write_video
+from vidfer.training.checkpoint import load_checkpoint
+from vidfer.training.distributed import Distributed
+from vidfer.training.run import RunDir
+from vidfer.training.sampler_sync import SamplerFeed, state_digest
+
+VIDEOS = 7  # training videos of the sampler test: not a multiple of 2, so one is repeated
+
+
+@pytest.mark.parametrize(("count", "world"), [(10, 2), (7, 2), (7, 3), (2, 3)])
+def test_shares_are_distributed_samplers(count, world):
+    items = list(range(count))
+    for rank in range(world):
+        share = Distributed(rank, world).share(items, pad=True)
+        expected = list(DistributedSampler(items, num_replicas=world, rank=rank, shuffle=False))
+        assert share == expected
+    unpadded = [Distributed(rank, world).share(items) for rank in range(world)]
+    assert sorted(i for share in unpadded for i in share) == items  # each item once
+
+
+def _sampler() -> StochasticSoftmax:
+    sampler = StochasticSoftmax(clip_len=4, warmup=0, explore=1)
+    sampler.bind([20 + 3 * v for v in range(VIDEOS)], [None] * VIDEOS)
+    return sampler
+
+
+def _observations(epoch: int) -> list[tuple[int, np.ndarray, np.ndarray, int]]:
+    """The epoch's draws in its order: (video, starts (1,), clean logits (1, K), label)."""
+    rng = np.random.default_rng(epoch)
+    order = rng.permutation(VIDEOS).tolist()
+    return [
+        (video, np.array([int(rng.integers(0, 15))]), rng.normal(size=(1, 3)), video % 3)
+        for video in order
+    ]
+
+
+def _feed_rank(rank: int, world: int, init: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    place = Distributed(rank, world)
+    sampler = _sampler()
+    feed = SamplerFeed(sampler, place)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        for video, starts, logits, label in place.share(_observations(epoch), pad=True):
+            feed.observe(video, starts, logits, label)
+        feed.end_epoch(VIDEOS)
+    Path(out, f"{rank}.json").write_text(json.dumps(state_digest(sampler.state_dict())))
+    dist.destroy_process_group()
+
+
+def test_every_rank_ends_each_epoch_with_the_one_process_sampler_state(tmp_path):
+    single = _sampler()
+    for epoch in range(3):
+        single.set_epoch(epoch)
+        for video, starts, logits, label in _observations(epoch):
+            single.observe(video, starts, logits, label)
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_feed_rank, args=(2, init, str(tmp_path)), nprocs=2)
+    digests = {json.loads((tmp_path / f"{rank}.json").read_text()) for rank in range(2)}
+    assert digests == {state_digest(single.state_dict())}
+    assert all(len(history) == 3 for history in single.history)  # one draw per epoch
+
+
+def _write_colour_dataset(root: Path) -> Path:
+    """Red or blue squares moving over noise: 16 training, 4 validation, 4 test videos."""
+    lines = ["path,label,split,subject"]
+    rng = np.random.default_rng(0)
+    splits = ["train"] * 8 + ["val", "val", "test", "test"]
+    for label, channel in (("red", 0), ("blue", 2)):
+        for i, split in enumerate(splits):
+            video = rng.integers(0, 60, size=(16, 24, 24, 3), dtype=np.uint8)
+            row, col = rng.integers(2, 14, size=2)
+            for t in range(16):
+                video[t, row : row + 8, (col + t) % 16 : (col + t) % 16 + 8, channel] = 230
+            write_video(root / f"{label}/{i}.mp4", video, 10.0, crf=0)
+            lines.append(f"{label}/{i}.mp4,{label},{split},s{i}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per process, whatever their number
+
+
+def _vidfer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "vidfer", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _kill_after_epoch(args: list[str], cwd: Path, run: Path, epoch: int) -> int:
+    """Start ``vidfer ARGS``, SIGKILL all its processes once ``run`` has a checkpoint of
+    ``epoch``; returns the epoch of the last checkpoint left."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidfer", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # torchrun and its workers: one process group
+    )
+    meta = run / "checkpoints" / "last.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if meta.exists() and json.loads(meta.read_text())["epoch"] >= epoch:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait(timeout=60)
+    return int(json.loads(meta.read_text())["epoch"])
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
+    manifest = _write_colour_dataset(tmp_path / "colours")
+    config = {
+        "seed": 0,
+        "data": {"manifest": str(manifest), "prepare": {"size": 16}, "workers": 1},
+        "sampler": {
+            "name": "stochastic_softmax",
+            "clip_len": 8,
+            "params": {"warmup": 1, "explore": 1},
+        },
+        "transforms": {"size": 16, "flip": 0.0, "crop_scale": [0.9, 1.0]},
+        "model": {"name": "resnet3d_18", "params": {"width": 0.125}},
+        "optim": {"lr": 0.003},
+        "train": {"epochs": 6, "batch_size": 4},  # 2 clips per process
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    _vidfer("train", "run.yaml", "--out", "one", cwd=tmp_path)
+    two = _vidfer("train", "run.yaml", "--out", "two", "--nproc", "2", cwd=tmp_path)
+    assert two.stdout.count("trained 6 epoch(s)") == 1  # rank 0 alone reports
+
+    accuracy = {}
+    for name in ("one", "two"):
+        metrics = json.loads((tmp_path / name / "eval_test" / "metrics.json").read_text())
+        accuracy[name] = metrics["accuracy"]
+    assert accuracy["one"] >= 0.75 and accuracy["two"] >= 0.75  # the same class: it learned
+
+    run = RunDir(tmp_path / "two")
+    lines = run.metrics_path.read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 7))  # written once
+    saved = load_checkpoint(run.checkpoint("last"))
+    assert len(saved["rng_ranks"]) == 2 and saved["epoch"] == 6
+    assert all(len(history) == 6 for history in saved["sampler"]["history"])  # every epoch
+    report = json.loads((tmp_path / "two" / "distributed.json").read_text())
+    assert report["world_size"] == 2 and report["backend"] == "gloo"
+    assert len(set(report["sampler_state_sha256"])) == 1
+    assert report["sampler_state_sha256"][0] == state_digest(saved["sampler"])
+    model, _ = run.load_model("cpu")  # one loadable model
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+    # Killed after an epoch and resumed on 2 processes: the uninterrupted run's weights, exactly.
+    killed = tmp_path / "killed"
+    args = ["train", "run.yaml", "--out", "killed", "--nproc", "2"]
+    assert _kill_after_epoch(args, tmp_path, killed, 2) < 6
+    _vidfer("train", "--resume", "killed", "--nproc", "2", cwd=tmp_path)
+    resumed = load_checkpoint(killed / "checkpoints" / "last.pt")
+    assert resumed["epoch"] == 6
+    for name, tensor in saved["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), name
+    assert state_digest(resumed["sampler"]) == state_digest(saved["sampler"])
