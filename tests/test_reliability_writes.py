@@ -76,8 +76,9 @@ def test_sigkill_at_random_points_of_a_save_keeps_a_whole_checkpoint(tmp_path):
         json.loads(path.with_suffix(".json").read_text())  # the sidecar parses too
         versions.add(version)
         orphans += bool(temporaries(path.parent))
-    # The kills landed at many points: first saves, later saves, inside the writes.
-    assert len(versions) > 20 and orphans > 0
+    # The kills landed at many points: first saves, later saves, inside the writes (how many
+    # saves fit before a kill depends on the machine's load: the bounds are loose on purpose).
+    assert len(versions) > 5 and orphans > 0
     # The next save deletes what the killed saves left.
     save_checkpoint(path, versioned(1), {"version": 1})
     assert temporaries(path.parent) == []
@@ -180,7 +181,8 @@ def test_sigkill_at_random_points_of_store_writes_leaves_entries_absent_or_compl
             assert np.array_equal(store.frames(record_path.stem), entry(number)[1])
         complete = len(store_records(store.folder))
         orphans += bool(temporaries(store.folder))
-    assert complete > 30 and orphans > 0  # many entries, kills inside writes
+    # Many entries, kills inside writes (loose bound: how many land depends on the load).
+    assert complete > 5 and orphans > 0
     # Arrays whose record was never written are not entries: the next run prepares them.
     arrays = {p.stem for p in store.folder.glob("*.npy") if not p.name.startswith(".")}
     unrecorded = arrays - {p.stem for p in store_records(store.folder)}
