@@ -2,18 +2,20 @@
 
 Every random choice of an item (the clip positions and the augmentation) is derived from
 ``(seed, epoch, index)``, so an item is the same whichever process loads it and however many
-loader workers there are: resume and multi-worker runs see exactly the same data.
+loader workers there are: resume and multi-worker runs see exactly the same data. The choices are
+made in the training process (:meth:`ClipDataset.draw`) and sent to the loader workers with the
+item, so that workers outlive epochs without a copy of a learning sampler's state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from vidfer import faults
 from vidfer.data.inflight import LoaderBoard
@@ -85,6 +87,22 @@ class ClipItem(NamedTuple):
     clean: torch.Tensor
 
 
+class Draw(NamedTuple):
+    """One video's random choices for one epoch.
+
+    Attributes:
+        video: The video's index in the dataset.
+        starts: Start frames ``(n_clips,)`` of its clips.
+        seed: Seed of the clip augmentation.
+        clean: Whether the non-augmented clips are wanted too (for a learning sampler).
+    """
+
+    video: int
+    starts: np.ndarray
+    seed: int
+    clean: bool
+
+
 class ClipDataset(Dataset[ClipItem]):
     """Clips of prepared videos for one epoch.
 
@@ -123,36 +141,60 @@ class ClipDataset(Dataset[ClipItem]):
         )
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random draws ``__getitem__`` makes (the sampler's too)."""
+        """Select the epoch whose random draws :meth:`draw` makes (the sampler's too)."""
         self.epoch = epoch
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> ClipItem:
-        """The clips of video ``index`` for the current epoch."""
-        if self.board is None:
-            return self._load(index)
-        with self.board.loading(index):
-            return self._load(index)
+    def draw(self, index: int) -> Draw:
+        """Video ``index``'s random choices for the current epoch.
 
-    def _load(self, index: int) -> ClipItem:
+        Made in the training process, where a learning sampler learns, so that loader workers
+        need no copy of its state and can live from epoch to epoch.
+        """
         item = self.items[index]
-        faults.inject("load", item.row.video_id)
         rng = item_generator(self.seed, self.epoch, index)
         starts = self.sampler.starts(index, item.num_frames, rng)  # (n_clips,)
-        indices = self.sampler.frames(starts, item.num_frames)  # (n_clips, L)
+        return Draw(index, starts, int(rng.integers(2**62)), self.sampler.wants_scores())
+
+    def __getitem__(self, draw: Draw) -> ClipItem:
+        """The clips of a draw of :meth:`draw`."""
+        if self.board is None:
+            return self._load(draw)
+        with self.board.loading(draw.video):
+            return self._load(draw)
+
+    def _load(self, draw: Draw) -> ClipItem:
+        item = self.items[draw.video]
+        faults.inject("load", item.row.video_id)
+        indices = self.sampler.frames(draw.starts, item.num_frames)  # (n_clips, L)
         frames = self.store.frames(item.key)
         # torchvision's random transforms read torch's global generator: seed a private copy.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(rng.integers(2**62)))
+            torch.manual_seed(draw.seed)
             clips = torch.stack([self.transform(frames[clip]) for clip in indices])
         clean = torch.empty(0)
-        if self.sampler.wants_scores():
+        if draw.clean:
             if self.clean_transform is None:
                 raise ValueError(
                     "the sampler wants clip scores; give ClipDataset a clean_transform"
                 )
             clean = torch.stack([self.clean_transform(frames[clip]) for clip in indices])
-        return ClipItem(clips, item.row.label_index, index, torch.as_tensor(starts), clean)
+        label = item.row.label_index
+        return ClipItem(clips, label, draw.video, torch.as_tensor(draw.starts), clean)
+
+
+class EpochDraws(Sampler[Draw]):
+    """The current epoch's draws, in order: a loader's sampler whose workers outlive the epoch
+    (each epoch's draws reach them; the learning sampler's state never has to)."""
+
+    def __init__(self) -> None:
+        self.draws: list[Draw] = []
+
+    def __iter__(self) -> Iterator[Draw]:
+        return iter(self.draws)
+
+    def __len__(self) -> int:
+        return len(self.draws)

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from vidfer.config import RunConfig
-from vidfer.data.dataset import ClipDataset
+from vidfer.data.dataset import ClipDataset, EpochDraws
 from vidfer.progress import track
 from vidfer.training.device import ClipScorer, autocast, pin_memory
 from vidfer.training.distributed import Distributed
@@ -51,33 +51,52 @@ class Trainee:
     place: Distributed
 
 
-def epoch_loader(
-    dataset: ClipDataset,
-    config: RunConfig,
-    epoch: int,
-    skip: int,
-    place: Distributed,
-    device: torch.device,
-) -> DataLoader[Any]:
-    """The epoch's loader (this rank's share) without its first ``skip`` batches (already
-    trained before a resume)."""
-    # The epoch's order and the loader's base seed come from private generators: the global
-    # random state (used by dropout) is never consumed by data loading.
-    order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    order = place.share(torch.randperm(len(dataset), generator=order_gen).tolist(), pad=True)
-    if dataset.board is not None:
-        dataset.board.reset()
-    workers = config.train.num_workers
-    batch_size = config.train.batch_size // place.world_size  # the global batch is shared
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=order[skip * batch_size :],
-        num_workers=workers,
-        generator=torch.Generator().manual_seed(config.seed + epoch),
-        pin_memory=pin_memory(device),
-        timeout=config.train.loader_timeout_s if workers else 0,
-    )
+class EpochLoader:
+    """The training loader: its worker processes start once and serve every epoch.
+
+    Each epoch the training process makes the draws of this rank's share of the epoch's order
+    (:meth:`ClipDataset.draw`) and hands them to the workers with the items, so that workers
+    need no copy of a learning sampler's state and are not started again at every epoch.
+
+    Args:
+        dataset: The training videos.
+        config: The run config.
+        place: This process's place in a distributed run.
+        device: The device (memory is pinned only for CUDA).
+    """
+
+    def __init__(
+        self, dataset: ClipDataset, config: RunConfig, place: Distributed, device: torch.device
+    ) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.place = place
+        self.batch_size = config.train.batch_size // place.world_size  # the global batch is shared
+        self.draws = EpochDraws()
+        workers = config.train.num_workers
+        self.loader: DataLoader[Any] = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=self.draws,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            # The workers' base seed from a private generator: data loading never consumes the
+            # global random state (dropout's).
+            generator=torch.Generator().manual_seed(config.seed),
+            pin_memory=pin_memory(device),
+            timeout=config.train.loader_timeout_s if workers else 0,
+        )
+
+    def epoch(self, epoch: int, skip: int) -> DataLoader[Any]:
+        """The loader of ``epoch`` (the dataset set to it) without its first ``skip`` batches
+        (already trained before a resume)."""
+        order_gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.dataset), generator=order_gen).tolist()
+        mine = self.place.share(order, pad=True)[skip * self.batch_size :]
+        if self.dataset.board is not None:
+            self.dataset.board.reset()
+        self.draws.draws = [self.dataset.draw(index) for index in mine]
+        return self.loader
 
 
 def clip_scores(forward: nn.Module, clips: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ from vidfer.training.distributed import (
     stop,
     sync_buffers,
 )
-from vidfer.training.epoch import Trainee, epoch_loader, train_epoch
+from vidfer.training.epoch import EpochLoader, Trainee, train_epoch
 from vidfer.training.guards import check_epoch, loader_failures
 from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from vidfer.training.resume import EpochProgress, capture_rng, restore_rng
@@ -263,6 +263,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         SamplerFeed(sampler, place),
         place,
     )
+    loaders = EpochLoader(dataset, config, place, device)
     state = TrainState()
     if resume:
         state = _restore(run.checkpoint("last"), trainee)
@@ -292,7 +293,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         set_epoch_lr(optimizer, factor)
         dataset.set_epoch(epoch)
         line: dict[str, Any] = {"epoch": epoch + 1, "lr": config.optim.lr * factor}
-        loader = epoch_loader(dataset, config, epoch, state.progress.batches, place, device)
+        loader = loaders.epoch(epoch, state.progress.batches)
         with loader_failures(board, names.__getitem__):
             trained = train_epoch(trainee, loader, config, device, epoch, state, names, save_step)
         trainee.feed.end_epoch(len(dataset))
@@ -318,6 +319,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
             ", ".join(f"{k}={v:.4g}" for k, v in line.items() if k != "epoch"),
         )
 
+    del loaders  # stops the loader workers
     if place.is_main:
         plot_learning_curves(metrics, run.folder / "curves.png")
         if isinstance(sampler, PositionSampler):
