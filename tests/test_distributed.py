@@ -19,12 +19,14 @@ import torch.multiprocessing as mp
 import yaml
 from torch.utils.data import DistributedSampler
 
+from vidfer.config import load_config
 from vidfer.data.stochastic_softmax import StochasticSoftmax
 from vidfer.io.writer import write_video
 from vidfer.training.checkpoint import load_checkpoint
 from vidfer.training.distributed import Distributed
 from vidfer.training.run import RunDir
 from vidfer.training.sampler_sync import SamplerFeed, state_digest
+from vidfer.training.trainer import train
 
 VIDEOS = 7  # training videos of the sampler test: not a multiple of 2, so one is repeated
 
@@ -155,7 +157,7 @@ def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
         "train": {"epochs": 6, "batch_size": 4},  # 2 clips per process
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    _vidfer("train", "run.yaml", "--out", "one", cwd=tmp_path)
+    train(load_config(tmp_path / "run.yaml"), tmp_path / "one")  # one process, here
     two = _vidfer("train", "run.yaml", "--out", "two", "--nproc", "2", cwd=tmp_path)
     assert two.stdout.count("trained 6 epoch(s)") == 1  # rank 0 alone reports
 
