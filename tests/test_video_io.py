@@ -20,7 +20,8 @@ from vidfer.errors import (
     VideoError,
     VideoTooLargeError,
 )
-from vidfer.io.video import VideoLimits, decode, iter_frames, probe
+from vidfer.io.video import decode, iter_frames
+from vidfer.io.video_probe import VideoLimits, probe
 from vidfer.io.writer import write_video
 
 FPS = 25.0

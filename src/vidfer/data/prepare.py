@@ -35,7 +35,8 @@ from vidfer.errors import VideoError
 from vidfer.faces.pipeline import FaceConfig, process_faces
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.sandbox import Failure, Sandbox
-from vidfer.io.video import VideoLimits, decode
+from vidfer.io.video import decode
+from vidfer.io.video_probe import VideoLimits
 from vidfer.progress import track
 
 log = logging.getLogger(__name__)

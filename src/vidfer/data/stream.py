@@ -24,7 +24,8 @@ from vidfer.data.store import SourceIdentity, StoreRecord
 from vidfer.faces.pipeline import crop_faces, get_detector, track_faces
 from vidfer.faces.tracks import MISSING, FaceTrack
 from vidfer.faces.types import FrameFaces
-from vidfer.io.video import VideoLimits, decode_chunks
+from vidfer.io.video import decode_chunks
+from vidfer.io.video_probe import VideoLimits
 
 
 @dataclass
