@@ -239,6 +239,17 @@ def test_action_motion_per_class(action_videos: list[tuple[str, int, np.ndarray]
     assert max(areas) / min(areas) < 1.25
 
 
+def test_action_figures_stand_out_in_gray(
+    action_videos: list[tuple[str, int, np.ndarray]],
+) -> None:
+    """A figure's gray level is far from its background's (gray-input models see it)."""
+    luma = np.array([0.299, 0.587, 0.114])
+    for _, _, frames in action_videos:
+        mask = figure_mask(frames)
+        gray = frames.astype(float) @ luma  # (T, H, W, 3) -> (T, H, W)
+        assert abs(np.median(gray[mask]) - np.median(gray[~mask])) > 30
+
+
 def test_scene_actions_need_appearance_and_motion(tmp_path: Path) -> None:
     """Motion splits walk from jump; a static landmark, invisible in differences, splits scenes.
 

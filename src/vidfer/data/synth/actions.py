@@ -41,6 +41,11 @@ SCENE_ACTION_CLASSES = ("walk_town", "walk_park", "jump_town", "jump_park")
 # Horizontal velocity in units of the (random) walking speed.
 _VELOCITY = {"walk_left": -1.0, "walk_right": 1.0, "run_right": 3.0, "jump": 0.0}
 
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma weights of R, G, B
+LUMA_MARGIN = 50.0
+"""Least difference (of 255) between the gray levels of a figure and of its background, so that
+the figure also stands out in gray (a saturated colour can have the luma of a gray)."""
+
 
 @dataclass(frozen=True)
 class _Actor:
@@ -85,7 +90,7 @@ def _render_action(
     cadence = (2 if label == "run_right" else 1) * 2 * np.pi / rng.uniform(14, 22)
     angle = actor.swing * np.sin(cadence * t + rng.uniform(0, 2 * np.pi))
 
-    base = np.full(3, rng.uniform(60, 160)) + rng.uniform(-10, 10, 3)
+    base = np.full(3, _background_level(rng, float(actor.colour @ _LUMA))) + rng.uniform(-10, 10, 3)
     ground = texture(rng, size, base, 8.0)
     if scene is not None:
         ground += _scene_pattern(rng, size, scene)[:, :, None]
@@ -100,6 +105,23 @@ def _render_action(
             _draw_figure(frame, actor, x[i] % size + shift, feet - lift[i], angle[i])
         frames[i] = frame
     return frames
+
+
+def _background_level(rng: np.random.Generator, figure_luma: float) -> float:
+    """A background gray level, uniform over [60, 160] less ``LUMA_MARGIN`` around the figure's.
+
+    The background must not take the figure's gray level: in gray (e.g. Baccouche et al.'s
+    auto-encoder input) a figure of the background's luma is invisible.
+    """
+    segments = [(60.0, min(160.0, figure_luma - LUMA_MARGIN))]
+    segments.append((max(60.0, figure_luma + LUMA_MARGIN), 160.0))
+    segments = [(low, high) for low, high in segments if high >= low]
+    draw = rng.uniform(0.0, sum(high - low for low, high in segments))
+    for low, high in segments:
+        if draw <= high - low:
+            return low + draw
+        draw -= high - low
+    return segments[-1][1]
 
 
 def _draw_figure(frame: Video, actor: _Actor, x: float, feet: float, angle: float) -> None:
