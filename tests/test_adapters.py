@@ -143,12 +143,23 @@ def test_ucf101_lists_and_groups(tmp_path):
         layout_rows(tmp_path, "ucf101")
 
 
+# The distribution's format: a prose header with the persons of each split, then one line per
+# recording (name, tabs, sometimes spaces before them, "frames", a tab, the ranges); the one
+# recording absent from the distribution has "*missing*" in place of its ranges.
 KTH_SEQUENCES = """\
-Sequences of the KTH database (frame numbers, 1-based)
+
+Sequences of six actions by 25 persons (frame ranges, 1-based).
+
+Training:   person11, 12, 13, 14, 15, 16, 17, 18
+Validation: person19, 20, 21, 23, 24, 25, 01, 04
+Test:       person22, 02, 03, 05, 06, 07, 08, 09, 10
+
 
 person01_boxing_d1\t\tframes\t1-10, 11-20
-person02_walking_d3\t\tframes\t5-12
-person13_handclapping_d3\t\tframes\t1-40
+person02_walking_d3    \t\tframes\t5-12
+
+person13_handclapping_d2\tframes\t1-30, 31-60
+person13_handclapping_d3\t*missing*
 """
 
 
@@ -191,6 +202,18 @@ def test_kth1_and_kth2(tmp_path):
     assert data.store.load_record(first.key).frame_indices == list(range(10))
     assert data.store.load_record(second.key).frame_indices == list(range(10, 20))
 
+    # A video present although the list marks it *missing* has no ranges: skipped.
+    (tmp_path / "boxing/00sequences.txt").write_text(
+        KTH_SEQUENCES.replace("person13_handclapping_d3", "person02_walking_d3").replace(
+            "person02_walking_d3    \t\tframes\t5-12\n", ""
+        )
+    )
+    kth2 = layout_rows(tmp_path, "kth", variant="kth2")
+    assert [row["video_id"] for row in kth2] == [
+        "person01_boxing_d1_seq1",
+        "person01_boxing_d1_seq2",
+    ]
+
     (tmp_path / "boxing/00sequences.txt").write_text("person01_boxing_d1 frames 1-10\n")
     with pytest.raises(ManifestError, match="no entry for the recording person02_walking_d3"):
         layout_rows(tmp_path, "kth", variant="kth2")
@@ -201,11 +224,21 @@ def test_kth1_and_kth2(tmp_path):
         layout_rows(tmp_path, "kth", variant="kth3")
 
 
-def write_unbc_sequence(root, subject, sequence, opi, pspi):
-    (root / "Sequence_Labels/OPI" / subject).mkdir(parents=True, exist_ok=True)
-    (root / "Sequence_Labels/OPI" / subject / f"{sequence}.txt").write_text(f"   {opi:.7e}\n")
-    images = root / "Images" / subject / sequence
-    labels = root / "Frame_Labels/PSPI" / subject / sequence
+def write_unbc_sequence(root, subject, sequence, opr, pspi, nested=False):
+    """One sequence in UNBC-McMaster's layout (``nested``: each archive's folder inside a
+    folder of the same name, e.g. ``Images/Images/``)."""
+    images_dir, sequence_dir, frame_dir = (
+        (f"{name}/{name}" if nested else name)
+        for name in ("Images", "Sequence_Labels", "Frame_Labels")
+    )
+    ratings = root / sequence_dir / "OPR" / subject
+    ratings.mkdir(parents=True, exist_ok=True)
+    (ratings / f"{sequence}.txt").write_text(f"   {opr:.7e}\n")
+    for other in ("AFF", "SEN", "VAS"):  # the other sequence ratings, not read
+        (root / sequence_dir / other / subject).mkdir(parents=True, exist_ok=True)
+        (root / sequence_dir / other / subject / f"{sequence}.txt").write_text("   5.0000000e+00\n")
+    images = root / images_dir / subject / sequence
+    labels = root / frame_dir / "PSPI" / subject / sequence
     images.mkdir(parents=True)
     labels.mkdir(parents=True)
     for i, value in enumerate(pspi, start=1):
@@ -214,10 +247,10 @@ def write_unbc_sequence(root, subject, sequence, opi, pspi):
         (labels / f"{sequence}{i:03d}_facs.txt").write_text(f"   {value:.7e}\n")
 
 
-def test_unbc_opi_labels_and_pspi_frame_labels(tmp_path):
+def test_unbc_opr_labels_and_pspi_frame_labels(tmp_path):
     write_unbc_sequence(tmp_path, "042-ll042", "ll042t1aaaff", 0, [0, 0, 0])
     write_unbc_sequence(tmp_path, "042-ll042", "ll042t2aaaff", 4, [0, 3, 7, 2])
-    write_unbc_sequence(tmp_path, "064-ak064", "ak064t1aaaff", 2, [1, 1])  # OPI 1-2: left out
+    write_unbc_sequence(tmp_path, "064-ak064", "ak064t1aaaff", 2, [1, 1])  # OPR 1-2: left out
     manifest = write_manifest(tmp_path, "unbc")
     rows = read_manifest(manifest).rows
     assert [(r.video_id, r.label, r.subject) for r in rows] == [
@@ -237,8 +270,16 @@ def test_unbc_opi_labels_and_pspi_frame_labels(tmp_path):
     (tmp_path / "Frame_Labels/PSPI/042-ll042/ll042t2aaaff/ll042t2aaaff003_facs.txt").unlink()
     with pytest.raises(ManifestError, match=r"ll042t2aaaff003_facs.txt: file not found"):
         layout_rows(tmp_path, "unbc")
-    with pytest.raises(ManifestError, match=r"Sequence_Labels/OPI: folder not found"):
+    with pytest.raises(ManifestError, match=r"Sequence_Labels/OPR: folder not found"):
         layout_rows(tmp_path / "Images", "unbc")
+
+
+def test_unbc_archives_unpacked_into_folders_of_their_own_name(tmp_path):
+    write_unbc_sequence(tmp_path, "042-ll042", "ll042t1aaaff", 3, [0, 2], nested=True)
+    rows = layout_rows(tmp_path, "unbc")
+    assert [(r["video_id"], r["label"], r["subject"]) for r in rows] == [
+        ("ll042t1aaaff", "pain", "042-ll042")
+    ]
 
 
 def test_biovid_variants(tmp_path):
@@ -259,6 +300,26 @@ def test_biovid_variants(tmp_path):
     assert sum(r["label"] == "pain" for r in pa34) == 4
     with pytest.raises(ManifestError, match="no video found"):
         layout_rows(tmp_path / "video" / "071309_w_21" / "none", "biovid")
+
+
+def test_biovid_partA_as_unpacked(tmp_path):
+    # PartA/starting_point/samples.csv (tab-separated, not read) beside the videos, which some
+    # copies hold one folder deeper (PartA/video/video/<subject>/).
+    touch(
+        tmp_path,
+        "video/video/071309_w_21/071309_w_21-BL1-081.mp4",
+        "video/video/071309_w_21/071309_w_21-PA4-062.mp4",
+        "video/video/071309_w_21/071309_w_21-PA2-035.mp4",
+    )
+    (tmp_path / "starting_point").mkdir()
+    (tmp_path / "starting_point/samples.csv").write_text(
+        "subject_id\tsubject_name\tclass_id\tclass_name\tsample_id\tsample_name\n"
+    )
+    rows = layout_rows(tmp_path, "biovid")
+    assert sorted((r["path"], r["label"], r["subject"]) for r in rows) == [
+        ("video/video/071309_w_21/071309_w_21-BL1-081.mp4", "no_pain", "071309_w_21"),
+        ("video/video/071309_w_21/071309_w_21-PA4-062.mp4", "pain", "071309_w_21"),
+    ]
 
 
 def test_manifest_command(tmp_path, capsys):

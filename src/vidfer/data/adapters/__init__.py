@@ -11,7 +11,7 @@ gemep     GEMEP-FERA: train/test emotion folders       ``actors.csv`` for subjec
 hmdb51    HMDB-51 + official split files               ``split_number`` 1-3
 ucf101    UCF-101 + ucfTrainTestlist                   ``split_number`` 1-3
 kth       KTH file names (person, action, scenario)    ``variant`` kth1 | kth2
-unbc      UNBC-McMaster: OPI 0 vs >= 3, PSPI per frame -
+unbc      UNBC-McMaster: OPR 0 vs >= 3, PSPI per frame -
 biovid    BioVid Part A                                ``variant`` bl1_pa4 | bl1_pa34
 ========  ===========================================  ======================================
 
@@ -74,7 +74,7 @@ LAYOUTS: dict[str, Layout] = {
         Layout("hmdb51", hmdb51_rows, "HMDB-51 + <class>_test_split<k>.txt", SPLIT_NUMBERS),
         Layout("ucf101", ucf101_rows, "UCF-101 + ucfTrainTestlist", SPLIT_NUMBERS),
         Layout("kth", kth_rows, "KTH person<NN>_<action>_d<K>_uncomp.avi", (), KTH_VARIANTS),
-        Layout("unbc", unbc_rows, "UNBC-McMaster Images + OPI/PSPI labels"),
+        Layout("unbc", unbc_rows, "UNBC-McMaster Images + OPR/PSPI labels"),
         Layout("biovid", biovid_rows, "BioVid Part A video/<subject>/*", (), BIOVID_VARIANTS),
     )
 }

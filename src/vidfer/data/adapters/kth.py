@@ -9,8 +9,10 @@ Variants (Baccouche et al.'s names, after Gao et al.):
 
 * ``kth1``: the 599 recordings whole, each action repeated 3 or 4 times with empty frames between;
 * ``kth2``: the recordings cut into the sub-sequences listed in ``00sequences.txt`` (the KTH
-  distribution's file; lines ``person01_boxing_d1  frames  1-95, 96-185, ...``, 1-based
+  distribution's file; lines ``person01_boxing_d1<tabs>frames<tab>1-95, 96-185, ...``, 1-based
   inclusive frame ranges at 25 frames per second), one row each with ``start``/``end`` seconds.
+  The file marks the one recording absent from the distribution with ``*missing*`` in place of
+  its ranges (``person13_handclapping_d3``); such an entry yields no row.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ _TRAIN_PERSONS = frozenset(range(11, 19))
 _VAL_PERSONS = frozenset({1, 4, 19, 20, 21, 23, 24, 25})
 _NAME = re.compile(r"^person(\d+)_([a-z]+)_d(\d)_uncomp$")
 _SEQUENCE = re.compile(r"^(person\d+_[a-z]+_d\d)\s+frames\s+(.+)$")
+_MISSING = re.compile(r"^(person\d+_[a-z]+_d\d)\s+\*missing\*$")
 _RANGE = re.compile(r"(\d+)\s*-\s*(\d+)")
 
 
@@ -77,7 +80,9 @@ def _recordings(root: Path) -> list[tuple[str, Row]]:
 def read_sequences(path: Path) -> dict[str, list[tuple[int, int]]]:
     """``00sequences.txt``: recording name -> its (first, last) frame ranges, 1-based inclusive.
 
-    Lines that do not start with ``person`` (the file's prose header) are skipped.
+    Lines that do not start with ``person`` (the file's prose header, including its
+    ``Training:``/``Validation:``/``Test:`` person lists) are skipped. A recording marked
+    ``*missing*`` maps to an empty list.
 
     Raises:
         ManifestError: naming the line of an entry that does not parse.
@@ -86,12 +91,16 @@ def read_sequences(path: Path) -> dict[str, list[tuple[int, int]]]:
     for number, line in read_lines(path):
         if not line.startswith("person"):
             continue
+        missing = _MISSING.match(line)
+        if missing is not None:
+            sequences[missing.group(1)] = []
+            continue
         match = _SEQUENCE.match(line)
         ranges = [(int(a), int(b)) for a, b in _RANGE.findall(match.group(2))] if match else []
         if match is None or not ranges or any(a < 1 or b < a for a, b in ranges):
             raise ManifestError(
-                f"{path}:{number}: expected 'person<NN>_<action>_d<K>  frames  A-B, C-D, ...', "
-                f"got {line!r}"
+                f"{path}:{number}: expected 'person<NN>_<action>_d<K>  frames  A-B, C-D, ...' "
+                f"(or '*missing*' in place of the ranges), got {line!r}"
             )
         sequences[match.group(1)] = ranges
     return sequences
@@ -113,6 +122,14 @@ def kth_rows(root: Path, options: Options) -> list[Row]:
     for stem, row in recordings:
         if stem not in sequences:
             raise ManifestError(f"{sequences_file}: no entry for the recording {stem}; add one")
+        if not sequences[stem]:
+            log.warning(
+                "%s: %s is marked *missing* but its video exists (%s): no frame ranges, skipped",
+                sequences_file,
+                stem,
+                row["path"],
+            )
+            continue
         for index, (first, last) in enumerate(sequences[stem], start=1):
             # Frame i (1-based) is shown from (i - 1) / fps; the segment ends where frame
             # last + 1 starts.
@@ -124,9 +141,11 @@ def kth_rows(root: Path, options: Options) -> list[Row]:
                     "end": repr(last / KTH_FPS),
                 }
             )
-    unused = sorted(set(sequences) - {stem for stem, _ in recordings})
+    # Entries marked *missing* (person13_handclapping_d3 in the distribution) are expected to
+    # have no video; other entries without one suggest an incomplete download.
+    found = {stem for stem, _ in recordings}
+    unused = sorted(stem for stem, ranges in sequences.items() if ranges and stem not in found)
     if unused:
-        # The KTH distribution lists person13_handclapping_d3, whose video is missing.
         log.warning(
             "%s: %d entries without a video (e.g. %s)", sequences_file, len(unused), unused[0]
         )

@@ -3,20 +3,26 @@
 UNBC-McMaster (200 sequences of 25 subjects, distributed as images)::
 
     root/Images/042-ll042/ll042t1aaaff/ll042t1aaaff001.png
-    root/Sequence_Labels/OPI/042-ll042/ll042t1aaaff.txt                   one number, 0-5
+    root/Sequence_Labels/OPR/042-ll042/ll042t1aaaff.txt                   one number, 0-5
+    root/Sequence_Labels/{AFF,SEN,VAS}/...                                 (not read)
     root/Frame_Labels/PSPI/042-ll042/ll042t1aaaff/ll042t1aaaff001_facs.txt one number, 0-16
 
-Binary task of Wu et al. (Ayral's thesis §3.3.1.1): observed pain intensity (OPI) 0 is
-``no_pain``, 3 or more ``pain``, 1-2 left out. vidfer reads videos, so each kept sequence's frames
-are encoded once, losslessly, into ``root/vidfer/videos/<subject>/<sequence>.mp4`` (at a nominal
-25 fps: the archive gives frames, not a rate), and its per-frame PSPI values are gathered into
+Each of ``Images``, ``Sequence_Labels`` and ``Frame_Labels`` may also hold a folder of its own
+name (``Images/Images/042-ll042/...``), as the separate archives unpack.
+
+Binary task of Wu et al. (Ayral's thesis §3.3.1.1): the observed pain intensity (OPI, the
+observer's rating in ``Sequence_Labels/OPR``) 0 is ``no_pain``, 3 or more ``pain``, 1-2 left
+out. vidfer reads videos, so each kept sequence's frames are encoded once, losslessly, into
+``root/vidfer/videos/<subject>/<sequence>.mp4`` (at a nominal 25 fps: the archive gives
+frames, not a rate), and its per-frame PSPI values are gathered into
 ``root/vidfer/pspi/<subject>/<sequence>.txt`` (one value per frame: the manifest's
 ``frame_labels``, for guided sampling). Existing outputs are kept, so a second run writes nothing.
 
 BioVid Part A (87 subjects, 20 videos per class and subject)::
 
     root/video/071309_w_21/071309_w_21-BL1-081.mp4     <subject>-<class>-<number>
-    (or the class-per-name files anywhere under root)
+    root/starting_point/samples.csv                    (not read: the names carry the same)
+    (or the class-per-name files anywhere under root/video or root, e.g. root/video/video/...)
 
 Variants: ``bl1_pa4`` (no stimulus BL1 vs the highest level PA4) and ``bl1_pa34`` (BL1 vs PA3
 and PA4); labels ``no_pain`` and ``pain``, the subject from the file name.
@@ -94,15 +100,24 @@ def _pspi(images: list[Path], folder: Path, destination: Path) -> None:
     atomic_write_text(destination, "".join(f"{value:g}\n" for value in values))
 
 
+def _unbc_dir(root: Path, name: str) -> Path:
+    """``root/name``, or ``root/name/name`` when the archive unpacked into a second folder."""
+    nested = root / name / name
+    return nested if nested.is_dir() else root / name
+
+
 def unbc_rows(root: Path, options: Options) -> list[Row]:
     """UNBC-McMaster sequences with OPI 0 or >= 3, encoded as videos with PSPI frame labels.
 
     Raises:
         ManifestError: naming a missing folder, image or label file, or an unreadable value.
     """
-    opi_root = require_dir(root / "Sequence_Labels" / "OPI", "UNBC-McMaster's OPI labels")
-    images_root = require_dir(root / "Images", "UNBC-McMaster's frame images")
-    pspi_root = require_dir(root / "Frame_Labels" / "PSPI", "UNBC-McMaster's PSPI labels")
+    opi_root = require_dir(
+        _unbc_dir(root, "Sequence_Labels") / "OPR",
+        "UNBC-McMaster's observer pain ratings (Sequence_Labels/OPR/<subject>/<sequence>.txt)",
+    )
+    images_root = require_dir(_unbc_dir(root, "Images"), "UNBC-McMaster's frame images")
+    pspi_root = require_dir(_unbc_dir(root, "Frame_Labels") / "PSPI", "UNBC-McMaster's PSPI labels")
     rows: list[Row] = []
     for label_file in sorted(opi_root.glob("*/*.txt")):
         label = _opi_label(read_number(label_file))
@@ -124,7 +139,7 @@ def unbc_rows(root: Path, options: Options) -> list[Row]:
             }
         )
     if not rows:
-        raise no_videos(root, "sequences with OPI 0 or >= 3 in Sequence_Labels/OPI/<subject>/")
+        raise no_videos(root, "sequences with OPR 0 or >= 3 in Sequence_Labels/OPR/<subject>/")
     return rows
 
 
