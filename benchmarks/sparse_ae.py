@@ -8,9 +8,9 @@ accuracy mean +- standard error over the seeds, and the mean number of active co
 patch of the trained (fixed-gain) auto-encoder over every grid patch of the training videos,
 against the paper's bound N / 8.
 
-Control: the same BLSTM, trained the same way, on the raw gray pixels of the same grid of
-patches (no auto-encoder): what the sequence classifier makes of these videos without learned
-features.
+Control: the same BLSTM, trained the same way, on the raw pixels of the same grid of patches
+(the same crops, pooled over the grid the same way; no auto-encoder): what the sequence
+classifier makes of these videos without learned features.
 
 Run: .venv/bin/python benchmarks/sparse_ae.py [--seeds 0 1 2] [--videos-per-class 20] [--jobs 2]
      [--set sparse_ae.codes=128 ...]
@@ -32,7 +32,7 @@ from common import add_run_arguments, mean_se, run_parallel
 from vidfer.config import RunConfig, load_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_actions
-from vidfer.features.spacetime_patches import block_patches, video_volume
+from vidfer.features.sparse_codes import block_grid
 from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
 from vidfer.training.frame_pipeline import head_optimizer
@@ -42,13 +42,14 @@ from vidfer.training.sequences import (
     fit_sequences,
     score_sequences,
 )
+from vidfer.training.sparse_ae_pipeline import pool_grid
 from vidfer.training.trainer import train
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "sparse_ae_actions_cpu.yaml"
 
 
 def raw_pixel_control(config: RunConfig, folder: Path) -> float:
-    """Test accuracy of the run's BLSTM set-up on raw gray grid patches instead of codes."""
+    """Test accuracy of the run's BLSTM set-up on the raw grid patches instead of codes."""
     settings = config.sparse_ae
     assert settings is not None
     data = load_dataset(config.data)
@@ -56,10 +57,8 @@ def raw_pixel_control(config: RunConfig, folder: Path) -> float:
     def sequences(split: str) -> list[LabelledSequence]:
         out = []
         for item in data.split(split):
-            video = video_volume(data.store.frames(item.key), settings.frame_size)
-            stride = settings.block_stride or settings.depth
-            grid = block_patches(video, settings.patch, settings.depth, stride)  # (S, G, D)
-            steps = grid.reshape(len(grid), -1)  # -> (S, G*D)
+            grid = block_grid(data.store.frames(item.key), settings)  # (S, G, D)
+            steps = pool_grid(grid, settings.pool)  # -> (S, G*D) or (S, D)
             out.append(LabelledSequence(item.row.video_id, item.row.label_index, steps))
         return out
 
@@ -67,13 +66,7 @@ def raw_pixel_control(config: RunConfig, folder: Path) -> float:
     dim = train_set[0].features.shape[1]
     head = Standardised(FramewiseBLSTM(dim, len(data.manifest.classes), settings.hidden), dim)
     head.fit(np.concatenate([s.features for s in train_set]))
-    training = SequenceTraining(
-        epochs=config.train.epochs,
-        patience=config.train.patience,
-        batch_size=config.train.batch_size,
-        clip_grad=config.train.clip_grad,
-        seed=config.seed,
-    )
+    training = SequenceTraining.of(config.train, config.seed)
     device = torch.device("cpu")
     folder.mkdir(parents=True, exist_ok=True)
     optimizer = head_optimizer(config, head)

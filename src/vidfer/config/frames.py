@@ -93,8 +93,7 @@ class AutoEncoderConfig(Section):
 
     It learns from ``patch`` x ``patch`` x ``depth`` patches of the training videos that move
     (motion selection); a video is then encoded block by block, each block a grid of patches.
-    The systems built on it (:class:`SparseAEConfig`, :class:`ActivityConfig`) add how the codes
-    are classified.
+    :class:`SparseAEConfig` adds how the codes are classified.
 
     Attributes:
         patch: Spatial size M of a patch (paper: 8).
@@ -115,6 +114,10 @@ class AutoEncoderConfig(Section):
         dz: The finite difference dZ of eq. 6.
         frame_size: ``(H, W)``: centre crop of the stored frames (e.g. 54 x 34 on KTH); None
             keeps them whole.
+        track: The ``frame_size`` crop follows the motion, block by block, instead of staying
+            in the centre (the analogue of the paper's person-centred KTH boxes, without a
+            person detector; see :func:`vidfer.features.spacetime_patches.motion_windows`).
+            The auto-encoder still learns from the moving patches of the whole frames.
         block_stride: Frames between consecutive space-time blocks (None: ``depth``, blocks
             side by side).
         grayscale: Gray patches (the paper's); false keeps the three colour channels, for
@@ -141,6 +144,7 @@ class AutoEncoderConfig(Section):
     code_lr: float = Field(0.02, gt=0)
     dz: float = Field(0.001, gt=0)
     frame_size: tuple[int, int] | None = None
+    track: bool = False
     block_stride: int | None = Field(None, ge=1)
     grayscale: bool = True
     code: Literal["sparse", "linear"] = "sparse"
@@ -149,6 +153,8 @@ class AutoEncoderConfig(Section):
     def _frame_holds_a_patch(self) -> AutoEncoderConfig:
         if self.frame_size is not None and min(self.frame_size) < self.patch:
             raise ValueError(f"frame_size {list(self.frame_size)} is smaller than a patch")
+        if self.track and self.frame_size is None:
+            raise ValueError("track: true needs the size of the crop it moves, frame_size")
         return self
 
 

@@ -7,7 +7,10 @@ shift search every training patch comes with its neighbourhood: ``M/4`` more pix
 and ``T/2`` more frames before and after (§3), so that every shifted version can be cut from it.
 
 At feature time, a video is cut into space-time blocks of ``T`` frames and every block into the
-grid of ``floor(H/M) x floor(W/M)`` patches side by side (§4.2).
+grid of ``floor(H/M) x floor(W/M)`` patches side by side (§4.2). On KTH the paper encodes a
+person-centred box; :func:`tracked_block_patches` is its analogue without a person detector: each
+block is cropped where the moving pixels are, so that a body part keeps its grid cell while the
+actor crosses the frame (the motion inside a block is kept, the crop is fixed for its T frames).
 
 Videos here are float arrays ``(L, H, W, C)`` with intensities in ``[0, 1]``: one gray channel
 as in the paper, or the three colour channels. A patch is flattened in ``(C, T, M, M)`` order.
@@ -55,6 +58,27 @@ def margins(patch: int, depth: int) -> tuple[int, int]:
     return patch // 4, depth // 2
 
 
+def moving_pixels(video: np.ndarray, depth: int, pixel: float) -> np.ndarray:
+    """``(L - T + 1, H, W)`` float: 1 where a pixel's first and last frames of the block starting
+    at each frame differ by more than ``pixel`` in one of the channels of video ``(L, H, W, C)``.
+    """
+    change = np.abs(video[depth - 1 :] - video[: len(video) - depth + 1]).max(axis=3)
+    return (change > pixel).astype(np.float64)
+
+
+def box_sums(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Sums of every ``height x width`` window of ``(..., H, W)``: ``(..., H-h+1, W-w+1)``."""
+    # From a zero-padded integral image over the last two axes.
+    pad = [(0, 0)] * (values.ndim - 2) + [(1, 0), (1, 0)]
+    integral = np.pad(values.cumsum(axis=-2).cumsum(axis=-1), pad)
+    return (
+        integral[..., height:, width:]
+        - integral[..., :-height, width:]
+        - integral[..., height:, :-width]
+        + integral[..., :-height, :-width]
+    )
+
+
 def moving_share(video: np.ndarray, patch: int, depth: int, pixel: float) -> np.ndarray:
     """Share of moving pixels of the patch at every position.
 
@@ -68,17 +92,7 @@ def moving_share(video: np.ndarray, patch: int, depth: int, pixel: float) -> np.
         ``(L - T + 1, H - M + 1, W - M + 1)``: entry ``(t, y, x)`` is the share for the patch
         whose first frame is ``t`` and whose top-left pixel is ``(y, x)``.
     """
-    change = np.abs(video[depth - 1 :] - video[: len(video) - depth + 1]).max(axis=3)
-    moving = (change > pixel).astype(np.float64)  # (L - T + 1, H, W)
-    # Box sums over every M x M window from a zero-padded integral image.
-    integral = np.pad(moving.cumsum(axis=1).cumsum(axis=2), ((0, 0), (1, 0), (1, 0)))
-    sums = (
-        integral[:, patch:, patch:]
-        - integral[:, :-patch, patch:]
-        - integral[:, patch:, :-patch]
-        + integral[:, :-patch, :-patch]
-    )
-    return sums / (patch * patch)
+    return box_sums(moving_pixels(video, depth, pixel), patch, patch) / (patch * patch)
 
 
 def sample_neighbourhoods(
@@ -118,27 +132,103 @@ def sample_neighbourhoods(
     return out
 
 
-def block_patches(video: np.ndarray, patch: int, depth: int, stride: int) -> np.ndarray:
-    """The grid of patches of every space-time block.
-
-    Blocks start every ``stride`` frames (the last one ends at or before the last frame);
-    patches tile each block from the top-left corner (a remainder of under ``M`` pixels on the
-    right or bottom is not used).
-
-    Returns:
-        ``(S, G, C * T * M * M)`` with ``S`` blocks and ``G = floor(H/M) * floor(W/M)``
-        positions in row-major order; each patch flattened in ``(C, T, M, M)`` order.
+def block_starts(length: int, depth: int, stride: int) -> np.ndarray:
+    """First frames of the blocks: every ``stride`` frames, the last ending at or before the end.
 
     Raises:
         ConfigError: if the video has fewer than ``depth`` frames.
     """
-    length, height, width, channels = video.shape
     if length < depth:
         raise ConfigError(f"depth {depth}: a video has only {length} frames; lower the patch depth")
+    return np.arange(0, length - depth + 1, stride)
+
+
+def grid_patches(blocks: np.ndarray, patch: int) -> np.ndarray:
+    """Blocks ``(S, T, H, W, C)`` cut into their grid of patches: ``(S, G, C * T * M * M)``.
+
+    Patches tile each block from the top-left corner (a remainder of under ``M`` pixels on the
+    right or bottom is not used); the ``G = floor(H/M) * floor(W/M)`` positions are in
+    row-major order and each patch is flattened in ``(C, T, M, M)`` order.
+    """
+    count, depth, height, width, channels = blocks.shape
     rows, cols = height // patch, width // patch
-    starts = np.arange(0, length - depth + 1, stride)
-    blocks = np.stack([video[s : s + depth, : rows * patch, : cols * patch] for s in starts])
+    blocks = blocks[:, :, : rows * patch, : cols * patch]
     # (S, T, rows*M, cols*M, C) -> (S, T, rows, M, cols, M, C) -> (S, rows, cols, C, T, M, M)
-    grid = blocks.reshape(len(starts), depth, rows, patch, cols, patch, channels)
+    grid = blocks.reshape(count, depth, rows, patch, cols, patch, channels)
     grid = grid.transpose(0, 2, 4, 6, 1, 3, 5)
-    return grid.reshape(len(starts), rows * cols, -1)  # -> (S, G, C*T*M*M)
+    return grid.reshape(count, rows * cols, -1)  # -> (S, G, C*T*M*M)
+
+
+def block_patches(video: np.ndarray, patch: int, depth: int, stride: int) -> np.ndarray:
+    """The grid of patches of every space-time block of the whole frames.
+
+    Blocks start every ``stride`` frames (:func:`block_starts`); see :func:`grid_patches`.
+
+    Returns:
+        ``(S, G, C * T * M * M)``.
+
+    Raises:
+        ConfigError: if the video has fewer than ``depth`` frames.
+    """
+    starts = block_starts(len(video), depth, stride)
+    return grid_patches(np.stack([video[s : s + depth] for s in starts]), patch)
+
+
+def motion_windows(
+    video: np.ndarray, size: tuple[int, int], depth: int, stride: int, pixel: float
+) -> np.ndarray:
+    """Top-left corners ``(S, 2)`` of the crop of every block that follows the motion.
+
+    For each block (:func:`block_starts`), the moving pixels are those of the patch selection
+    (``|last - first| > pixel``); the crop is first put where a ``size`` window holds the most
+    of them, then centred on the moving pixels inside it (a figure cut in two by the frame's
+    edge is followed by its larger part), within the frame. A block without a moving pixel
+    keeps the previous block's crop (the first ones: the centre crop).
+
+    Raises:
+        ConfigError: if the video has fewer than ``depth`` frames or is smaller than ``size``.
+    """
+    length, height, width = video.shape[:3]
+    crop_h, crop_w = size
+    if crop_h > height or crop_w > width:
+        raise ConfigError(
+            f"frame_size {[crop_h, crop_w]} exceeds the stored frames ({height}x{width}); "
+            "raise data.prepare.size"
+        )
+    starts = block_starts(length, depth, stride)
+    moving = moving_pixels(video, depth, pixel)[starts]  # (S, H, W)
+    counts = box_sums(moving, crop_h, crop_w)  # (S, H - h + 1, W - w + 1)
+    corner = np.array([(height - crop_h) // 2, (width - crop_w) // 2])
+    corners = np.empty((len(starts), 2), dtype=np.int64)
+    for index, (mask, count) in enumerate(zip(moving, counts, strict=True)):
+        if count.max() > 0:
+            top, left = np.unravel_index(count.argmax(), count.shape)
+            ys, xs = np.nonzero(mask[top : top + crop_h, left : left + crop_w])
+            centre = np.array([top + ys.mean(), left + xs.mean()])
+            corner = np.round(centre - np.array([crop_h, crop_w]) / 2).astype(np.int64)
+            corner = np.clip(corner, 0, [height - crop_h, width - crop_w])
+        corners[index] = corner
+    return corners
+
+
+def tracked_block_patches(
+    video: np.ndarray, size: tuple[int, int], patch: int, depth: int, stride: int, pixel: float
+) -> np.ndarray:
+    """The grid of patches of every block's crop that follows the motion (:func:`motion_windows`).
+
+    Returns:
+        ``(S, G, C * T * M * M)`` with ``G = floor(h/M) * floor(w/M)`` for ``size = (h, w)``.
+
+    Raises:
+        ConfigError: if the video has fewer than ``depth`` frames or is smaller than ``size``.
+    """
+    corners = motion_windows(video, size, depth, stride, pixel)
+    starts = block_starts(len(video), depth, stride)
+    crop_h, crop_w = size
+    blocks = np.stack(
+        [
+            video[s : s + depth, top : top + crop_h, left : left + crop_w]
+            for s, (top, left) in zip(starts, corners, strict=True)
+        ]
+    )  # (S, T, h, w, C)
+    return grid_patches(blocks, patch)

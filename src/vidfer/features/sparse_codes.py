@@ -19,7 +19,12 @@ from vidfer.config import ActivityConfig, AutoEncoderConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset
 from vidfer.errors import ConfigError
-from vidfer.features.spacetime_patches import block_patches, sample_neighbourhoods, video_volume
+from vidfer.features.spacetime_patches import (
+    block_patches,
+    sample_neighbourhoods,
+    tracked_block_patches,
+    video_volume,
+)
 from vidfer.io.atomic import atomic_write_json
 from vidfer.models.sparse_autoencoder import (
     ACTIVE_LEVEL,
@@ -63,6 +68,27 @@ def training_patches(
     return patches
 
 
+def block_grid(frames: np.ndarray, settings: AutoEncoderConfig) -> np.ndarray:
+    """The raw patches ``(S, G, D)`` of the G grid positions of each of a video's S blocks.
+
+    The blocks are cut from the ``frame_size`` centre crop, or, with ``track``, from a crop of
+    that size that follows the motion block by block.
+    """
+    stride = settings.block_stride or settings.depth
+    if not settings.track:
+        video = video_volume(frames, settings.frame_size, settings.grayscale)
+        return block_patches(video, settings.patch, settings.depth, stride)
+    assert settings.frame_size is not None  # the section's validator checks it
+    return tracked_block_patches(
+        video_volume(frames, None, settings.grayscale),
+        settings.frame_size,
+        settings.patch,
+        settings.depth,
+        stride,
+        settings.motion_pixel,
+    )
+
+
 @torch.no_grad()
 def grid_codes(
     model: SparseAutoEncoder,
@@ -75,14 +101,11 @@ def grid_codes(
     Args:
         model: The trained auto-encoder.
         frames: The video's stored frames.
-        settings: The auto-encoder section.
+        settings: The auto-encoder section (the blocks: see :func:`block_grid`).
         code: ``sparse`` or ``linear`` (see :meth:`SparseAutoEncoder.features`); None takes
             ``settings.code``.
     """
-    video = video_volume(frames, settings.frame_size, settings.grayscale)
-    patches = block_patches(
-        video, settings.patch, settings.depth, settings.block_stride or settings.depth
-    )  # (S, G, D)
+    patches = block_grid(frames, settings)  # (S, G, D)
     kind = settings.code if code is None else code
     return model.features(torch.from_numpy(patches), kind).numpy()  # -> (S, G, N)
 

@@ -57,21 +57,25 @@ def _settings(config: RunConfig) -> SparseAEConfig:
     return config.sparse_ae
 
 
+def pool_grid(values: np.ndarray, pool: str) -> np.ndarray:
+    """One vector per block from its grid ``(S, G, X)``, as ``sparse_ae.pool`` says.
+
+    Returns:
+        ``(S, G X)``: the grid side by side (``none``), or ``(S, X)``: each value pooled over
+        the grid (``max`` or ``mean``).
+    """
+    if pool == "max":
+        return values.max(axis=1)  # -> (S, X)
+    if pool == "mean":
+        return values.mean(axis=1)  # -> (S, X)
+    return values.reshape(len(values), -1)  # -> (S, G*X)
+
+
 def video_codes(
     model: SparseAutoEncoder, frames: np.ndarray, settings: SparseAEConfig
 ) -> np.ndarray:
-    """One video's feature sequence, one vector per space-time block.
-
-    Returns:
-        ``(S, G N)``: the block's grid of codes side by side (``pool: none``), or ``(S, N)``:
-        each code unit pooled over the grid (``pool: max`` or ``mean``).
-    """
-    codes = grid_codes(model, frames, settings)  # (S, G, N)
-    if settings.pool == "max":
-        return codes.max(axis=1)  # -> (S, N)
-    if settings.pool == "mean":
-        return codes.mean(axis=1)  # -> (S, N)
-    return codes.reshape(len(codes), -1)  # -> (S, G*N)
+    """One video's feature sequence, one vector per space-time block (see :func:`pool_grid`)."""
+    return pool_grid(grid_codes(model, frames, settings), settings.pool)  # (S, G, N) -> (S, .)
 
 
 def _feature_store(
@@ -82,10 +86,9 @@ def _feature_store(
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().numpy().tobytes())
-    settings_key = {
-        k: settings.model_dump()[k]
-        for k in ("frame_size", "block_stride", "grayscale", "pool", "code")
-    }
+    # The options that change a video's features once the auto-encoder is fixed.
+    keys = ("frame_size", "track", "motion_pixel", "block_stride", "grayscale", "pool", "code")
+    settings_key = {k: settings.model_dump()[k] for k in keys}
     description = {"method": "baccouche2012", "autoencoder": digest.hexdigest(), **settings_key}
     return FeatureStore(folder / "features", description)
 
