@@ -214,9 +214,17 @@ def test_train_and_evaluate_end_to_end(tmp_path: Path):
     (run / "eval_test" / "predictions.csv").unlink()
     assert main(["evaluate", str(run), "--split", "test"]) == 0
     assert (run / "eval_test" / "predictions.csv").read_text() == written
-    # No per-frame prediction for these runs yet: a clear error, exit 2, no traceback.
-    video = next((run.parent).rglob("*.mp4"))
-    assert main(["predict", str(video), "--run", str(run), "--out", str(tmp_path / "p")]) == 2
+    # A new video through 'vidfer predict': the evaluation's video probabilities, and every
+    # frame scored by the BLSTM output of its block.
+    row = written.splitlines()[1].split(",")
+    video = next(manifest.parent.rglob(f"{row[0]}.mp4"))
+    assert main(["predict", str(video), "--run", str(run), "--out", str(tmp_path / "p")]) == 0
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["label"] == row[2] and summary["frames_scored"] == summary["frames_decoded"]
+    got = list(summary["probabilities"].values())
+    np.testing.assert_allclose(got, [float(p) for p in row[3:]], atol=1e-5)
+    timeline = (tmp_path / "p" / "timeline.csv").read_text().splitlines()
+    assert len(timeline) == 1 + summary["frames_decoded"]
 
     with pytest.raises(ConfigError, match=r"sparse_ae\.codes") as error:
         load_config(path, ["sparse_ae.codes=0"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,32 +188,56 @@ def _predict_fer(path: Path, out: Path, chunk_frames: int) -> Prediction:
     return _write(out, path, record, _timeline(record, smoothed, 7), classes, video_probs, extra)
 
 
-def _predict_frames(
-    path: Path, run: RunDir, out: Path, stream: VideoStream, device: torch.device
+Scorer = Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None, str | None]]
+"""``frames (T, S, S, 3) -> (per-frame (T, K) or None, video (K,) or None, why not)``."""
+
+
+def _predict_whole(
+    path: Path, run: RunDir, out: Path, stream: VideoStream, extra: dict[str, Any], score: Scorer
 ) -> Prediction:
-    """A frame-feature pipeline's prediction (it reads the whole video at once)."""
+    """The prediction of a pipeline that reads the whole video at once."""
+    classes = run.classes()
+    frames = np.concatenate([piece for _, piece in stream.pieces()])  # (T, S, S, 3)
+    record = _finished(path, stream)
+    per_step, video_probs, why_not = score(frames)
+    if per_step is None or len(per_step) != len(frames):  # steps are not frames
+        per_step = np.full((len(frames), len(classes)), np.nan)
+    timed = _timeline(record, per_step, len(classes))
+    return _write(out, path, record, timed, classes, video_probs, extra, why_not=why_not)
+
+
+def _frames_scorer(path: Path, run: RunDir, device: torch.device) -> Scorer:
+    """A frame-feature pipeline's scores (a missing modality, e.g. no sound: no made-up score)."""
     from vidfer.evaluation.frame_timeline import timeline
     from vidfer.features.pipeline_features import new_video_features
     from vidfer.training.frame_pipeline import load_frame_head
 
-    config = run.config()
-    assert config.frames is not None
-    classes = run.classes()
-    extra: dict[str, Any] = {
-        "run": str(run.folder),
-        "model": f"frames:{config.frames.classifier.name}",
-    }
-    frames = np.concatenate([piece for _, piece in stream.pieces()])  # (T, S, S, 3)
-    record = _finished(path, stream)
-    video, status = new_video_features(config.frames, frames, path, device)
-    if video is None:  # a modality is missing (e.g. no sound): no made-up score
-        empty = _timeline(record, np.full((len(frames), len(classes)), np.nan), len(classes))
-        return _write(out, path, record, empty, classes, None, extra, why_not=status)
-    per_step, video_probs = timeline(config.frames, load_frame_head(run, device), video, device)
-    if per_step is None or len(per_step) != len(frames):  # steps are not frames
-        per_step = np.full((len(frames), len(classes)), np.nan)
-    timed = _timeline(record, per_step, len(classes))
-    return _write(out, path, record, timed, classes, video_probs, extra)
+    settings = run.config().frames
+    assert settings is not None
+    head = load_frame_head(run, device)
+
+    def score(frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+        video, status = new_video_features(settings, frames, path, device)
+        if video is None:
+            return None, None, status
+        per_step, video_probs = timeline(settings, head, video, device)
+        return per_step, video_probs, None
+
+    return score
+
+
+def _sparse_ae_scorer(run: RunDir, device: torch.device) -> Scorer:
+    """Baccouche et al.'s BLSTM outputs, each block's given to its frames."""
+    from vidfer.training.sparse_ae_pipeline import load_sparse_ae_run, sparse_ae_timeline
+
+    settings = run.config().sparse_ae
+    assert settings is not None
+    autoencoder, head = load_sparse_ae_run(run, device)
+
+    def score(frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+        return (*sparse_ae_timeline(autoencoder, head, settings, frames, device), None)
+
+    return score
 
 
 @torch.no_grad()
@@ -233,7 +257,11 @@ def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -
         return _write(out, path, record, empty, classes, None, extra)
     device = resolve_device(config.train.device)
     if config.frames is not None:
-        return _predict_frames(path, run, out, stream, device)
+        extra["model"] = f"frames:{config.frames.classifier.name}"
+        return _predict_whole(path, run, out, stream, extra, _frames_scorer(path, run, device))
+    if config.sparse_ae is not None:
+        extra["model"] = "baccouche2012_sparse_ae_blstm"
+        return _predict_whole(path, run, out, stream, extra, _sparse_ae_scorer(run, device))
     model, pooling = run.load_model(device)
     transform = build_clip_transform(config.transforms, train=False)
     blocks = (transform(frames).to(device) for _, frames in stream.pieces())  # (C, n, S, S)
@@ -263,8 +291,8 @@ def predict_video(
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
     The video is decoded, its faces detected and aligned (when the run uses them) and scored in
-    chunks, so that memory does not grow with its length (frame-feature runs excepted: they read
-    the whole video).
+    chunks, so that memory does not grow with its length (frame-feature and sparse auto-encoder
+    runs excepted: they read the whole video).
 
     Args:
         video: The video file.

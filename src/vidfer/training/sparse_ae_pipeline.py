@@ -33,6 +33,7 @@ from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
+from vidfer.features.spacetime_patches import block_starts
 from vidfer.features.sparse_codes import grid_codes, learn_autoencoder
 from vidfer.features.store import FeatureStore
 from vidfer.io.atomic import atomic_write_text
@@ -181,6 +182,38 @@ def load_sparse_ae_run(run: RunDir, device: torch.device) -> tuple[SparseAutoEnc
     head = _build_head(settings, int(state["dim"]), len(run.classes()))
     head.load_state_dict(state["model"])
     return model.eval(), head.to(device).eval()
+
+
+@torch.no_grad()
+def sparse_ae_timeline(
+    model: SparseAutoEncoder,
+    head: Standardised,
+    settings: SparseAEConfig,
+    frames: np.ndarray,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame ``(L, K)`` and video ``(K,)`` class probabilities of a new video.
+
+    The video's are scored as in evaluation; a frame gets the softmax output of the last block
+    that starts at or before it (with blocks side by side, the block holding it).
+
+    Args:
+        model: The run's auto-encoder.
+        head: The run's standardised BLSTM.
+        settings: The run's ``sparse_ae`` section.
+        frames: The video's ``L`` frames, prepared as the run's videos were.
+        device: Where the BLSTM runs.
+    """
+    steps = torch.from_numpy(video_codes(model, frames, settings)).float()  # (S, D)
+    steps = steps[None].to(device)  # -> (1, S, D)
+    mask = torch.ones(steps.shape[:2], dtype=torch.bool, device=device)
+    video = head(steps, mask).softmax(dim=1)[0]  # (K,)
+    blstm = head.classifier
+    assert isinstance(blstm, FramewiseBLSTM)
+    per_block = blstm.step_logits(head.standardise(steps), mask)[0].softmax(dim=1)  # (S, K)
+    starts = block_starts(len(frames), settings.depth, settings.block_stride or settings.depth)
+    owner = np.searchsorted(starts, np.arange(len(frames)), side="right") - 1  # (L,)
+    return per_block.cpu().numpy()[owner], video.cpu().numpy()
 
 
 def evaluate_sparse_ae_run(run: RunDir, split: str) -> EvalOutcome:
