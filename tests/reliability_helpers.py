@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +107,18 @@ def store_records(folder: Path) -> list[Path]:
         for path in folder.glob("*.json")
         if not path.name.startswith(".") and path.name != "prepare.json"
     )
+
+
+def misbehave_later(what: str, items: int) -> Iterator[str]:
+    """A stream for the sandbox tests: ``items`` items, then what :func:`misbehave` does."""
+    for index in range(items):
+        yield f"{what}{index}"
+    yield misbehave(what)
+
+
+def count_into(log: str, items: int) -> Iterator[int]:
+    """A stream for the sandbox tests that notes each item in ``log`` as it makes it."""
+    for index in range(items):
+        with open(log, "a", encoding="ascii") as handle:
+            handle.write(f"{index}\n")
+        yield index

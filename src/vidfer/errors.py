@@ -45,6 +45,10 @@ class VideoError(VidferError):
         self.path = str(path)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[VideoError], tuple[str, str]]:
+        """Pickled as its path and reason (it is relayed from a sandboxed decoding worker)."""
+        return type(self), (self.path, self.reason)
+
 
 class MissingVideoError(VideoError):
     """The video path does not exist."""
@@ -92,3 +96,26 @@ class VideoTooShortError(VideoError):
     """The video has fewer frames than the configured minimum."""
 
     status = "too_short"
+
+
+class QuarantinedVideoError(VideoError):
+    """Decoding the video killed, stalled or exhausted its sandboxed worker process
+    (:mod:`vidfer.io.sandbox`); the calling process is unharmed."""
+
+
+class CrashedVideoError(QuarantinedVideoError):
+    """The decoding worker died (a segmentation fault in the decoder, the out-of-memory killer)."""
+
+    status = "crashed"
+
+
+class TimedOutVideoError(QuarantinedVideoError):
+    """The decoding worker overran ``data.limits.decode_timeout_s`` and was killed."""
+
+    status = "timeout"
+
+
+class OutOfMemoryVideoError(QuarantinedVideoError):
+    """The decoding worker needed more than ``data.limits.decode_memory_mb``."""
+
+    status = "out_of_memory"

@@ -77,7 +77,7 @@ class _Timeline:
 def _open(path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int) -> VideoStream:
     if not path.is_file():
         raise VideoError(path, "file not found; check the path")
-    return stream_video(path, prep, video_limits(limits), piece_frames)
+    return stream_video(path, prep, limits, piece_frames)
 
 
 def _finished(path: Path, stream: VideoStream) -> StoreRecord:
@@ -302,7 +302,10 @@ def predict_video(
             model: ``FER_PIECE_FRAMES``). The scores do not depend on it.
 
     Raises:
-        VideoError: if the video cannot be decoded (the message names the file).
+        VideoError: if the video cannot be decoded (the message names the file); a
+            :class:`~vidfer.errors.QuarantinedVideoError` (status ``crashed``, ``timeout`` or
+            ``out_of_memory``) if it crashed, stalled or exhausted its sandboxed decoding worker.
+            Nothing is written then.
         CheckpointError: if ``run_folder`` is not a trained run.
         AssetError: if the default model's weights have not been fetched.
     """

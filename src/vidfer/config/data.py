@@ -45,7 +45,8 @@ class LimitsConfig(Section):
     ``decode_memory_mb`` is quarantined (status ``crashed``, ``timeout``, ``out_of_memory``).
 
     Attributes:
-        decode_timeout_s: Longest time to prepare one video (decode, faces, write).
+        decode_timeout_s: Longest time to prepare one video (decode, faces, write); in
+            ``vidfer predict``, to decode one piece of it (``eval.chunk_frames`` frames).
         decode_memory_mb: Memory one video's preparation may take in its worker (address space,
             beyond the worker's own); None: no limit.
         keep_truncated: Keep the frames decoded before the end of a file that was cut short

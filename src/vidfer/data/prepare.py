@@ -31,7 +31,13 @@ from vidfer import faults
 from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.manifest import ManifestRow
 from vidfer.data.store import PreparedStore, SourceIdentity, StoreRecord
-from vidfer.errors import VideoError
+from vidfer.errors import (
+    CrashedVideoError,
+    OutOfMemoryVideoError,
+    QuarantinedVideoError,
+    TimedOutVideoError,
+    VideoError,
+)
 from vidfer.faces.pipeline import FaceConfig, process_faces
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.sandbox import Failure, Sandbox
@@ -219,17 +225,38 @@ def _prepare_task(
     return record
 
 
-def _quarantined(identity: SourceIdentity, failure: Failure, limits: LimitsConfig) -> StoreRecord:
-    """The record of a video whose worker crashed, overran its time or its memory."""
+_QUARANTINED: dict[str, type[QuarantinedVideoError]] = {
+    error.status: error for error in (CrashedVideoError, TimedOutVideoError, OutOfMemoryVideoError)
+}
+
+
+def quarantine_error(
+    path: object, failure: Failure, limits: LimitsConfig, what: str
+) -> QuarantinedVideoError:
+    """The error of a video whose sandboxed worker crashed, overran its time or its memory.
+
+    Args:
+        path: The video file.
+        failure: What the sandbox saw.
+        limits: The limits the worker ran under (the reason names the one to raise).
+        what: The start of the reason, e.g. ``quarantined: preparing it failed``.
+
+    Returns:
+        The error of ``failure.status``, its reason ``WHAT, what happened[; the limit to
+        raise]``.
+    """
     option = {
         "timeout": f"; raise data.limits.decode_timeout_s={limits.decode_timeout_s:g} to retry",
         "out_of_memory": f"; raise data.limits.decode_memory_mb={limits.decode_memory_mb} to retry",
     }.get(failure.status, "")
+    return _QUARANTINED[failure.status](path, f"{what}, {failure.reason}{option}")
+
+
+def _quarantined(identity: SourceIdentity, failure: Failure, limits: LimitsConfig) -> StoreRecord:
+    """The record of a video whose worker crashed, overran its time or its memory."""
+    error = quarantine_error(identity.path, failure, limits, "quarantined: preparing it failed")
     return StoreRecord(
-        source=identity,
-        status=failure.status,
-        reason=f"quarantined: preparing it failed, {failure.reason}{option}",
-        limits=limits.model_dump(),
+        source=identity, status=error.status, reason=error.reason, limits=limits.model_dump()
     )
 
 

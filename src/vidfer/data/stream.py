@@ -7,6 +7,13 @@ on, the video is decoded twice: the first pass detects the faces of every frame,
 keeping only boxes and landmarks; the main face is then tracked over the whole video (the track
 needs every frame's detections, and they are small); the second pass decodes again and crops the
 tracked face, piece by piece.
+
+The decoding runs in a sandboxed worker process (:meth:`vidfer.io.sandbox.Sandbox.stream`, under
+``data.limits.decode_timeout_s`` per piece and ``data.limits.decode_memory_mb``), as
+``vidfer prepare``'s does: a video that crashes the decoder, hangs or exhausts its memory raises a
+:class:`~vidfer.errors.QuarantinedVideoError` naming the file and its status, and the calling
+process goes on. The worker sends one piece at a time and decodes the next only while the
+caller uses the current one.
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from vidfer.config import PrepareConfig
-from vidfer.data.prepare import finish_frames, no_face_reason
+from vidfer import faults
+from vidfer.config import LimitsConfig, PrepareConfig
+from vidfer.data.prepare import finish_frames, no_face_reason, quarantine_error, video_limits
 from vidfer.data.store import SourceIdentity, StoreRecord
 from vidfer.faces.pipeline import crop_faces, get_detector, track_faces
 from vidfer.faces.tracks import MISSING, FaceTrack
 from vidfer.faces.types import FrameFaces
-from vidfer.io.video import decode_chunks
+from vidfer.io.sandbox import Failure, Sandbox
+from vidfer.io.video import DecodedVideo, decode_chunks
 from vidfer.io.video_probe import VideoLimits
 
 
@@ -35,7 +44,7 @@ class VideoStream:
     Attributes:
         path: The video file.
         prep: The preprocessing settings.
-        limits: Limits on untrusted input.
+        limits: Limits on untrusted input (the decoding worker's time and memory limits too).
         piece_frames: Decoded frames per piece.
         track: The main face's track (face pipeline on, after the detection pass), else None.
         faces: Per decoded frame face records, ``frame`` being the source frame index (face
@@ -47,7 +56,7 @@ class VideoStream:
 
     path: Path
     prep: PrepareConfig
-    limits: VideoLimits
+    limits: LimitsConfig
     piece_frames: int
     track: FaceTrack | None = None
     faces: list[dict[str, Any]] | None = None
@@ -59,19 +68,25 @@ class VideoStream:
     _truncated: bool = False
 
     def _decoded(self, short_side: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(source indices (n,), frames (n, H, W, 3))`` of every decoded piece."""
-        prep = self.prep
-        for piece in decode_chunks(
-            self.path,
-            self.piece_frames,
-            fps=prep.fps,
-            short_side=short_side,
-            max_frames=prep.max_frames,
-            limits=self.limits,
-        ):
-            self._fps = (float(piece.fps), float(piece.info.fps))
-            self._truncated = piece.truncated
-            yield piece.frame_indices, piece.frames
+        """``(source indices (n,), frames (n, H, W, 3))`` of every piece, decoded in a sandboxed
+        worker.
+
+        Raises:
+            VideoError: if the video cannot be decoded, as :func:`decode_chunks` raises it.
+            QuarantinedVideoError: if the decoding worker crashed or overran its time or memory.
+        """
+        limits = self.limits
+        task = (str(self.path), self.piece_frames, self.prep, short_side, video_limits(limits))
+        with Sandbox(
+            _decode_pieces, 1, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
+        ) as sandbox:
+            for piece in sandbox.stream(task):
+                if isinstance(piece, Failure):
+                    what = f"{piece.status}: decoding it failed"
+                    raise quarantine_error(self.path, piece, limits, what)
+                self._fps = (float(piece.fps), float(piece.info.fps))
+                self._truncated = piece.truncated
+                yield piece.frame_indices, piece.frames
 
     def pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(source frame indices (n,), uint8 frames (n, S, S, 3))`` of the kept frames, in
@@ -132,13 +147,30 @@ class VideoStream:
         )
 
 
+def _decode_pieces(
+    path: str, piece_frames: int, prep: PrepareConfig, short_side: int | None, limits: VideoLimits
+) -> Iterator[DecodedVideo]:
+    """Sandboxed worker entry point: the video's pieces of ``piece_frames`` decoded frames."""
+    faults.inject("decode", Path(path).name)
+    yield from decode_chunks(
+        path,
+        piece_frames,
+        fps=prep.fps,
+        short_side=short_side,
+        max_frames=prep.max_frames,
+        limits=limits,
+    )
+
+
 def stream_video(
-    path: Path, prep: PrepareConfig, limits: VideoLimits, piece_frames: int
+    path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int
 ) -> VideoStream:
     """Open a video for reading piece by piece; with faces on, run the detection pass now.
 
     Raises:
-        VideoError: if the video cannot be decoded (the message names the file).
+        VideoError: if the video cannot be decoded (the message names the file); a
+            :class:`~vidfer.errors.QuarantinedVideoError` if it crashed, stalled or exhausted
+            its decoding worker.
     """
     stream = VideoStream(path, prep, limits, piece_frames)
     faces = prep.face_config()

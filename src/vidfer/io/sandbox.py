@@ -10,12 +10,18 @@ decoder, the out-of-memory killer — or overruns its time is replaced; its task
 The parent never runs the function itself, so nothing a file does to a decoder can take the
 calling process down. An exception raised by the function is not a failure of the input: it is
 raised again in the parent (with the worker's traceback attached).
+
+:meth:`Sandbox.map` runs the function once per input; :meth:`Sandbox.stream` runs a function that
+yields (a video's decoded pieces) and hands its items over one at a time, so that the parent never
+holds more than about two of them (``vidfer predict`` on long videos).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import itertools
 import logging
 import os
 import pickle
@@ -25,7 +31,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -36,9 +42,11 @@ from typing import Any, Generic, TypeVar
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+T = TypeVar("T")
 _MIB = 1 << 20
 _QUEUED = 2  # tasks handed to a worker at once: the next one waits in its pipe, never the worker
 _START_S = 120.0  # longest a worker may take to start (import the function's module)
+_NEXT = "next"  # the parent asks a streaming worker for its next item
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,13 @@ class RemoteTraceback(Exception):
     """The traceback of an exception raised in a worker (the ``__cause__`` of its re-raise)."""
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """The request that starts a stream: ``fn(*args)``'s items, one per :data:`_NEXT`."""
+
+    args: tuple[Any, ...]
+
+
 @dataclass
 class _Worker:
     process: BaseProcess
@@ -72,7 +87,8 @@ class _Worker:
 class Sandbox(Generic[R]):
     """Worker processes that run one function on many untrusted inputs.
 
-    Use it as a context manager; the workers start on the first :meth:`map` and stop on exit.
+    Use it as a context manager; the workers start on the first :meth:`map` or :meth:`stream`
+    and stop on exit. One call runs at a time.
 
     Args:
         fn: The function; a module-level function, so that workers can import it.
@@ -139,13 +155,8 @@ class Sandbox(Generic[R]):
         while pending or any(worker.tasks for worker in self._workers):
             for worker in self._workers:
                 while pending and len(worker.tasks) < _QUEUED:
-                    if not worker.tasks:
-                        start = 0.0 if worker.ready else _START_S
-                        worker.deadline = time.monotonic() + start + self.timeout_s
-                    worker.tasks.append(pending.popleft())
-                    # A worker that died meanwhile is seen through its sentinel below.
-                    with contextlib.suppress(OSError):
-                        worker.conn.send(tasks[worker.tasks[-1]])
+                    index = pending.popleft()
+                    self._send(worker, index, tasks[index])
             busy = [worker for worker in self._workers if worker.tasks]
             timeout = max(0.0, min(worker.deadline for worker in busy) - time.monotonic())
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
@@ -153,6 +164,61 @@ class Sandbox(Generic[R]):
                 outcome = self._outcome(worker, ready, pending)
                 if outcome is not None:
                     yield outcome
+
+    def stream(self: Sandbox[Iterator[T]], task: tuple[Any, ...]) -> Iterator[T | Failure]:
+        """Run ``fn(*task)``, a function that yields, and yield its items one at a time.
+
+        The worker makes the next item while the caller uses the current one, then waits to be
+        asked for more: it is never more than one item ahead. Each item has the time limit of a
+        task, counted from when it is asked for (the first: from the worker's start); the memory
+        limit is the worker's, as for :meth:`map`. A caller that stops reading before the end
+        stops the worker (killed: it may be in the middle of an item).
+
+        Yields:
+            The items in order; a :class:`Failure`, last, if the worker crashed or overran its
+            time or memory limit.
+
+        Raises:
+            Exception: the exception ``fn`` raised (the worker's traceback as its cause), after
+                the items made before it.
+        """
+        if not self._workers:
+            self._workers.append(self._start())
+        worker = self._workers[0]
+        self._send(worker, 0, _Stream(task))
+        try:
+            while True:
+                outcome = self._await(worker)
+                if isinstance(outcome, Failure):
+                    yield outcome
+                    return
+                if not outcome:  # the worker's "no more items"
+                    return
+                self._send(worker, 0, _NEXT)  # made while the caller uses this one
+                yield outcome[0]
+        finally:
+            if worker.tasks:  # stopped early: the worker is making an item nobody will read
+                self._discard(worker)
+
+    def _send(self, worker: _Worker, index: int, message: Any) -> None:
+        """Hand task ``index`` to ``worker``; its time limit runs from now if the worker was idle
+        (from its start, plus the time it may take to start, if it has not started yet)."""
+        if not worker.tasks:
+            start = 0.0 if worker.ready else _START_S
+            worker.deadline = time.monotonic() + start + self.timeout_s
+        worker.tasks.append(index)
+        # A worker that died meanwhile is seen through its sentinel when awaited.
+        with contextlib.suppress(OSError):
+            worker.conn.send(message)
+
+    def _await(self, worker: _Worker) -> Any:
+        """The answer to ``worker``'s one task: its value or a :class:`Failure`."""
+        while True:
+            timeout = max(0.0, worker.deadline - time.monotonic())
+            ready = set(wait([worker.conn, worker.process.sentinel], timeout))
+            outcome = self._outcome(worker, ready, deque())
+            if outcome is not None:
+                return outcome[1]
 
     def _outcome(
         self, worker: _Worker, ready: set[Any], pending: deque[int]
@@ -210,6 +276,14 @@ class Sandbox(Generic[R]):
         child.close()  # the worker's end: closing ours lets recv() see the worker's death
         return _Worker(process, parent)
 
+    def _discard(self, worker: _Worker) -> None:
+        """Kill ``worker`` and forget it (a fresh one starts when needed)."""
+        worker.process.kill()
+        worker.process.join()
+        worker.conn.close()
+        if worker in self._workers:  # not when the sandbox was closed first
+            self._workers.remove(worker)
+
     def _replace(self, worker: _Worker, pending: deque[int]) -> None:
         """Swap a stopped worker for a fresh one (in place, so iteration order holds); the
         tasks still queued in it go back to the front of ``pending``."""
@@ -253,32 +327,76 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _serve(conn: Connection, fn: Callable[..., Any], memory_bytes: int | None, parent: int) -> None:
-    """A worker's loop: run ``fn`` on the arguments the parent sends until it sends None or
-    goes away. ``fn``'s module was imported when the process started: it is not counted in the
-    memory limit nor in the first task's time."""
+    """A worker's loop: run ``fn`` on the arguments the parent sends (a tuple: one call; a
+    :class:`_Stream`: a stream) until it sends None or goes away. ``fn``'s module was imported
+    when the process started: it is not counted in the memory limit nor in the first task's
+    time."""
     _die_with_parent(parent)
     if memory_bytes is not None:
         _limit_memory(memory_bytes)
     conn.send(("ready", None))
     while True:
-        try:
-            args = conn.recv()
-        except (EOFError, OSError):
-            return  # the parent is gone
-        if args is None:
+        request = _receive(conn)
+        if request is None:
             return
-        try:
-            outcome: tuple[str, Any] = ("ok", fn(*args))
-        except MemoryError:
-            outcome = ("memory", None)
-        except Exception as error:  # re-raised in the parent
-            outcome = ("error", (_portable(error), traceback.format_exc()))
-        try:
-            conn.send(outcome)
-        except (OSError, ValueError):
+        if isinstance(request, _Stream):
+            going = _stream(conn, fn, request.args)
+        else:
+            going = _reply(conn, _attempt(functools.partial(fn, *request)))
+        if not going:
             return
-        if outcome[0] == "memory":
-            return  # native libraries may be left in a bad state: start afresh
+
+
+def _stream(conn: Connection, fn: Callable[..., Iterable[Any]], args: tuple[Any, ...]) -> bool:
+    """Send ``fn(*args)``'s items, each as ``("ok", (item,))`` once asked for (the first at
+    once), then ``("ok", ())``; returns whether the worker may serve on."""
+    items = _lazy(fn, args)
+    while True:
+        outcome = _attempt(lambda: tuple(itertools.islice(items, 1)))
+        if not _reply(conn, outcome):
+            return False
+        if outcome[0] == "error" or outcome[1] == ():
+            return True
+        if _receive(conn) != _NEXT:
+            return False  # the parent is gone
+
+
+def _lazy(fn: Callable[..., Iterable[Any]], args: tuple[Any, ...]) -> Iterator[Any]:
+    """``fn(*args)``'s items; ``fn`` is called at the first ``next()`` (its errors come from
+    there, as its items' do)."""
+    yield from fn(*args)
+
+
+def _attempt(step: Callable[[], Any]) -> tuple[str, Any]:
+    """``("ok", step())``, else ``("memory", None)`` or ``("error", (error, traceback))``."""
+    try:
+        return "ok", step()
+    except MemoryError:
+        return "memory", None
+    except Exception as error:  # re-raised in the parent
+        return "error", (_portable(error), traceback.format_exc())
+
+
+def _receive(conn: Connection) -> Any:
+    """The parent's next request; None when it asks to stop or is gone."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _reply(conn: Connection, outcome: tuple[str, Any]) -> bool:
+    """Send ``outcome``; returns whether the worker may serve on."""
+    try:
+        conn.send(outcome)
+    except MemoryError:  # pickling a large answer went over the limit all the same
+        with contextlib.suppress(OSError, ValueError, MemoryError):
+            conn.send(("memory", None))
+        return False
+    except (OSError, ValueError):
+        return False
+    # After a MemoryError native libraries may be left in a bad state: start afresh.
+    return outcome[0] != "memory"
 
 
 def _portable(error: Exception) -> Exception:
