@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from common import add_run_arguments, mean_se, run_parallel
+from common import add_run_arguments, print_per_seed, run_parallel
 from vidfer.config import load_config
 from vidfer.data.synth import make_actions
 from vidfer.training.trainer import train
@@ -69,15 +69,14 @@ def main() -> None:
         f"actions: 4 classes (chance 0.25), {args.videos_per_class} videos per class, "
         f"{len(args.seeds)} seeds (one dataset each); {CONFIG.name} {' '.join(args.set)}"
     )
-    for key, name in (
-        ("accuracy", "test accuracy, learned synchrony codes"),
-        ("control", "test accuracy, untrained (random) filters"),
-        ("seconds", "seconds to learn codes + words + SVMs"),
-    ):
-        values = [r[key] for r in results]
-        mean, se = mean_se(values)
-        per_seed = ", ".join(f"{v:.3f}" for v in values)
-        print(f"{name:<45} {mean:.3f} +- {se:.3f}   ({per_seed})")
+    print_per_seed(
+        results,
+        [
+            ("accuracy", "test accuracy, learned synchrony codes"),
+            ("control", "test accuracy, untrained (random) filters"),
+            ("seconds", "seconds to learn codes + words + SVMs"),
+        ],
+    )
 
 
 if __name__ == "__main__":

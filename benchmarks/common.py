@@ -23,6 +23,18 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1) / math.sqrt(len(array)))
 
 
+def print_per_seed(
+    results: Sequence[dict[str, float]], rows: Sequence[tuple[str, str]], digits: int = 3
+) -> None:
+    """One line per ``(key, name)`` of ``rows``: mean +- standard error, then every seed's value."""
+    width = max(len(name) for _, name in rows) + 2
+    for key, name in rows:
+        values = [r[key] for r in results]
+        mean, se = mean_se(values)
+        per_seed = ", ".join(f"{v:.{digits}f}" for v in values)
+        print(f"{name:<{width}} {mean:.3f} +- {se:.3f}   ({per_seed})")
+
+
 def run_parallel(
     function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int
 ) -> list[T]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from common import add_run_arguments, mean_se, run_parallel
+from common import add_run_arguments, print_per_seed, run_parallel
 from vidfer.config import parse_config
 from vidfer.data.synth import make_expressions
 from vidfer.training.trainer import train
@@ -115,11 +115,7 @@ def main() -> None:
         f"expressions: 4 classes (chance 0.25), {args.videos_per_class} videos per class, "
         f"{len(args.seeds)} seeds (one dataset each); frame CNN: FER2013 mini-Xception, frozen"
     )
-    for name in PIPELINES:
-        values = [r[name] for r in results]
-        mean, se = mean_se(values)
-        per_seed = ", ".join(f"{v:.2f}" for v in values)
-        print(f"{name:<24} {mean:.3f} +- {se:.3f}   ({per_seed})")
+    print_per_seed(results, [(name, name) for name in PIPELINES], digits=2)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import add_run_arguments, mean_se, run_parallel
+from common import add_run_arguments, print_per_seed, run_parallel
 from vidfer.config import RunConfig, load_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_actions
@@ -112,16 +112,15 @@ def main() -> None:
         f"actions: 4 classes (chance 0.25), {args.videos_per_class} videos per class, "
         f"{len(args.seeds)} seeds (one dataset each); {CONFIG.name} {' '.join(args.set)}"
     )
-    for key, name in (
-        ("accuracy", "test accuracy"),
-        ("control", "test accuracy, same BLSTM on raw gray pixels"),
-        ("active", f"active units / video patch (N = {codes}, N/8 = {codes / 8:g})"),
-        ("active_training", "active units / training patch"),
-    ):
-        values = [r[key] for r in results]
-        mean, se = mean_se(values)
-        per_seed = ", ".join(f"{v:.3f}" for v in values)
-        print(f"{name:<50} {mean:.3f} +- {se:.3f}   ({per_seed})")
+    print_per_seed(
+        results,
+        [
+            ("accuracy", "test accuracy"),
+            ("control", "test accuracy, same BLSTM on raw gray pixels"),
+            ("active", f"active units / video patch (N = {codes}, N/8 = {codes / 8:g})"),
+            ("active_training", "active units / training patch"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -122,10 +122,11 @@ class AutoEncoderConfig(Section):
             side by side).
         grayscale: Gray patches (the paper's); false keeps the three colour channels, for
             data whose classes show in colour only (D = 3 T M M).
-        code: What encodes a patch once trained: ``sparse``, the fixed-gain logistic of the
-            encoder's output (the paper's); ``linear``, the encoder's non-sparse output Z
-            (each unit fires on about ``eta`` of the patches in the sparse code, which leaves
-            little for a classifier when N is small; see benchmarks/README.md).
+        code: What encodes a patch for the classifier once trained: ``linear``, the encoder's
+            output Z, the convolution "responses" that the paper's §4.2 concatenates;
+            ``sparse``, its fixed-gain sparsifying logistic (each unit fires on about ``eta``
+            of the patches, which concatenated over a grid left the BLSTM at chance on the
+            synthetic actions: benchmarks/README.md).
     """
 
     patch: int = Field(8, ge=2)
@@ -147,7 +148,7 @@ class AutoEncoderConfig(Section):
     track: bool = False
     block_stride: int | None = Field(None, ge=1)
     grayscale: bool = True
-    code: Literal["sparse", "linear"] = "sparse"
+    code: Literal["sparse", "linear"] = "linear"
 
     @model_validator(mode="after")
     def _frame_holds_a_patch(self) -> AutoEncoderConfig:

@@ -7,8 +7,10 @@ Steps of a run whose config has a ``sparse_ae`` section:
 2. the sparse auto-encoder trained online on them (:mod:`vidfer.models.sparse_autoencoder`);
    its basis goes to ``basis.png``, the number of active code units per patch to
    ``sparsity.json`` and to the ``autoencoder`` lines of ``metrics.jsonl``;
-3. every video's feature sequence: per space-time block, the fixed-gain sparse codes of its grid
-   of patches side by side, cached in ``RUN/features/`` (keyed by the auto-encoder's weights);
+3. every video's feature sequence: per space-time block, the codes of its grid of patches
+   (``sparse_ae.code``: the encoder's responses or their fixed-gain sparse version) side by
+   side or pooled (``sparse_ae.pool``), cached in ``RUN/features/`` (keyed by the
+   auto-encoder's weights and these options);
 4. a bidirectional LSTM with a softmax at every step (:mod:`vidfer.models.framewise_blstm`) on
    standardised features, trained with the ``optim`` and ``train`` sections by
    :func:`vidfer.training.sequences.fit_sequences` (early stopping on the validation loss).
