@@ -5,8 +5,9 @@ point to ``{name: fault}``, e.g.::
 
     VIDFER_FAULTS='{"decode": {"bad.mp4": "segv"}, "load": {"videos/left/1": "kill"}}'
 
-Points: ``decode`` (in a decoding worker, before decoding the file of that name) and ``load``
-(in a data-loader worker, before loading the video of that ``video_id``). Faults: ``segv``
+Points: ``decode`` (in a decoding worker, before decoding the file of that name), ``audio`` (in
+an audio worker, before decoding the sound of the file of that name) and ``load`` (in a
+data-loader worker, before loading the video of that ``video_id``). Faults: ``segv``
 (the process receives SIGSEGV, as when a native decoder crashes), ``kill`` (SIGKILL, as from the
 out-of-memory killer), ``hang`` (the process sleeps forever, as on a stalled read) and ``hog``
 (the process fills memory, 64 MiB at a time up to 2 GiB, as a decoder on a hostile file may).

@@ -9,6 +9,13 @@ openSMILE's functionals over the whole signal give one vector per video.
 A video without an audio stream, or whose audio is too short for the functionals, has no vector:
 :class:`AudioFeatures` says why (``no_audio``, ``too_short``), and the pipelines and the fusion
 treat it as a missing modality instead of failing.
+
+The sound of untrusted files is decoded in sandboxed worker processes
+(:func:`map_sandboxed_audio_features`, :func:`sandboxed_audio_features`; :mod:`vidfer.io.sandbox`,
+under ``data.limits.decode_timeout_s`` and ``decode_memory_mb``, as ``vidfer prepare`` decodes the
+frames): a sound that cannot be decoded (``corrupt_audio``), or whose worker crashed, overran its
+time or its memory (``crashed``, ``timeout``, ``out_of_memory``), is one more reason for a missing
+modality, and the calling process goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,11 @@ from typing import Any
 import av
 import numpy as np
 
+from vidfer import faults
+from vidfer.config import LimitsConfig
+from vidfer.data.prepare import quarantine_error
 from vidfer.errors import CorruptVideoError
+from vidfer.io.sandbox import Failure, Sandbox
 
 RATE = 16_000
 """Sampling rate of the signal given to openSMILE (Hz)."""
@@ -36,14 +48,19 @@ class AudioFeatures:
     """One video's audio features, or why it has none.
 
     Attributes:
-        status: ``ok``, ``no_audio`` (no audio stream) or ``too_short``.
+        status: ``ok``, ``no_audio`` (no audio stream) or ``too_short``; from the sandboxed
+            functions also ``corrupt_audio`` (the sound cannot be decoded), ``crashed``,
+            ``timeout`` or ``out_of_memory`` (its worker did not return).
         features: ``(1582,)`` float32 when ``ok``, else None.
-        seconds: Duration of the decoded audio.
+        seconds: Duration of the decoded audio (0 when it could not be decoded).
+        reason: Why the sound cannot be used and what to do, for the sandboxed functions'
+            failures; else empty.
     """
 
     status: str
     features: np.ndarray | None
     seconds: float
+    reason: str = ""
 
 
 def audio_signal(path: str | os.PathLike[str]) -> np.ndarray | None:
@@ -109,3 +126,58 @@ def audio_features(path: str | os.PathLike[str]) -> AudioFeatures:
     if values is None:
         return AudioFeatures("too_short", None, seconds)
     return AudioFeatures("ok", values, seconds)
+
+
+_WITHOUT = (
+    "the video goes on without its sound; re-encode the sound "
+    "(ffmpeg -i VIDEO -c:v copy -c:a aac FIXED.mp4) to use it"
+)
+
+
+def _audio_task(path: str) -> AudioFeatures:
+    """Sandboxed worker entry point: :func:`audio_features`, ``corrupt_audio`` when the sound
+    cannot be decoded."""
+    faults.inject("audio", Path(path).name)
+    try:
+        return audio_features(path)
+    except CorruptVideoError as error:
+        reason = f"corrupt_audio: {error.reason}; {_WITHOUT}"
+        return AudioFeatures("corrupt_audio", None, 0.0, reason)
+
+
+def map_sandboxed_audio_features(
+    paths: Sequence[str | os.PathLike[str]], limits: LimitsConfig, workers: int
+) -> Iterator[tuple[int, AudioFeatures]]:
+    """:func:`audio_features` of every file, each decoded in a sandboxed worker.
+
+    Args:
+        paths: The video files.
+        limits: Their limits (``decode_timeout_s`` per file, ``decode_memory_mb`` per worker).
+        workers: How many files are decoded at once.
+
+    Yields:
+        ``(index in paths, features)`` in the order the files finish; a file whose sound cannot
+        be decoded, or whose worker crashed or overran its time or memory, has no features and
+        a status and reason saying so.
+    """
+    tasks = [(str(path),) for path in paths]
+    with Sandbox(
+        _audio_task, workers, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
+    ) as sandbox:
+        for index, found in sandbox.map(tasks):
+            if isinstance(found, Failure):
+                what = f"{found.status}: decoding its sound failed"
+                error = quarantine_error(paths[index], found, limits, what)
+                reason = f"{error.reason}; {_WITHOUT}"
+                found = AudioFeatures(found.status, None, 0.0, reason)
+            yield index, found
+
+
+def sandboxed_audio_features(path: str | os.PathLike[str], limits: LimitsConfig) -> AudioFeatures:
+    """:func:`audio_features` of one file, decoded in a sandboxed worker (``vidfer predict``).
+
+    Returns:
+        Its features, or none and the status and reason (as :func:`map_sandboxed_audio_features`).
+    """
+    [(_, found)] = map_sandboxed_audio_features([path], limits, 1)
+    return found

@@ -8,11 +8,13 @@ store (``<store>/features/``), keyed by the extractor's identity (model, checkpo
 mtime, layer): a second pipeline on the same frames re-extracts nothing, and an interrupted
 extraction resumes at the first missing video. A video-run extractor reuses the run's own cache
 (:func:`vidfer.training.video_attention.extract_run_features`). The audio extractor caches each
-video's IS10 vector (one step) the same way, or an empty array with the reason it has none.
+video's IS10 vector (one step) the same way, or an empty array with the reason it has none; it
+decodes the sound in sandboxed worker processes, so that one bad soundtrack does not stop a run.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,15 +22,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidfer.config import ExtractorConfig
+from vidfer.config import ExtractorConfig, LimitsConfig
 from vidfer.data.prepared import PreparedDataset
 from vidfer.errors import ConfigError
-from vidfer.features.audio import IS10_SIZE, audio_features
+from vidfer.features.audio import IS10_SIZE, map_sandboxed_audio_features
 from vidfer.features.store import FeatureStore, file_identity
 from vidfer.models.frame_cnns import FrameCNN, MiniXceptionCNN, build_frame_cnn
 from vidfer.models.mini_xception import FER2013_CLASSES
 from vidfer.progress import track
 from vidfer.training.frames import frame_run_checkpoint, load_frame_run
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,22 +124,44 @@ def extract_frame_features(
     return {item.row.video_id: store.load(item.key)[0] for item in data.items}, source.classes
 
 
-def extract_audio_features(data: PreparedDataset) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def extract_audio_features(
+    data: PreparedDataset, limits: LimitsConfig | None = None, workers: int = 1
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Every usable video's IS10 audio features ``(1, 1582)``, cached in the prepared store.
+
+    The sound is decoded in sandboxed workers (:func:`map_sandboxed_audio_features`): a video
+    whose sound cannot be decoded, or whose worker crashed or overran its time or memory, is
+    stored with that status (``corrupt_audio``, ``crashed``, ``timeout``, ``out_of_memory``),
+    named in one warning with the fix, and has no features, as a video without sound; the others
+    go on. Entries without features remember ``limits``, so that they are decided again under
+    other limits.
+
+    Args:
+        data: The prepared dataset.
+        limits: The decoding limits (``data.limits``); None: the defaults.
+        workers: Decoding worker processes (``data.workers``).
 
     Returns:
         The features by video id (``(0, 1582)`` for a video without usable sound), and the
-        reason (``no_audio``, ``too_short``) of each video that has none.
-
-    Raises:
-        CorruptVideoError: if a video's sound cannot be decoded.
+        reason (``no_audio``, ``too_short``, ``corrupt_audio``, ...) of each video that has none.
     """
+    limits = limits or LimitsConfig()
     store = FeatureStore(data.store.folder / "features", {"audio": "is10"})
-    missing = [item for item in data.items if not store.has(item.key)]
-    for item in track(missing, total=len(missing), description="extracting audio features"):
-        found = audio_features(item.row.path)
-        rows = found.features[None] if found.features is not None else np.zeros((0, IS10_SIZE))
-        store.save(item.key, rows, {"video_id": item.row.video_id, "status": found.status})
+    missing = [item for item in data.items if not _audio_cached(store, item.key, limits)]
+    paths = [item.row.path for item in missing]
+    found_all = map_sandboxed_audio_features(paths, limits, workers)
+    description = "extracting audio features"
+    for index, found in track(found_all, total=len(missing), description=description):
+        item = missing[index]
+        record: dict[str, Any] = {"video_id": item.row.video_id, "status": found.status}
+        if found.features is not None:
+            rows = found.features[None]
+        else:
+            rows = np.zeros((0, IS10_SIZE))
+            record.update(reason=found.reason, limits=limits.model_dump())
+        if found.reason:
+            log.warning("%s: %s", item.row.rel_path, found.reason)
+        store.save(item.key, rows, record)
     features, reasons = {}, {}
     for item in data.items:
         array, record = store.load(item.key)
@@ -143,3 +169,11 @@ def extract_audio_features(data: PreparedDataset) -> tuple[dict[str, np.ndarray]
         if record["status"] != "ok":
             reasons[item.row.video_id] = record["status"]
     return features, reasons
+
+
+def _audio_cached(store: FeatureStore, key: str, limits: LimitsConfig) -> bool:
+    """True if the video's audio entry is stored and was not decided under other limits."""
+    if not store.has(key):
+        return False
+    decided = store.load(key)[1].get("limits")
+    return decided is None or decided == limits.model_dump()
