@@ -16,10 +16,11 @@ from vidfer.config import load_config, parse_config
 from vidfer.data.synth import make_actions
 from vidfer.errors import ConfigError
 from vidfer.features.spacetime_patches import (
+    MotionCrop,
     block_patches,
-    motion_windows,
+    grid_patches,
     sample_neighbourhoods,
-    tracked_block_patches,
+    video_blocks,
 )
 from vidfer.models.framewise_blstm import FramewiseBLSTM
 from vidfer.models.sparse_autoencoder import (
@@ -130,14 +131,15 @@ def test_tracked_crop_follows_the_moving_figure():
     for t in range(9):  # a bright 6x7 square moving right 3 px per frame, then standing still
         video[t, 20:26, 5 + 3 * t : 12 + 3 * t] = 1.0
     video[9:] = video[8]
-    corners = motion_windows(video, (16, 16), 3, stride=3, pixel=0.1)
+    blocks = video_blocks(video, 3, stride=3)  # (4, 3, 40, 64, 1)
+    corners = MotionCrop((16, 16), pixel=0.1).corners(blocks)
     # Blocks at frames 0, 3, 6, 9: the crop moves right with the square (9 px per block)...
     assert corners.shape == (4, 2)
     np.testing.assert_array_equal(np.diff(corners[:3, 1]), [9, 9])
     assert (corners[:, 0] == corners[0, 0]).all()
     # ...and keeps its place in the last block, where nothing moves.
     np.testing.assert_array_equal(corners[3], corners[2])
-    grid = tracked_block_patches(video, (16, 16), 8, 3, stride=3, pixel=0.1)
+    grid = grid_patches(MotionCrop((16, 16), pixel=0.1).crop(blocks), 8)
     assert grid.shape == (4, 4, 3 * 8 * 8)  # 2 x 2 patches of each 16 x 16 crop
     # The square keeps its place in the crop: the first frame of blocks 0-2 is the same crop.
     first = grid[:3].reshape(3, 4, 3, 64)[:, :, 0]  # (blocks, positions, M*M)
@@ -145,7 +147,8 @@ def test_tracked_crop_follows_the_moving_figure():
     np.testing.assert_array_equal(first[2], first[0])
     static = np.full((6, 40, 64, 1), 0.5, dtype=np.float32)  # no motion: the centre crop
     np.testing.assert_array_equal(
-        motion_windows(static, (16, 16), 3, stride=3, pixel=0.1), [[12, 24], [12, 24]]
+        MotionCrop((16, 16), pixel=0.1).corners(video_blocks(static, 3, stride=3)),
+        [[12, 24], [12, 24]],
     )
 
 

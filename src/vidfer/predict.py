@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from vidfer.data.prepare import video_limits
 from vidfer.data.store import StoreRecord
 from vidfer.data.stream import VideoStream, stream_video
 from vidfer.data.transforms import build_clip_transform
-from vidfer.errors import VideoError
+from vidfer.errors import ConfigError, VideoError
 from vidfer.evaluation.scoring import score_stream, video_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.models.mini_xception import FER2013_CLASSES, load_mini_xception, preprocess
@@ -188,20 +188,26 @@ def _predict_fer(path: Path, out: Path, chunk_frames: int) -> Prediction:
     return _write(out, path, record, _timeline(record, smoothed, 7), classes, video_probs, extra)
 
 
-Scorer = Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None, str | None]]
-"""``frames (T, S, S, 3) -> (per-frame (T, K) or None, video (K,) or None, why not)``."""
+Scorer = Callable[[Iterable[np.ndarray]], tuple[np.ndarray | None, np.ndarray | None, str | None]]
+"""``pieces of frames (n, S, S, 3) -> (per-frame (T, K) or None, video (K,) or None, why not)``.
+
+It reads every piece, in order, before it returns."""
 
 
-def _predict_whole(
+def _predict_sequence(
     path: Path, run: RunDir, out: Path, stream: VideoStream, extra: dict[str, Any], score: Scorer
 ) -> Prediction:
-    """The prediction of a pipeline that reads the whole video at once."""
+    """The prediction of a pipeline that scores the video's whole sequence at once."""
     classes = run.classes()
-    frames = np.concatenate([piece for _, piece in stream.pieces()])  # (T, S, S, 3)
+    try:
+        per_step, video_probs, why_not = score(piece for _, piece in stream.pieces())
+    except ConfigError:
+        _finished(path, stream)  # a video too short to score: its record says why
+        raise
     record = _finished(path, stream)
-    per_step, video_probs, why_not = score(frames)
-    if per_step is None or len(per_step) != len(frames):  # steps are not frames
-        per_step = np.full((len(frames), len(classes)), np.nan)
+    frames = len(record.frame_indices)
+    if per_step is None or len(per_step) != frames:  # steps are not frames
+        per_step = np.full((frames, len(classes)), np.nan)
     timed = _timeline(record, per_step, len(classes))
     return _write(out, path, record, timed, classes, video_probs, extra, why_not=why_not)
 
@@ -216,7 +222,10 @@ def _frames_scorer(path: Path, run: RunDir, device: torch.device) -> Scorer:
     assert settings is not None
     head = load_frame_head(run, device)
 
-    def score(frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    def score(
+        pieces: Iterable[np.ndarray],
+    ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+        frames = np.concatenate(list(pieces))  # (T, S, S, 3): the whole video
         video, status = new_video_features(settings, frames, path, device)
         if video is None:
             return None, None, status
@@ -227,15 +236,17 @@ def _frames_scorer(path: Path, run: RunDir, device: torch.device) -> Scorer:
 
 
 def _sparse_ae_scorer(run: RunDir, device: torch.device) -> Scorer:
-    """Baccouche et al.'s BLSTM outputs, each block's given to its frames."""
+    """Baccouche et al.'s BLSTM outputs, each block's given to its frames (features piecewise)."""
     from vidfer.training.sparse_ae_pipeline import load_sparse_ae_run, sparse_ae_timeline
 
     settings = run.config().sparse_ae
     assert settings is not None
     autoencoder, head = load_sparse_ae_run(run, device)
 
-    def score(frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-        return (*sparse_ae_timeline(autoencoder, head, settings, frames, device), None)
+    def score(
+        pieces: Iterable[np.ndarray],
+    ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+        return (*sparse_ae_timeline(autoencoder, head, settings, pieces, device), None)
 
     return score
 
@@ -258,10 +269,10 @@ def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -
     device = resolve_device(config.train.device)
     if config.frames is not None:
         extra["model"] = f"frames:{config.frames.classifier.name}"
-        return _predict_whole(path, run, out, stream, extra, _frames_scorer(path, run, device))
+        return _predict_sequence(path, run, out, stream, extra, _frames_scorer(path, run, device))
     if config.sparse_ae is not None:
         extra["model"] = "baccouche2012_sparse_ae_blstm"
-        return _predict_whole(path, run, out, stream, extra, _sparse_ae_scorer(run, device))
+        return _predict_sequence(path, run, out, stream, extra, _sparse_ae_scorer(run, device))
     model, pooling = run.load_model(device)
     transform = build_clip_transform(config.transforms, train=False)
     blocks = (transform(frames).to(device) for _, frames in stream.pieces())  # (C, n, S, S)
@@ -291,8 +302,9 @@ def predict_video(
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
     The video is decoded, its faces detected and aligned (when the run uses them) and scored in
-    chunks, so that memory does not grow with its length (frame-feature and sparse auto-encoder
-    runs excepted: they read the whole video).
+    chunks, so that memory does not grow with its length (frame-feature runs excepted: they read
+    the whole video). A sparse auto-encoder run computes its block features chunk by chunk and
+    holds only them, one vector per block, for its bidirectional LSTM.
 
     Args:
         video: The video file.

@@ -52,7 +52,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from vidfer.predict import predict_video
 
     out = args.out or str(Path(args.video).with_suffix("")) + "_vidfer"
-    prediction = predict_video(args.video, out, args.run)
+    prediction = predict_video(args.video, out, args.run, chunk_frames=args.chunk_frames)
     if prediction.label is None:
         console.print(f"{args.video}: {prediction.status}; written to {prediction.out_dir}")
     else:
@@ -107,3 +107,10 @@ def register(add: Add) -> None:
         "--run", default=None, help="a trained run folder (default: FER2013 mini-Xception on faces)"
     )
     predict.add_argument("--out", default=None, help="output folder (default VIDEO_vidfer/)")
+    predict.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=None,
+        help="frames decoded and scored at a time (default: the run's eval.chunk_frames); "
+        "the scores do not depend on it, the memory does",
+    )

@@ -116,7 +116,7 @@ class AutoEncoderConfig(Section):
             keeps them whole.
         track: The ``frame_size`` crop follows the motion, block by block, instead of staying
             in the centre (the analogue of the paper's person-centred KTH boxes, without a
-            person detector; see :func:`vidfer.features.spacetime_patches.motion_windows`).
+            person detector; see :class:`vidfer.features.spacetime_patches.MotionCrop`).
             The auto-encoder still learns from the moving patches of the whole frames.
         block_stride: Frames between consecutive space-time blocks (None: ``depth``, blocks
             side by side).

@@ -8,9 +8,11 @@ and ``T/2`` more frames before and after (§3), so that every shifted version ca
 
 At feature time, a video is cut into space-time blocks of ``T`` frames and every block into the
 grid of ``floor(H/M) x floor(W/M)`` patches side by side (§4.2). On KTH the paper encodes a
-person-centred box; :func:`tracked_block_patches` is its analogue without a person detector: each
-block is cropped where the moving pixels are, so that a body part keeps its grid cell while the
-actor crosses the frame (the motion inside a block is kept, the crop is fixed for its T frames).
+person-centred box; :class:`MotionCrop` is its analogue without a person detector: each block is
+cropped where the moving pixels are, so that a body part keeps its grid cell while the actor
+crosses the frame (the motion inside a block is kept, the crop is fixed for its T frames).
+:class:`BlockCutter` cuts the blocks of a video that arrives piece by piece (``vidfer predict``),
+the whole video being one piece.
 
 Videos here are float arrays ``(L, H, W, C)`` with intensities in ``[0, 1]``: one gray channel
 as in the paper, or the three colour channels. A patch is flattened in ``(C, T, M, M)`` order.
@@ -156,7 +158,63 @@ def grid_patches(blocks: np.ndarray, patch: int) -> np.ndarray:
     # (S, T, rows*M, cols*M, C) -> (S, T, rows, M, cols, M, C) -> (S, rows, cols, C, T, M, M)
     grid = blocks.reshape(count, depth, rows, patch, cols, patch, channels)
     grid = grid.transpose(0, 2, 4, 6, 1, 3, 5)
-    return grid.reshape(count, rows * cols, -1)  # -> (S, G, C*T*M*M)
+    return grid.reshape(count, rows * cols, channels * depth * patch * patch)  # -> (S, G, C*T*M*M)
+
+
+class BlockCutter:
+    """A video's space-time blocks, cut as its frames arrive piece by piece.
+
+    Blocks start every ``stride`` frames and span ``depth`` (:func:`block_starts`). The frames a
+    later block still needs (fewer than ``depth``) are carried over to the next piece, so that a
+    video pushed in any pieces gives the blocks of the video pushed whole.
+
+    Attributes:
+        depth: T, frames per block.
+        stride: Frames between the first frames of consecutive blocks.
+        frames: Frames pushed so far.
+    """
+
+    def __init__(self, depth: int, stride: int) -> None:
+        self.depth = depth
+        self.stride = stride
+        self.frames = 0
+        self._next = 0  # first frame of the next block
+        self._origin = 0  # frame index of the first carried frame
+        self._carried: np.ndarray | None = None  # (n < T, H, W, C)
+
+    def push(self, piece: np.ndarray) -> np.ndarray:
+        """The blocks ``(k, T, H, W, C)`` that the frames ``(n, H, W, C)`` of ``piece`` complete."""
+        frames = piece if self._carried is None else np.concatenate([self._carried, piece])
+        self.frames += len(piece)
+        starts = np.arange(self._next, self.frames - self.depth + 1, self.stride)
+        blocks = np.empty((len(starts), self.depth, *frames.shape[1:]), dtype=frames.dtype)
+        for row, start in enumerate(starts - self._origin):
+            blocks[row] = frames[start : start + self.depth]
+        self._next += len(starts) * self.stride
+        keep = min(self._next, self.frames)
+        self._carried = frames[keep - self._origin :].copy()
+        self._origin = keep
+        return blocks
+
+    def close(self) -> np.ndarray:
+        """The first frames of all the blocks of the video pushed (:func:`block_starts`).
+
+        Raises:
+            ConfigError: if the video has fewer than ``depth`` frames.
+        """
+        return block_starts(self.frames, self.depth, self.stride)
+
+
+def video_blocks(video: np.ndarray, depth: int, stride: int) -> np.ndarray:
+    """Every block ``(S, T, H, W, C)`` of a whole video ``(L, H, W, C)`` (:class:`BlockCutter`).
+
+    Raises:
+        ConfigError: if the video has fewer than ``depth`` frames.
+    """
+    cutter = BlockCutter(depth, stride)
+    blocks = cutter.push(video)
+    cutter.close()
+    return blocks
 
 
 def block_patches(video: np.ndarray, patch: int, depth: int, stride: int) -> np.ndarray:
@@ -170,65 +228,64 @@ def block_patches(video: np.ndarray, patch: int, depth: int, stride: int) -> np.
     Raises:
         ConfigError: if the video has fewer than ``depth`` frames.
     """
-    starts = block_starts(len(video), depth, stride)
-    return grid_patches(np.stack([video[s : s + depth] for s in starts]), patch)
+    return grid_patches(video_blocks(video, depth, stride), patch)
 
 
-def motion_windows(
-    video: np.ndarray, size: tuple[int, int], depth: int, stride: int, pixel: float
-) -> np.ndarray:
-    """Top-left corners ``(S, 2)`` of the crop of every block that follows the motion.
+class MotionCrop:
+    """The crop of every block that follows the motion, block after block.
 
-    For each block (:func:`block_starts`), the moving pixels are those of the patch selection
-    (``|last - first| > pixel``); the crop is first put where a ``size`` window holds the most
-    of them, then centred on the moving pixels inside it (a figure cut in two by the frame's
-    edge is followed by its larger part), within the frame. A block without a moving pixel
-    keeps the previous block's crop (the first ones: the centre crop).
+    For each block, the moving pixels are those of the patch selection (``|last - first| >
+    pixel``); the crop is first put where a ``size`` window holds the most of them, then
+    centred on the moving pixels inside it (a figure cut in two by the frame's edge is followed
+    by its larger part), within the frame. A block without a moving pixel keeps the previous
+    block's crop (the first ones: the centre crop), also when the blocks come in several calls.
 
-    Raises:
-        ConfigError: if the video has fewer than ``depth`` frames or is smaller than ``size``.
+    Attributes:
+        size: ``(h, w)`` of the crop.
+        pixel: A pixel moves when ``|last - first|`` exceeds this in one of its channels.
     """
-    length, height, width = video.shape[:3]
-    crop_h, crop_w = size
-    if crop_h > height or crop_w > width:
-        raise ConfigError(
-            f"frame_size {[crop_h, crop_w]} exceeds the stored frames ({height}x{width}); "
-            "raise data.prepare.size"
-        )
-    starts = block_starts(length, depth, stride)
-    moving = moving_pixels(video, depth, pixel)[starts]  # (S, H, W)
-    counts = box_sums(moving, crop_h, crop_w)  # (S, H - h + 1, W - w + 1)
-    corner = np.array([(height - crop_h) // 2, (width - crop_w) // 2])
-    corners = np.empty((len(starts), 2), dtype=np.int64)
-    for index, (mask, count) in enumerate(zip(moving, counts, strict=True)):
-        if count.max() > 0:
-            top, left = np.unravel_index(count.argmax(), count.shape)
-            ys, xs = np.nonzero(mask[top : top + crop_h, left : left + crop_w])
-            centre = np.array([top + ys.mean(), left + xs.mean()])
-            corner = np.round(centre - np.array([crop_h, crop_w]) / 2).astype(np.int64)
-            corner = np.clip(corner, 0, [height - crop_h, width - crop_w])
-        corners[index] = corner
-    return corners
 
+    def __init__(self, size: tuple[int, int], pixel: float) -> None:
+        self.size = size
+        self.pixel = pixel
+        self._corner: np.ndarray | None = None  # (2,) the previous block's crop
 
-def tracked_block_patches(
-    video: np.ndarray, size: tuple[int, int], patch: int, depth: int, stride: int, pixel: float
-) -> np.ndarray:
-    """The grid of patches of every block's crop that follows the motion (:func:`motion_windows`).
+    def corners(self, blocks: np.ndarray) -> np.ndarray:
+        """Top-left corners ``(k, 2)`` of the crops of the next blocks ``(k, T, H, W, C)``.
 
-    Returns:
-        ``(S, G, C * T * M * M)`` with ``G = floor(h/M) * floor(w/M)`` for ``size = (h, w)``.
+        Raises:
+            ConfigError: if the frames are smaller than ``size``.
+        """
+        height, width = blocks.shape[2:4]
+        crop_h, crop_w = self.size
+        if crop_h > height or crop_w > width:
+            raise ConfigError(
+                f"frame_size {[crop_h, crop_w]} exceeds the stored frames ({height}x{width}); "
+                "raise data.prepare.size"
+            )
+        if self._corner is None:
+            self._corner = np.array([(height - crop_h) // 2, (width - crop_w) // 2])
+        corners = np.empty((len(blocks), 2), dtype=np.int64)
+        for index, block in enumerate(blocks):
+            moving = (np.abs(block[-1] - block[0]).max(axis=2) > self.pixel).astype(np.float64)
+            count = box_sums(moving, crop_h, crop_w)  # (H - h + 1, W - w + 1)
+            if count.max() > 0:
+                top, left = np.unravel_index(count.argmax(), count.shape)
+                ys, xs = np.nonzero(moving[top : top + crop_h, left : left + crop_w])
+                centre = np.array([top + ys.mean(), left + xs.mean()])
+                corner = np.round(centre - np.array([crop_h, crop_w]) / 2).astype(np.int64)
+                self._corner = np.clip(corner, 0, [height - crop_h, width - crop_w])
+            corners[index] = self._corner
+        return corners
 
-    Raises:
-        ConfigError: if the video has fewer than ``depth`` frames or is smaller than ``size``.
-    """
-    corners = motion_windows(video, size, depth, stride, pixel)
-    starts = block_starts(len(video), depth, stride)
-    crop_h, crop_w = size
-    blocks = np.stack(
-        [
-            video[s : s + depth, top : top + crop_h, left : left + crop_w]
-            for s, (top, left) in zip(starts, corners, strict=True)
-        ]
-    )  # (S, T, h, w, C)
-    return grid_patches(blocks, patch)
+    def crop(self, blocks: np.ndarray) -> np.ndarray:
+        """The next blocks ``(k, T, H, W, C)`` cropped where they move: ``(k, T, h, w, C)``.
+
+        Raises:
+            ConfigError: if the frames are smaller than ``size``.
+        """
+        crop_h, crop_w = self.size
+        cropped = np.empty((*blocks.shape[:2], crop_h, crop_w, blocks.shape[4]), blocks.dtype)
+        for row, (top, left) in enumerate(self.corners(blocks)):
+            cropped[row] = blocks[row, :, top : top + crop_h, left : left + crop_w]
+        return cropped

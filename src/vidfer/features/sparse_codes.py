@@ -20,9 +20,10 @@ from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset
 from vidfer.errors import ConfigError
 from vidfer.features.spacetime_patches import (
-    block_patches,
+    BlockCutter,
+    MotionCrop,
+    grid_patches,
     sample_neighbourhoods,
-    tracked_block_patches,
     video_volume,
 )
 from vidfer.io.atomic import atomic_write_json
@@ -68,28 +69,61 @@ def training_patches(
     return patches
 
 
+class BlockGrids:
+    """The raw grid patches of a video's blocks, as its stored frames arrive piece by piece.
+
+    The blocks (:class:`~vidfer.features.spacetime_patches.BlockCutter`) are cut from the
+    ``frame_size`` centre crop, or, with ``track``, from a crop of that size that follows the
+    motion block by block (:class:`~vidfer.features.spacetime_patches.MotionCrop`). The frames a
+    later block needs and the last crop carry over between pieces: any pieces of a video give
+    the patches of the whole video.
+
+    Attributes:
+        settings: The auto-encoder section.
+        cutter: Cuts the blocks; :meth:`BlockCutter.close` gives their first frames.
+    """
+
+    def __init__(self, settings: AutoEncoderConfig) -> None:
+        self.settings = settings
+        self.cutter = BlockCutter(settings.depth, settings.block_stride or settings.depth)
+        self._motion: MotionCrop | None = None
+        if settings.track:
+            assert settings.frame_size is not None  # the section's validator checks it
+            self._motion = MotionCrop(settings.frame_size, settings.motion_pixel)
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        """The patches ``(k, G, D)`` of the blocks that stored frames ``(n, H, W, 3)`` complete."""
+        settings = self.settings
+        if self._motion is None:
+            volume = video_volume(frames, settings.frame_size, settings.grayscale)  # (n, h, w, C)
+            blocks = self.cutter.push(volume)  # (k, T, h, w, C)
+        else:
+            volume = video_volume(frames, None, settings.grayscale)  # (n, H, W, C)
+            whole = self.cutter.push(volume)  # (k, T, H, W, C)
+            blocks = self._motion.crop(whole)  # -> (k, T, h, w, C)
+        return grid_patches(blocks, settings.patch)  # -> (k, G, D)
+
+
 def block_grid(frames: np.ndarray, settings: AutoEncoderConfig) -> np.ndarray:
     """The raw patches ``(S, G, D)`` of the G grid positions of each of a video's S blocks.
 
-    The blocks are cut from the ``frame_size`` centre crop, or, with ``track``, from a crop of
-    that size that follows the motion block by block.
+    The whole video as one piece of :class:`BlockGrids`.
+
+    Raises:
+        ConfigError: if the video has fewer frames than a block.
     """
-    stride = settings.block_stride or settings.depth
-    if not settings.track:
-        video = video_volume(frames, settings.frame_size, settings.grayscale)
-        return block_patches(video, settings.patch, settings.depth, stride)
-    assert settings.frame_size is not None  # the section's validator checks it
-    return tracked_block_patches(
-        video_volume(frames, None, settings.grayscale),
-        settings.frame_size,
-        settings.patch,
-        settings.depth,
-        stride,
-        settings.motion_pixel,
-    )
+    grids = BlockGrids(settings)
+    patches = grids.push(frames)
+    grids.cutter.close()
+    return patches
 
 
 @torch.no_grad()
+def patch_codes(model: SparseAutoEncoder, patches: np.ndarray, code: CodeKind) -> np.ndarray:
+    """The codes ``(..., N)`` of raw patches ``(..., D)`` (:meth:`SparseAutoEncoder.features`)."""
+    return model.features(torch.from_numpy(patches), code).numpy()
+
+
 def grid_codes(
     model: SparseAutoEncoder,
     frames: np.ndarray,
@@ -105,9 +139,8 @@ def grid_codes(
         code: ``sparse`` or ``linear`` (see :meth:`SparseAutoEncoder.features`); None takes
             ``settings.code``.
     """
-    patches = block_grid(frames, settings)  # (S, G, D)
     kind = settings.code if code is None else code
-    return model.features(torch.from_numpy(patches), kind).numpy()  # -> (S, G, N)
+    return patch_codes(model, block_grid(frames, settings), kind)  # (S, G, D) -> (S, G, N)
 
 
 def neighbourhood_centres(neighbourhoods: np.ndarray, patch: int, depth: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,7 @@ from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.features.spacetime_patches import block_starts
-from vidfer.features.sparse_codes import grid_codes, learn_autoencoder
+from vidfer.features.sparse_codes import BlockGrids, learn_autoencoder, patch_codes
 from vidfer.features.store import FeatureStore
 from vidfer.io.atomic import atomic_write_text
 from vidfer.models.frame_heads import Standardised
@@ -71,14 +71,46 @@ def pool_grid(values: np.ndarray, pool: str) -> np.ndarray:
         return values.max(axis=1)  # -> (S, X)
     if pool == "mean":
         return values.mean(axis=1)  # -> (S, X)
-    return values.reshape(len(values), -1)  # -> (S, G*X)
+    count, positions, width = values.shape
+    return values.reshape(count, positions * width)  # -> (S, G*X)
+
+
+def stream_codes(
+    model: SparseAutoEncoder, pieces: Iterable[np.ndarray], settings: SparseAEConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """One video's feature sequence from its stored frames, given piece by piece.
+
+    Only a piece's blocks and the frames carried over to the next piece are held besides the
+    features (:class:`~vidfer.features.sparse_codes.BlockGrids`): the result does not depend on
+    the pieces.
+
+    Args:
+        model: The trained auto-encoder.
+        pieces: The video's stored frames ``(n, H, W, 3)``, in order.
+        settings: The run's ``sparse_ae`` section.
+
+    Returns:
+        ``(S, D)``: one vector per space-time block (see :func:`pool_grid`), and ``(L,)``: the
+        block of every frame, the last one that starts at or before it.
+
+    Raises:
+        ConfigError: if the video has fewer frames than a block.
+    """
+    grids = BlockGrids(settings)
+    steps = [
+        pool_grid(patch_codes(model, grids.push(piece), settings.code), settings.pool)
+        for piece in pieces
+    ]  # (k, G, D) -> (k, G, N) -> (k, .) per piece
+    starts = grids.cutter.close()
+    owner = np.searchsorted(starts, np.arange(grids.cutter.frames), side="right") - 1  # (L,)
+    return np.concatenate(steps), owner  # (S, .)
 
 
 def video_codes(
     model: SparseAutoEncoder, frames: np.ndarray, settings: SparseAEConfig
 ) -> np.ndarray:
-    """One video's feature sequence, one vector per space-time block (see :func:`pool_grid`)."""
-    return pool_grid(grid_codes(model, frames, settings), settings.pool)  # (S, G, N) -> (S, .)
+    """One video's feature sequence ``(S, D)``: :func:`stream_codes` of the video as one piece."""
+    return stream_codes(model, [frames], settings)[0]
 
 
 def _feature_store(
@@ -191,30 +223,34 @@ def sparse_ae_timeline(
     model: SparseAutoEncoder,
     head: Standardised,
     settings: SparseAEConfig,
-    frames: np.ndarray,
+    pieces: Iterable[np.ndarray],
     device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame ``(L, K)`` and video ``(K,)`` class probabilities of a new video.
 
     The video's are scored as in evaluation; a frame gets the softmax output of the last block
-    that starts at or before it (with blocks side by side, the block holding it).
+    that starts at or before it (with blocks side by side, the block holding it). The features
+    are computed piece by piece (:func:`stream_codes`), the BLSTM reads them all at once.
 
     Args:
         model: The run's auto-encoder.
         head: The run's standardised BLSTM.
         settings: The run's ``sparse_ae`` section.
-        frames: The video's ``L`` frames, prepared as the run's videos were.
+        pieces: The video's ``L`` frames ``(n, H, W, 3)`` in order, prepared as the run's
+            videos were.
         device: Where the BLSTM runs.
+
+    Raises:
+        ConfigError: if the video has fewer frames than a block.
     """
-    steps = torch.from_numpy(video_codes(model, frames, settings)).float()  # (S, D)
+    codes, owner = stream_codes(model, pieces, settings)  # (S, D), (L,)
+    steps = torch.from_numpy(codes).float()  # (S, D)
     steps = steps[None].to(device)  # -> (1, S, D)
     mask = torch.ones(steps.shape[:2], dtype=torch.bool, device=device)
     video = head(steps, mask).softmax(dim=1)[0]  # (K,)
     blstm = head.classifier
     assert isinstance(blstm, FramewiseBLSTM)
     per_block = blstm.step_logits(head.standardise(steps), mask)[0].softmax(dim=1)  # (S, K)
-    starts = block_starts(len(frames), settings.depth, settings.block_stride or settings.depth)
-    owner = np.searchsorted(starts, np.arange(len(frames)), side="right") - 1  # (L,)
     return per_block.cpu().numpy()[owner], video.cpu().numpy()
 
 
