@@ -1,16 +1,18 @@
 """Peak memory of ``vidfer predict`` on a short and a long video: does it grow with the length?
 
-A small run is trained on the synthetic ``actions`` set (the demo's temporally dense 3D ResNet-18,
-at ``--width`` and ``--size``, one epoch: the weights do not matter here), then two synthetic
-videos are written, a 60-second and a 10-minute one (the set's videos played one after the other,
-at 25 fps), and ``vidfer predict VIDEO --run RUN`` is run on each in its own process. The peak
-resident memory of each process (``ru_maxrss`` from ``wait4``) and its wall time are printed with
-the long/short ratio. The short video is also predicted in one pass (``eval.chunk_frames: null``),
-for scale.
+A small run is trained on the synthetic ``actions`` set, one epoch (the weights do not matter
+here): with ``--kind resnet3d``, the demo's temporally dense 3D ResNet-18 at ``--width`` and
+``--size``; with ``--kind sparse_ae``, Baccouche et al.'s sparse auto-encoder + BLSTM of
+``configs/sparse_ae_actions_cpu.yaml`` (192 codes of the 16 patches of a tracked 32x32 box per
+3-frame block) on ``--size`` frames. Then two synthetic videos are written, a 60-second and a
+10-minute one (the set's videos played one after the other, at 25 fps), and ``vidfer predict
+VIDEO --run RUN`` is run on each in its own process. The peak resident memory of each process
+(``ru_maxrss`` from ``wait4``) and its wall time are printed with the long/short ratio. The short
+video is also predicted in one pass (``eval.chunk_frames: null``), for scale.
 
 Usage:
-    .venv/bin/python benchmarks/long_video.py [--short 60] [--long 600] [--size 112]
-        [--width 0.25] [--out DIR]
+    .venv/bin/python benchmarks/long_video.py [--kind resnet3d|sparse_ae] [--short 60]
+        [--long 600] [--size 112] [--width 0.25] [--out DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import yaml
@@ -36,6 +39,7 @@ from vidfer.io.video import decode
 from vidfer.training.trainer import train
 
 FPS = 25
+SPARSE_AE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "sparse_ae_actions_cpu.yaml"
 
 
 def write_long_video(path: Path, sources: list[Path], seconds: float) -> int:
@@ -70,8 +74,30 @@ def predict(video: Path, run: Path, out: Path) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, seconds  # ru_maxrss is in KiB on Linux
 
 
+def run_config(kind: str, manifest: Path, size: int, width: float) -> dict[str, Any]:
+    """The config of the benchmark's run (one epoch of everything)."""
+    data = {"manifest": str(manifest), "prepare": {"size": size}}
+    if kind == "sparse_ae":
+        config = yaml.safe_load(SPARSE_AE_CONFIG.read_text())
+        sparse_ae = {**config["sparse_ae"], "epochs": 1, "patches_per_video": 20}
+        return {
+            **config,
+            "data": {**config["data"], **data},
+            "sparse_ae": sparse_ae,
+            "train": {**config["train"], "epochs": 1},
+        }
+    return {
+        **DEMO_CONFIG,
+        "data": {**DEMO_CONFIG["data"], **data},
+        "transforms": {**DEMO_CONFIG["transforms"], "size": size},
+        "model": {"name": "resnet3d_18", "params": {"width": width}},
+        "train": {"epochs": 1, "batch_size": 4},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=["resnet3d", "sparse_ae"], default="resnet3d")
     parser.add_argument("--short", type=float, default=60.0, help="seconds of the short video")
     parser.add_argument("--long", type=float, default=600.0, help="seconds of the long video")
     parser.add_argument("--size", type=int, default=112, help="frame size the model reads")
@@ -82,17 +108,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         manifest = make_actions(work / "data", videos_per_class=3, seed=0)
-        config = {
-            **DEMO_CONFIG,
-            "data": {
-                **DEMO_CONFIG["data"],
-                "manifest": str(manifest),
-                "prepare": {"size": args.size},
-            },
-            "transforms": {**DEMO_CONFIG["transforms"], "size": args.size},
-            "model": {"name": "resnet3d_18", "params": {"width": args.width}},
-            "train": {"epochs": 1, "batch_size": 4},
-        }
+        config = run_config(args.kind, manifest, args.size, args.width)
         (work / "run.yaml").write_text(yaml.safe_dump(config))
         run = work / "run"
         if not (run / "checkpoints" / "last.pt").exists():
@@ -121,9 +137,14 @@ def main() -> None:
         if args.out is None:
             shutil.rmtree(work, ignore_errors=True)
 
+    model = (
+        "sparse auto-encoder + BLSTM (configs/sparse_ae_actions_cpu.yaml)"
+        if args.kind == "sparse_ae"
+        else f"resnet3d_18 (temporally dense) width {args.width}"
+    )
     print(
-        f"vidfer predict, resnet3d_18 (temporally dense) width {args.width}, "
-        f"{args.size}x{args.size} frames, load average {os.getloadavg()[0]:.2f}"
+        f"vidfer predict, {model}, {args.size}x{args.size} frames, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     print(f"{'video':>8} {'frames':>7} {'scoring':>16} {'peak RSS (MiB)':>15} {'seconds':>8}")
     for length, frames, mode, peak, wall in rows:
