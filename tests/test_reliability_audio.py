@@ -19,6 +19,7 @@ from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.faults import ENV
 from vidfer.features.audio import audio_features, sandboxed_audio_features
 from vidfer.features.extract import extract_audio_features
+from vidfer.predict import predict_video
 from vidfer.training.trainer import train
 
 from helpers import moving_square, write_video_with_tone
@@ -179,3 +180,6 @@ def test_training_goes_on_and_a_corrupt_soundtrack_gets_no_score(tmp_path: Path)
     assert "videos/bad" not in predictions
     metrics = json.loads((run / "eval_test" / "metrics.json").read_text())
     assert metrics["count"] == 2
+    # vidfer predict decodes the new video's soundtrack in the same sandbox: a status, no label.
+    bad = predict_video(manifest.parent / "videos" / "bad.mp4", tmp_path / "p", run)
+    assert (bad.status, bad.label) == ("corrupt_audio", None)

@@ -218,7 +218,8 @@ def _frames_scorer(path: Path, run: RunDir, device: torch.device) -> Scorer:
     from vidfer.features.pipeline_features import new_video_features
     from vidfer.training.frame_pipeline import load_frame_head
 
-    settings = run.config().frames
+    config = run.config()
+    settings = config.frames
     assert settings is not None
     head = load_frame_head(run, device)
 
@@ -226,7 +227,7 @@ def _frames_scorer(path: Path, run: RunDir, device: torch.device) -> Scorer:
         pieces: Iterable[np.ndarray],
     ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
         frames = np.concatenate(list(pieces))  # (T, S, S, 3): the whole video
-        video, status = new_video_features(settings, frames, path, device)
+        video, status = new_video_features(settings, frames, path, config.data.limits, device)
         if video is None:
             return None, None, status
         per_step, video_probs = timeline(settings, head, video, device)

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidfer.config import FramesConfig, RunConfig
+from vidfer.config import FramesConfig, LimitsConfig, RunConfig
 from vidfer.data.prepared import PreparedDataset
 from vidfer.errors import ConfigError
 from vidfer.features.aggregate import concatenate, kbin_pool, mean_var, signed_sqrt_l2
-from vidfer.features.audio import audio_features
+from vidfer.features.audio import sandboxed_audio_features
 from vidfer.features.extract import (
     extract_audio_features,
     extract_frame_features,
@@ -97,7 +97,9 @@ def load_video_features(
             found = extract_run_features(RunDir(extractor.video_run), data, device)
             per_extractor.append({vid: seq.features for vid, seq in found.items()})
         elif extractor.audio is not None:
-            features, reasons = extract_audio_features(data)
+            features, reasons = extract_audio_features(
+                data, config.data.limits, config.data.workers
+            )
             per_extractor.append(features)
             missing.update(reasons)
         else:
@@ -144,14 +146,19 @@ def video_features(
 
 
 def new_video_features(
-    frames: FramesConfig, video: np.ndarray, path: Path, device: torch.device
+    frames: FramesConfig,
+    video: np.ndarray,
+    path: Path,
+    limits: LimitsConfig,
+    device: torch.device,
 ) -> tuple[VideoFeatures | None, str]:
     """The features of a new video (its file, its prepared frames ``(T, H, W, 3)``), as in
-    training, and ``ok``; or None and the reason a modality is missing (``no_audio``, ...)."""
+    training, and ``ok``; or None and the reason a modality is missing (``no_audio``,
+    ``corrupt_audio``, ...). The soundtrack is decoded in a sandboxed worker under ``limits``."""
     raw = []
     for extractor in frames.extractors:
         if extractor.audio is not None:
-            sound = audio_features(path)
+            sound = sandboxed_audio_features(path, limits)
             if sound.features is None:
                 return None, sound.status
             raw.append(sound.features[None])  # one step: (1, 1582)
