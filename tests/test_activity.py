@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -11,11 +12,20 @@ import torch
 import yaml
 
 from vidfer.cli import main
-from vidfer.config import ActivityConfig, parse_config
+from vidfer.config import ActivityConfig, ClassifierConfig, parse_config
 from vidfer.data.synth import make_actions
 from vidfer.errors import ConfigError
+from vidfer.io.writer import write_video
+from vidfer.models.frame_heads import fit_svm_head
 from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
-from vidfer.training.activity_pipeline import _frames_of_blocks, bag_of_words, fit_vocabulary
+from vidfer.training.activity_pipeline import (
+    _frames_of_blocks,
+    activity_timeline,
+    bag_of_words,
+    build_activity_autoencoder,
+    fit_vocabulary,
+    stream_descriptors,
+)
 
 
 def test_bag_of_words_counts_nearest_words():
@@ -83,6 +93,50 @@ def test_frames_of_blocks_puts_channels_inside_each_frame():
     np.testing.assert_array_equal(rows[0, 1], [10, 11, 110, 111])
 
 
+@pytest.mark.parametrize(("stride", "cuts"), [(None, [0, 25]), (2, [3, 9, 10, 25]), (7, [1, 2])])
+def test_streamed_descriptors_do_not_depend_on_the_pieces(stride: int | None, cuts: list[int]):
+    rng = np.random.default_rng(0)
+    frames = np.zeros((25, 20, 20, 3), dtype=np.uint8)
+    for t, frame in enumerate(frames):  # a bright square moving right, on noise
+        frame[:] = rng.integers(0, 30, frame.shape)
+        frame[6:12, t % 14 : t % 14 + 6] = 250
+    settings = ActivityConfig(
+        patch=8, depth=4, hidden=5, components=8, block_stride=stride, grayscale=False
+    )
+    model = build_activity_autoencoder(settings, seed=1)
+    model.fit_whitening(rng.normal(size=(200, 192)).astype(np.float32))
+    whole = stream_descriptors(model, [frames], settings)
+    pieces = stream_descriptors(model, np.split(frames, cuts), settings)
+    assert len(whole.codes) > 0 and whole.frames == pieces.frames == 25
+    np.testing.assert_array_equal(pieces.starts, whole.starts)
+    np.testing.assert_array_equal(pieces.blocks, whole.blocks)
+    np.testing.assert_allclose(pieces.codes, whole.codes, rtol=1e-6, atol=1e-6)
+
+
+def test_timeline_scores_the_blocks_around_each_frame():
+    rng = np.random.default_rng(0)
+    frames = np.full((60, 16, 16, 3), 40, dtype=np.uint8)
+    for t in range(20):  # a square moves in the first 20 frames, then nothing moves
+        frames[t, 4:10, t % 10 : t % 10 + 6] = 250
+    settings = ActivityConfig(patch=8, depth=4, hidden=5, components=8, words=3)
+    model = build_activity_autoencoder(settings, seed=1)
+    model.fit_whitening(rng.normal(size=(200, 64)).astype(np.float32))
+    found = stream_descriptors(model, [frames], settings)
+    vocabulary = found.codes[:3]
+    x = rng.dirichlet(np.ones(3), size=30).astype(np.float32)
+    head, _ = fit_svm_head(ClassifierConfig(name="linear_svm"), x, np.arange(30) % 2, 2)
+    scored = activity_timeline(model, vocabulary, head.eval(), settings, np.split(frames, [7, 30]))
+    assert scored is not None
+    per_frame, video = scored
+    expected = head(torch.from_numpy(bag_of_words(found.codes, vocabulary))[None]).softmax(dim=1)
+    np.testing.assert_allclose(video, expected[0].detach().numpy(), atol=1e-6)
+    # Frame t sees the blocks overlapping frames [t - 8, t + 8); the last moving one is 16..19.
+    assert per_frame.shape == (60, 2)
+    assert not np.isnan(per_frame[:28]).any() and np.isnan(per_frame[28:]).all()
+    np.testing.assert_allclose(per_frame[:28].sum(axis=1), 1.0, atol=1e-6)
+    assert activity_timeline(model, vocabulary, head, settings, [frames[30:]]) is None
+
+
 def test_config_takes_one_pipeline_and_an_svm():
     base = {"data": {"manifest": "m.csv"}}
     with pytest.raises(ConfigError, match="not several"):
@@ -141,6 +195,39 @@ def test_train_evaluate_and_fuse_end_to_end(tmp_path: Path):
     assert main(network) == 2
     assert not (tmp_path / "net" / "fusion.json").exists()
 
-    # No per-frame timeline for a bag of words: a clear error, exit 2.
-    video = next(manifest.parent.rglob("*.mp4"))
-    assert main(["predict", str(video), "--run", str(run), "--out", str(tmp_path / "p")]) == 2
+    # A new video through 'vidfer predict': the evaluation's video probabilities, and per frame
+    # the SVMs' score of the blocks around it.
+    row = written.splitlines()[1].split(",")
+    video = next(manifest.parent.rglob(f"{row[0]}.mp4"))
+    out = tmp_path / "p"
+    assert (
+        main(["predict", str(video), "--run", str(run), "--out", str(out), "--chunk-frames", "5"])
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["label"]) == ("ok", row[2])
+    assert summary["model"] == "kahou2015_activity"
+    got = list(summary["probabilities"].values())
+    np.testing.assert_allclose(got, [float(p) for p in row[3:]], atol=1e-5)
+    timeline = list(csv.DictReader((out / "timeline.csv").open()))
+    assert len(timeline) == summary["frames_decoded"] > 0
+    scored = [
+        [float(r[f"p_{name}"]) for name in summary["probabilities"]]
+        for r in timeline
+        if r["p_" + row[2]]
+    ]
+    assert len(scored) == summary["frames_scored"] > 0
+    np.testing.assert_allclose(np.sum(scored, axis=1), 1.0, atol=1e-5)
+
+    # Nothing moves: no bag of words, no label, a status (as predict says no_audio), exit 0.
+    still = tmp_path / "still.mp4"
+    write_video(still, np.full((12, 32, 32, 3), 90, dtype=np.uint8), 10.0)
+    out = tmp_path / "still"
+    assert main(["predict", str(still), "--run", str(run), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["label"], summary["probabilities"]) == (
+        "no_motion",
+        None,
+        {},
+    )
+    assert summary["frames_decoded"] == 12 and summary["frames_scored"] == 0

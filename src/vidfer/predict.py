@@ -10,7 +10,8 @@ Writes into the output folder:
 - ``timeline.csv``: one row per decoded frame: source frame index, time, face status and box,
   and the class probabilities (empty where the frame has no face);
 - ``summary.json``: status, video label and video-level class probabilities (none when no usable
-  face was found: status ``no_face``, never a made-up score);
+  face was found: status ``no_face``; nothing moves for an activity run: ``no_motion``; never a
+  made-up score);
 - ``timeline.png``: the probabilities over time (frames without a face shaded).
 """
 
@@ -53,7 +54,7 @@ class Prediction:
     """What :func:`predict_video` found.
 
     Attributes:
-        status: ``ok`` or why there is no prediction (``no_face``).
+        status: ``ok`` or why there is no prediction (``no_face``, ``no_audio``, ``no_motion``).
         label: Predicted class (None without a prediction).
         probabilities: Class name -> video-level probability (empty without a prediction).
         out_dir: Where the files were written.
@@ -252,6 +253,23 @@ def _sparse_ae_scorer(run: RunDir, device: torch.device) -> Scorer:
     return score
 
 
+def _activity_scorer(run: RunDir) -> Scorer:
+    """Kahou et al.'s bag-of-words SVMs: the video's score, per frame that of its blocks."""
+    from vidfer.training.activity_pipeline import activity_timeline, load_activity_run
+
+    settings = run.config().activity
+    assert settings is not None
+    model, vocabulary, head = load_activity_run(run)
+
+    def score(
+        pieces: Iterable[np.ndarray],
+    ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+        found = activity_timeline(model, vocabulary, head, settings, pieces)
+        return (None, None, "no_motion") if found is None else (*found, None)
+
+    return score
+
+
 @torch.no_grad()
 def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -> Prediction:
     config = run.config()
@@ -274,6 +292,9 @@ def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -
     if config.sparse_ae is not None:
         extra["model"] = "baccouche2012_sparse_ae_blstm"
         return _predict_sequence(path, run, out, stream, extra, _sparse_ae_scorer(run, device))
+    if config.activity is not None:
+        extra["model"] = "kahou2015_activity"
+        return _predict_sequence(path, run, out, stream, extra, _activity_scorer(run))
     model, pooling = run.load_model(device)
     transform = build_clip_transform(config.transforms, train=False)
     blocks = (transform(frames).to(device) for _, frames in stream.pieces())  # (C, n, S, S)
@@ -305,7 +326,8 @@ def predict_video(
     The video is decoded, its faces detected and aligned (when the run uses them) and scored in
     chunks, so that memory does not grow with its length (frame-feature runs excepted: they read
     the whole video). A sparse auto-encoder run computes its block features chunk by chunk and
-    holds only them, one vector per block, for its bidirectional LSTM.
+    holds only them, one vector per block, for its bidirectional LSTM; an activity run holds
+    only the codes of its moving blocks.
 
     Args:
         video: The video file.

@@ -16,12 +16,18 @@ config has an ``activity`` section:
 The run folder holds config.yaml, classes.json, metrics.jsonl (the auto-encoder's loss per
 epoch, then the SVM's line), checkpoints/ (auto-encoder, vocabulary and SVMs), and eval_val/ and
 eval_test/ with ``predictions.csv`` for ``vidfer fuse``.
+
+A new video (``vidfer predict``) is coded piece by piece (:func:`stream_descriptors`) and
+scored by :func:`activity_timeline`: its bag of words as in evaluation, and per frame the bag
+of words of the blocks around it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +40,13 @@ from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.features.spacetime_patches import block_patches, video_volume
+from vidfer.evaluation.frame_timeline import TIMELINE_WINDOW
+from vidfer.features.spacetime_patches import (
+    BlockCutter,
+    grid_patches,
+    video_blocks,
+    video_volume,
+)
 from vidfer.features.sparse_codes import neighbourhood_centres, training_patches
 from vidfer.io.atomic import atomic_write_text
 from vidfer.models.frame_heads import Standardised, fit_svm_head, svm_head
@@ -51,9 +63,10 @@ def _settings(config: RunConfig) -> ActivityConfig:
 
 def _frames_of_blocks(patches: np.ndarray, channels: int, depth: int) -> np.ndarray:
     """Flattened ``(..., C T M M)`` patches -> ``(..., T, C M M)``: one row per frame."""
-    shaped = patches.reshape(*patches.shape[:-1], channels, depth, -1)  # (..., C, T, M*M)
+    pixels = patches.shape[-1] // (channels * depth)  # M*M, explicit: there may be no patch
+    shaped = patches.reshape(*patches.shape[:-1], channels, depth, pixels)  # (..., C, T, M*M)
     return np.ascontiguousarray(np.swapaxes(shaped, -3, -2)).reshape(
-        *patches.shape[:-1], depth, -1
+        *patches.shape[:-1], depth, channels * pixels
     )  # -> (..., T, C, M*M) -> (..., T, C*M*M)
 
 
@@ -102,30 +115,96 @@ def learn_activity_codes(
     return model.eval(), lines
 
 
+def _grid_blocks(blocks: np.ndarray, settings: ActivityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The grid blocks of space-time blocks ``(k, T, H, W, C)`` and their shares of moving pixels.
+
+    A pixel moves when one of its channels changes by more than ``motion_pixel`` from the
+    block's first frame to its last.
+
+    Returns:
+        ``(k, G, T, C M M)``: every grid block, one row per frame; ``(k, G)``: moving shares.
+    """
+    channels = blocks.shape[4]
+    patches = grid_patches(blocks, settings.patch)  # (k, G, C*T*M*M)
+    rows = _frames_of_blocks(patches, channels, settings.depth)  # -> (k, G, T, C*M*M)
+    change = np.abs(rows[:, :, -1] - rows[:, :, 0])  # (k, G, C*M*M)
+    # (k, G, C, M*M): a pixel moves when one of its channels does.
+    pixels = settings.patch * settings.patch
+    moving = (change.reshape(*change.shape[:2], channels, pixels) > settings.motion_pixel).any(2)
+    return rows, moving.mean(axis=2)  # (k, G, M*M) -> (k, G)
+
+
+def _codes(model: SynchronyAutoEncoder, rows: np.ndarray) -> np.ndarray:
+    """Synchrony amplitudes ``(B, K)`` of grid blocks ``(B, T, C M M)``."""
+    return model.features(torch.from_numpy(rows)).numpy()
+
+
+@dataclass(frozen=True)
+class VideoDescriptors:
+    """A video's local descriptors and where they are.
+
+    Attributes:
+        codes: ``(B, K)``: the codes of its moving grid blocks, block after block.
+        blocks: ``(B,)``: the space-time block of each code.
+        starts: ``(S,)``: the first frame of each space-time block.
+        frames: Frames of the video.
+    """
+
+    codes: np.ndarray
+    blocks: np.ndarray
+    starts: np.ndarray
+    frames: int
+
+
+def stream_descriptors(
+    model: SynchronyAutoEncoder, pieces: Iterable[np.ndarray], settings: ActivityConfig
+) -> VideoDescriptors:
+    """The codes of a video's moving grid blocks, its stored frames given piece by piece.
+
+    A grid block moves as a training block does: more than ``motion_share`` of its pixels
+    change by more than ``motion_pixel`` from its first to its last frame. Only a piece's
+    blocks and the frames a later block needs are held besides the codes
+    (:class:`~vidfer.features.spacetime_patches.BlockCutter`): the result does not depend on
+    the pieces.
+
+    Args:
+        model: The trained auto-encoder.
+        pieces: The video's stored frames ``(n, H, W, 3)``, in order.
+        settings: The run's ``activity`` section.
+
+    Raises:
+        ConfigError: if the video has fewer frames than a block.
+    """
+    cutter = BlockCutter(settings.depth, settings.block_stride or settings.depth)
+    codes, owners = [], []
+    done = 0  # space-time blocks of the previous pieces
+    for piece in pieces:
+        volume = video_volume(piece, settings.frame_size, settings.grayscale)  # (n, h, w, C)
+        rows, share = _grid_blocks(cutter.push(volume), settings)  # (k, G, T, D), (k, G)
+        keep = share > settings.motion_share  # (k, G)
+        codes.append(_codes(model, rows[keep]))  # (b, T, D) -> (b, K)
+        owners.append(done + np.nonzero(keep)[0])  # (b,)
+        done += len(rows)
+    starts = cutter.close()
+    return VideoDescriptors(np.concatenate(codes), np.concatenate(owners), starts, cutter.frames)
+
+
 def descriptors(
     model: SynchronyAutoEncoder, data: PreparedDataset, item: VideoItem, settings: ActivityConfig
 ) -> np.ndarray:
     """One video's local descriptors ``(B, K)``: the codes of its moving grid blocks.
 
-    A grid block moves as a training block does (more than ``motion_share`` of its pixels
-    change by more than ``motion_pixel`` from its first to its last frame); a video with no
-    moving block keeps its most moving one, so that every video has a bag of words.
+    :func:`stream_descriptors` of the video as one piece; a video with no moving block keeps
+    its most moving ones, so that every video has a bag of words.
     """
-    video = video_volume(data.store.frames(item.key), settings.frame_size, settings.grayscale)
-    patches = block_patches(
-        video, settings.patch, settings.depth, settings.block_stride or settings.depth
-    )  # (S, G, C*T*M*M)
-    rows = _frames_of_blocks(patches, video.shape[3], settings.depth)  # -> (S, G, T, C*M*M)
-    rows = rows.reshape(-1, *rows.shape[2:])  # -> (S*G, T, C*M*M)
-    change = np.abs(rows[:, -1] - rows[:, 0])  # (S*G, C*M*M)
-    channels = video.shape[3]
-    # (S*G, C, M*M): a pixel moves when one of its channels does.
-    moving = (change.reshape(len(rows), channels, -1) > settings.motion_pixel).any(axis=1)
-    share = moving.mean(axis=1)  # (S*G,)
-    keep = share > settings.motion_share
-    if not keep.any():
-        keep = share == share.max()
-    return model.features(torch.from_numpy(rows[keep])).numpy()  # -> (B, K)
+    frames = data.store.frames(item.key)
+    found = stream_descriptors(model, [frames], settings)
+    if len(found.codes):
+        return found.codes
+    volume = video_volume(frames, settings.frame_size, settings.grayscale)  # (L, h, w, C)
+    blocks = video_blocks(volume, settings.depth, settings.block_stride or settings.depth)
+    rows, share = _grid_blocks(blocks, settings)  # (S, G, T, D), (S, G)
+    return _codes(model, rows[share == share.max()])  # (B, T, D) -> (B, K)
 
 
 def fit_vocabulary(per_video: list[np.ndarray], settings: ActivityConfig, seed: int) -> np.ndarray:
@@ -147,15 +226,20 @@ def fit_vocabulary(per_video: list[np.ndarray], settings: ActivityConfig, seed: 
     return np.asarray(kmeans.cluster_centers_, dtype=np.float32)
 
 
-def bag_of_words(rows: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
-    """Share of a video's descriptors ``(P, N)`` nearest to each word of ``(W, N)``: ``(W,)``."""
+def nearest_words(rows: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
+    """The word ``(P,)`` of ``(W, N)`` nearest to each descriptor of ``(P, N)``."""
     # Squared distances without the (P, W, N) difference tensor: |r|^2 - 2 r.c + |c|^2.
     distances = (
         (rows**2).sum(axis=1, keepdims=True)
         - 2.0 * rows @ vocabulary.T
         + (vocabulary**2).sum(axis=1)
     )  # (P, W)
-    counts = np.bincount(distances.argmin(axis=1), minlength=len(vocabulary))
+    return distances.argmin(axis=1)
+
+
+def bag_of_words(rows: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
+    """Share of a video's descriptors ``(P, N)`` nearest to each word of ``(W, N)``: ``(W,)``."""
+    counts = np.bincount(nearest_words(rows, vocabulary), minlength=len(vocabulary))
     return (counts / max(len(rows), 1)).astype(np.float32)
 
 
@@ -241,6 +325,18 @@ def train_activity_pipeline(config: RunConfig, out: str | Path) -> list[dict[str
     return lines
 
 
+def load_activity_run(run: RunDir) -> tuple[SynchronyAutoEncoder, np.ndarray, Standardised]:
+    """A trained run's auto-encoder, vocabulary ``(W, N)`` and SVMs (eval mode, on the CPU)."""
+    settings = _settings(run.config())
+    state = load_checkpoint(run.best_or_last())
+    model = build_activity_autoencoder(settings)
+    model.load_state_dict(state["autoencoder"])
+    vocabulary = state["vocabulary"].numpy()
+    head = svm_head(settings.classifier, len(vocabulary), len(run.classes()), state=state["model"])
+    head.load_state_dict(state["model"])
+    return model.eval(), vocabulary, head.eval()
+
+
 def evaluate_activity_run(run: RunDir, split: str) -> EvalOutcome:
     """Score one split with a trained activity run.
 
@@ -248,17 +344,59 @@ def evaluate_activity_run(run: RunDir, split: str) -> EvalOutcome:
         ConfigError: if the split has no usable video.
     """
     config = run.config()
-    settings = _settings(config)
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
     items = data.split(split)
     if not items:
         raise ConfigError(f"{config.data.manifest}: no usable video in split {split!r}")
-    state = load_checkpoint(run.best_or_last())
-    model = build_activity_autoencoder(settings)
-    model.load_state_dict(state["autoencoder"])
-    model.eval()
-    vocabulary = state["vocabulary"].numpy()
-    head = svm_head(settings.classifier, len(vocabulary), len(run.classes()), state=state["model"])
-    head.load_state_dict(state["model"])
-    x, _ = _histograms(model, vocabulary, data, items, settings)
-    return _outcome(head.eval(), x, items)
+    model, vocabulary, head = load_activity_run(run)
+    x, _ = _histograms(model, vocabulary, data, items, _settings(config))
+    return _outcome(head, x, items)
+
+
+@torch.no_grad()
+def activity_timeline(
+    model: SynchronyAutoEncoder,
+    vocabulary: np.ndarray,
+    head: Standardised,
+    settings: ActivityConfig,
+    pieces: Iterable[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-frame ``(L, K)`` and video ``(K,)`` class probabilities of a new video.
+
+    The video's: the SVMs' score of its bag of words, as in evaluation. A frame's: their score
+    of the bag of words of the blocks that overlap the ``max(TIMELINE_WINDOW, depth)`` frames
+    centred on it (as the frame pipelines' SVMs score a window of frames), NaN when none of
+    them moves. A video without a moving block has no score (None): a bag of words of nothing
+    would be a made-up one.
+
+    Only the codes of the moving grid blocks are held (:func:`stream_descriptors`).
+
+    Args:
+        model: The run's auto-encoder.
+        vocabulary: The run's words ``(W, N)``.
+        head: The run's standardised SVMs.
+        settings: The run's ``activity`` section.
+        pieces: The video's ``L`` frames ``(n, H, W, 3)`` in order, prepared as the run's
+            videos were.
+
+    Raises:
+        ConfigError: if the video has fewer frames than a block.
+    """
+    found = stream_descriptors(model, pieces, settings)
+    if not len(found.codes):
+        return None
+    video = head(torch.from_numpy(bag_of_words(found.codes, vocabulary))[None])  # (1, W) -> (1, K)
+    counts = np.zeros((len(found.starts) + 1, len(vocabulary)))  # (S + 1, W)
+    np.add.at(counts, (found.blocks + 1, nearest_words(found.codes, vocabulary)), 1.0)
+    before = counts.cumsum(axis=0)  # (S + 1, W): the words of the blocks before each block
+    half = max(TIMELINE_WINDOW, settings.depth) // 2
+    frames = np.arange(found.frames)  # a window: frames [t - half, t + half)
+    first = np.searchsorted(found.starts, frames - half - settings.depth, side="right")
+    last = np.searchsorted(found.starts, frames + half, side="left")  # (L,) blocks [first, last)
+    window = before[last] - before[first]  # (L, W)
+    total = window.sum(axis=1)  # (L,)
+    scored = total > 0
+    bags = (window[scored] / total[scored, None]).astype(np.float32)  # (L', W)
+    per_frame = np.full((found.frames, video.shape[1]), np.nan)  # (L, K)
+    per_frame[scored] = head(torch.from_numpy(bags)).softmax(dim=1).numpy()  # -> (L', K)
+    return per_frame, video.softmax(dim=1)[0].numpy()

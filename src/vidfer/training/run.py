@@ -106,7 +106,7 @@ class RunDir:
         if kind is not None:
             raise CheckpointError(
                 f"{self.folder}: this {kind} run has no 3D video model; use it with "
-                "'vidfer evaluate'" + (" or 'vidfer predict'" if config.activity is None else "")
+                "'vidfer evaluate' or 'vidfer predict'"
             )
         # The checkpoint holds every weight: do not read the initial weights again.
         params = {k: v for k, v in config.model.params.items() if k not in INIT_PARAMS}
