@@ -128,8 +128,8 @@ def _grid_blocks(blocks: np.ndarray, settings: ActivityConfig) -> tuple[np.ndarr
     patches = grid_patches(blocks, settings.patch)  # (k, G, C*T*M*M)
     rows = _frames_of_blocks(patches, channels, settings.depth)  # -> (k, G, T, C*M*M)
     change = np.abs(rows[:, :, -1] - rows[:, :, 0])  # (k, G, C*M*M)
-    # (k, G, C, M*M): a pixel moves when one of its channels does.
     pixels = settings.patch * settings.patch
+    # (k, G, C*M*M) -> (k, G, C, M*M) -> (k, G, M*M): a pixel moves when one of its channels does.
     moving = (change.reshape(*change.shape[:2], channels, pixels) > settings.motion_pixel).any(2)
     return rows, moving.mean(axis=2)  # (k, G, M*M) -> (k, G)
 
@@ -390,9 +390,11 @@ def activity_timeline(
     np.add.at(counts, (found.blocks + 1, nearest_words(found.codes, vocabulary)), 1.0)
     before = counts.cumsum(axis=0)  # (S + 1, W): the words of the blocks before each block
     half = max(TIMELINE_WINDOW, settings.depth) // 2
-    frames = np.arange(found.frames)  # a window: frames [t - half, t + half)
-    first = np.searchsorted(found.starts, frames - half - settings.depth, side="right")
-    last = np.searchsorted(found.starts, frames + half, side="left")  # (L,) blocks [first, last)
+    # Frame t's window is frames [t - half, t + half); a block starting at s overlaps it when
+    # t - half - depth < s < t + half: the blocks [first, last) in start order.
+    frames = np.arange(found.frames)  # (L,)
+    first = np.searchsorted(found.starts, frames - half - settings.depth, side="right")  # (L,)
+    last = np.searchsorted(found.starts, frames + half, side="left")  # (L,)
     window = before[last] - before[first]  # (L, W)
     total = window.sum(axis=1)  # (L,)
     scored = total > 0
