@@ -14,6 +14,7 @@ import yaml
 
 from vidfer.assets import asset_path, fetch_assets
 from vidfer.config import EvalConfig, load_config
+from vidfer.evaluation.evaluate import evaluate_run
 from vidfer.evaluation.scoring import min_chunk_frames, score_stream, score_video
 from vidfer.io.video import decode, decode_chunks
 from vidfer.io.writer import write_video
@@ -112,6 +113,14 @@ def test_predict_in_chunks_equals_one_pass(tmp_path):
     summary = json.loads((tmp_path / "chunked" / "summary.json").read_text())
     assert summary["frames_scored"] == summary["frames_decoded"] == 120
     assert len(summary["clip_weights"]) == 120
+    # A video of the run's data: the video probabilities evaluation gives it.
+    evaluate_run(run.folder, "train")
+    with open(run.folder / "eval_train" / "predictions.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    path = manifest.parent / f"{row['video_id']}.mp4"
+    seen = predict_video(path, tmp_path / "seen", run.folder)
+    written = [float(value) for name, value in row.items() if name.startswith("p_")]
+    assert list(seen.probabilities.values()) == pytest.approx(written, abs=1e-5)
 
 
 @pytest.mark.slow
