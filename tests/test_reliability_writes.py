@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,3 +208,19 @@ def test_full_disk_during_preparation_stops_with_a_clear_message(square_dataset,
         assert prepared.load_record(record.stem) is not None
         assert prepared.frames(record.stem).shape == (20, 16, 16, 3)
     assert temporaries(folder) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_take_the_umask_s_mode_not_mkstemp_s(tmp_path, umask):
+    """A run's files are readable by the group / others as the umask allows (shared machines)."""
+    script = (
+        "import os, sys, numpy as np\n"
+        f"os.umask({umask})\n"
+        "from vidfer.io.atomic import atomic_path, atomic_write_text\n"
+        "atomic_write_text(sys.argv[1] + '/a.txt', 'x')\n"
+        "with atomic_path(sys.argv[1] + '/b.npy') as tmp:\n"
+        "    np.save(tmp, np.zeros(3))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True)
+    for name in ("a.txt", "b.npy"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name

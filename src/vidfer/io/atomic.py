@@ -23,6 +23,19 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _FULL_BYTES = 1 << 20  # a file system with less free space than this is taken as full
 
 
+def _creation_mode() -> int:
+    """The mode a new file gets from ``open()`` under the process's umask (``mkstemp`` gives 0600).
+
+    Read once, at import: setting the umask to read it is not thread-safe.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _creation_mode()
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -36,8 +49,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` that replaces it when the block exits cleanly.
 
     The temporary name ends with the destination's extension, for writers that pick a format
-    from it (FFmpeg). On success the file is fsynced, renamed over ``path`` and the folder is
-    fsynced; on any error the temporary file is removed and ``path`` is untouched.
+    from it (FFmpeg). The file has the mode ``open()`` would give it (0666 less the umask at
+    import), not ``mkstemp``'s private 0600. On success the file is fsynced, renamed over
+    ``path`` and the folder is fsynced; on any error the temporary file is removed and ``path``
+    is untouched.
 
     Raises:
         StorageError: when the disk (or the user's quota) is full.
@@ -50,6 +65,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp's file is private; the destination gets an ordinary file's mode, so that
+        # runs and stores on a shared machine are readable as the umask allows.
+        tmp.chmod(_FILE_MODE)
         yield tmp
         _fsync(tmp)
         os.replace(tmp, dest)
