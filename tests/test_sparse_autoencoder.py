@@ -17,7 +17,6 @@ from vidfer.data.synth import make_actions
 from vidfer.errors import ConfigError
 from vidfer.features.spacetime_patches import (
     MotionCrop,
-    block_patches,
     grid_patches,
     sample_neighbourhoods,
     video_blocks,
@@ -118,9 +117,9 @@ def test_motion_selection_keeps_only_moving_patches():
     assert len(sample_neighbourhoods(static, 8, 3, 0.1, 0.2, 100, np.random.default_rng(0))) == 0
 
 
-def test_block_patches_tile_each_block():
+def test_grid_patches_tile_each_block():
     video = np.random.default_rng(0).random((7, 20, 17, 2)).astype(np.float32)
-    grid = block_patches(video, 8, 3, stride=2)  # blocks at frames 0, 2, 4; 2 x 2 positions
+    grid = grid_patches(video_blocks(video, 3, stride=2), 8)  # blocks at 0, 2, 4; 2 x 2 cells
     assert grid.shape == (3, 4, 2 * 3 * 8 * 8)
     expected = video[2:5, 8:16, 0:8].transpose(3, 0, 1, 2).ravel()  # block 1, row 1, col 0
     np.testing.assert_array_equal(grid[1, 2], expected)

@@ -217,20 +217,6 @@ def video_blocks(video: np.ndarray, depth: int, stride: int) -> np.ndarray:
     return blocks
 
 
-def block_patches(video: np.ndarray, patch: int, depth: int, stride: int) -> np.ndarray:
-    """The grid of patches of every space-time block of the whole frames.
-
-    Blocks start every ``stride`` frames (:func:`block_starts`); see :func:`grid_patches`.
-
-    Returns:
-        ``(S, G, C * T * M * M)``.
-
-    Raises:
-        ConfigError: if the video has fewer than ``depth`` frames.
-    """
-    return grid_patches(video_blocks(video, depth, stride), patch)
-
-
 class MotionCrop:
     """The crop of every block that follows the motion, block after block.
 
@@ -267,7 +253,7 @@ class MotionCrop:
             self._corner = np.array([(height - crop_h) // 2, (width - crop_w) // 2])
         corners = np.empty((len(blocks), 2), dtype=np.int64)
         for index, block in enumerate(blocks):
-            moving = (np.abs(block[-1] - block[0]).max(axis=2) > self.pixel).astype(np.float64)
+            moving = moving_pixels(block, len(block), self.pixel)[0]  # (H, W)
             count = box_sums(moving, crop_h, crop_w)  # (H - h + 1, W - w + 1)
             if count.max() > 0:
                 top, left = np.unravel_index(count.argmax(), count.shape)
