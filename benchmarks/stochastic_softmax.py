@@ -45,7 +45,7 @@ from vidfer.config import PoolingConfig, RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
 from vidfer.evaluation.evaluate import evaluate_items
-from vidfer.training.checkpoint import load_checkpoint
+from vidfer.io.checkpoint import load_checkpoint
 from vidfer.training.run import RunDir
 from vidfer.training.trainer import train
 

@@ -21,8 +21,8 @@ from torch.utils.data import DistributedSampler
 
 from vidfer.config import load_config
 from vidfer.data.stochastic_softmax import StochasticSoftmax
+from vidfer.io.checkpoint import load_checkpoint
 from vidfer.io.writer import write_video
-from vidfer.training.checkpoint import load_checkpoint
 from vidfer.training.distributed import Distributed
 from vidfer.training.run import RunDir
 from vidfer.training.sampler_sync import SamplerFeed, state_digest

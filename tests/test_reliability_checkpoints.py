@@ -16,7 +16,7 @@ from reliability_helpers import write_run_config
 from vidfer.cli import main
 from vidfer.config import load_config
 from vidfer.errors import CheckpointError
-from vidfer.training.checkpoint import load_checkpoint
+from vidfer.io.checkpoint import load_checkpoint
 
 
 class Exploit:

@@ -28,7 +28,7 @@ from vidfer.cli import main
 from vidfer.config import load_config
 from vidfer.data.prepared import load_dataset
 from vidfer.faults import ENV as FAULTS_ENV
-from vidfer.training.checkpoint import load_checkpoint
+from vidfer.io.checkpoint import load_checkpoint
 
 STEP_LOG = re.compile(r"epoch (\d+), batch (\d+) of \d+ \(step \d+\): (\S+)")
 

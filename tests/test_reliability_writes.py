@@ -27,8 +27,8 @@ from vidfer.config import DataConfig, load_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.store import PreparedStore, SourceIdentity, StoreRecord
 from vidfer.errors import StorageError
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.models import model_from_config
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 
 WEIGHTS = 262_144  # 1 MiB of float32 per checkpoint
 

@@ -17,7 +17,7 @@ from vidfer.data.samplers import build_sampler
 from vidfer.data.stochastic_softmax import Guided, Reinforce, StochasticSoftmax, propagate, softmax
 from vidfer.data.synth import make_expressions
 from vidfer.errors import CheckpointError, ConfigError, ManifestError
-from vidfer.training.checkpoint import load_checkpoint
+from vidfer.io.checkpoint import load_checkpoint
 from vidfer.training.trainer import train
 
 

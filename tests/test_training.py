@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from vidfer.errors import CheckpointError
-from vidfer.training.checkpoint import load_checkpoint
+from vidfer.io.checkpoint import load_checkpoint
 
 from helpers import BROKEN
 

@@ -49,9 +49,9 @@ from vidfer.features.spacetime_patches import (
 )
 from vidfer.features.sparse_codes import neighbourhood_centres, training_patches
 from vidfer.io.atomic import atomic_write_text
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.models.frame_heads import Standardised, fit_svm_head, svm_head
 from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import seed_everything
 from vidfer.training.run import RunDir
 

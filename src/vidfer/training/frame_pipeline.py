@@ -44,6 +44,7 @@ from vidfer.features.pipeline_features import (
     write_missing,
 )
 from vidfer.io.atomic import atomic_write_text
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.models.frame_heads import (
     SVMS,
     FrameAverage,
@@ -51,7 +52,6 @@ from vidfer.models.frame_heads import (
     build_head,
     fit_svm_head,
 )
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
 from vidfer.training.run import RunDir
 from vidfer.training.sequences import (

@@ -36,6 +36,7 @@ from vidfer.data.images import Augmentation, ImageDataset, ImageSet, load_images
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.models.frame_cnns import (
     FrameCNN,
     build_frame_cnn,
@@ -43,7 +44,6 @@ from vidfer.models.frame_cnns import (
     frame_cnn_params,
 )
 from vidfer.progress import track
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
 from vidfer.viz.plots import plot_learning_curves
 

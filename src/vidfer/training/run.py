@@ -23,10 +23,10 @@ import yaml
 from vidfer.config import RunConfig, config_to_dict, load_config
 from vidfer.errors import CheckpointError
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.io.checkpoint import load_checkpoint
 from vidfer.models import build_pooling, model_from_config
 from vidfer.models.base import VideoModel
 from vidfer.models.pooling import TemporalPooling
-from vidfer.training.checkpoint import load_checkpoint
 
 INIT_PARAMS = ("pretrained", "scl_init")
 """Model parameters that only say where the initial weights come from."""

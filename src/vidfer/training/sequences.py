@@ -26,7 +26,7 @@ from torch import nn
 from vidfer.config import TrainConfig
 from vidfer.evaluation.evaluate import EvalOutcome
 from vidfer.io.atomic import atomic_write_text
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 
 Chooser = Callable[[np.random.Generator, int], np.ndarray]
 """``(rng, length) -> indices`` (increasing) of the steps a training video contributes."""

@@ -39,10 +39,10 @@ from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.features.sparse_codes import BlockGrids, learn_autoencoder, patch_codes
 from vidfer.features.store import FeatureStore
 from vidfer.io.atomic import atomic_write_text
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
 from vidfer.models.sparse_autoencoder import SparseAutoEncoder, build_autoencoder
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import resolve_device, seed_everything
 from vidfer.training.frame_pipeline import head_optimizer
 from vidfer.training.run import RunDir

@@ -30,9 +30,9 @@ from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.attention_maps import write_attention_maps
 from vidfer.evaluation.evaluate import write_evaluation
 from vidfer.io.atomic import atomic_write_text
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.models import build_pooling, model_from_config
 from vidfer.models.base import VideoModel
-from vidfer.training.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.training.device import ClipScorer, grad_scaler, seed_everything
 from vidfer.training.distributed import (
     Distributed,
