@@ -22,6 +22,7 @@ demo: assets
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # Debian's Chromium for the report's headless-browser test (driven by Playwright, dev extra).
 browser:

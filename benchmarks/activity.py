@@ -1,7 +1,7 @@
 """Kahou et al.'s activity modality on the synthetic ``actions`` set, and its place in a fusion.
 
 For every seed: a new ``actions`` set (4 classes that differ only in motion), then
-``configs/activity_actions_cpu.yaml`` through :func:`vidfer.training.trainer.train` (the code
+``configs/activity_actions_cpu.yaml`` through :func:`vidfer.pipelines.train` (the code
 path of ``vidfer train``): the synchrony auto-encoder on moving 16x16x10 blocks, the bag of words
 of every video's moving blocks, the RBF SVMs. Prints test accuracy mean +- standard error over
 the seeds, with a control: the same bag of words and SVMs over the amplitudes of an untrained
@@ -25,7 +25,7 @@ import torch
 from common import add_run_arguments, print_per_seed, run_parallel
 from vidfer.config import load_config
 from vidfer.data.synth import make_actions
-from vidfer.training.trainer import train
+from vidfer.pipelines import train
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "activity_actions_cpu.yaml"
 

@@ -39,8 +39,8 @@ from vidfer.config import ModelConfig, RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
 from vidfer.models import model_from_config
-from vidfer.training.trainer import train
-from vidfer.training.video_attention import VideoAttentionSettings, train_video_attention
+from vidfer.pipelines import train
+from vidfer.pipelines.video_attention import VideoAttentionSettings, train_video_attention
 
 SIZE = 48
 CLIP = 16

@@ -35,7 +35,7 @@ import torch
 from common import add_run_arguments, print_per_seed, run_parallel
 from vidfer.config import parse_config
 from vidfer.data.synth import make_expressions
-from vidfer.training.trainer import train
+from vidfer.pipelines import train
 
 FEATURES = {"cnn": "mini_xception", "layer": "features"}
 LOGITS = {"cnn": "mini_xception", "layer": "logits"}

@@ -34,10 +34,11 @@ from common import add_run_arguments, mean_se, run_parallel
 from vidfer.config import RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_actions
-from vidfer.evaluation.evaluate import evaluate_items
+from vidfer.evaluation.evaluate import ClipEvaluator
+from vidfer.io.run_folder import RunDir
+from vidfer.models.trained import load_run_model
+from vidfer.pipelines import train
 from vidfer.training.frames import FrameTrainSettings, train_frames
-from vidfer.training.run import RunDir
-from vidfer.training.trainer import train
 
 PATHS = {"SCL path": "scl", "TCL path": "tcl", "FstCN": "both"}
 WIDTH, SIZE = 0.125, 56
@@ -109,12 +110,13 @@ def one_run(
     run = Path(out) / f"{PATHS[name]}_s{seed}"
     train(config, run)
     data = load_dataset(config.data)
-    model, pooling = RunDir(run).load_model("cpu")
+    model, pooling = load_run_model(RunDir(run), "cpu")
     device = torch.device("cpu")
     results = {}
     for fusion in ("sci", "mean") if name == "FstCN" else ("sci",):
         chosen = run_config(Path(manifest), PATHS[name], seed, epochs, fusion, scl)
-        outcome = evaluate_items(model, pooling, data.split("test"), data.store, chosen, device)
+        evaluator = ClipEvaluator.of(model, pooling, chosen, device)
+        outcome = evaluator.evaluate(data.split("test"), data.store)
         results[fusion] = outcome.accuracy
     return results
 

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from vidfer.config import load_config
 from vidfer.data.dataset import ClipDataset, ClipItem
 from vidfer.data.prepared import load_dataset
-from vidfer.data.samplers import sampler_from_config
+from vidfer.data.sampler_zoo import sampler_from_config
 from vidfer.data.synth import make_actions
 from vidfer.data.transforms import build_clip_transform
 from vidfer.models import model_from_config

@@ -36,7 +36,7 @@ from vidfer.data.manifest import read_manifest
 from vidfer.data.synth import make_actions
 from vidfer.demo import DEMO_CONFIG
 from vidfer.io.video import decode
-from vidfer.training.trainer import train
+from vidfer.pipelines import train
 
 FPS = 25
 SPARSE_AE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "sparse_ae_actions_cpu.yaml"

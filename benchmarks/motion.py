@@ -22,7 +22,7 @@ import yaml
 
 from vidfer.config import load_config
 from vidfer.data.synth import make_actions
-from vidfer.training.trainer import train
+from vidfer.pipelines import train
 
 
 def config(manifest: Path, clip_len: int, epochs: int, seed: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Baccouche et al.'s sparse auto-encoder + BLSTM on the synthetic ``actions`` set.
 
 For every seed: a new ``actions`` set (4 classes that differ only in motion), then
-``configs/sparse_ae_actions_cpu.yaml`` through :func:`vidfer.training.trainer.train` (the code
+``configs/sparse_ae_actions_cpu.yaml`` through :func:`vidfer.pipelines.train` (the code
 path of ``vidfer train``): the auto-encoder on motion-selected patches of the training videos,
 then the BLSTM over the feature sequences, early-stopped on the validation loss. Prints test
 accuracy mean +- standard error over the seeds, and the mean number of active code units per
@@ -35,15 +35,15 @@ from vidfer.data.synth import make_actions
 from vidfer.features.sparse_codes import block_grid
 from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
-from vidfer.training.frame_pipeline import head_optimizer
+from vidfer.pipelines import train
+from vidfer.pipelines.frames import head_optimizer
+from vidfer.pipelines.sparse_ae import pool_grid
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
     fit_sequences,
     score_sequences,
 )
-from vidfer.training.sparse_ae_pipeline import pool_grid
-from vidfer.training.trainer import train
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "sparse_ae_actions_cpu.yaml"
 

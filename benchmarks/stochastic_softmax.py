@@ -44,10 +44,11 @@ from common import add_run_arguments, mean_se, mini_xception_transforms, run_par
 from vidfer.config import PoolingConfig, RunConfig, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
-from vidfer.evaluation.evaluate import evaluate_items
+from vidfer.evaluation.evaluate import ClipEvaluator
 from vidfer.io.checkpoint import load_checkpoint
-from vidfer.training.run import RunDir
-from vidfer.training.trainer import train
+from vidfer.io.run_folder import RunDir
+from vidfer.models.trained import load_run_model
+from vidfer.pipelines import train
 
 SIZE = 48
 CLIP = 8
@@ -103,9 +104,13 @@ def accuracy_with_pooling(config: RunConfig, run: Path, gamma_p: float) -> float
         update={"eval": config.eval.model_copy(update={"pooling": PoolingConfig(**pooling)})}
     )
     data = load_dataset(config.data)
-    model, trained = RunDir(run).load_model("cpu")
+    model, trained = load_run_model(RunDir(run), "cpu")
     device = torch.device("cpu")
-    return evaluate_items(model, trained, data.split("test"), data.store, chosen, device).accuracy
+    return (
+        ClipEvaluator.of(model, trained, chosen, device)
+        .evaluate(data.split("test"), data.store)
+        .accuracy
+    )
 
 
 def intensity_spearman(config: RunConfig, run: Path) -> float | None:

@@ -18,7 +18,7 @@ from vidfer.errors import ConfigError
 from vidfer.io.writer import write_video
 from vidfer.models.frame_heads import fit_svm_head
 from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
-from vidfer.training.activity_pipeline import (
+from vidfer.pipelines.activity import (
     _frames_of_blocks,
     activity_timeline,
     bag_of_words,

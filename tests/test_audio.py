@@ -12,11 +12,10 @@ import pytest
 from vidfer.assets import asset_path
 from vidfer.config import parse_config
 from vidfer.errors import ConfigError, CorruptVideoError
-from vidfer.evaluation.evaluate import evaluate_run
 from vidfer.features.audio import IS10_SIZE, RATE, audio_features, audio_signal
 from vidfer.fusion.fuse import FusionSpec, fuse_runs
+from vidfer.pipelines import evaluate_run, train
 from vidfer.predict import predict_video
-from vidfer.training.trainer import train
 
 from helpers import moving_square, write_video_with_tone
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vidfer.config import load_config
-from vidfer.data.samplers import sampler_from_config
+from vidfer.data.sampler_zoo import sampler_from_config
 from vidfer.models import build_pooling, model_from_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))

@@ -12,16 +12,16 @@ import yaml
 from torch import nn
 
 from vidfer.config import TrainConfig, load_config
-from vidfer.models import build_model, build_pooling
-from vidfer.models.heads import ConvHead
-from vidfer.training.device import (
+from vidfer.device import (
     ClipScorer,
     amp_dtype,
     autocast,
     grad_scaler,
     pin_memory,
 )
-from vidfer.training.trainer import train
+from vidfer.models import build_model, build_pooling
+from vidfer.models.heads import ConvHead
+from vidfer.pipelines import train
 
 CPU = torch.device("cpu")
 

@@ -22,11 +22,12 @@ from torch.utils.data import DistributedSampler
 from vidfer.config import load_config
 from vidfer.data.stochastic_softmax import StochasticSoftmax
 from vidfer.io.checkpoint import load_checkpoint
+from vidfer.io.run_folder import RunDir
 from vidfer.io.writer import write_video
+from vidfer.models.trained import load_run_model
+from vidfer.pipelines import train
 from vidfer.training.distributed import Distributed
-from vidfer.training.run import RunDir
 from vidfer.training.sampler_sync import SamplerFeed, state_digest
-from vidfer.training.trainer import train
 
 VIDEOS = 7  # training videos of the sampler test: not a multiple of 2, so one is repeated
 
@@ -177,7 +178,7 @@ def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
     assert report["world_size"] == 2 and report["backend"] == "gloo"
     assert len(set(report["sampler_state_sha256"])) == 1
     assert report["sampler_state_sha256"][0] == state_digest(saved["sampler"])
-    model, _ = run.load_model("cpu")  # one loadable model
+    model, _ = load_run_model(run, "cpu")  # one loadable model
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
     # Killed after an epoch and resumed on 2 processes: the uninterrupted run's weights, exactly.

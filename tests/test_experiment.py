@@ -17,8 +17,8 @@ import yaml
 from vidfer.cli import main
 from vidfer.config import ProtocolConfig
 from vidfer.data.synth import make_actions
-from vidfer.evaluation.experiment import run_experiment
 from vidfer.evaluation.metrics import SUMMARY_METRICS
+from vidfer.experiment import run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,11 @@ from vidfer.config import load_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
-from vidfer.evaluation.evaluate import evaluate_run
 from vidfer.features.extract import extract_frame_features, load_frame_source
 from vidfer.features.store import FeatureStore
+from vidfer.pipelines import evaluate_run, train
 from vidfer.predict import predict_video
 from vidfer.training.frames import FrameTrainSettings, train_frames
-from vidfer.training.trainer import train
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 DATA = {"prepare.size": 32, "prepare.grayscale": "false", "prepare.faces": "null", "workers": 1}

@@ -13,14 +13,17 @@ import torch.nn.functional as F
 import yaml
 
 from vidfer.config import load_config
-from vidfer.data.samplers import build_sampler
+from vidfer.data.sampler_zoo import build_sampler
 from vidfer.errors import ConfigError
 from vidfer.evaluation.views import crop_views
+from vidfer.io.run_folder import RunDir
 from vidfer.models import build_model
+from vidfer.models.frame_runs import load_frame_run
 from vidfer.models.fstcn import TPOperator, factorized_conv3d
-from vidfer.training.frames import FrameTrainSettings, load_frame_run, train_frames
-from vidfer.training.run import RunDir
-from vidfer.training.trainer import train
+from vidfer.models.trained import load_run_model
+from vidfer.pipelines import train
+from vidfer.predict import predict_video
+from vidfer.training.frames import FrameTrainSettings, train_frames
 
 
 def test_factorized_path_equals_the_kronecker_3d_convolution() -> None:
@@ -127,12 +130,21 @@ def test_train_and_test_with_views_and_sci(square_dataset, tmp_path) -> None:
     path.write_text(yaml.safe_dump(config))
     train(load_config(path), tmp_path / "run")
     shutil.rmtree(scl)  # the run's checkpoint holds every weight
-    RunDir(tmp_path / "run").load_model()
+    load_run_model(RunDir(tmp_path / "run"))
     metrics = json.loads((tmp_path / "run" / "eval_test" / "metrics.json").read_text())
     assert metrics["count"] == 2
     predictions = (tmp_path / "run" / "eval_test" / "predictions.csv").read_text().splitlines()
     probabilities = [float(v) for v in predictions[1].split(",")[3:]]
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    # vidfer predict scores a new video as evaluation does: clip pairs x crops, SCI-fused.
+    row = predictions[1].split(",")
+    video = next(square_dataset.parent.rglob(f"{row[0]}.mp4"))
+    prediction = predict_video(video, tmp_path / "pred", tmp_path / "run", chunk_frames=5)
+    assert (prediction.status, prediction.label) == ("ok", row[2])
+    got = list(prediction.probabilities.values())
+    np.testing.assert_allclose(got, probabilities, atol=1e-5)
+    summary = json.loads((tmp_path / "pred" / "summary.json").read_text())
+    assert summary["model"] == "fstcn" and summary["frames_scored"] == 0  # no per-frame score
 
 
 def test_views_crop_from_the_stored_frames() -> None:

@@ -17,7 +17,7 @@ from vidfer.fusion.fuse import FusionSpec, fuse_runs
 from vidfer.fusion.network import NetworkSettings
 from vidfer.fusion.predictions import RunPredictions, align, read_predictions
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
-from vidfer.training.trainer import train
+from vidfer.pipelines import train
 
 QUICK = SearchSettings(samples=5000, block=2000, sigma=0.5, decay=0.5, min_sigma=0.05, chunk=1000)
 

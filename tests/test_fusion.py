@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidfer.fusion.decision import max_fusion, mean_fusion, sci, sci_fusion
+from vidfer.evaluation.decision import max_fusion, mean_fusion, sci, sci_fusion
 
 
 def test_sci_hand_computed() -> None:

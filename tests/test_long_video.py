@@ -14,13 +14,12 @@ import yaml
 
 from vidfer.assets import asset_path, fetch_assets
 from vidfer.config import EvalConfig, load_config
-from vidfer.evaluation.evaluate import evaluate_run
 from vidfer.evaluation.scoring import min_chunk_frames, score_stream, score_video
 from vidfer.io.video import decode, decode_chunks
 from vidfer.io.writer import write_video
 from vidfer.models import build_model
+from vidfer.pipelines import evaluate_run, train
 from vidfer.predict import predict_video
-from vidfer.training.trainer import train
 
 from helpers import moving_square, write_square_dataset
 

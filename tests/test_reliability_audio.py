@@ -19,8 +19,8 @@ from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.faults import ENV
 from vidfer.features.audio import audio_features, sandboxed_audio_features
 from vidfer.features.extract import extract_audio_features
+from vidfer.pipelines import train
 from vidfer.predict import predict_video
-from vidfer.training.trainer import train
 
 from helpers import moving_square, write_video_with_tone
 

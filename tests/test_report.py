@@ -26,8 +26,8 @@ from vidfer.config import parse_config
 from vidfer.data.synth import make_actions
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.fusion.fuse import FusionSpec, fuse_runs
+from vidfer.pipelines import train
 from vidfer.predict import predict_video
-from vidfer.training.trainer import train
 from vidfer.viz.report import folder_kind, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")

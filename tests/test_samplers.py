@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidfer.data.samplers import build_sampler, clip_indices
+from vidfer.data.sampler_zoo import build_sampler
+from vidfer.data.samplers import clip_indices
 from vidfer.errors import ConfigError
 from vidfer.registry import SAMPLERS
 

@@ -19,7 +19,7 @@ from vidfer.data.synth import make_actions
 from vidfer.errors import ConfigError
 from vidfer.features.spacetime_patches import BlockCutter, MotionCrop, video_blocks
 from vidfer.models.sparse_autoencoder import build_autoencoder
-from vidfer.training.sparse_ae_pipeline import stream_codes, video_codes
+from vidfer.pipelines.sparse_ae import stream_codes, video_codes
 
 
 def split(length: int, cuts: list[int]) -> list[slice]:

@@ -13,12 +13,12 @@ import yaml
 
 from vidfer.config import load_config, parse_config
 from vidfer.data.prepared import load_dataset
-from vidfer.data.samplers import build_sampler
+from vidfer.data.sampler_zoo import build_sampler
 from vidfer.data.stochastic_softmax import Guided, Reinforce, StochasticSoftmax, propagate, softmax
 from vidfer.data.synth import make_expressions
 from vidfer.errors import CheckpointError, ConfigError, ManifestError
 from vidfer.io.checkpoint import load_checkpoint
-from vidfer.training.trainer import train
+from vidfer.pipelines import train
 
 
 def rng(seed: int = 0) -> np.random.Generator:

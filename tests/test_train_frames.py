@@ -28,12 +28,8 @@ from vidfer.data.images import (
 from vidfer.data.synth import make_expressions
 from vidfer.errors import CheckpointError, ConfigError, ManifestError
 from vidfer.models.frame_cnns import build_frame_cnn
-from vidfer.training.frames import (
-    FrameTrainSettings,
-    load_frame_run,
-    predict_images,
-    train_frames,
-)
+from vidfer.models.frame_runs import load_frame_run
+from vidfer.training.frames import FrameTrainSettings, predict_images, train_frames
 
 FAST = {"kernel": 5, "maps": [8, 8, 16], "input_size": 24}
 

@@ -17,8 +17,8 @@ from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
 from vidfer.evaluation.attention_maps import attention_maps_of_run
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
-from vidfer.training.trainer import train
-from vidfer.training.video_attention import VideoAttentionSettings, train_video_attention
+from vidfer.pipelines import train
+from vidfer.pipelines.video_attention import VideoAttentionSettings, train_video_attention
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from vidfer.config import load_config
 from vidfer.data.manifest import read_manifest
 from vidfer.data.synth import make_actions
 from vidfer.io.atomic import atomic_write_text
+from vidfer.pipelines import train
 from vidfer.predict import predict_video
-from vidfer.training.trainer import train
 
 DEMO_CONFIG: dict[str, Any] = {
     "seed": 0,

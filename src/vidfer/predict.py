@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +32,12 @@ from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.prepare import video_limits
 from vidfer.data.store import StoreRecord
 from vidfer.data.stream import VideoStream, stream_video
-from vidfer.data.transforms import build_clip_transform
+from vidfer.device import resolve_device
 from vidfer.errors import ConfigError, VideoError
-from vidfer.evaluation.scoring import score_stream, video_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.io.run_folder import RunDir
 from vidfer.models.mini_xception import FER2013_CLASSES, load_mini_xception, preprocess
-from vidfer.training.device import resolve_device
-from vidfer.training.run import RunDir
+from vidfer.pipelines import pipeline_for
 from vidfer.viz.plots import plot_timeline
 
 FACE_COLUMNS = ("face", "x1", "y1", "x2", "y2")
@@ -189,89 +188,9 @@ def _predict_fer(path: Path, out: Path, chunk_frames: int) -> Prediction:
     return _write(out, path, record, _timeline(record, smoothed, 7), classes, video_probs, extra)
 
 
-Scorer = Callable[[Iterable[np.ndarray]], tuple[np.ndarray | None, np.ndarray | None, str | None]]
-"""``pieces of frames (n, S, S, 3) -> (per-frame (T, K) or None, video (K,) or None, why not)``.
-
-It reads every piece, in order, before it returns."""
-
-
-def _predict_sequence(
-    path: Path, run: RunDir, out: Path, stream: VideoStream, extra: dict[str, Any], score: Scorer
-) -> Prediction:
-    """The prediction of a pipeline that scores the video's whole sequence at once."""
-    classes = run.classes()
-    try:
-        per_step, video_probs, why_not = score(piece for _, piece in stream.pieces())
-    except ConfigError:
-        _finished(path, stream)  # a video too short to score: its record says why
-        raise
-    record = _finished(path, stream)
-    frames = len(record.frame_indices)
-    if per_step is None or len(per_step) != frames:  # steps are not frames
-        per_step = np.full((frames, len(classes)), np.nan)
-    timed = _timeline(record, per_step, len(classes))
-    return _write(out, path, record, timed, classes, video_probs, extra, why_not=why_not)
-
-
-def _frames_scorer(path: Path, run: RunDir, device: torch.device) -> Scorer:
-    """A frame-feature pipeline's scores (a missing modality, e.g. no sound: no made-up score)."""
-    from vidfer.evaluation.frame_timeline import timeline
-    from vidfer.features.pipeline_features import new_video_features
-    from vidfer.training.frame_pipeline import load_frame_head
-
-    config = run.config()
-    settings = config.frames
-    assert settings is not None
-    head = load_frame_head(run, device)
-
-    def score(
-        pieces: Iterable[np.ndarray],
-    ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-        frames = np.concatenate(list(pieces))  # (T, S, S, 3): the whole video
-        video, status = new_video_features(settings, frames, path, config.data.limits, device)
-        if video is None:
-            return None, None, status
-        per_step, video_probs = timeline(settings, head, video, device)
-        return per_step, video_probs, None
-
-    return score
-
-
-def _sparse_ae_scorer(run: RunDir, device: torch.device) -> Scorer:
-    """Baccouche et al.'s BLSTM outputs, each block's given to its frames (features piecewise)."""
-    from vidfer.training.sparse_ae_pipeline import load_sparse_ae_run, sparse_ae_timeline
-
-    settings = run.config().sparse_ae
-    assert settings is not None
-    autoencoder, head = load_sparse_ae_run(run, device)
-
-    def score(
-        pieces: Iterable[np.ndarray],
-    ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-        return (*sparse_ae_timeline(autoencoder, head, settings, pieces, device), None)
-
-    return score
-
-
-def _activity_scorer(run: RunDir) -> Scorer:
-    """Kahou et al.'s bag-of-words SVMs: the video's score, per frame that of its blocks."""
-    from vidfer.training.activity_pipeline import activity_timeline, load_activity_run
-
-    settings = run.config().activity
-    assert settings is not None
-    model, vocabulary, head = load_activity_run(run)
-
-    def score(
-        pieces: Iterable[np.ndarray],
-    ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-        found = activity_timeline(model, vocabulary, head, settings, pieces)
-        return (None, None, "no_motion") if found is None else (*found, None)
-
-    return score
-
-
 @torch.no_grad()
 def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -> Prediction:
+    """Score through the run's pipeline, as its evaluation does."""
     config = run.config()
     classes = run.classes()
     settings = config.eval
@@ -280,38 +199,31 @@ def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -
     limits = config.data.limits
     piece_frames = settings.chunk_frames or video_limits(limits).max_frames
     stream = _open(path, config.data.prepare, limits, piece_frames)
-    extra: dict[str, Any] = {"run": str(run.folder), "model": config.model.name}
+    pipeline = pipeline_for(config)
+    extra: dict[str, Any] = {"run": str(run.folder), "model": pipeline.model_name(config)}
     if stream.status != "ok":
         record = _finished(path, stream)
         empty = _timeline(record, np.zeros((0, len(classes))), len(classes))
         return _write(out, path, record, empty, classes, None, extra)
-    device = resolve_device(config.train.device)
-    if config.frames is not None:
-        extra["model"] = f"frames:{config.frames.classifier.name}"
-        return _predict_sequence(path, run, out, stream, extra, _frames_scorer(path, run, device))
-    if config.sparse_ae is not None:
-        extra["model"] = "baccouche2012_sparse_ae_blstm"
-        return _predict_sequence(path, run, out, stream, extra, _sparse_ae_scorer(run, device))
-    if config.activity is not None:
-        extra["model"] = "kahou2015_activity"
-        return _predict_sequence(path, run, out, stream, extra, _activity_scorer(run))
-    model, pooling = run.load_model(device)
-    transform = build_clip_transform(config.transforms, train=False)
-    blocks = (transform(frames).to(device) for _, frames in stream.pieces())  # (C, n, S, S)
-    score_map = score_stream(model, blocks, settings)
+    score = pipeline.scorer(run, path, settings, resolve_device(config.train.device))
+    try:
+        scored = score(piece for _, piece in stream.pieces())
+    except ConfigError:
+        _finished(path, stream)  # a video too short to score: its record says why
+        raise
     record = _finished(path, stream)
-    per_frame = score_map.per_frame(record.num_frames).softmax(dim=0).T.cpu().numpy()  # (T, K)
-    video_probs = video_logits(score_map, pooling).softmax(dim=0).cpu().numpy()  # (K,)
-    # The pooling's temporal weights for the predicted class: which steps made the decision.
-    weights = pooling.weights(score_map.scores.unsqueeze(0))[0, int(video_probs.argmax())]
-    indices = np.asarray(record.frame_indices)
-    extra["clip_weights"] = [
-        {"frame": int(indices[round(centre)]), "weight": round(float(w), 6)}
-        for centre, w in zip(score_map.centres, weights.cpu(), strict=True)
-    ]
-    return _write(
-        out, path, record, _timeline(record, per_frame, len(classes)), classes, video_probs, extra
-    )
+    frames = len(record.frame_indices)
+    per_frame = scored.per_frame
+    if per_frame is None or len(per_frame) != frames:  # the model's steps are not frames
+        per_frame = np.full((frames, len(classes)), np.nan)
+    if scored.step_weights:
+        indices = np.asarray(record.frame_indices)
+        extra["clip_weights"] = [
+            {"frame": int(indices[round(centre)]), "weight": round(weight, 6)}
+            for centre, weight in scored.step_weights
+        ]
+    timed = _timeline(record, per_frame, len(classes))
+    return _write(out, path, record, timed, classes, scored.video, extra, why_not=scored.why_not)
 
 
 def predict_video(

@@ -12,7 +12,7 @@ from vidfer.cli.common import Add, console
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from vidfer.config import load_config
     from vidfer.config.protocol import choose_protocol
-    from vidfer.evaluation.experiment import run_experiment
+    from vidfer.experiment import run_experiment
 
     protocol = None
     if args.protocol is not None or args.folds is not None or args.repeats is not None:

@@ -9,7 +9,7 @@ from vidfer.cli.common import Add, console
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vidfer.evaluation.evaluate import evaluate_run
+    from vidfer.pipelines import evaluate_run
 
     metrics = evaluate_run(args.run, args.split)
     console.print(

@@ -10,9 +10,9 @@ from vidfer.errors import ConfigError, VidferError
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from vidfer.config import load_config
+    from vidfer.io.run_folder import RunDir
+    from vidfer.pipelines import train
     from vidfer.training.distributed import check_processes, from_environment, launch
-    from vidfer.training.run import RunDir
-    from vidfer.training.trainer import train
 
     if args.resume:
         run = RunDir(args.resume)
@@ -48,7 +48,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_video_attention(args: argparse.Namespace) -> int:
-    from vidfer.training.video_attention import VideoAttentionSettings, train_video_attention
+    from vidfer.pipelines.video_attention import VideoAttentionSettings, train_video_attention
 
     settings = VideoAttentionSettings(
         range_frames=args.range,

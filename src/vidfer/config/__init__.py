@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError, model_validator
@@ -42,6 +42,7 @@ from vidfer.config.protocol import ProtocolConfig
 from vidfer.errors import ConfigError
 
 __all__ = [
+    "KIND_NAMES",
     "ActivityConfig",
     "AttentionConfig",
     "AutoEncoderConfig",
@@ -57,6 +58,7 @@ __all__ = [
     "PrepareConfig",
     "ProtocolConfig",
     "RunConfig",
+    "RunKind",
     "SamplerConfig",
     "SparseAEConfig",
     "TrainConfig",
@@ -70,18 +72,44 @@ __all__ = [
 ]
 
 
+RunKind = Literal["clip", "frames", "sparse_ae", "activity"]
+"""The kinds of run: a clip model trained end to end, a frame-feature pipeline, Baccouche et
+al.'s sparse auto-encoder + BLSTM, Kahou et al.'s activity bag of words."""
+
+KIND_NAMES: dict[str, str] = {
+    "clip": "3D clip model",
+    "frames": "frame-feature pipeline",
+    "sparse_ae": "sparse auto-encoder",
+    "activity": "activity (bag of words)",
+}
+"""A readable name of each kind, for messages."""
+
+
+NOT_FOR_KIND: dict[str, tuple[str, ...]] = {
+    "clip": (),
+    "frames": ("sampler", "transforms", "model", "pooling"),
+    "sparse_ae": ("sampler", "transforms", "model", "pooling"),
+    "activity": ("sampler", "transforms", "model", "pooling", "optim"),
+}
+"""The sections each kind of run does not read (``data``, ``train`` and ``eval`` apply to all:
+``eval.chunk_frames`` sets the pieces ``vidfer predict`` reads)."""
+
+_KIND_SECTIONS = ("frames", "sparse_ae", "activity")
+
+
 class RunConfig(Section):
     """Everything ``vidfer train`` needs.
 
-    With ``frames`` set, the run is a frame-feature pipeline: the ``sampler``, ``transforms``,
-    ``model``, ``pooling`` and ``eval`` sections do not apply (``optim`` and ``train`` drive the
-    sequence models). With ``sparse_ae`` set, the run is Baccouche et al.'s sparse
-    auto-encoder + BLSTM (:class:`SparseAEConfig`), with the same sections not applying; with
-    ``activity`` set, Kahou et al.'s activity modality (:class:`ActivityConfig`): the same
-    auto-encoder, a bag of words and an SVM.
+    ``kind`` says what the run is (:data:`RunKind`); when it is left out it follows from the
+    section given: ``frames`` for a frame-feature pipeline, ``sparse_ae`` for Baccouche et al.'s
+    sparse auto-encoder + BLSTM (:class:`SparseAEConfig`), ``activity`` for Kahou et al.'s
+    activity modality (:class:`ActivityConfig`), none of them for a clip model. A section the
+    kind does not read (:data:`NOT_FOR_KIND`) is an error naming it. ``eval.clip_len`` follows
+    from ``sampler.clip_len`` unless given.
     """
 
     seed: int = 0
+    kind: RunKind = "clip"
     data: DataConfig
     sampler: SamplerConfig = SamplerConfig()
     transforms: TransformConfig = TransformConfig()
@@ -95,11 +123,46 @@ class RunConfig(Section):
     activity: ActivityConfig | None = None
     protocol: ProtocolConfig | None = None  # how `vidfer experiment` makes folds
 
-    @model_validator(mode="after")
-    def _one_pipeline(self) -> RunConfig:
-        given = [name for name in ("frames", "sparse_ae", "activity") if getattr(self, name)]
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, raw: Any) -> Any:
+        """Fill in the kind from the section given, and ``eval.clip_len`` from the sampler's."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        given = [name for name in _KIND_SECTIONS if raw.get(name) is not None]
         if len(given) > 1:
             raise ValueError(f"give one of the sections {given}, not several")
+        if raw.get("kind") is None:
+            raw["kind"] = given[0] if given else "clip"
+        sampler, evaluation = raw.get("sampler", {}), raw.get("eval", {})
+        if (
+            isinstance(sampler, dict)
+            and isinstance(evaluation, dict)
+            and "clip_len" in sampler
+            and "clip_len" not in evaluation
+        ):
+            raw["eval"] = {**evaluation, "clip_len": sampler["clip_len"]}
+        return raw
+
+    @model_validator(mode="after")
+    def _sections_fit_the_kind(self) -> RunConfig:
+        found = next((name for name in _KIND_SECTIONS if getattr(self, name) is not None), "clip")
+        if found != self.kind:
+            needs = (
+                "no frames, sparse_ae or activity section"
+                if self.kind == "clip"
+                else (f"a {self.kind!r} section")
+            )
+            has = "none" if found == "clip" else f"a {found!r} section"
+            raise ValueError(f"kind {self.kind!r} needs {needs}; the config has {has}")
+        for name in NOT_FOR_KIND[self.kind]:
+            section = getattr(self, name)
+            if name in self.model_fields_set and section != type(section)():
+                raise ValueError(
+                    f"section {name!r} does not apply to a {KIND_NAMES[self.kind]} run "
+                    f"(kind {self.kind!r}); remove it"
+                )
         return self
 
 
@@ -122,8 +185,10 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 
 def _describe(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    if not first["loc"]:  # a check across sections: its message names them
+        return f"{source}: {first['msg'].removeprefix('Value error, ')}{more}"
+    where = ".".join(str(part) for part in first["loc"])
     return f"{source}: option '{where}': {first['msg']}{more}"
 
 
@@ -200,5 +265,6 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
-    """JSON-able dict of a config (paths as strings), for run folders."""
-    return json.loads(config.model_dump_json())
+    """JSON-able dict of a config (paths as strings), for run folders: the sections its kind
+    reads."""
+    return json.loads(config.model_dump_json(exclude=set(NOT_FOR_KIND[config.kind])))

@@ -14,8 +14,8 @@ from pydantic import (
 )
 
 from vidfer.config.base import Section
+from vidfer.config.faces import FaceConfig
 from vidfer.errors import ConfigError
-from vidfer.faces.pipeline import FaceConfig
 
 
 def face_config(options: dict[str, Any]) -> FaceConfig:
@@ -73,7 +73,7 @@ class PrepareConfig(Section):
         max_frames: Keep at most this many frames per video (None: all).
         min_frames: Videos with fewer decoded frames are rejected as ``too_short``.
         grayscale: Convert to grayscale (stored as 3 identical channels so every model accepts it).
-        faces: Options of the face pipeline (:class:`vidfer.faces.pipeline.FaceConfig`); when set,
+        faces: Options of the face pipeline (:class:`vidfer.config.faces.FaceConfig`); when set,
             the stored frames are the aligned crops of the main face (``faces.size`` square) and
             ``size``/``crop`` only apply without it. ``{}`` uses the defaults (MTCNN, 112 px).
     """

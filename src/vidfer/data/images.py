@@ -30,12 +30,23 @@ from torchvision.transforms import v2
 
 from vidfer.config import DataConfig
 from vidfer.errors import ConfigError, ManifestError
-from vidfer.models.mini_xception import FER2013_CLASSES
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 FER2013_SIDE = 48
 FER2013_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+
+
+FER2013_CLASSES: tuple[str, ...] = (
+    "angry",
+    "disgust",
+    "fear",
+    "happy",
+    "sad",
+    "surprise",
+    "neutral",
+)
+"""The FER2013 label codes 0-6, in order (also the pretrained mini-Xception's outputs)."""
 
 
 @dataclass(frozen=True, eq=False)

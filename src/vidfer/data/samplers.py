@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from vidfer.config import SamplerConfig
 from vidfer.errors import ConfigError
 from vidfer.registry import SAMPLERS
 
@@ -246,25 +245,3 @@ class ClipPairs(ClipSampler):
         clips = super().frames(starts, num_frames)  # (n, clip_len)
         partners = super().frames(starts + self.offset, num_frames)  # (n, clip_len)
         return np.concatenate([clips, partners], axis=1)  # (n, 2 * clip_len)
-
-
-def build_sampler(name: str, **params: Any) -> ClipSampler:
-    """Build a registered sampler (this module's and the learning ones)."""
-    from vidfer.data import stochastic_softmax  # noqa: F401 -- registers the learning samplers
-
-    return SAMPLERS.build(name, **params)
-
-
-def sampler_from_config(section: SamplerConfig) -> ClipSampler:
-    """Build the sampler of a run config's ``sampler`` section.
-
-    Raises:
-        ConfigError: on an unknown sampler or an invalid option.
-    """
-    return build_sampler(
-        section.name,
-        clip_len=section.clip_len,
-        stride=section.stride,
-        num_clips=section.num_clips,
-        **section.params,
-    )

@@ -20,13 +20,14 @@ from vidfer.data.dataset import VideoItem, choose_items
 from vidfer.data.prepared import load_dataset
 from vidfer.data.store import PreparedStore
 from vidfer.data.transforms import build_clip_transform
+from vidfer.device import resolve_device
 from vidfer.errors import ConfigError
 from vidfer.evaluation.scoring import score_video
 from vidfer.io.atomic import atomic_write_json
+from vidfer.io.run_folder import RunDir
 from vidfer.models.attention import AttentiveModel
 from vidfer.models.base import VideoModel
-from vidfer.training.device import resolve_device
-from vidfer.training.run import RunDir
+from vidfer.models.trained import load_run_model
 from vidfer.viz.attention import plot_attention_maps
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def attention_maps_of_run(
     if config.model.attention is None:
         raise ConfigError(f"{run.folder}: the model has no attention module (model.attention)")
     device = resolve_device(config.train.device)
-    model, _ = run.load_model(device)
+    model, _ = load_run_model(run, device)
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
     items = choose_items(data.split(split), video_ids, f"{split} videos")
     if not items:

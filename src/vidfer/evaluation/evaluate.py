@@ -1,10 +1,10 @@
-"""Evaluation of a model on whole videos, and ``vidfer evaluate RUN --split test``."""
+"""Evaluation of a clip model on whole videos: scores, the outcome and its files."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,24 +12,21 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from vidfer.config import RunConfig
+from vidfer.config import EvalConfig, RunConfig
 from vidfer.data.dataset import VideoItem
-from vidfer.data.prepared import load_dataset
-from vidfer.data.samplers import sampler_from_config
+from vidfer.data.sampler_zoo import sampler_from_config
 from vidfer.data.store import PreparedStore
 from vidfer.data.transforms import build_clip_transform
 from vidfer.errors import ConfigError
 from vidfer.evaluation.metrics import classification_metrics
-from vidfer.evaluation.scoring import frame_blocks, score_stream, video_logits
+from vidfer.evaluation.scoring import ScoreMap, frame_pieces, score_stream, video_logits
 from vidfer.evaluation.views import views_logits
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.models import build_pooling
 from vidfer.models.base import VideoModel
+from vidfer.models.pooling import TemporalPooling
 from vidfer.progress import track
-from vidfer.training.device import resolve_device
-from vidfer.training.run import RunDir
 from vidfer.viz.plots import plot_confusion
 
 
@@ -55,45 +52,94 @@ class EvalOutcome:
         return float(np.mean(self.probabilities.argmax(axis=1) == self.labels))
 
 
-@torch.no_grad()
-def evaluate_items(
-    model: VideoModel,
-    pooling: nn.Module,
-    items: Sequence[VideoItem],
-    store: PreparedStore,
-    config: RunConfig,
-    device: torch.device,
-) -> EvalOutcome:
-    """Score every video whole (one pass or sliding windows) and compute the metrics.
+@dataclass(frozen=True)
+class ClipScores:
+    """One video scored by a clip model.
 
-    The video-level pooling is ``config.eval.pooling`` when set, else ``pooling``; in
-    ``views`` mode, the fusion of :mod:`vidfer.evaluation.views` replaces it.
+    Attributes:
+        video: ``(K,)`` video-level logits.
+        score_map: The per-step scores behind them; None in ``views`` mode (clip pairs and
+            crops fused into one score: no step maps to a frame).
     """
-    model.eval()
-    pooling = eval_pooling(config, pooling, model.num_classes)
-    pooling.eval()
-    transform = build_clip_transform(config.transforms, train=False)
-    sampler = sampler_from_config(config.sampler)
-    logits = []
-    for item in track(items, total=len(items), description="evaluating"):
-        if config.eval.mode == "views":
-            logits.append(views_logits(model, store.frames(item.key), sampler, config, device))
-            continue
-        blocks = frame_blocks(store.frames(item.key), transform, device, config.eval.chunk_frames)
-        score_map = score_stream(model, blocks, config.eval)
-        logits.append(video_logits(score_map, pooling).float().cpu())
-    scores = torch.stack(logits)  # (N, K)
-    labels = torch.tensor([item.row.label_index for item in items])
-    loss = float(F.cross_entropy(scores, labels))
-    return EvalOutcome(
-        loss=loss,
-        probabilities=scores.softmax(dim=1).numpy(),
-        labels=labels.numpy(),
-        video_ids=[item.row.video_id for item in items],
-    )
+
+    video: torch.Tensor
+    score_map: ScoreMap | None
 
 
-def eval_pooling(config: RunConfig, trained: nn.Module, num_classes: int) -> nn.Module:
+@dataclass(frozen=True)
+class ClipEvaluator:
+    """A trained clip model with its test-time pooling and settings: scores whole videos.
+
+    Evaluation and ``vidfer predict`` both score through :meth:`score`, so a video gets the same
+    scores from either.
+
+    Attributes:
+        model: The video model, in eval mode.
+        pooling: The video-level pooling at test time (see :func:`eval_pooling`).
+        config: The run config (transforms, sampler and views settings).
+        device: Where the model runs.
+        settings: How whole videos are scored (the run's ``eval`` section, possibly with another
+            ``chunk_frames``).
+    """
+
+    model: VideoModel
+    pooling: TemporalPooling
+    config: RunConfig
+    device: torch.device
+    settings: EvalConfig
+
+    @classmethod
+    def of(
+        cls,
+        model: VideoModel,
+        trained: TemporalPooling,
+        config: RunConfig,
+        device: torch.device,
+        settings: EvalConfig | None = None,
+    ) -> ClipEvaluator:
+        """The evaluator of a model and its trained pooling, as ``config.eval`` asks.
+
+        Raises:
+            ConfigError: if ``eval.pooling`` has learned parameters.
+        """
+        model.eval()
+        pooling = eval_pooling(config, trained, model.num_classes).eval()
+        return cls(model, pooling, config, device, settings or config.eval)
+
+    @torch.no_grad()
+    def score(self, pieces: Iterable[np.ndarray]) -> ClipScores:
+        """Score one video that arrives in consecutive pieces of frames ``(n, H, W, C)``.
+
+        Dense and windows modes read the pieces one at a time; ``views`` mode samples clips
+        across the whole video, so it joins the pieces first.
+        """
+        if self.settings.mode == "views":
+            frames = np.concatenate(list(pieces))  # (T, H, W, C): the whole video
+            sampler = sampler_from_config(self.config.sampler)
+            logits = views_logits(self.model, frames, sampler, self.config, self.device)
+            return ClipScores(logits, None)
+        transform = build_clip_transform(self.config.transforms, train=False)
+        blocks = (transform(piece).to(self.device) for piece in pieces)  # (C, n, S, S) each
+        score_map = score_stream(self.model, blocks, self.settings)
+        return ClipScores(video_logits(score_map, self.pooling).float().cpu(), score_map)
+
+    def evaluate(self, items: Sequence[VideoItem], store: PreparedStore) -> EvalOutcome:
+        """Score every video whole and gather the video-level outcome."""
+        logits = [
+            self.score(frame_pieces(store.frames(item.key), self.settings.chunk_frames)).video
+            for item in track(items, total=len(items), description="evaluating")
+        ]
+        scores = torch.stack(logits)  # (N, K)
+        labels = torch.tensor([item.row.label_index for item in items])
+        return EvalOutcome(
+            loss=float(F.cross_entropy(scores, labels)),
+            probabilities=scores.softmax(dim=1).numpy(),
+            labels=labels.numpy(),
+            video_ids=[item.row.video_id for item in items],
+        )
+
+
+def eval_pooling(config: RunConfig, trained: TemporalPooling, num_classes: int) -> TemporalPooling:
     """The video-level pooling at test time: ``config.eval.pooling`` if set, else ``trained``.
 
     Raises:
@@ -140,39 +186,3 @@ def write_evaluation(folder: Path, outcome: EvalOutcome, classes: Sequence[str])
     atomic_write_text(folder / "confusion.csv", confusion.getvalue())
     plot_confusion(np.asarray(metrics["confusion"]), classes, folder / "confusion.png")
     return metrics
-
-
-def evaluate_run(run_folder: str | Path, split: str = "test") -> dict[str, Any]:
-    """Evaluate a trained run on one split and write ``RUN/eval_<split>/``.
-
-    Raises:
-        ConfigError: if the split has no usable video.
-    """
-    run = RunDir(run_folder)
-    config = run.config()
-    if config.sparse_ae is not None:
-        from vidfer.training.sparse_ae_pipeline import evaluate_sparse_ae_run
-
-        return write_evaluation(
-            run.folder / f"eval_{split}", evaluate_sparse_ae_run(run, split), run.classes()
-        )
-    if config.activity is not None:
-        from vidfer.training.activity_pipeline import evaluate_activity_run
-
-        return write_evaluation(
-            run.folder / f"eval_{split}", evaluate_activity_run(run, split), run.classes()
-        )
-    if config.frames is not None:
-        from vidfer.training.frame_pipeline import evaluate_frame_run
-
-        return write_evaluation(
-            run.folder / f"eval_{split}", evaluate_frame_run(run, split), run.classes()
-        )
-    device = resolve_device(config.train.device)
-    model, pooling = run.load_model(device)
-    data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
-    items = data.split(split)
-    if not items:
-        raise ConfigError(f"{config.data.manifest}: no usable video in split {split!r}")
-    outcome = evaluate_items(model, pooling, items, data.store, config, device)
-    return write_evaluation(run.folder / f"eval_{split}", outcome, run.classes())

@@ -25,7 +25,6 @@ from torch import nn
 
 from vidfer.config import EvalConfig
 from vidfer.data.samplers import clip_indices, short_start
-from vidfer.data.transforms import ClipTransform
 from vidfer.models.base import TemporalGeometry, VideoModel
 
 
@@ -206,7 +205,7 @@ def score_stream(model: VideoModel, blocks: Iterable[torch.Tensor], config: Eval
     Args:
         model: A video model in eval mode.
         blocks: The video's frames, transformed, in order: blocks ``(C, n, H, W)`` on the
-            model's device (any sizes; e.g. from :func:`frame_blocks`). Consumed lazily: at most
+            model's device (any sizes). Consumed lazily: at most
             a chunk and a block are held at a time.
         config: ``mode="dense"`` uses one pass (or chunks of ``chunk_frames``, stitched) when
             the model is temporally dense; ``"windows"`` slides ``clip_len``-frame windows with
@@ -226,21 +225,15 @@ def score_video(model: VideoModel, clip: torch.Tensor, config: EvalConfig) -> Sc
     return score_stream(model, [clip], config)
 
 
-def frame_blocks(
-    frames: np.ndarray,
-    transform: ClipTransform,
-    device: torch.device,
-    block_frames: int | None,
-) -> Iterator[torch.Tensor]:
-    """Transformed consecutive blocks ``(C, n, S, S)`` of stored frames ``(T, H, W, C)``.
+def frame_pieces(frames: np.ndarray, piece_frames: int | None) -> Iterator[np.ndarray]:
+    """Consecutive pieces ``(n, H, W, C)`` of stored frames ``(T, H, W, C)``.
 
-    Only one block of ``frames`` (e.g. a memory-mapped store array) is read and transformed at a
-    time; ``block_frames`` None gives the whole video as one block. The transform must treat
-    frames independently (the evaluation transform does).
+    Only one piece of ``frames`` (e.g. a memory-mapped store array) is read at a time;
+    ``piece_frames`` None gives the whole video as one piece.
     """
-    step = block_frames or len(frames)
+    step = piece_frames or len(frames)
     for start in range(0, len(frames), step):
-        yield transform(frames[start : start + step]).to(device)
+        yield frames[start : start + step]
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from torchvision.transforms import v2
 from vidfer.config import RunConfig
 from vidfer.data.samplers import ClipSampler
 from vidfer.data.transforms import frames_to_video, video_to_clip
-from vidfer.fusion.decision import FUSIONS
+from vidfer.evaluation.decision import FUSIONS
 from vidfer.models.base import VideoModel
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from vidfer.config.faces import MissingPolicy
 from vidfer.faces.types import FrameFaces
-
-MissingPolicy = Literal["drop", "interpolate"]
 
 OK = "ok"
 MISSING = "missing"

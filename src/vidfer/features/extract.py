@@ -7,7 +7,7 @@ or flattened. Results go to a :class:`~vidfer.features.store.FeatureStore` insid
 store (``<store>/features/``), keyed by the extractor's identity (model, checkpoint size and
 mtime, layer): a second pipeline on the same frames re-extracts nothing, and an interrupted
 extraction resumes at the first missing video. A video-run extractor reuses the run's own cache
-(:func:`vidfer.training.video_attention.extract_run_features`). The audio extractor caches each
+(:func:`vidfer.pipelines.video_attention.extract_run_features`). The audio extractor caches each
 video's IS10 vector (one step) the same way, or an empty array with the reason it has none; it
 decodes the sound in sandboxed worker processes, so that one bad soundtrack does not stop a run.
 """
@@ -28,9 +28,9 @@ from vidfer.errors import ConfigError
 from vidfer.features.audio import IS10_SIZE, map_sandboxed_audio_features
 from vidfer.features.store import FeatureStore, file_identity
 from vidfer.models.frame_cnns import FrameCNN, MiniXceptionCNN, build_frame_cnn
+from vidfer.models.frame_runs import frame_run_checkpoint, load_frame_run
 from vidfer.models.mini_xception import FER2013_CLASSES
 from vidfer.progress import track
-from vidfer.training.frames import frame_run_checkpoint, load_frame_run
 
 log = logging.getLogger(__name__)
 

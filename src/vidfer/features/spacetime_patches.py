@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from vidfer.errors import ConfigError
+from vidfer.models.sparse_autoencoder import margins
 
 GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R 601 luma weights of the R, G, B channels."""
@@ -53,11 +54,6 @@ def video_volume(
         frames = frames[:, top : top + crop_h, left : left + crop_w]
     volume = np.asarray(frames, dtype=np.float32) / 255.0  # (L, H', W', 3)
     return volume @ GRAY_WEIGHTS[:, None] if grayscale else volume  # -> (L, H', W', C)
-
-
-def margins(patch: int, depth: int) -> tuple[int, int]:
-    """Largest spatial and temporal shifts searched: ``(M // 4, T // 2)``."""
-    return patch // 4, depth // 2
 
 
 def moving_pixels(video: np.ndarray, depth: int, pixel: float) -> np.ndarray:

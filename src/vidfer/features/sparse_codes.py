@@ -1,7 +1,7 @@
 """Sparse codes of Baccouche et al.'s (2012) auto-encoder: what its two systems share.
 
-The sparse auto-encoder + BLSTM (:mod:`vidfer.training.sparse_ae_pipeline`) and Kahou et al.'s
-activity modality (:mod:`vidfer.training.activity_pipeline`) both learn the auto-encoder on the
+The sparse auto-encoder + BLSTM (:mod:`vidfer.pipelines.sparse_ae`) and Kahou et al.'s
+activity modality (:mod:`vidfer.pipelines.activity`) both learn the auto-encoder on the
 moving patches of their training videos (:func:`learn_autoencoder`, which also writes
 ``basis.png`` and ``sparsity.json`` into the run), then encode every video block by block
 (:func:`grid_codes`).

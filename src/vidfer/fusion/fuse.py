@@ -31,15 +31,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from vidfer.device import resolve_device
 from vidfer.errors import ConfigError
+from vidfer.evaluation.decision import max_fusion, sci_fusion
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.metrics import classification_metrics
-from vidfer.fusion.decision import max_fusion, sci_fusion
 from vidfer.fusion.network import NetworkSettings, run_video_features, train_fusion_network
 from vidfer.fusion.predictions import Aligned, align, read_predictions
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
-from vidfer.training.device import resolve_device
 from vidfer.training.sequences import LabelledSequence, score_sequences
 
 Method = Literal["search", "weights", "mean", "sci", "max", "network"]

@@ -22,17 +22,14 @@ import torch
 from torch import nn
 
 from vidfer.data.prepared import load_dataset
-from vidfer.evaluation.frame_timeline import video_embedding
-from vidfer.features.pipeline_features import load_video_features
-from vidfer.training.device import seed_everything
-from vidfer.training.frame_pipeline import load_frame_head
-from vidfer.training.run import RunDir
+from vidfer.device import seed_everything
+from vidfer.io.run_folder import RunDir
+from vidfer.pipelines import pipeline_for
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
     fit_sequences,
 )
-from vidfer.training.video_attention import extract_run_features
 
 
 @dataclass(frozen=True)
@@ -49,13 +46,7 @@ def run_video_features(run_folder: str | Path, device: torch.device) -> RunFeatu
     run = RunDir(run_folder)
     config = run.config()
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
-    if config.frames is None:
-        found = extract_run_features(run, data, device)
-        features = {video: np.asarray(seq.features).mean(axis=0) for video, seq in found.items()}
-    else:
-        videos = load_video_features(config, data, device).videos
-        head = load_frame_head(run, device)
-        features = {v.video_id: video_embedding(config.frames, head, v, device) for v in videos}
+    features = pipeline_for(config).video_features(run, data, device)
     return RunFeatures(
         features,
         {item.row.video_id: item.row.split for item in data.items},

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vidfer.errors import ConfigError
+from vidfer.pipelines import evaluate_run
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,6 @@ def read_predictions(run: str | Path, split: str) -> RunPredictions:
     folder = Path(run)
     path = folder / f"eval_{split}" / "predictions.csv"
     if not path.exists():
-        from vidfer.evaluation.evaluate import evaluate_run
-
         evaluate_run(folder, split)
     classes = list(json.loads((folder / "classes.json").read_text(encoding="utf-8")))
     with path.open(newline="", encoding="utf-8") as handle:

@@ -204,7 +204,7 @@ class FstCN(VideoModel):
         )
 
     def _load_lower(self, run: str) -> None:
-        from vidfer.training.frames import load_frame_run  # training imports the models
+        from vidfer.models.frame_runs import load_frame_run  # frame_runs imports this module
 
         frames, _ = load_frame_run(run)
         if not isinstance(frames, FstCNFrames):

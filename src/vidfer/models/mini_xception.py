@@ -31,17 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidfer.data.images import FER2013_CLASSES
 from vidfer.errors import AssetError
-
-FER2013_CLASSES: tuple[str, ...] = (
-    "angry",
-    "disgust",
-    "fear",
-    "happy",
-    "sad",
-    "surprise",
-    "neutral",
-)
 
 
 def preprocess(gray: np.ndarray | torch.Tensor) -> torch.Tensor:

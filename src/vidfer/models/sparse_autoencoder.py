@@ -46,7 +46,6 @@ import torch
 from torch import nn
 
 from vidfer.config import AutoEncoderConfig
-from vidfer.features.spacetime_patches import margins
 from vidfer.progress import track
 
 CodeKind = Literal["sparse", "linear"]
@@ -56,6 +55,11 @@ ACTIVE_LEVEL = 0.5
 
 LOGIT_FLOOR = -60.0
 """Smallest argument of the logistic (a sparse value of about 1e-26, still a normal float)."""
+
+
+def margins(patch: int, depth: int) -> tuple[int, int]:
+    """Largest spatial and temporal shifts searched: ``(M // 4, T // 2)``."""
+    return patch // 4, depth // 2
 
 
 class SparsifyingLogistic(nn.Module):

@@ -47,10 +47,9 @@ from vidfer.data.dataset import VideoItem
 from vidfer.data.manifest import read_manifest
 from vidfer.data.prepare import prepare_rows
 from vidfer.data.store import PreparedStore
+from vidfer.device import resolve_device
 from vidfer.errors import ConfigError
-from vidfer.evaluation.evaluate import EvalOutcome, evaluate_items
-from vidfer.models.base import VideoModel
-from vidfer.training.device import resolve_device
+from vidfer.evaluation.evaluate import ClipEvaluator, EvalOutcome
 
 log = logging.getLogger(__name__)
 
@@ -287,23 +286,18 @@ def prepare_under_torchrun(data: DataConfig) -> bool:
 
 
 def evaluate_shared(
-    model: VideoModel,
-    pooling: nn.Module,
+    evaluator: ClipEvaluator,
     items: Sequence[VideoItem],
     store: PreparedStore,
-    config: RunConfig,
-    device: torch.device,
     place: Distributed,
 ) -> EvalOutcome:
-    """:func:`~vidfer.evaluation.evaluate.evaluate_items` with every rank scoring its share of
-    the videos (with rank 0's BatchNorm statistics); every rank gets the whole outcome."""
+    """:meth:`ClipEvaluator.evaluate` with every rank scoring its share of the videos (with
+    rank 0's BatchNorm statistics); every rank gets the whole outcome."""
     if not place.active:
-        return evaluate_items(model, pooling, items, store, config, device)
-    sync_buffers(model, place)
+        return evaluator.evaluate(items, store)
+    sync_buffers(evaluator.model, place)
     mine = place.share(items)
-    gathered = place.gather(
-        evaluate_items(model, pooling, mine, store, config, device) if mine else None
-    )
+    gathered = place.gather(evaluator.evaluate(mine, store) if mine else None)
     shares = [share for share in gathered if share is not None]  # the first ranks have videos
     # Video i was scored by rank i % N, as its (i // N)-th video.
     order = [(i % place.world_size, i // place.world_size) for i in range(len(items))]

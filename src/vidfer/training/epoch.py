@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from vidfer.config import RunConfig
 from vidfer.data.dataset import ClipDataset, EpochDraws
+from vidfer.device import ClipScorer, autocast, pin_memory
 from vidfer.progress import track
-from vidfer.training.device import ClipScorer, autocast, pin_memory
 from vidfer.training.distributed import Distributed
 from vidfer.training.guards import loss_is_finite
 from vidfer.training.resume import EpochProgress

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from vidfer.data.images import Augmentation, ImageDataset, ImageSet, load_images
-from vidfer.errors import CheckpointError, ConfigError
+from vidfer.device import resolve_device, seed_everything
+from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
@@ -43,13 +44,12 @@ from vidfer.models.frame_cnns import (
     check_frame_cnn_params,
     frame_cnn_params,
 )
+from vidfer.models.frame_runs import RUN_KIND, load_frame_run, read_frame_settings
 from vidfer.progress import track
-from vidfer.training.device import resolve_device, seed_everything
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
 
-RUN_KIND = "frame_cnn"
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -145,61 +145,6 @@ class FrameTrainResult:
     evaluations: dict[str, dict[str, Any]]
 
 
-def _read_settings(folder: Path) -> dict[str, Any]:
-    """The settings.json of a frame run.
-
-    Raises:
-        CheckpointError: if the folder is not a frame run.
-    """
-    path = folder / "settings.json"
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError):
-        settings = None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: unreadable settings ({error})") from None
-    if not isinstance(settings, dict) or settings.get("kind") != RUN_KIND:
-        raise CheckpointError(
-            f"{folder}: not a frame run (no settings.json of 'vidfer train-frames'); pass the "
-            "--out folder of a train-frames run"
-        )
-    return settings
-
-
-def _rebuild(name: str, params: dict[str, Any], num_classes: int) -> FrameCNN:
-    """The architecture of a saved run; its weights come from the checkpoint."""
-    return build_frame_cnn(name, num_classes, **{k: v for k, v in params.items() if k != "weights"})
-
-
-def frame_run_checkpoint(folder: str | Path) -> Path:
-    """The checkpoint a frame run is used from: the best one, else the last (may not exist)."""
-    best = Path(folder) / "checkpoints" / "best.pt"
-    return best if best.exists() else best.with_name("last.pt")
-
-
-def load_frame_run(folder: str | Path, device: str = "cpu") -> tuple[FrameCNN, list[str]]:
-    """The trained model of a frame run (best checkpoint, else last) in eval mode, and its classes.
-
-    Raises:
-        CheckpointError: if the folder is not a frame run, has no checkpoint, or the checkpoint
-            does not fit the model.
-    """
-    folder = Path(folder)
-    settings = _read_settings(folder)
-    classes = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
-    model = _rebuild(settings["model"], settings["params"], len(classes))
-    path = frame_run_checkpoint(folder)
-    if not path.exists():
-        raise CheckpointError(f"{folder}: no checkpoint in checkpoints/ (did training start?)")
-    state = load_checkpoint(path)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: does not fit {settings['model']} ({first})") from None
-    return model.to(resolve_device(device)).eval(), list(classes)
-
-
 def _initial_model(
     settings: FrameTrainSettings, classes: tuple[str, ...]
 ) -> tuple[FrameCNN, dict[str, Any]]:
@@ -215,7 +160,7 @@ def _initial_model(
             )
         params = {**settings.params, "pretrained": True}
         return build_frame_cnn(settings.model, len(classes), **params), params
-    base = _read_settings(Path(settings.init))
+    base = read_frame_settings(Path(settings.init))
     if base["model"] != settings.model:
         raise ConfigError(
             f"--init {settings.init}: that run trained {base['model']}, not {settings.model}; "

@@ -1,10 +1,13 @@
-"""The training loop: one function that knows nothing of the model or the sampler it runs.
+"""The training loop of a clip model: it knows nothing of the model or the sampler it runs.
 
-Each epoch: the epoch's steps (:mod:`vidfer.training.epoch`), then whole-video validation, the
-epoch's metrics line, and an atomic checkpoint that holds everything needed to continue exactly
-(model, optimiser, pooling, sampler state, early-stopping state and the global random states).
-Under torchrun the same loop runs in every process (:mod:`vidfer.training.distributed`); rank 0
-writes the run folder.
+Three parts: :func:`_setup` (data, model, optimiser, loader, resumed state), the epochs of
+:func:`_train_epochs` (the epoch's steps of :mod:`vidfer.training.epoch`, then whole-video
+validation, the epoch's metrics line, and an atomic checkpoint that holds everything needed to
+continue exactly: model, optimiser, pooling, sampler state, early-stopping state and the global
+random states) and :func:`_finish` (learning curves, the best model on the held-out splits, then
+the after-training steps the caller registers, e.g. sampling or attention maps). Under torchrun
+the same loop runs in every process (:mod:`vidfer.training.distributed`); rank 0 writes the run
+folder.
 """
 
 from __future__ import annotations
@@ -12,28 +15,30 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from vidfer.config import RunConfig, config_to_dict
-from vidfer.data.dataset import ClipDataset, VideoItem, choose_items
+from vidfer.data.dataset import ClipDataset, VideoItem
 from vidfer.data.inflight import LoaderBoard
 from vidfer.data.prepared import PreparedDataset, load_dataset
-from vidfer.data.samplers import sampler_from_config
-from vidfer.data.stochastic_softmax import PositionSampler
+from vidfer.data.sampler_zoo import sampler_from_config
+from vidfer.data.samplers import ClipSampler
 from vidfer.data.transforms import build_clip_transform
+from vidfer.device import ClipScorer, grad_scaler, seed_everything
 from vidfer.errors import CheckpointError, ConfigError
-from vidfer.evaluation.attention_maps import write_attention_maps
-from vidfer.evaluation.evaluate import write_evaluation
+from vidfer.evaluation.evaluate import ClipEvaluator, write_evaluation
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.io.run_folder import RunDir
 from vidfer.models import build_pooling, model_from_config
 from vidfer.models.base import VideoModel
-from vidfer.training.device import ClipScorer, grad_scaler, seed_everything
+from vidfer.models.pooling import TemporalPooling
+from vidfer.models.trained import load_run_model
 from vidfer.training.distributed import (
     Distributed,
     evaluate_shared,
@@ -47,10 +52,8 @@ from vidfer.training.epoch import EpochLoader, Trainee, train_epoch
 from vidfer.training.guards import check_epoch, loader_failures
 from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from vidfer.training.resume import EpochProgress, capture_rng, restore_rng
-from vidfer.training.run import RunDir
 from vidfer.training.sampler_sync import SamplerFeed, write_distributed
 from vidfer.viz.plots import plot_learning_curves
-from vidfer.viz.sampling import write_sampling_maps
 
 log = logging.getLogger(__name__)
 
@@ -157,72 +160,57 @@ def _write_metrics(path: Path, metrics: list[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(line, sort_keys=True) + "\n" for line in metrics))
 
 
-def _validate(
-    model: VideoModel,
-    pooling: nn.Module,
-    items: list[VideoItem],
-    data: PreparedDataset,
-    config: RunConfig,
-    device: torch.device,
-    place: Distributed,
-) -> dict[str, float]:
-    if not items:
-        return {}
-    outcome = evaluate_shared(model, pooling, items, data.store, config, device, place)
-    return {"val_loss": outcome.loss, "val_accuracy": outcome.accuracy}
+@dataclass(frozen=True)
+class TrainedRun:
+    """What an after-training step sees, on the main process, once the run is evaluated.
 
-
-def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainResult:
-    """Train a model as configured, writing everything into the run folder ``out``.
-
-    Args:
+    Attributes:
+        run: The run folder.
         config: The run config.
-        out: The run folder.
-        resume: Continue from ``out/checkpoints/last.pt``; the config must be the run's own.
-
-    A config with a ``frames`` section runs a frame-feature pipeline instead
-    (:func:`vidfer.training.frame_pipeline.train_frame_pipeline`); ``resume`` then re-fits its
-    head from the cached features.
-
-    Raises:
-        ConfigError: if there is no training video, or on a config/run mismatch.
-        CheckpointError: if ``resume`` is asked without a checkpoint.
+        sampler: The training clip sampler, in its final state.
+        data: The prepared dataset.
+        train_items: The training videos.
+        best: The best model (eval mode), or None when the manifest has no held-out split.
+        device: Where the model runs.
     """
-    run = RunDir(out)
-    if resume:
-        if not run.checkpoint("last").exists():
-            raise CheckpointError(f"{run.folder}: nothing to resume (no checkpoints/last.pt)")
-        if config_to_dict(run.config()) != config_to_dict(config):
-            raise ConfigError(
-                f"{run.folder}: the config differs from the run's config.yaml; "
-                "resume with the run's own config ('vidfer train --resume RUN')"
-            )
-    elif run.checkpoint("last").exists():
-        raise ConfigError(
-            f"{run.folder}: already holds a run; pass --resume to continue it "
-            "or choose another --out folder"
-        )
-    if config.sparse_ae is not None:
-        # Baccouche et al.: a sparse auto-encoder's codes, then a BLSTM.
-        from vidfer.training.sparse_ae_pipeline import train_sparse_ae_pipeline
 
-        lines = train_sparse_ae_pipeline(config, run.folder)
-        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
-    if config.activity is not None:
-        # Kahou et al.'s activity modality: sparse codes, a bag of words, SVMs.
-        from vidfer.training.activity_pipeline import train_activity_pipeline
+    run: RunDir
+    config: RunConfig
+    sampler: ClipSampler
+    data: PreparedDataset
+    train_items: list[VideoItem]
+    best: VideoModel | None
+    device: torch.device
 
-        lines = train_activity_pipeline(config, run.folder)
-        return TrainResult(run=run, epochs=1, stopped_early=False, metrics=lines)
-    if config.frames is not None:
-        # A frame-feature pipeline: cached features, then a closed-form or recurrent head.
-        from vidfer.training.frame_pipeline import train_frame_pipeline
 
-        lines = train_frame_pipeline(config, run.folder)
-        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
+AfterTraining = Callable[[TrainedRun], None]
+"""A step run once training ended (e.g. a plot of what the sampler or the attention learned)."""
+
+
+@dataclass
+class _Setup:
+    """Everything the epochs work with."""
+
+    config: RunConfig
+    run: RunDir
+    place: Distributed
+    device: torch.device
+    data: PreparedDataset
+    classes: list[str]
+    train_items: list[VideoItem]
+    val_items: list[VideoItem]
+    model: VideoModel
+    pooling: TemporalPooling
+    dataset: ClipDataset
+    board: LoaderBoard | None
+    trainee: Trainee
+    loaders: EpochLoader
+
+
+def _setup(config: RunConfig, run: RunDir) -> _Setup:
+    """Start the processes, load the data and build the model, optimiser and loader."""
     place, device = start(config)
     seed_everything(config.seed + place.rank, deterministic=config.train.deterministic)
-
     prepare_share(config.data, place)  # several processes: each decodes its share first
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
     classes = list(data.manifest.classes)
@@ -253,7 +241,6 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         clean_transform=build_clip_transform(config.transforms, train=False),
         board=board,
     )
-    names = [item.row.rel_path for item in train_items]
     optimizer = build_optimizer(model, config.optim, extra_head=list(pooling.parameters()))
     trainee = Trainee(
         scorer,
@@ -264,49 +251,56 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         place,
     )
     loaders = EpochLoader(dataset, config, place, device)
-    state = TrainState()
-    if resume:
-        state = _restore(run.checkpoint("last"), trainee)
-        log.info(
-            "resuming %s at epoch %d, batch %d (step %d)",
-            run.folder,
-            state.epoch + 1,
-            state.progress.batches + 1,
-            state.step + 1,
-        )
-    metrics = _read_metrics(run.metrics_path, state.epoch)
+    return _Setup(
+        config, run, place, device, data, classes, train_items, val_items, model, pooling,
+        dataset, board, trainee, loaders,
+    )  # fmt: skip
+
+
+def _evaluator(setup: _Setup, model: VideoModel, pooling: TemporalPooling) -> ClipEvaluator:
+    return ClipEvaluator.of(model, pooling, setup.config, setup.device)
+
+
+def _train_epochs(setup: _Setup, state: TrainState, metrics: list[dict[str, Any]]) -> None:
+    """Train until the last epoch or early stopping, checkpointing after every epoch."""
+    config, run, place, trainee = setup.config, setup.run, setup.place, setup.trainee
+    names = [item.row.rel_path for item in setup.train_items]
 
     def save_step() -> None:
         meta = {
             "epoch": state.epoch,
             "batch": state.progress.batches,
             "step": state.step,
-            "classes": classes,
+            "classes": setup.classes,
         }
-        checkpoint = _checkpoint_state(trainee, state)
-        save_checkpoint(run.checkpoint("last"), checkpoint, meta)
+        save_checkpoint(run.checkpoint("last"), _checkpoint_state(trainee, state), meta)
 
     while state.epoch < config.train.epochs and not state.stopped_early:
         epoch = state.epoch
         started = time.perf_counter()
         factor = lr_factor(epoch, config.train.epochs, config.optim)
-        set_epoch_lr(optimizer, factor)
-        dataset.set_epoch(epoch)
+        set_epoch_lr(trainee.optimizer, factor)
+        setup.dataset.set_epoch(epoch)
         line: dict[str, Any] = {"epoch": epoch + 1, "lr": config.optim.lr * factor}
-        loader = loaders.epoch(epoch, state.progress.batches)
-        with loader_failures(board, names.__getitem__):
-            trained = train_epoch(trainee, loader, config, device, epoch, state, names, save_step)
-        trainee.feed.end_epoch(len(dataset))
-        sync_buffers(model, place)  # every rank holds the BatchNorm statistics of the checkpoint
+        loader = setup.loaders.epoch(epoch, state.progress.batches)
+        with loader_failures(setup.board, names.__getitem__):
+            trained = train_epoch(
+                trainee, loader, config, setup.device, epoch, state, names, save_step
+            )
+        trainee.feed.end_epoch(len(setup.dataset))
+        sync_buffers(setup.model, place)  # every rank holds the BatchNorm statistics saved
         line.update(place.mean(trained))
         line["train_seconds"] = round(time.perf_counter() - started, 3)
-        line.update(_validate(model, pooling, val_items, data, config, device, place))
+        if setup.val_items:
+            evaluator = _evaluator(setup, setup.model, setup.pooling)
+            outcome = evaluate_shared(evaluator, setup.val_items, setup.data.store, place)
+            line.update({"val_loss": outcome.loss, "val_accuracy": outcome.accuracy})
         check_epoch(state.progress, line.get("val_loss"), epoch)
         line["seconds"] = round(time.perf_counter() - started, 3)
         state.epoch, state.progress = epoch + 1, EpochProgress()
         improved = state.observe(line.get("val_loss"), config.train.patience)
         checkpoint = _checkpoint_state(trainee, state)
-        meta = {"epoch": state.epoch, "step": state.step, "metrics": line, "classes": classes}
+        meta = {"epoch": state.epoch, "step": state.step, "metrics": line, "classes": setup.classes}
         metrics.append(line)
         if place.is_main:
             if improved:
@@ -319,28 +313,87 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
             ", ".join(f"{k}={v:.4g}" for k, v in line.items() if k != "epoch"),
         )
 
-    del loaders  # stops the loader workers
+
+def _finish(setup: _Setup, metrics: list[dict[str, Any]], after: Sequence[AfterTraining]) -> None:
+    """Curves, the best model on every held-out split, then the after-training steps."""
+    run, place, data = setup.run, setup.place, setup.data
+    sampler = setup.trainee.feed.sampler
     if place.is_main:
         plot_learning_curves(metrics, run.folder / "curves.png")
-        if isinstance(sampler, PositionSampler):
-            write_sampling_maps(run.folder, sampler, train_items, config.train.plot_videos)
     write_distributed(run.folder, place, sampler)
     place.barrier()  # best.pt is written
+    best: VideoModel | None = None
     if data.manifest.has_splits():
         # The best checkpoint (by validation loss), loaded once, on every held-out split.
-        best, best_pooling = run.load_model(device)
+        best, best_pooling = load_run_model(run, setup.device)
+        evaluator = _evaluator(setup, best, best_pooling)
         for split in ("val", "test"):
             items = data.split(split)
             if items:
-                outcome = evaluate_shared(
-                    best, best_pooling, items, data.store, config, device, place
-                )
+                outcome = evaluate_shared(evaluator, items, data.store, place)
                 if place.is_main:
-                    write_evaluation(run.folder / f"eval_{split}", outcome, classes)
-        held_out = data.split("test") or data.split("val")
-        if config.model.attention is not None and held_out and place.is_main:
-            chosen = choose_items(held_out, config.train.plot_videos, "held-out videos")
-            write_attention_maps(run.folder, best, chosen, data.store, config, device)
+                    write_evaluation(run.folder / f"eval_{split}", outcome, setup.classes)
+    if place.is_main:
+        done = TrainedRun(run, setup.config, sampler, data, setup.train_items, best, setup.device)
+        for step in after:
+            step(done)
+
+
+def check_run_folder(config: RunConfig, run: RunDir, *, resume: bool) -> None:
+    """Refuse to train over an existing run, or to resume a run with another config.
+
+    Raises:
+        ConfigError: on a config/run mismatch, or a folder that already holds a run.
+        CheckpointError: if ``resume`` is asked without a checkpoint.
+    """
+    if resume:
+        if not run.checkpoint("last").exists():
+            raise CheckpointError(f"{run.folder}: nothing to resume (no checkpoints/last.pt)")
+        if config_to_dict(run.config()) != config_to_dict(config):
+            raise ConfigError(
+                f"{run.folder}: the config differs from the run's config.yaml; "
+                "resume with the run's own config ('vidfer train --resume RUN')"
+            )
+    elif run.checkpoint("last").exists():
+        raise ConfigError(
+            f"{run.folder}: already holds a run; pass --resume to continue it "
+            "or choose another --out folder"
+        )
+
+
+def train_clip_model(
+    config: RunConfig,
+    run: RunDir,
+    *,
+    resume: bool = False,
+    after: Sequence[AfterTraining] = (),
+) -> TrainResult:
+    """Train a clip model as configured, writing everything into the run folder.
+
+    Args:
+        config: The run config (a clip run).
+        run: The run folder (checked with :func:`check_run_folder` by the caller).
+        resume: Continue from ``checkpoints/last.pt``.
+        after: Steps run on the main process once the best model was evaluated.
+
+    Raises:
+        ConfigError: if there is no training video.
+    """
+    setup = _setup(config, run)
+    state = TrainState()
+    if resume:
+        state = _restore(run.checkpoint("last"), setup.trainee)
+        log.info(
+            "resuming %s at epoch %d, batch %d (step %d)",
+            run.folder,
+            state.epoch + 1,
+            state.progress.batches + 1,
+            state.step + 1,
+        )
+    metrics = _read_metrics(run.metrics_path, state.epoch)
+    _train_epochs(setup, state, metrics)
+    del setup.loaders  # stops the loader workers
+    _finish(setup, metrics, after)
     stop()
     return TrainResult(
         run=run, epochs=state.epoch, stopped_early=state.stopped_early, metrics=metrics

@@ -1,6 +1,6 @@
 """The report's sections for a run folder, one function per section.
 
-Each function reads what a run folder holds (:mod:`vidfer.training.run`) and returns a
+Each function reads what a run folder holds (:mod:`vidfer.io.run_folder`) and returns a
 :class:`~vidfer.viz.report_html.Section`; when the file it shows is absent, the section says so
 (:func:`~vidfer.viz.report_html.skipped`) instead of showing anything made up. Plots are re-drawn
 from the data files with the helpers of :mod:`vidfer.viz.plots`; figures that need the videos

@@ -27,9 +27,10 @@ from vidfer.features.extract import (
     load_frame_source,
 )
 from vidfer.io.atomic import atomic_write_text
+from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import SVMS
-from vidfer.training.run import RunDir
-from vidfer.training.video_attention import extract_run_features, run_feature_sequence
+from vidfer.models.trained import load_run_model
+from vidfer.pipelines.video_attention import extract_run_features, run_feature_sequence
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def new_video_features(
             raw.append(sound.features[None])  # one step: (1, 1582)
         elif extractor.video_run is not None:
             run = RunDir(extractor.video_run)
-            model, _ = run.load_model(device)
+            model, _ = load_run_model(run, device)
             sequence = run_feature_sequence(model, run.config(), video, device)
             raw.append(sequence.scores.float().cpu().numpy().T)  # (F, T') -> (T', F)
         else:

@@ -13,7 +13,7 @@ Layout of an experiment folder::
     EXP/folds/<name>/fold.json       the fold's entry of experiment.json: written last, so a
                                      fold with it is finished and never re-run
 
-Every fold trains with :func:`vidfer.training.trainer.train` (any model family: clip models,
+Every fold trains with :func:`vidfer.pipelines.train` (any model family: clip models,
 frame pipelines, the sparse auto-encoder), on the same prepared store as a plain run of the
 config: videos are decoded once for all folds. A fold interrupted mid-training resumes from its
 last checkpoint. ``experiment.json`` is rewritten atomically after every fold, so a partial
@@ -35,13 +35,12 @@ import numpy as np
 from vidfer.config import ProtocolConfig, RunConfig, config_to_dict, load_config
 from vidfer.data.manifest import Manifest, ManifestRow, manifest_csv, read_manifest
 from vidfer.errors import ConfigError
-from vidfer.evaluation.evaluate import evaluate_run
 from vidfer.evaluation.metrics import SUMMARY_METRICS, classification_metrics, summarise
 from vidfer.evaluation.protocols import Fold, make_folds
 from vidfer.fusion.predictions import read_predictions
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
-from vidfer.training.run import RunDir
-from vidfer.training.trainer import train
+from vidfer.io.run_folder import RunDir
+from vidfer.pipelines import evaluate_run, train
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from vidfer.config import FramesConfig
-from vidfer.features.pipeline_features import VideoFeatures
 from vidfer.models.frame_heads import SVMS, FrameAverage, Standardised
 from vidfer.models.recurrent import SequenceClassifier
+from vidfer.pipelines.frame_features import VideoFeatures
 from vidfer.training.sequences import (
     evenly_spaced,
 )

@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from vidfer.config import ActivityConfig, RunConfig
+from vidfer.config import ActivityConfig, EvalConfig, RunConfig, RunKind
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.device import seed_everything
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.evaluation.frame_timeline import TIMELINE_WINDOW
 from vidfer.features.spacetime_patches import (
     BlockCutter,
     grid_patches,
@@ -50,10 +50,12 @@ from vidfer.features.spacetime_patches import (
 from vidfer.features.sparse_codes import neighbourhood_centres, training_patches
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import Standardised, fit_svm_head, svm_head
 from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
-from vidfer.training.device import seed_everything
-from vidfer.training.run import RunDir
+from vidfer.pipelines.base import Scored, Scorer, no_video_features
+from vidfer.pipelines.frame_timeline import TIMELINE_WINDOW
+from vidfer.training.trainer import TrainResult
 
 
 def _settings(config: RunConfig) -> ActivityConfig:
@@ -402,3 +404,41 @@ def activity_timeline(
     per_frame = np.full((found.frames, video.shape[1]), np.nan)  # (L, K)
     per_frame[scored] = head(torch.from_numpy(bags)).softmax(dim=1).numpy()  # -> (L', K)
     return per_frame, video.softmax(dim=1)[0].numpy()
+
+
+class ActivityPipeline:
+    """Kahou et al.'s activity modality: sparse codes, a bag of words, SVMs."""
+
+    kind: RunKind = "activity"
+
+    def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
+        """Learn the codes, the vocabulary and the SVMs (one step: nothing to resume)."""
+        lines = train_activity_pipeline(config, run.folder)
+        return TrainResult(run=run, epochs=1, stopped_early=False, metrics=lines)
+
+    def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
+        """The SVMs' video scores on one split."""
+        return evaluate_activity_run(run, split)
+
+    def scorer(
+        self, run: RunDir, video: Path, settings: EvalConfig, device: torch.device
+    ) -> Scorer:
+        """The video's SVM scores; per frame, those of the blocks around it."""
+        activity = _settings(run.config())
+        model, vocabulary, head = load_activity_run(run)
+
+        def score(pieces: Iterable[np.ndarray]) -> Scored:
+            found = activity_timeline(model, vocabulary, head, activity, pieces)
+            return Scored(None, None, "no_motion") if found is None else Scored(*found)
+
+        return score
+
+    def model_name(self, config: RunConfig) -> str:
+        """The paper's system."""
+        return "kahou2015_activity"
+
+    def video_features(
+        self, run: RunDir, data: PreparedDataset, device: torch.device
+    ) -> dict[str, np.ndarray]:
+        """None: fuse this kind's scores, not its features."""
+        raise no_video_features("activity")

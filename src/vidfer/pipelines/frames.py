@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,17 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidfer.config import FramesConfig, RunConfig
-from vidfer.data.prepared import load_dataset
+from vidfer.config import EvalConfig, FramesConfig, RunConfig, RunKind
+from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.device import resolve_device, seed_everything
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.features.pipeline_features import (
-    VideoFeatures,
-    load_video_features,
-    write_missing,
-)
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import (
     SVMS,
     FrameAverage,
@@ -52,8 +50,14 @@ from vidfer.models.frame_heads import (
     build_head,
     fit_svm_head,
 )
-from vidfer.training.device import resolve_device, seed_everything
-from vidfer.training.run import RunDir
+from vidfer.pipelines.base import Scored, Scorer
+from vidfer.pipelines.frame_features import (
+    VideoFeatures,
+    load_video_features,
+    new_video_features,
+    write_missing,
+)
+from vidfer.pipelines.frame_timeline import timeline, video_embedding
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
@@ -63,6 +67,7 @@ from vidfer.training.sequences import (
     random_subset,
     score_sequences,
 )
+from vidfer.training.trainer import TrainResult
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
@@ -279,3 +284,53 @@ def evaluate_frame_run(run: RunDir, split: str) -> EvalOutcome:
     if not chosen:
         raise ConfigError(f"{run.folder}: no video of split {split!r} has every modality")
     return score_videos(config.frames, load_frame_head(run, device), chosen, device)
+
+
+class FramesPipeline:
+    """Kahou et al., Xu et al.: per-frame features, then a closed-form or recurrent head."""
+
+    kind: RunKind = "frames"
+
+    def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
+        """Extract (or read the cached) features and fit the head (a resumed run fits again)."""
+        lines = train_frame_pipeline(config, run.folder)
+        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
+
+    def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
+        """The head's video scores on one split (features from the cache)."""
+        return evaluate_frame_run(run, split)
+
+    def scorer(
+        self, run: RunDir, video: Path, settings: EvalConfig, device: torch.device
+    ) -> Scorer:
+        """The head's scores of the whole video (a missing modality, e.g. no sound: none)."""
+        config = run.config()
+        frames_config = config.frames
+        assert frames_config is not None
+        head = load_frame_head(run, device)
+
+        def score(pieces: Iterable[np.ndarray]) -> Scored:
+            frames = np.concatenate(list(pieces))  # (T, S, S, 3): the whole video
+            found, status = new_video_features(
+                frames_config, frames, video, config.data.limits, device
+            )
+            if found is None:
+                return Scored(None, None, status)
+            return Scored(*timeline(frames_config, head, found, device))
+
+        return score
+
+    def model_name(self, config: RunConfig) -> str:
+        """``frames:`` and the classifier's name."""
+        assert config.frames is not None
+        return f"frames:{config.frames.classifier.name}"
+
+    def video_features(
+        self, run: RunDir, data: PreparedDataset, device: torch.device
+    ) -> dict[str, np.ndarray]:
+        """The head's video embedding of every video with all its modalities (cached features)."""
+        config = run.config()
+        assert config.frames is not None
+        videos = load_video_features(config, data, device).videos
+        head = load_frame_head(run, device)
+        return {v.video_id: video_embedding(config.frames, head, v, device) for v in videos}

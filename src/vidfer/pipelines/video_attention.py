@@ -31,16 +31,17 @@ from vidfer.config import RunConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.transforms import build_clip_transform
+from vidfer.device import resolve_device, seed_everything
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.scoring import ScoreMap, feature_sequence
 from vidfer.features.store import FeatureStore, file_identity
 from vidfer.io.atomic import atomic_write_json
+from vidfer.io.run_folder import RunDir
 from vidfer.models.base import VideoModel
+from vidfer.models.trained import load_run_model
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
 from vidfer.progress import track
-from vidfer.training.device import resolve_device, seed_everything
-from vidfer.training.run import RunDir
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
@@ -125,7 +126,7 @@ def extract_run_features(
     store = FeatureStore(run.folder / "features", identity)
     missing = [item for item in data.items if not store.has(item.key)]
     if missing:
-        model, _ = run.load_model(device)
+        model, _ = load_run_model(run, device)
         for item in track(missing, total=len(missing), description="extracting features"):
             sequence = run_feature_sequence(model, config, data.store.frames(item.key), device)
             store.save(

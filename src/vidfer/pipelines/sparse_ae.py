@@ -31,27 +31,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidfer.config import RunConfig, SparseAEConfig
+from vidfer.config import EvalConfig, RunConfig, RunKind, SparseAEConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
+from vidfer.device import resolve_device, seed_everything
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.features.sparse_codes import BlockGrids, learn_autoencoder, patch_codes
 from vidfer.features.store import FeatureStore
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
 from vidfer.models.sparse_autoencoder import SparseAutoEncoder, build_autoencoder
-from vidfer.training.device import resolve_device, seed_everything
-from vidfer.training.frame_pipeline import head_optimizer
-from vidfer.training.run import RunDir
+from vidfer.pipelines.base import Scored, Scorer, no_video_features
+from vidfer.pipelines.frames import head_optimizer
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
     fit_sequences,
     score_sequences,
 )
+from vidfer.training.trainer import TrainResult
 from vidfer.viz.plots import plot_learning_curves
 
 
@@ -269,3 +271,40 @@ def evaluate_sparse_ae_run(run: RunDir, split: str) -> EvalOutcome:
     model, head = load_sparse_ae_run(run, device)
     sequences = video_sequences(model, _settings(config), data, items, run.folder)
     return score_sequences(head, sequences, device)
+
+
+class SparseAEPipeline:
+    """Baccouche et al.: a sparse auto-encoder's codes of the moving blocks, then a BLSTM."""
+
+    kind: RunKind = "sparse_ae"
+
+    def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
+        """Learn the codes and the BLSTM (a resumed run trains again from the cached codes)."""
+        lines = train_sparse_ae_pipeline(config, run.folder)
+        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
+
+    def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
+        """The BLSTM's video scores on one split."""
+        return evaluate_sparse_ae_run(run, split)
+
+    def scorer(
+        self, run: RunDir, video: Path, settings: EvalConfig, device: torch.device
+    ) -> Scorer:
+        """Every frame gets the BLSTM output of its block; the codes are computed piecewise."""
+        sparse_ae = _settings(run.config())
+        autoencoder, head = load_sparse_ae_run(run, device)
+
+        def score(pieces: Iterable[np.ndarray]) -> Scored:
+            return Scored(*sparse_ae_timeline(autoencoder, head, sparse_ae, pieces, device))
+
+        return score
+
+    def model_name(self, config: RunConfig) -> str:
+        """The paper's system."""
+        return "baccouche2012_sparse_ae_blstm"
+
+    def video_features(
+        self, run: RunDir, data: PreparedDataset, device: torch.device
+    ) -> dict[str, np.ndarray]:
+        """None: fuse this kind's scores, not its features."""
+        raise no_video_features("sparse auto-encoder")
