@@ -1,0 +1,56 @@
+"""Clip lengths are checked against the model's own input before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vidfer.config import load_config, parse_config
+from vidfer.errors import ConfigError
+from vidfer.pipelines import train
+from vidfer.pipelines.clip import check_clip_lengths
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DATA = {"manifest": "/data/manifest.csv"}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_clip_config_has_lengths_its_model_takes(path: Path) -> None:
+    config = load_config(path)
+    if config.kind == "clip":
+        check_clip_lengths(config)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"model": {"name": "c3d"}, "sampler": {"clip_len": 8}},
+            "model 'c3d' takes clips of 16 frames, but sampler 'uniform' with clip_len 8 gives 8",
+        ),
+        (
+            {"model": {"name": "c3d"}, "eval": {"mode": "windows", "clip_len": 32}},
+            "model 'c3d' scores windows of 16 frames, but eval.clip_len is 32",
+        ),
+        (
+            {
+                "model": {"name": "fstcn", "params": {"clip_len": 5}},
+                "sampler": {"name": "clip_pairs", "clip_len": 4, "params": {"offset": 4}},
+                "eval": {"mode": "views"},
+            },
+            "model 'fstcn' takes clips of 10 frames, but sampler 'clip_pairs' with clip_len 4 "
+            "gives 8",
+        ),
+    ],
+)
+def test_lengths_the_model_cannot_take_are_named(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_clip_lengths(parse_config({"data": DATA, **raw}))
+
+
+def test_training_refuses_them_before_reading_any_video(tmp_path: Path) -> None:
+    config = parse_config({"data": DATA, "model": {"name": "c3d"}, "sampler": {"clip_len": 8}})
+    with pytest.raises(ConfigError, match="takes clips of 16 frames"):
+        train(config, tmp_path / "run")  # the manifest does not exist: nothing was read
+    assert not (tmp_path / "run").exists()
