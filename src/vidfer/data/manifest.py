@@ -18,8 +18,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import numpy as np
 
@@ -127,6 +128,132 @@ def _parse_time(source: Path, line: int, column: str, value: str) -> float | Non
     return seconds
 
 
+def _read_records(text: str, source: Path) -> list[tuple[int, dict[str, str]]]:
+    """The non-blank data lines of CSV ``text`` as (line number, column -> stripped value)."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise _fail(source, 1, "empty manifest; expected a header 'path,label'") from None
+    except csv.Error as error:
+        raise _fail(source, 1, f"unreadable CSV: {error}") from None
+    _check_header(header, source)
+    records: list[tuple[int, dict[str, str]]] = []
+    try:
+        for values in reader:
+            line = reader.line_num
+            if not values or all(not value.strip() for value in values):
+                continue
+            if len(values) != len(header):
+                raise _fail(source, line, f"expected {len(header)} fields, got {len(values)}")
+            fields = {k: v.strip() for k, v in zip(header, values, strict=True)}
+            for name, value in fields.items():
+                if name != "path" and not _is_utf8(value):
+                    raise _fail(source, line, f"column {name!r} is not UTF-8 text; save as UTF-8")
+            records.append((line, fields))
+    except csv.Error as error:
+        raise _fail(source, reader.line_num, f"unreadable CSV: {error}") from None
+    if not records:
+        raise _fail(source, 2, "the manifest lists no video")
+    return records
+
+
+def _check_header(header: list[str], source: Path) -> None:
+    """Refuse a header without the required columns, with unknown columns or with repeats."""
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise _fail(source, 1, f"missing column(s) {', '.join(missing)}; header is {header}")
+    unknown = [name for name in header if name not in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)]
+    if unknown:
+        known = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+        raise _fail(source, 1, f"unknown column(s) {', '.join(unknown)}; known: {known}")
+    if len(set(header)) != len(header):
+        raise _fail(source, 1, f"duplicate column names in header {header}")
+
+
+def _class_list(
+    records: list[tuple[int, dict[str, str]]], classes: Sequence[str] | None, source: Path
+) -> tuple[str, ...]:
+    """The explicit ``classes``, else the sorted labels of ``records``; refused with repeats."""
+    labels = sorted({fields["label"] for _, fields in records})
+    class_list = tuple(classes) if classes is not None else tuple(labels)
+    if len(set(class_list)) != len(class_list):
+        raise ManifestError(f"{source}: the class list {list(class_list)} has duplicates")
+    return class_list
+
+
+_Key = TypeVar("_Key")
+
+
+@dataclass
+class _RowParser:
+    """Turns the records of one manifest into rows, refusing a segment or video_id seen before.
+
+    Attributes:
+        source: The CSV file (for error messages).
+        root: Dataset root.
+        classes: The class list.
+        index: Class name -> its index in ``classes``.
+        segments: (path, start, end) -> line of the row that holds it.
+        video_ids: video_id -> line of the row that holds it.
+    """
+
+    source: Path
+    root: Path
+    classes: tuple[str, ...]
+    index: dict[str, int] = field(init=False)
+    segments: dict[tuple[Path, float | None, float | None], int] = field(default_factory=dict)
+    video_ids: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.classes)}
+
+    def _claim(self, seen: dict[_Key, int], key: _Key, line: int, what: str) -> None:
+        """Record that ``line`` holds ``key``; refuse it if an earlier line did."""
+        if key in seen:
+            raise _fail(self.source, line, f"duplicate {what} (line {seen[key]})")
+        seen[key] = line
+
+    def row(self, line: int, fields: dict[str, str]) -> ManifestRow:
+        """Validate one record (column -> value) read from ``line``.
+
+        Raises:
+            ManifestError: naming ``line`` and the first problem of the record.
+        """
+        source, root = self.source, self.root
+        label = fields["label"]
+        if label == "":
+            raise _fail(source, line, "empty label")
+        if label not in self.index:
+            raise _fail(source, line, f"unknown label {label!r}; classes are {list(self.classes)}")
+        path = _safe_path(source, line, root, fields["path"])
+        start = _parse_time(source, line, "start", fields.get("start", ""))
+        end = _parse_time(source, line, "end", fields.get("end", ""))
+        if start is not None and end is not None and end <= start:
+            raise _fail(source, line, f"end ({end}) must be after start ({start})")
+        # One file may appear once per segment (e.g. KTH's sub-sequences of one recording).
+        self._claim(self.segments, (path, start, end), line, f"path {fields['path']!r}")
+        split = fields.get("split", "")
+        if split not in (*SPLITS, ""):
+            raise _fail(source, line, f"split {split!r} must be one of {', '.join(SPLITS)}")
+        video_id = fields.get("video_id") or str(PurePosixPath(fields["path"]).with_suffix(""))
+        self._claim(self.video_ids, video_id, line, f"video_id {video_id!r}")
+        frame_labels = fields.get("frame_labels")
+        return ManifestRow(
+            line=line,
+            rel_path=fields["path"],
+            path=path,
+            label=label,
+            label_index=self.index[label],
+            split=split,
+            subject=fields.get("subject", ""),
+            video_id=video_id,
+            start=start,
+            end=end,
+            frame_labels=_safe_path(source, line, root, frame_labels) if frame_labels else None,
+        )
+
+
 def parse_manifest(
     text: str,
     *,
@@ -145,97 +272,11 @@ def parse_manifest(
     Raises:
         ManifestError: naming the first bad line and how to fix it.
     """
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        raise _fail(source, 1, "empty manifest; expected a header 'path,label'") from None
-    except csv.Error as error:
-        raise _fail(source, 1, f"unreadable CSV: {error}") from None
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise _fail(source, 1, f"missing column(s) {', '.join(missing)}; header is {header}")
-    unknown = [name for name in header if name not in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)]
-    if unknown:
-        known = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
-        raise _fail(source, 1, f"unknown column(s) {', '.join(unknown)}; known: {known}")
-    if len(set(header)) != len(header):
-        raise _fail(source, 1, f"duplicate column names in header {header}")
-
-    records: list[tuple[int, dict[str, str]]] = []
-    try:
-        for values in reader:
-            line = reader.line_num
-            if not values or all(not value.strip() for value in values):
-                continue
-            if len(values) != len(header):
-                raise _fail(source, line, f"expected {len(header)} fields, got {len(values)}")
-            fields = {k: v.strip() for k, v in zip(header, values, strict=True)}
-            for name, value in fields.items():
-                if name != "path" and not _is_utf8(value):
-                    raise _fail(source, line, f"column {name!r} is not UTF-8 text; save as UTF-8")
-            records.append((line, fields))
-    except csv.Error as error:
-        raise _fail(source, reader.line_num, f"unreadable CSV: {error}") from None
-    if not records:
-        raise _fail(source, 2, "the manifest lists no video")
-
-    labels = sorted({fields["label"] for _, fields in records})
-    class_list = tuple(classes) if classes is not None else tuple(labels)
-    if len(set(class_list)) != len(class_list):
-        raise ManifestError(f"{source}: the class list {list(class_list)} has duplicates")
-    index = {name: i for i, name in enumerate(class_list)}
-
-    rows: list[ManifestRow] = []
-    seen_paths: dict[tuple[Path, float | None, float | None], int] = {}
-    seen_ids: dict[str, int] = {}
-    for line, fields in records:
-        label = fields["label"]
-        if label == "":
-            raise _fail(source, line, "empty label")
-        if label not in index:
-            raise _fail(source, line, f"unknown label {label!r}; classes are {list(class_list)}")
-        path = _safe_path(source, line, root, fields["path"])
-        start = _parse_time(source, line, "start", fields.get("start", ""))
-        end = _parse_time(source, line, "end", fields.get("end", ""))
-        if start is not None and end is not None and end <= start:
-            raise _fail(source, line, f"end ({end}) must be after start ({start})")
-        # One file may appear once per segment (e.g. KTH's sub-sequences of one recording).
-        segment = (path, start, end)
-        if segment in seen_paths:
-            raise _fail(
-                source, line, f"duplicate path {fields['path']!r} (line {seen_paths[segment]})"
-            )
-        seen_paths[segment] = line
-        split = fields.get("split", "")
-        if split not in (*SPLITS, ""):
-            raise _fail(source, line, f"split {split!r} must be one of {', '.join(SPLITS)}")
-        video_id = fields.get("video_id") or str(PurePosixPath(fields["path"]).with_suffix(""))
-        if video_id in seen_ids:
-            raise _fail(
-                source, line, f"duplicate video_id {video_id!r} (line {seen_ids[video_id]})"
-            )
-        seen_ids[video_id] = line
-        rows.append(
-            ManifestRow(
-                line=line,
-                rel_path=fields["path"],
-                path=path,
-                label=label,
-                label_index=index[label],
-                split=split,
-                subject=fields.get("subject", ""),
-                video_id=video_id,
-                start=start,
-                end=end,
-                frame_labels=(
-                    _safe_path(source, line, root, fields["frame_labels"])
-                    if fields.get("frame_labels")
-                    else None
-                ),
-            )
-        )
-    return Manifest(source=source, root=root, classes=class_list, rows=tuple(rows))
+    records = _read_records(text, source)
+    class_list = _class_list(records, classes, source)
+    parser = _RowParser(source, root, class_list)
+    rows = tuple(parser.row(line, fields) for line, fields in records)
+    return Manifest(source=source, root=root, classes=class_list, rows=rows)
 
 
 def read_manifest(

@@ -20,7 +20,7 @@ length, and the backward direction of a bidirectional layer starts at its last r
 from __future__ import annotations
 
 import abc
-from typing import Literal, cast
+from typing import ClassVar, Literal, cast
 
 import torch
 from torch import nn
@@ -122,28 +122,57 @@ class IRNN(SequenceClassifier):
         return _run_packed(self.rnn, x, mask)
 
 
-class LSTMClassifier(SequenceClassifier):
-    """A stacked LSTM over the frame features.
+class _LSTMStack(SequenceClassifier):
+    """Base of the LSTM classifiers: one constructor; each subclass gives its default width and
+    depth and builds its layers.
 
     Args:
         dim: Input channels D.
         num_classes: K.
-        hidden: Hidden units per layer.
-        layers: Stacked layers.
+        hidden: Hidden units (None: the class's ``default_hidden``).
+        layers: Layers (None: the class's ``default_layers``).
         readout: ``last`` or ``mean``.
-        dropout: Dropout between layers and before the classifier.
+        dropout: Dropout before the classifier (and wherever the subclass applies it).
     """
+
+    default_hidden: ClassVar[int]
+    default_layers: ClassVar[int]
 
     def __init__(
         self,
         dim: int,
         num_classes: int,
-        hidden: int = 128,
-        layers: int = 1,
+        hidden: int | None = None,
+        layers: int | None = None,
         readout: Readout = "last",
         dropout: float = 0.0,
     ) -> None:
+        hidden = self.default_hidden if hidden is None else hidden
+        layers = self.default_layers if layers is None else layers
         super().__init__(hidden, num_classes, readout, dropout)
+        self._build(dim, hidden, layers, dropout)
+
+    @abc.abstractmethod
+    def _build(self, dim: int, hidden: int, layers: int, dropout: float) -> None:
+        """Create the recurrent layers (after the classifier, as the constructor's last step)."""
+
+
+class LSTMClassifier(_LSTMStack):
+    """A stacked LSTM over the frame features.
+
+    Args:
+        dim: Input channels D.
+        num_classes: K.
+        hidden: Hidden units per layer (default 128).
+        layers: Stacked layers (default 1).
+        readout: ``last`` or ``mean``.
+        dropout: Dropout between layers and before the classifier.
+    """
+
+    default_hidden = 128
+    default_layers = 1
+
+    def _build(self, dim: int, hidden: int, layers: int, dropout: float) -> None:
         self.rnn = nn.LSTM(
             dim, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
         )
@@ -152,28 +181,22 @@ class LSTMClassifier(SequenceClassifier):
         return _run_packed(self.rnn, x, mask)
 
 
-class ResidualBiLSTM(SequenceClassifier):
+class ResidualBiLSTM(_LSTMStack):
     """Bidirectional LSTM layers with residual connections (Xu et al.).
 
     Args:
         dim: Input channels D.
         num_classes: K.
-        hidden: Channels of the residual stream and of each LSTM direction (Xu: 28).
-        layers: Residual bidirectional layers.
+        hidden: Channels of the residual stream and of each LSTM direction (default 28, as Xu).
+        layers: Residual bidirectional layers (default 2).
         readout: ``last`` (Xu: the last time step's softmax) or ``mean``.
         dropout: Dropout before the classifier.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_classes: int,
-        hidden: int = 28,
-        layers: int = 2,
-        readout: Readout = "last",
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(hidden, num_classes, readout, dropout)
+    default_hidden = 28
+    default_layers = 2
+
+    def _build(self, dim: int, hidden: int, layers: int, dropout: float) -> None:
         self.project = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU())
         self.rnns = nn.ModuleList(
             nn.LSTM(hidden, hidden, batch_first=True, bidirectional=True) for _ in range(layers)

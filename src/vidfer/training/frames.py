@@ -245,28 +245,31 @@ def _datasets(
     }
 
 
-def train_frames(
-    source: str | Path, out: str | Path, settings: FrameTrainSettings
-) -> FrameTrainResult:
-    """Train a frame CNN on the images of ``source``; writes the run folder ``out``.
+@dataclass(frozen=True)
+class _Run:
+    """A frame run ready to train.
 
-    Args:
-        source: A folder-per-class tree, a FER2013 CSV or a run config YAML (its prepared
-            videos' frames); see :func:`vidfer.data.images.load_images`.
-        out: The run folder to create.
-        settings: What to train and how.
-
-    Returns:
-        How training ended, with the val and test metrics of the best weights.
-
-    Raises:
-        ConfigError: on invalid settings, an existing run in ``out``, or a source without
-            training or validation images.
-        ManifestError: on a bad FER2013 row.
-        CheckpointError: if ``init`` is not a usable frame run.
+    Attributes:
+        folder: The run folder.
+        images: The images it trains on.
+        model: The model, on ``device``.
+        device: Where it trains.
+        optimizer: The optimiser of the model's parameters.
+        data: The train (augmented), val and test datasets.
     """
+
+    folder: Path
+    images: ImageSet
+    model: FrameCNN
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    data: dict[str, ImageDataset]
+
+
+def _start_run(source: str | Path, folder: Path, settings: FrameTrainSettings) -> _Run:
+    """Check the settings, load the images, build the model and write settings.json and
+    classes.json (the run exists from then on)."""
     settings.check()
-    folder = Path(out)
     if (folder / "settings.json").exists():
         raise ConfigError(f"{folder}: already holds a run; choose another --out or remove it")
     images = load_images(
@@ -296,51 +299,109 @@ def train_frames(
     )
     atomic_write_json(folder / "classes.json", list(images.classes))
     log.info("%s: %s images, classes %s", source, counts, list(images.classes))
+    return _Run(folder, images, model, device, optimizer, data)
 
-    # The monitored value, as "higher is better": minus the loss, or the accuracy.
-    best, bad, stopped_early, metrics = -float("inf"), 0, False, []
+
+def _run_epoch(run: _Run, settings: FrameTrainSettings, epoch: int) -> tuple[dict[str, Any], float]:
+    """Train one epoch and score the validation images.
+
+    Returns:
+        The epoch's line of metrics.jsonl and its monitored value as "higher is better" (minus
+        the validation loss, or the validation accuracy).
+    """
+    start = time.perf_counter()
+    order = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
+    loader = DataLoader(run.data["train"], settings.batch_size, shuffle=True, generator=order)
+    train_loss, train_accuracy = _train_epoch(
+        run.model, loader, run.optimizer, run.device, f"epoch {epoch}"
+    )
+    val = evaluate_images(run.model, run.data["val"], run.device, settings.batch_size)
+    line = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "val_loss": val.loss,
+        "val_accuracy": val.accuracy,
+        "seconds": time.perf_counter() - start,
+    }
+    return line, val.accuracy if settings.monitor == "accuracy" else -val.loss
+
+
+def _fit(run: _Run, settings: FrameTrainSettings) -> tuple[list[dict[str, Any]], bool]:
+    """Train until ``settings.epochs`` or early stopping, saving metrics and checkpoints.
+
+    Returns:
+        The metrics of every epoch and whether early stopping ended training.
+    """
+    checkpoints = run.folder / "checkpoints"
+    best, bad, metrics = -float("inf"), 0, []
     for epoch in range(1, settings.epochs + 1):
-        start = time.perf_counter()
-        order = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
-        loader = DataLoader(data["train"], settings.batch_size, shuffle=True, generator=order)
-        train_loss, train_accuracy = _train_epoch(
-            model, loader, optimizer, device, f"epoch {epoch}"
-        )
-        val = evaluate_images(model, data["val"], device, settings.batch_size)
-        line = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_accuracy": train_accuracy,
-            "val_loss": val.loss,
-            "val_accuracy": val.accuracy,
-            "seconds": time.perf_counter() - start,
-        }
+        line, score = _run_epoch(run, settings, epoch)
         metrics.append(line)
         log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in line.items()})
-        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
-        meta = {"epoch": epoch, "metrics": line, "classes": list(images.classes)}
-        save_checkpoint(folder / "checkpoints" / "last.pt", state, meta)
-        score = val.accuracy if settings.monitor == "accuracy" else -val.loss
+        text = "".join(json.dumps(m) + "\n" for m in metrics)
+        atomic_write_text(run.folder / "metrics.jsonl", text)
+        state = {
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "epoch": epoch,
+        }
+        meta = {"epoch": epoch, "metrics": line, "classes": list(run.images.classes)}
+        save_checkpoint(checkpoints / "last.pt", state, meta)
         if score > best:
             best, bad = score, 0
             # The optimiser state only matters to continue training: not in best.pt.
             weights = {"model": state["model"], "epoch": epoch}
-            save_checkpoint(folder / "checkpoints" / "best.pt", weights, meta)
+            save_checkpoint(checkpoints / "best.pt", weights, meta)
         else:
             bad += 1
             if bad >= settings.patience:
-                stopped_early = True
-                break
-    plot_learning_curves(metrics, folder / "curves.png")
+                return metrics, True
+    return metrics, False
 
-    model.load_state_dict(load_checkpoint(folder / "checkpoints" / "best.pt")["model"])
+
+def _evaluate_best(run: _Run, batch_size: int) -> dict[str, dict[str, Any]]:
+    """Load the best weights and write their evaluation of the val and test images.
+
+    Returns:
+        The metrics per evaluated split (a split without images is skipped).
+    """
+    run.model.load_state_dict(load_checkpoint(run.folder / "checkpoints" / "best.pt")["model"])
     evaluations = {}
     for split in ("val", "test"):
-        if len(data[split]):
-            outcome = evaluate_images(model, data[split], device, settings.batch_size)
-            evaluations[split] = write_evaluation(folder / f"eval_{split}", outcome, images.classes)
-    return FrameTrainResult(folder, len(metrics), stopped_early, metrics, evaluations)
+        if len(run.data[split]):
+            outcome = evaluate_images(run.model, run.data[split], run.device, batch_size)
+            evaluations[split] = write_evaluation(
+                run.folder / f"eval_{split}", outcome, run.images.classes
+            )
+    return evaluations
+
+
+def train_frames(
+    source: str | Path, out: str | Path, settings: FrameTrainSettings
+) -> FrameTrainResult:
+    """Train a frame CNN on the images of ``source``; writes the run folder ``out``.
+
+    Args:
+        source: A folder-per-class tree, a FER2013 CSV or a run config YAML (its prepared
+            videos' frames); see :func:`vidfer.data.images.load_images`.
+        out: The run folder to create.
+        settings: What to train and how.
+
+    Returns:
+        How training ended, with the val and test metrics of the best weights.
+
+    Raises:
+        ConfigError: on invalid settings, an existing run in ``out``, or a source without
+            training or validation images.
+        ManifestError: on a bad FER2013 row.
+        CheckpointError: if ``init`` is not a usable frame run.
+    """
+    run = _start_run(source, Path(out), settings)
+    metrics, stopped_early = _fit(run, settings)
+    plot_learning_curves(metrics, run.folder / "curves.png")
+    evaluations = _evaluate_best(run, settings.batch_size)
+    return FrameTrainResult(run.folder, len(metrics), stopped_early, metrics, evaluations)
 
 
 def predict_images(model: FrameCNN, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
