@@ -7,7 +7,6 @@ import csv
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from vidfer.config import parse_config
+from vidfer.cli import main
+from vidfer.config import parse_config, parse_section
 from vidfer.data.images import (
     Augmentation,
     ImageDataset,
@@ -244,13 +244,13 @@ def test_train_frames_writes_the_run_and_reloads(tree: Path, tmp_path: Path) -> 
         train_frames(tree, run, settings)
 
     # Monitoring accuracy keeps the epoch with the best validation accuracy (the first one).
-    by_accuracy = replace(settings, epochs=3, monitor="accuracy")
+    by_accuracy = settings.model_copy(update={"epochs": 3, "monitor": "accuracy"})
     monitored = train_frames(tree, tmp_path / "accuracy", by_accuracy)
     accuracies = [m["val_accuracy"] for m in monitored.metrics]
     best = json.loads((tmp_path / "accuracy" / "checkpoints" / "best.json").read_text())
     assert best["epoch"] == 1 + accuracies.index(max(accuracies))
-    with pytest.raises(ConfigError, match="monitor"):
-        train_frames(tree, tmp_path / "bad", replace(settings, monitor="f1"))
+    with pytest.raises(ConfigError, match="option 'monitor'"):
+        parse_section(FrameTrainSettings, {"monitor": "f1"}, source="train-frames")
 
 
 def test_fine_tuning_from_a_run_and_init_errors(tree: Path, tmp_path: Path) -> None:
@@ -281,8 +281,8 @@ def test_fine_tuning_from_a_run_and_init_errors(tree: Path, tmp_path: Path) -> N
     assert not (tmp_path / "z").exists()  # checked before anything is written
     with pytest.raises(CheckpointError, match="not a frame run"):
         load_frame_run(tree)
-    with pytest.raises(ConfigError, match="optimizer 'adam'"):
-        FrameTrainSettings(optimizer="adam").check()
+    with pytest.raises(ConfigError, match="train-frames: option 'optimizer': Input should be"):
+        parse_section(FrameTrainSettings, {"optimizer": "adam"}, source="train-frames")
 
 
 def _vidfer(*args: str) -> subprocess.CompletedProcess[str]:
@@ -301,6 +301,26 @@ def test_cli_train_frames(tree: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "trained 1 epoch(s)" in result.stdout and "test accuracy" in result.stdout
     assert json.loads((out / "settings.json").read_text())["params"]["maps"] == [8, 8, 16]
+
+
+def test_cli_settings_from_a_file_and_flags(tmp_path: Path, capsys) -> None:
+    """--config gives the settings, flags override them; a bad one is one line naming it."""
+    settings = tmp_path / "frames.yaml"
+    settings.write_text("model: kahou_cnn\nepochs: 0\nlr: 0.5\n")
+    out = tmp_path / "never"
+    assert main(["train-frames", "x", "--out", str(out), "--config", str(settings)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"vidfer: error: train-frames ({settings} and flags): option 'epochs': "
+        "Input should be greater than or equal to 1"
+    )
+    flags = ["train-frames", "x", "--out", str(out), "--config", str(settings), "--epochs", "1"]
+    assert main(flags) == 2  # the flag's epochs pass: the missing source is what stops it
+    assert "no such file or folder" in capsys.readouterr().err
+    settings.write_text("epochs: 2\n")
+    assert main(["train-frames", "x", "--out", str(out), "--config", str(settings)]) == 2
+    assert "give the frame CNN with --model" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, TypeVar
 
 from vidfer.cli.common import Add, console
+from vidfer.config.base import Section
 from vidfer.errors import ConfigError, VidferError
+
+S = TypeVar("S", bound=Section)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -47,19 +51,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_video_attention(args: argparse.Namespace) -> int:
-    from vidfer.pipelines.video_attention import VideoAttentionSettings, train_video_attention
+def _settings(args: argparse.Namespace, section: type[S], command: str, extra: dict[str, Any]) -> S:
+    """A command's settings: ``--config FILE`` if given, then the flags given on the line."""
+    from vidfer.config import parse_section, read_yaml_mapping
 
-    settings = VideoAttentionSettings(
-        range_frames=args.range,
-        epochs=args.epochs,
-        patience=args.patience,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        heads=args.heads,
-        d_att=args.d_att,
-        positional=args.positional,
-        seed=args.seed,
+    raw = read_yaml_mapping(args.config) if args.config else {}
+    given = {name: getattr(args, name) for name in section.model_fields if name in vars(args)}
+    raw.update({name: value for name, value in {**given, **extra}.items() if value is not None})
+    source = f"{command} ({args.config} and flags)" if args.config else command
+    return parse_section(section, raw, source=source)
+
+
+def _cmd_video_attention(args: argparse.Namespace) -> int:
+    from vidfer.config import VideoAttentionSettings
+    from vidfer.pipelines.video_attention import train_video_attention
+
+    settings = _settings(
+        args, VideoAttentionSettings, "video-attention", {"range_frames": args.range}
     )
     metrics = train_video_attention(args.run, args.out, settings)
     console.print(
@@ -69,13 +77,12 @@ def _cmd_video_attention(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_frames(args: argparse.Namespace) -> int:
+def _params(items: list[str]) -> dict[str, Any] | None:
+    """``--param KEY=VALUE`` options as a mapping (values parsed as YAML); None without any."""
     import yaml
 
-    from vidfer.training.frames import FrameTrainSettings, train_frames
-
     params = {}
-    for item in args.param:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--param {item!r}: write KEY=VALUE, e.g. --param kernel=5")
@@ -83,22 +90,16 @@ def _cmd_train_frames(args: argparse.Namespace) -> int:
             params[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
             raise ConfigError(f"--param {item!r}: the value is not valid YAML") from None
-    settings = FrameTrainSettings(
-        model=args.model,
-        params=params,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        patience=args.patience,
-        monitor=args.monitor,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        every=args.every,
-        init=args.init,
-        rotation=args.rotation,
-    )
+    return params or None
+
+
+def _cmd_train_frames(args: argparse.Namespace) -> int:
+    from vidfer.config import FrameTrainSettings
+    from vidfer.training.frames import train_frames
+
+    settings = _settings(args, FrameTrainSettings, "train-frames", {"params": _params(args.param)})
+    if args.model is None and "model" not in settings.model_fields_set:
+        raise ConfigError("train-frames: give the frame CNN with --model (or model: in --config)")
     result = train_frames(args.source, args.out, settings)
     scores = ", ".join(
         f"{split} accuracy {metrics['accuracy']:.4f}"
@@ -109,6 +110,14 @@ def _cmd_train_frames(args: argparse.Namespace) -> int:
         f"{scores}; run in {result.folder}"
     )
     return 0
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="YAML",
+        help="a file of the command's settings (the options below, by name); flags override it",
+    )
 
 
 def register(add: Add) -> None:
@@ -141,15 +150,16 @@ def register(add: Add) -> None:
     )
     video_attention.add_argument("run", help="a trained run folder")
     video_attention.add_argument("--out", required=True, help="output folder")
-    video_attention.add_argument("--range", type=int, default=128, help="frames per window")
-    video_attention.add_argument("--epochs", type=int, default=40)
-    video_attention.add_argument("--patience", type=int, default=10)
-    video_attention.add_argument("--batch-size", type=int, default=8)
-    video_attention.add_argument("--lr", type=float, default=1e-3)
-    video_attention.add_argument("--heads", type=int, default=4)
-    video_attention.add_argument("--d-att", type=int, default=64)
-    video_attention.add_argument("--positional", action="store_true")
-    video_attention.add_argument("--seed", type=int, default=0)
+    _config_option(video_attention)
+    video_attention.add_argument("--range", type=int, help="frames per window (128)")
+    video_attention.add_argument("--epochs", type=int, help="(40)")
+    video_attention.add_argument("--patience", type=int, help="(10)")
+    video_attention.add_argument("--batch-size", type=int, help="(8)")
+    video_attention.add_argument("--lr", type=float, help="(0.001)")
+    video_attention.add_argument("--heads", type=int, help="(4)")
+    video_attention.add_argument("--d-att", type=int, help="(64)")
+    video_attention.add_argument("--positional", action="store_true", default=None)
+    video_attention.add_argument("--seed", type=int, help="(0)")
 
     frames = add(
         "train-frames",
@@ -159,25 +169,24 @@ def register(add: Add) -> None:
     )
     frames.add_argument("source", help="image folder, FER2013 .csv or run config .yaml")
     frames.add_argument(
-        "--model",
-        required=True,
-        help="kahou_cnn, deep_cnn, mini_xception, vgg16, resnet18 or resnet10",
+        "--model", help="kahou_cnn, deep_cnn, mini_xception, vgg16, resnet18 or resnet10"
     )
     frames.add_argument("--out", required=True, help="run folder to create")
-    frames.add_argument("--epochs", type=int, default=30)
-    frames.add_argument("--batch-size", type=int, default=64)
-    frames.add_argument("--lr", type=float, default=1e-3)
-    frames.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
-    frames.add_argument("--weight-decay", type=float, default=1e-4)
-    frames.add_argument("--patience", type=int, default=10)
+    _config_option(frames)
+    frames.add_argument("--epochs", type=int, help="(30)")
+    frames.add_argument("--batch-size", type=int, help="(64)")
+    frames.add_argument("--lr", type=float, help="(0.001)")
+    frames.add_argument("--optimizer", choices=["adamw", "sgd"], help="(adamw)")
+    frames.add_argument("--weight-decay", type=float, help="(0.0001)")
+    frames.add_argument("--patience", type=int, help="(10)")
     frames.add_argument(
-        "--monitor", choices=["loss", "accuracy"], default="loss", help="what picks the best epoch"
+        "--monitor", choices=["loss", "accuracy"], help="what picks the best epoch (loss)"
     )
-    frames.add_argument("--seed", type=int, default=0)
-    frames.add_argument("--val-fraction", type=float, default=0.1, help="when no val split")
-    frames.add_argument("--every", type=int, default=1, help="videos: one frame in N")
-    frames.add_argument("--rotation", type=float, default=0.0, help="max augmentation degrees")
-    frames.add_argument("--init", default=None, help="'pretrained' or a frame run to fine-tune")
+    frames.add_argument("--seed", type=int, help="(0)")
+    frames.add_argument("--val-fraction", type=float, help="when no val split (0.1)")
+    frames.add_argument("--every", type=int, help="videos: one frame in N (1)")
+    frames.add_argument("--rotation", type=float, help="max augmentation degrees (0)")
+    frames.add_argument("--init", help="'pretrained' or a frame run to fine-tune")
     frames.add_argument(
         "--param",
         action="append",

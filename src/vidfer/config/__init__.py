@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import ValidationError, model_validator
@@ -39,6 +39,7 @@ from vidfer.config.model import (
     ViewsConfig,
 )
 from vidfer.config.protocol import ProtocolConfig
+from vidfer.config.steps import FrameTrainSettings, VideoAttentionSettings
 from vidfer.errors import ConfigError
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "DataConfig",
     "EvalConfig",
     "ExtractorConfig",
+    "FrameTrainSettings",
     "FramesConfig",
     "LimitsConfig",
     "ModelConfig",
@@ -63,12 +65,15 @@ __all__ = [
     "SparseAEConfig",
     "TrainConfig",
     "TransformConfig",
+    "VideoAttentionSettings",
     "ViewsConfig",
     "apply_override",
     "config_to_dict",
     "face_config",
     "load_config",
     "parse_config",
+    "parse_section",
+    "read_yaml_mapping",
 ]
 
 
@@ -213,15 +218,28 @@ def parse_config(raw: object, *, source: str = "config", base: Path | None = Non
         raise ConfigError(_describe(error, source)) from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a YAML run config.
+S = TypeVar("S", bound=Section)
 
-    Args:
-        path: The YAML file.
-        overrides: ``section.key=value`` strings (value parsed as YAML), applied before validation.
+
+def parse_section(section: type[S], raw: object, *, source: str) -> S:
+    """Validate one section on its own (e.g. a command's settings).
 
     Raises:
-        ConfigError: on unreadable YAML, a bad override or an invalid option.
+        ConfigError: naming the first bad option, e.g. ``train-frames: option 'epochs': ...``.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of options")
+    try:
+        return section.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping.
+
+    Raises:
+        ConfigError: if the file is missing, not YAML, or not a mapping (naming the line).
     """
     path = Path(path)
     try:
@@ -234,6 +252,21 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError(f"{path}:{line} invalid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a YAML run config.
+
+    Args:
+        path: The YAML file.
+        overrides: ``section.key=value`` strings (value parsed as YAML), applied before validation.
+
+    Raises:
+        ConfigError: on unreadable YAML, a bad override or an invalid option.
+    """
+    path = Path(path)
+    raw = read_yaml_mapping(path)
     for item in overrides or []:
         apply_override(raw, item)
     return parse_config(raw, source=str(path), base=path.parent)

@@ -53,9 +53,8 @@ from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import Standardised, fit_svm_head, svm_head
 from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
-from vidfer.pipelines.base import Scored, Scorer, no_video_features
+from vidfer.pipelines.base import FittedPipeline, Scored, Scorer, no_video_features
 from vidfer.pipelines.frame_timeline import TIMELINE_WINDOW
-from vidfer.training.trainer import TrainResult
 
 
 def _settings(config: RunConfig) -> ActivityConfig:
@@ -406,15 +405,14 @@ def activity_timeline(
     return per_frame, video.softmax(dim=1)[0].numpy()
 
 
-class ActivityPipeline:
+class ActivityPipeline(FittedPipeline):
     """Kahou et al.'s activity modality: sparse codes, a bag of words, SVMs."""
 
     kind: RunKind = "activity"
 
-    def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
+    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
         """Learn the codes, the vocabulary and the SVMs (one step: nothing to resume)."""
-        lines = train_activity_pipeline(config, run.folder)
-        return TrainResult(run=run, epochs=1, stopped_early=False, metrics=lines)
+        return train_activity_pipeline(config, folder)
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The SVMs' video scores on one split."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -83,6 +83,20 @@ class Pipeline(Protocol):
             ConfigError: if the kind has no such features.
         """
         ...
+
+
+class FittedPipeline:
+    """Base of the kinds fitted in one go from cached features (frames, sparse_ae, activity):
+    there is no epoch to resume, so a resumed run fits again from the cache."""
+
+    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
+        """Fit the run into ``folder``; returns its metrics lines."""
+        raise NotImplementedError
+
+    def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
+        """Fit (again, on resume) and report the metrics lines."""
+        lines = self.fit(config, run.folder)
+        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
 
 
 def no_video_features(kind: str) -> ConfigError:

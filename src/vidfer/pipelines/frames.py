@@ -50,7 +50,7 @@ from vidfer.models.frame_heads import (
     build_head,
     fit_svm_head,
 )
-from vidfer.pipelines.base import Scored, Scorer
+from vidfer.pipelines.base import FittedPipeline, Scored, Scorer
 from vidfer.pipelines.frame_features import (
     VideoFeatures,
     load_video_features,
@@ -67,7 +67,6 @@ from vidfer.training.sequences import (
     random_subset,
     score_sequences,
 )
-from vidfer.training.trainer import TrainResult
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
@@ -286,15 +285,14 @@ def evaluate_frame_run(run: RunDir, split: str) -> EvalOutcome:
     return score_videos(config.frames, load_frame_head(run, device), chosen, device)
 
 
-class FramesPipeline:
+class FramesPipeline(FittedPipeline):
     """Kahou et al., Xu et al.: per-frame features, then a closed-form or recurrent head."""
 
     kind: RunKind = "frames"
 
-    def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
+    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
         """Extract (or read the cached) features and fit the head (a resumed run fits again)."""
-        lines = train_frame_pipeline(config, run.folder)
-        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
+        return train_frame_pipeline(config, folder)
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The head's video scores on one split (features from the cache)."""

@@ -45,7 +45,7 @@ from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
 from vidfer.models.sparse_autoencoder import SparseAutoEncoder, build_autoencoder
-from vidfer.pipelines.base import Scored, Scorer, no_video_features
+from vidfer.pipelines.base import FittedPipeline, Scored, Scorer, no_video_features
 from vidfer.pipelines.frames import head_optimizer
 from vidfer.training.sequences import (
     LabelledSequence,
@@ -53,7 +53,6 @@ from vidfer.training.sequences import (
     fit_sequences,
     score_sequences,
 )
-from vidfer.training.trainer import TrainResult
 from vidfer.viz.plots import plot_learning_curves
 
 
@@ -273,15 +272,14 @@ def evaluate_sparse_ae_run(run: RunDir, split: str) -> EvalOutcome:
     return score_sequences(head, sequences, device)
 
 
-class SparseAEPipeline:
+class SparseAEPipeline(FittedPipeline):
     """Baccouche et al.: a sparse auto-encoder's codes of the moving blocks, then a BLSTM."""
 
     kind: RunKind = "sparse_ae"
 
-    def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
+    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
         """Learn the codes and the BLSTM (a resumed run trains again from the cached codes)."""
-        lines = train_sparse_ae_pipeline(config, run.folder)
-        return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
+        return train_sparse_ae_pipeline(config, folder)
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The BLSTM's video scores on one split."""

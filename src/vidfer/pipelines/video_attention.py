@@ -20,7 +20,7 @@ Output folder::
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from vidfer.config import RunConfig
+from vidfer.config.steps import VideoAttentionSettings
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.transforms import build_clip_transform
@@ -52,46 +53,6 @@ from vidfer.training.sequences import (
 from vidfer.viz.attention import plot_attention_profiles
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class VideoAttentionSettings:
-    """Settings of the second step.
-
-    Attributes:
-        range_frames: Longest window of feature steps a training video contributes per epoch
-            (thesis: 16 to 256; longer videos are cropped at random, shorter ones used whole).
-        epochs: Maximum epochs.
-        patience: Stop after this many epochs without a better validation loss.
-        batch_size: Videos per step.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        heads: Attention heads.
-        d_att: Channels per head.
-        dropout: Dropout before the classifier.
-        positional: Sinusoidal positional encoding of the steps.
-        seed: Seed of the initialisation, the order and the windows.
-    """
-
-    range_frames: int = 128
-    epochs: int = 40
-    patience: int = 10
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    heads: int = 4
-    d_att: int = 64
-    dropout: float = 0.5
-    positional: bool = False
-    seed: int = 0
-
-    def check(self) -> None:
-        """Raise ConfigError naming the first invalid setting."""
-        for name in ("range_frames", "epochs", "patience", "batch_size", "heads", "d_att"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"video attention: {name} must be >= 1")
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
-            raise ConfigError("video attention: lr > 0, weight_decay >= 0, 0 <= dropout < 1")
 
 
 @dataclass(frozen=True)
@@ -200,7 +161,6 @@ def train_video_attention(
         ConfigError: on invalid settings, or a dataset without train and val/test splits.
         CheckpointError: if the run has no checkpoint.
     """
-    settings.check()
     run = RunDir(run_folder)
     config = run.config()
     device = resolve_device(config.train.device)
@@ -217,7 +177,9 @@ def train_video_attention(
         raise ConfigError(f"{config.data.manifest}: needs train videos and val or test videos")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "settings.json", {"run": str(run.folder), **asdict(settings)})
+    atomic_write_json(
+        folder / "settings.json", {"run": str(run.folder), **settings.model_dump(mode="json")}
+    )
 
     seed_everything(settings.seed, deterministic=True)
     channels = split["train"][0].features.shape[1]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from vidfer.config.steps import FrameTrainSettings
 from vidfer.data.images import Augmentation, ImageDataset, ImageSet, load_images
 from vidfer.device import resolve_device, seed_everything
 from vidfer.errors import ConfigError
@@ -49,81 +50,6 @@ from vidfer.progress import track
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
-
-OPTIMIZERS = ("sgd", "adamw")
-
-
-@dataclass(frozen=True)
-class FrameTrainSettings:
-    """What to train and how.
-
-    Attributes:
-        model: A frame CNN name (:data:`~vidfer.models.frame_cnns.FRAME_CNNS`).
-        params: Its parameters (e.g. ``{"kernel": 5, "maps": [64, 64, 128]}``).
-        epochs: Maximum epochs.
-        batch_size: Images per step.
-        lr: Learning rate.
-        optimizer: ``sgd`` (with ``momentum``) or ``adamw``.
-        momentum: SGD momentum.
-        weight_decay: Weight decay.
-        patience: Stop after this many epochs without a better monitored value.
-        monitor: ``loss`` (validation loss) or ``accuracy`` (validation accuracy) chooses the
-            best weights and stops early; accuracy suits feature pre-training, where the loss
-            of an over-confident model rises while what it learned still improves.
-        seed: Seed of the initialisation, the hold-out, the order and the augmentation.
-        val_fraction: Share of the training images (videos) held out when the source has no
-            validation split.
-        every: For video sources, one frame in ``every``.
-        init: None (the model's defaults), ``"pretrained"`` (the model's pretrained weights) or
-            the folder of a frame run to fine-tune (same model; its parameters are used).
-        crop_scale: Smallest area share of the random square training crops.
-        flip: Random horizontal flips.
-        rotation: Largest random rotation in degrees.
-        device: ``auto``, ``cpu`` or ``cuda``.
-    """
-
-    model: str = "kahou_cnn"
-    params: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adamw"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    patience: int = 10
-    monitor: str = "loss"
-    seed: int = 0
-    val_fraction: float = 0.1
-    every: int = 1
-    init: str | None = None
-    crop_scale: float = 0.8
-    flip: bool = True
-    rotation: float = 0.0
-    device: str = "auto"
-
-    def check(self) -> None:
-        """Raise ConfigError naming the first invalid setting."""
-        check_frame_cnn_params(self.model, self.params)
-        for name in ("epochs", "batch_size", "patience", "every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train-frames: {name} must be >= 1, got {getattr(self, name)}")
-        if self.monitor not in ("loss", "accuracy"):
-            raise ConfigError(f"train-frames: monitor {self.monitor!r}; use loss or accuracy")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"train-frames: optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}"
-            )
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ConfigError("train-frames: needs lr > 0, weight_decay >= 0, 0 <= momentum < 1")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(
-                f"train-frames: val_fraction must be in [0, 1), got {self.val_fraction}"
-            )
-        self.augmentation().check()
-
-    def augmentation(self) -> Augmentation:
-        """The training augmentation."""
-        return Augmentation(crop_scale=self.crop_scale, flip=self.flip, rotation=self.rotation)
 
 
 @dataclass(frozen=True)
@@ -239,7 +165,9 @@ def _datasets(
             images.indices(split),
             model.prepare,
             model.input_size,
-            settings.augmentation() if split == "train" else None,
+            Augmentation(settings.crop_scale, settings.flip, settings.rotation)
+            if split == "train"
+            else None,
         )
         for split in ("train", "val", "test")
     }
@@ -269,7 +197,7 @@ class _Run:
 def _start_run(source: str | Path, folder: Path, settings: FrameTrainSettings) -> _Run:
     """Check the settings, load the images, build the model and write settings.json and
     classes.json (the run exists from then on)."""
-    settings.check()
+    check_frame_cnn_params(settings.model, settings.params)
     if (folder / "settings.json").exists():
         raise ConfigError(f"{folder}: already holds a run; choose another --out or remove it")
     images = load_images(
@@ -289,7 +217,7 @@ def _start_run(source: str | Path, folder: Path, settings: FrameTrainSettings) -
     atomic_write_json(
         folder / "settings.json",
         {
-            **asdict(settings),
+            **settings.model_dump(mode="json"),
             "kind": RUN_KIND,
             "params": params,
             "source": str(Path(source).resolve()),
