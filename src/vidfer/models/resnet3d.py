@@ -10,14 +10,13 @@ pass over a whole video equals scoring each window alone, only much faster.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from vidfer.errors import CheckpointError, ConfigError
+from vidfer.io.checkpoint import read_state_dict
 from vidfer.models.base import HeadedVideoModel, TemporalGeometry
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options, init_conv_bn
@@ -297,32 +296,6 @@ class ResNet3D(HeadedVideoModel):
             )
         # Not strict only because the head is absent from the source on purpose.
         self.load_state_dict(wanted, strict=False)
-
-
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a state dict saved with ``torch.save``, safely (``weights_only=True``), on the CPU.
-
-    Raises:
-        CheckpointError: if the file is missing, unreadable or not a mapping of names to tensors.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(
-            f"pretrained weights {file} not found; give the path of a local state-dict file"
-        )
-    try:
-        loaded = torch.load(file, map_location="cpu", weights_only=True)
-    # torch.load raises many types (UnpicklingError, RuntimeError, zipfile and OS errors).
-    except Exception as exc:
-        raise CheckpointError(f"pretrained weights {file} cannot be read: {exc}") from exc
-    if not isinstance(loaded, Mapping) or not all(
-        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in loaded.items()
-    ):
-        raise CheckpointError(
-            f"pretrained weights {file} is not a state dict (a mapping of names to tensors); "
-            f"save one with torch.save(model.state_dict(), path)"
-        )
-    return dict(loaded)
 
 
 def _key_problems(
