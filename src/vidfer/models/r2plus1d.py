@@ -15,10 +15,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from vidfer.models.base import HeadedVideoModel
+from vidfer.models.base import HeadedVideoModel, chain_geometry
 from vidfer.models.heads import ConvHead
-from vidfer.models.options import check_model_options, init_conv_bn
-from vidfer.models.resnet3d import _scaled, chain_geometry
+from vidfer.models.options import check_model_options, init_conv_bn, scaled_channels
 from vidfer.registry import MODELS
 
 # Output channels of layers 1-4 at width 1.0, and of the stem's spatial conv (torchvision's).
@@ -145,8 +144,8 @@ class R2Plus1D(HeadedVideoModel):
             dropout_input=dropout_input,
         )
         self.num_classes = num_classes
-        planes = [_scaled(channels, width) for channels in _BASE_PLANES]
-        stem_mid = _scaled(_STEM_MID, width)
+        planes = [scaled_channels(channels, width) for channels in _BASE_PLANES]
+        stem_mid = scaled_channels(_STEM_MID, width)
         self.input_dropout = nn.Dropout(dropout_input)
         # torchvision's R2Plus1dStem.
         self.stem = nn.Sequential(

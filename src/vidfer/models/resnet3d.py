@@ -10,17 +10,19 @@ pass over a whole video equals scoring each window alone, only much faster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.io.checkpoint import read_state_dict
-from vidfer.models.base import HeadedVideoModel, TemporalGeometry
+from vidfer.models.base import HeadedVideoModel, chain_geometry, temporal_params
 from vidfer.models.heads import ConvHead
-from vidfer.models.options import check_model_options, init_conv_bn
+from vidfer.models.options import check_model_options, init_conv_bn, scaled_channels
 from vidfer.registry import MODELS
+
+__all__ = ["BasicBlock", "ResNet3D", "chain_geometry", "resnet3d_18"]
 
 # Output channels of layers 1-4 at width 1.0 (torchvision's r3d_18); the stem has layer1's.
 _BASE_PLANES = (64, 128, 256, 512)
@@ -29,44 +31,6 @@ _RESNET18_BLOCKS = (2, 2, 2, 2)
 _CLASSIFIER_PREFIXES = ("fc.", "head.")
 # How many offending keys a CheckpointError lists.
 _KEYS_SHOWN = 5
-
-
-def _scaled(channels: int, width: float) -> int:
-    # At least 4 channels, so that a tiny test model still has a few features per BatchNorm.
-    return max(4, round(channels * width))
-
-
-def _temporal_params(conv: nn.Conv3d) -> tuple[int, int, int]:
-    """Temporal ``(kernel, stride, padding)`` of a 3D convolution."""
-    if isinstance(conv.padding, str):
-        raise TypeError(f"{conv} uses string padding; give explicit integers")
-    return conv.kernel_size[0], conv.stride[0], conv.padding[0]
-
-
-def chain_geometry(convs: Iterable[nn.Conv3d]) -> TemporalGeometry:
-    """Temporal geometry of a chain of convolutions applied one after the other.
-
-    Walking the chain from the input, with ``jump`` the input frames between two neighbouring
-    positions of the current feature map: a conv with temporal kernel ``k``, stride ``s`` and
-    padding ``p`` widens the receptive field by ``(k - 1) * jump`` frames, shifts the first window
-    left by ``p * jump`` frames of padding, then multiplies ``jump`` by ``s``.
-
-    For resnet3d_18 the chain is the stem and the two 3x3x3 convs of each of the 8 blocks: 17
-    convs with ``k = 3``. Temporally dense (every ``s = 1``): receptive field 1 + 17 * 2 = 35,
-    stride 1, padding 17 * 1 = 17 when padded and 0 when not. With torchvision's temporal stride 2
-    in the first conv of layers 2-4, the jump is 1 for the stem, layer1 and the first conv of
-    layer2 (6 convs), 2 for the next 4, 4 for the next 4 and 8 for the last 3: receptive field
-    1 + 2 * (6 * 1 + 4 * 2 + 4 * 4 + 3 * 8) = 109, stride 2 ** 3 = 8 and padding
-    6 * 1 + 4 * 2 + 4 * 4 + 3 * 8 = 54.
-    Residual shortcuts are not in the chain: they see a subset of their block's window.
-    """
-    receptive_field, jump, padding = 1, 1, 0
-    for conv in convs:
-        kernel, stride, pad = _temporal_params(conv)
-        receptive_field += (kernel - 1) * jump
-        padding += pad * jump
-        jump *= stride
-    return TemporalGeometry(receptive_field=receptive_field, stride=jump, padding=padding)
 
 
 class BasicBlock(nn.Module):
@@ -110,7 +74,7 @@ class BasicBlock(nn.Module):
             )
         self.relu = nn.ReLU(inplace=True)
         # Frames the main path loses at each end: ((k - 1) / 2 - p) per conv.
-        self.crop = sum((k - 1) // 2 - p for k, _, p in map(_temporal_params, self.convs()))
+        self.crop = sum((k - 1) // 2 - p for k, _, p in map(temporal_params, self.convs()))
 
     def convs(self) -> tuple[nn.Conv3d, nn.Conv3d]:
         """The two 3x3x3 convolutions of the main path, in order."""
@@ -196,7 +160,7 @@ class ResNet3D(HeadedVideoModel):
             dropout_features=dropout_features,
         )
         self.num_classes = num_classes
-        planes = [_scaled(channels, width) for channels in _BASE_PLANES]
+        planes = [scaled_channels(channels, width) for channels in _BASE_PLANES]
         pad_t = 1 if temporal_padding else 0
 
         self.input_dropout = nn.Dropout(dropout_input)

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from vidfer.models.base import HeadedVideoModel, TemporalGeometry
+from vidfer.models.base import HeadedVideoModel, TemporalGeometry, chain_geometry
 from vidfer.models.heads import ConvHead
-from vidfer.models.options import check_model_options, init_conv_bn
-from vidfer.models.resnet3d import chain_geometry
+from vidfer.models.options import check_model_options, init_conv_bn, scaled_channels
 from vidfer.registry import MODELS
 
 _STEM = 64
@@ -129,7 +128,7 @@ class ResNeXt3D(HeadedVideoModel):
             dropout_features=dropout_features,
         )
         self.num_classes = num_classes
-        stem = max(4, round(_STEM * width))
+        stem = scaled_channels(_STEM, width)
         self.input_dropout = nn.Dropout(dropout_input)
         self.conv1 = nn.Conv3d(
             3, stem, kernel_size=7, stride=(1, 2, 2), padding=(3, 3, 3), bias=False
@@ -140,8 +139,8 @@ class ResNeXt3D(HeadedVideoModel):
         layers = []
         in_planes = stem
         for index, (planes, blocks) in enumerate(zip(_BASE_PLANES, blocks_per_layer, strict=True)):
-            groups = max(1, round(planes * width / _CARDINALITY))
-            mid, out = groups * _CARDINALITY, max(4, round(planes * _EXPANSION * width))
+            mid = scaled_channels(planes, width, multiple=_CARDINALITY)
+            out = scaled_channels(planes * _EXPANSION, width)
             first_stride = (1, 1, 1) if index == 0 else (temporal_stride, 2, 2)
             layer = []
             for block in range(blocks):
