@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import vidfer
 from reliability_helpers import write_run_config
 from vidfer.cli import main
 from vidfer.config import load_config
-from vidfer.errors import CheckpointError
-from vidfer.io.checkpoint import load_checkpoint
+from vidfer.errors import CheckpointError, ConfigError
+from vidfer.io.checkpoint import load_checkpoint, read_state_dict
 
 
 class Exploit:
@@ -62,14 +63,14 @@ def _calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call]]:
 def test_the_package_never_unpickles_untrusted_files():
     """Every ``torch.load`` is ``weights_only=True``; no pickle, unsafe YAML or object arrays."""
     package = Path(vidfer.__file__).parent
-    loads = 0
+    loads = []
     for source in sorted(package.rglob("*.py")):
         tree = ast.parse(source.read_text(encoding="utf-8"))
         for name, call in _calls(tree):
             keywords = {k.arg: k.value for k in call.keywords}
             where = f"{source.relative_to(package)}:{call.lineno}"
             if name == "torch.load":
-                loads += 1
+                loads.append(where)
                 flag = keywords.get("weights_only")
                 assert isinstance(flag, ast.Constant) and flag.value is True, where
             own = bool(call.args) and ast.unparse(call.args[0]).startswith("pickle.dumps(")
@@ -81,4 +82,32 @@ def test_the_package_never_unpickles_untrusted_files():
             if name in ("np.load", "numpy.load"):
                 flag = keywords.get("allow_pickle")
                 assert flag is None or (isinstance(flag, ast.Constant) and not flag.value), where
-    assert loads >= 4  # checkpoints, pretrained 3D weights, torchvision weights, MTCNN
+    # Checkpoints and every weight file (pretrained 3D weights, torchvision weights, MTCNN) are
+    # read in one place.
+    assert loads and all(where.startswith("io/checkpoint.py:") for where in loads), loads
+
+
+def test_damaged_weight_files_are_one_line_errors_naming_the_file(tmp_path):
+    """Truncated or overwritten bytes raise the caller's error type, never a decoder's."""
+    whole = tmp_path / "whole.pt"
+    torch.save({"weight": torch.arange(64.0)}, whole)
+    data = whole.read_bytes()
+    rng = random.Random(0)
+    damaged = tmp_path / "damaged.pt"
+    for trial in range(40):
+        if trial % 4 == 0:
+            damaged.write_bytes(data[: rng.randrange(len(data))])
+        else:
+            flipped = bytearray(data)
+            for _ in range(rng.randint(1, 20)):
+                flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+            damaged.write_bytes(bytes(flipped))
+        for read, error in (
+            (read_state_dict, CheckpointError),
+            (lambda path: read_state_dict(path, error=ConfigError), ConfigError),
+            (load_checkpoint, CheckpointError),
+        ):
+            try:
+                read(damaged)
+            except error as raised:
+                assert str(damaged) in str(raised) and "\n" not in str(raised), trial

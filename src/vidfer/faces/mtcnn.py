@@ -33,6 +33,7 @@ from torchvision.ops import batched_nms, roi_align
 
 from vidfer.assets import asset_path
 from vidfer.faces.types import FrameFaces
+from vidfer.io.checkpoint import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -379,8 +380,7 @@ class MTCNN(nn.Module):
 def _pretrained_states() -> tuple[dict[str, torch.Tensor], ...]:
     """The three facenet-pytorch state dicts, read once per process."""
     return tuple(
-        torch.load(asset_path(name), map_location="cpu", weights_only=True)
-        for name in ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
+        read_state_dict(asset_path(name)) for name in ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
     )
 
 

@@ -8,6 +8,7 @@ scored in one pass and every score mapped back to the frames it saw.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,43 @@ class TemporalGeometry:
     def centre_frame(self, step: int) -> float:
         """Input frame (possibly fractional) at the centre of output ``step``'s receptive field."""
         return step * self.stride - self.padding + (self.receptive_field - 1) / 2
+
+
+def temporal_params(layer: nn.Conv3d | nn.MaxPool3d) -> tuple[int, int, int]:
+    """Temporal ``(kernel, stride, padding)`` of a 3D convolution or max-pool."""
+    if isinstance(layer.padding, str):
+        raise TypeError(f"{layer} uses string padding; give explicit integers")
+    kernel, stride, padding = (
+        value if isinstance(value, int) else value[0]
+        for value in (layer.kernel_size, layer.stride, layer.padding)
+    )
+    return kernel, stride, padding
+
+
+def chain_geometry(layers: Iterable[nn.Conv3d | nn.MaxPool3d]) -> TemporalGeometry:
+    """Temporal geometry of a chain of convolutions (or max-pools) applied one after the other.
+
+    Walking the chain from the input, with ``jump`` the input frames between two neighbouring
+    positions of the current feature map: a layer with temporal kernel ``k``, stride ``s`` and
+    padding ``p`` widens the receptive field by ``(k - 1) * jump`` frames, shifts the first window
+    left by ``p * jump`` frames of padding, then multiplies ``jump`` by ``s``.
+
+    For resnet3d_18 the chain is the stem and the two 3x3x3 convs of each of the 8 blocks: 17
+    convs with ``k = 3``. Temporally dense (every ``s = 1``): receptive field 1 + 17 * 2 = 35,
+    stride 1, padding 17 * 1 = 17 when padded and 0 when not. With torchvision's temporal stride 2
+    in the first conv of layers 2-4, the jump is 1 for the stem, layer1 and the first conv of
+    layer2 (6 convs), 2 for the next 4, 4 for the next 4 and 8 for the last 3: receptive field
+    1 + 2 * (6 * 1 + 4 * 2 + 4 * 4 + 3 * 8) = 109, stride 2 ** 3 = 8 and padding
+    6 * 1 + 4 * 2 + 4 * 4 + 3 * 8 = 54.
+    Residual shortcuts are not in the chain: they see a subset of their block's window.
+    """
+    receptive_field, jump, padding = 1, 1, 0
+    for layer in layers:
+        kernel, stride, pad = temporal_params(layer)
+        receptive_field += (kernel - 1) * jump
+        padding += pad * jump
+        jump *= stride
+    return TemporalGeometry(receptive_field=receptive_field, stride=jump, padding=padding)
 
 
 class VideoModel(nn.Module, abc.ABC):

@@ -15,7 +15,7 @@ from torch import nn
 from vidfer.errors import ConfigError
 from vidfer.models.base import HeadedVideoModel, TemporalGeometry
 from vidfer.models.heads import ConvHead
-from vidfer.models.options import check_model_options
+from vidfer.models.options import check_model_options, scaled_channels
 from vidfer.registry import MODELS
 
 CLIP_FRAMES = 16
@@ -53,7 +53,7 @@ class C3D(HeadedVideoModel):
         channels, size, pools = 3, in_size, 0
         for item in _CFG:
             if isinstance(item, int):
-                out = max(4, round(item * width))
+                out = scaled_channels(item, width)
                 layers += [nn.Conv3d(channels, out, 3, padding=1), nn.ReLU(inplace=True)]
                 channels = out
             elif pools == 0:
@@ -67,7 +67,7 @@ class C3D(HeadedVideoModel):
         self.features = nn.Sequential(*layers)
         # (1, size, size): the grid fc6 reads; adaptive pooling is an identity on it.
         self.grid = nn.AdaptiveAvgPool3d((1, size, size))
-        fc = max(4, round(_FC * width))
+        fc = scaled_channels(_FC, width)
         self.fc6 = nn.Linear(channels * size * size, fc)
         self.fc7 = nn.Linear(fc, fc)
         self.relu = nn.ReLU(inplace=True)

@@ -37,7 +37,7 @@ from vidfer.config import TransformConfig
 from vidfer.errors import ConfigError
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.frame_cnns import FrameCNN, register_frame_cnn
-from vidfer.models.options import check_model_options
+from vidfer.models.options import check_model_options, scaled_channels
 from vidfer.registry import MODELS
 
 PATHS = ("both", "scl", "tcl")
@@ -96,17 +96,13 @@ def _lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
 
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
-
-
 def _conv(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
 
 
 def lower_scls(width: float) -> nn.Sequential:
     """The four lower SCLs, ``(B, 3, H, W) -> (B, 512 * width, h, w)``."""
-    c96, c256, c512 = (_scaled(c, width) for c in (96, 256, 512))
+    c96, c256, c512 = (scaled_channels(c, width, minimum=1) for c in (96, 256, 512))
     return nn.Sequential(
         _conv(3, c96, 7, 2), nn.ReLU(inplace=True), _lrn(), nn.MaxPool2d(3, 2),
         _conv(c96, c256, 5, 2), nn.ReLU(inplace=True), _lrn(), nn.MaxPool2d(3, 2),
@@ -167,7 +163,7 @@ class FstCN(VideoModel):
         if clip_len < 1 or in_size < 32:
             raise ConfigError("fstcn: clip_len must be >= 1 and in_size >= 32")
         self.num_classes, self.clip_len, self.paths = num_classes, clip_len, paths
-        c512, c128 = _scaled(512, width), _scaled(128, width)
+        c512, c128 = scaled_channels(512, width, minimum=1), scaled_channels(128, width, minimum=1)
         self.lower = lower_scls(width)
         if scl_init is not None:
             self._load_lower(scl_init)
@@ -177,12 +173,12 @@ class FstCN(VideoModel):
         if side < 1:
             raise ConfigError(f"fstcn: in_size={in_size} is too small for the layers")
         positions = side * side
-        fc1, fc2 = _scaled(4096, width), _scaled(2048, width)
+        fc1, fc2 = scaled_channels(4096, width, minimum=1), scaled_channels(2048, width, minimum=1)
         self.feature_channels = c512
         if paths != "scl":
             self.tcl_scl = _upper_scl(c512, c128, side)
             self.tp = TPOperator(c128, c128)
-            maps = _scaled(32, width)
+            maps = scaled_channels(32, width, minimum=1)
             self.tcl3 = nn.Sequential(
                 nn.Conv2d(positions, maps, 3, padding=1), nn.ReLU(), nn.Dropout(dropout)
             )
@@ -285,7 +281,7 @@ class FstCNFrames(FrameCNN):
         super().__init__()
         self.lower = lower_scls(width)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(_scaled(512, width), num_classes)
+        self.classifier = nn.Linear(scaled_channels(512, width, minimum=1), num_classes)
         self.input_size, self.in_channels, self.num_classes = input_size, 3, num_classes
         self.mean, self.std = TransformConfig().mean, TransformConfig().std
         self.feature_layers = {"lower": "lower", "features": "pool", "logits": "classifier"}

@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.models.vgg import make_layers
 
 from vidfer.errors import AssetError, ConfigError
-from vidfer.models.base import HeadedVideoModel, VideoModel
+from vidfer.models.base import HeadedVideoModel, VideoModel, chain_geometry
 from vidfer.models.heads import ConvHead
 from vidfer.models.mini_xception import (
     Add,
@@ -31,8 +31,7 @@ from vidfer.models.mini_xception import (
     _same_padding,
     load_mini_xception,
 )
-from vidfer.models.options import check_model_options
-from vidfer.models.resnet3d import _scaled, chain_geometry
+from vidfer.models.options import check_model_options, scaled_channels
 from vidfer.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -238,7 +237,7 @@ class I3DVGG16(VideoModel):
         check_model_options(num_classes=num_classes, width=width, dropout_input=dropout_input)
         self.input_dropout = nn.Dropout(dropout_input)
         self.num_classes = num_classes
-        cfg = [c if isinstance(c, str) else _scaled(c, width) for c in _VGG16_CFG]
+        cfg = [c if isinstance(c, str) else scaled_channels(c, width) for c in _VGG16_CFG]
         self.features = inflate_module(make_layers(cfg), time_kernel)
         convs = [m for m in self.features.modules() if isinstance(m, nn.Conv3d)]
         for conv in convs:  # torchvision's VGG initialisation
@@ -285,14 +284,14 @@ def mini_xception_2d(width: float, num_classes: int = 7) -> MiniXception:
     def bn(channels: int) -> nn.BatchNorm2d:  # Keras's epsilon
         return nn.BatchNorm2d(channels, eps=1e-3)
 
-    stem = _scaled(_XCEPTION_STEM, width)
+    stem = scaled_channels(_XCEPTION_STEM, width)
     x = "input"
     for i in (1, 2):
         x = add(f"stem_conv{i}", conv(1 if i == 1 else stem, stem, 3, 1, False, False), x)
         x = add(f"stem_relu{i}", nn.ReLU(), add(f"stem_bn{i}", bn(stem), x))
     c_in = stem
     for m, base in enumerate(_XCEPTION_MODULES, start=1):
-        c_out = _scaled(base, width)
+        c_out = scaled_channels(base, width)
         shortcut = add(f"m{m}_shortcut", conv(c_in, c_out, 1, 2, True, False), x)
         shortcut = add(f"m{m}_shortcut_bn", bn(c_out), shortcut)
         y = add(f"m{m}_sep1", conv(c_in, c_out, 3, 1, True, True), x)

@@ -1,6 +1,8 @@
-"""Option checks and weight initialisation shared by the model families."""
+"""Option checks, channel scaling and weight initialisation shared by the model families."""
 
 from __future__ import annotations
+
+import math
 
 from torch import nn
 
@@ -40,6 +42,22 @@ def check_model_options(
     for name, rate in dropouts.items():
         if not 0.0 <= rate < 1.0:
             raise ConfigError(f"{name}={rate} must be in [0, 1)")
+
+
+def scaled_channels(channels: int, width: float, *, minimum: int = 4, multiple: int = 1) -> int:
+    """Channels of a layer with ``channels`` at width 1.0, in a model scaled by ``width``.
+
+    The nearest multiple of ``multiple`` to ``channels * width``, and at least ``minimum`` (rounded
+    up to a multiple). The default minimum of 4 keeps a few features per BatchNorm in a tiny test
+    model; ``multiple`` keeps a grouped convolution's channels divisible by its groups.
+
+    Args:
+        channels: Channels at width 1.0.
+        width: Channel multiplier (> 0).
+        minimum: Fewest channels returned.
+        multiple: The result is a multiple of it (e.g. the groups of a grouped convolution).
+    """
+    return multiple * max(math.ceil(minimum / multiple), round(channels * width / multiple))
 
 
 def init_conv_bn(model: nn.Module, *, skip: nn.Module) -> None:

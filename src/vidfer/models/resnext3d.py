@@ -15,195 +15,121 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from vidfer.models.base import HeadedVideoModel, TemporalGeometry
-from vidfer.models.heads import ConvHead
-from vidfer.models.options import check_model_options, init_conv_bn
-from vidfer.models.resnet3d import chain_geometry
+from vidfer.models.resnet_blocks import ConvBuilder, ResidualBlock, Stage, Stride, conv3x3x3
+from vidfer.models.video_resnet import Architecture, ResNetOptions, VideoResNet, takes_options
 from vidfer.registry import MODELS
 
-_STEM = 64
-# Channels of the grouped conv of layers 1-4 at width 1.0; block outputs have _EXPANSION times.
-_BASE_PLANES = (128, 256, 512, 1024)
-_EXPANSION = 2
-_RESNEXT101_BLOCKS = (3, 4, 23, 3)
-_CARDINALITY = 32
 
-
-class Bottleneck(nn.Module):
-    """Hara's ``ResNeXtBottleneck``: 1x1x1, grouped 3x3x3, 1x1x1, with a residual shortcut.
+class Bottleneck(ResidualBlock):
+    """Hara's ``ResNeXtBottleneck``: 1x1x1, grouped 3x3x3 (from ``conv``), 1x1x1, shortcut.
 
     Args:
         in_planes: Input channels.
-        mid_planes: Channels of the grouped 3x3x3 conv (a multiple of ``cardinality``).
-        out_planes: Output channels.
-        cardinality: Groups of the 3x3x3 conv.
-        stride: ``(time, height, width)`` stride of the 3x3x3 conv and the shortcut.
+        stage: The stage: channels of the grouped conv (``inner``, a multiple of ``groups``) and
+            of the output.
+        conv: Builder of the grouped conv.
+        stride: ``(time, height, width)`` stride of the grouped conv and the shortcut.
+        temporal_padding: Time padding of the grouped conv.
     """
 
     def __init__(
         self,
         in_planes: int,
-        mid_planes: int,
-        out_planes: int,
+        stage: Stage,
+        conv: ConvBuilder,
         *,
-        cardinality: int,
-        stride: tuple[int, int, int],
+        stride: Stride = (1, 1, 1),
+        temporal_padding: int = 1,
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv3d(in_planes, mid_planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm3d(mid_planes)
-        self.conv2 = nn.Conv3d(
-            mid_planes,
-            mid_planes,
-            kernel_size=3,
-            stride=stride,
-            padding=1,
-            groups=cardinality,
-            bias=False,
+        mid, out = stage.inner, stage.out
+        self.conv1 = nn.Conv3d(in_planes, mid, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm3d(mid)
+        self.conv2 = conv(
+            mid, mid, mid, stride=stride, temporal_padding=temporal_padding, groups=stage.groups
         )
-        self.bn2 = nn.BatchNorm3d(mid_planes)
-        self.conv3 = nn.Conv3d(mid_planes, out_planes, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm3d(out_planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Sequential | None = None
-        if stride != (1, 1, 1) or in_planes != out_planes:
-            self.downsample = nn.Sequential(
-                nn.Conv3d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm3d(out_planes),
-            )
+        self.bn2 = nn.BatchNorm3d(mid)
+        self.conv3 = nn.Conv3d(mid, out, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm3d(out)
+        self._add_shortcut(in_planes, out, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_planes, T, H, W)`` -> ``(B, out_planes, T / st, H / s, W / s)``."""
+    def convs(self) -> Iterator[nn.Conv3d]:
+        """The three convolutions of the main path, in order."""
+        return self._convs_of(self.conv1, self.conv2, self.conv3)
+
+    def main_path(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_planes, T, H, W)`` -> ``(B, out, T / st, H / s, W / s)`` before the sum."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
+        return self.bn3(self.conv3(out))
 
 
-def _then(first: TemporalGeometry, second: TemporalGeometry) -> TemporalGeometry:
-    """Geometry of ``second`` applied to the output of ``first``."""
-    return TemporalGeometry(
-        receptive_field=first.receptive_field + (second.receptive_field - 1) * first.stride,
-        stride=first.stride * second.stride,
-        padding=first.padding + second.padding * first.stride,
-    )
+def hara_stem(
+    in_channels: int, out_channels: int, *, width: float, temporal_stride: int, padded: bool
+) -> list[tuple[str, nn.Module]]:
+    """Hara's stem: a 7x7x7 conv with spatial stride 2, BN, ReLU and a 3x3x3 max-pool with
+    stride 2 in space and ``temporal_stride`` in time (registered as ``conv1``, ``bn1``...)."""
+    pad_t = 1 if padded else 0
+    return [
+        (
+            "conv1",
+            nn.Conv3d(
+                in_channels,
+                out_channels,
+                7,
+                stride=(1, 2, 2),
+                padding=(3 * pad_t, 3, 3),
+                bias=False,
+            ),
+        ),
+        ("bn1", nn.BatchNorm3d(out_channels)),
+        ("relu", nn.ReLU(inplace=True)),
+        ("maxpool", nn.MaxPool3d(3, stride=(temporal_stride, 2, 2), padding=(pad_t, 1, 1))),
+    ]
 
 
-class ResNeXt3D(HeadedVideoModel):
-    """3D ResNeXt with bottleneck blocks and a fully convolutional head.
+RESNEXT3D_101 = Architecture(
+    original="Hara's original",
+    stem=hara_stem,
+    block=Bottleneck,
+    conv=conv3x3x3,
+    depths=(3, 4, 23, 3),
+    planes=(128, 256, 512, 1024),
+    expansion=2,
+    cardinality=32,
+)
+
+
+class ResNeXt3D(VideoResNet):
+    """3D ResNeXt-101 with a fully convolutional head (:data:`RESNEXT3D_101`).
 
     Args:
         num_classes: Classes ``K`` of the score map.
-        blocks_per_layer: Bottlenecks in each of the 4 layers (``(3, 4, 23, 3)``: ResNeXt-101).
-        width: Multiplier of every channel count. The grouped convs keep 32 groups, so their
-            channels are rounded to a multiple of 32 (at least 32).
-        temporal_stride: 1 for the temporally dense model; 2 for Hara's original (stride 2 in
-            time in the max-pool and layers 2-4: one score per 16 frames).
-        dropout_input: Dropout probability on the input clip in training.
-        dropout_features: Dropout probability on the pooled features in training.
-        spatial_pool: ``"avg"`` or ``"max"`` pooling over ``(H', W')`` before the classifier.
+        options: Width (the grouped convs keep 32 groups: their channels are rounded to a
+            multiple of 32, at least 32), temporal stride, dropouts, spatial pooling.
 
     Raises:
         ConfigError: on an invalid option value.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        blocks_per_layer: tuple[int, int, int, int] = _RESNEXT101_BLOCKS,
-        width: float = 1.0,
-        temporal_stride: int = 1,
-        dropout_input: float = 0.0,
-        dropout_features: float = 0.0,
-        spatial_pool: str = "avg",
-    ) -> None:
-        super().__init__()
-        check_model_options(
-            num_classes=num_classes,
-            width=width,
-            temporal_stride=temporal_stride,
-            original="Hara's original",
-            dropout_input=dropout_input,
-            dropout_features=dropout_features,
-        )
-        self.num_classes = num_classes
-        stem = max(4, round(_STEM * width))
-        self.input_dropout = nn.Dropout(dropout_input)
-        self.conv1 = nn.Conv3d(
-            3, stem, kernel_size=7, stride=(1, 2, 2), padding=(3, 3, 3), bias=False
-        )
-        self.bn1 = nn.BatchNorm3d(stem)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool3d(kernel_size=3, stride=(temporal_stride, 2, 2), padding=1)
-        layers = []
-        in_planes = stem
-        for index, (planes, blocks) in enumerate(zip(_BASE_PLANES, blocks_per_layer, strict=True)):
-            groups = max(1, round(planes * width / _CARDINALITY))
-            mid, out = groups * _CARDINALITY, max(4, round(planes * _EXPANSION * width))
-            first_stride = (1, 1, 1) if index == 0 else (temporal_stride, 2, 2)
-            layer = []
-            for block in range(blocks):
-                stride = first_stride if block == 0 else (1, 1, 1)
-                layer.append(
-                    Bottleneck(in_planes, mid, out, cardinality=_CARDINALITY, stride=stride)
-                )
-                in_planes = out
-            layers.append(nn.Sequential(*layer))
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.feature_channels = in_planes
-        self.head = ConvHead(
-            in_planes, num_classes, spatial_pool=spatial_pool, dropout=dropout_features
-        )
-        init_conv_bn(self, skip=self.head.classifier)  # Hara's initialisation
-        pool = TemporalGeometry(receptive_field=3, stride=temporal_stride, padding=1)
-        self.geometry = _then(
-            _then(chain_geometry([self.conv1]), pool), chain_geometry(self._block_convs())
-        )
-
-    def _block_convs(self) -> Iterator[nn.Conv3d]:
-        """The convolutions of the blocks' main paths, in order (after the max-pool)."""
-        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            for block in layer:
-                assert isinstance(block, Bottleneck)
-                yield from (block.conv1, block.conv2, block.conv3)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, 2048w, T', H/32, W/32)`` of a clip ``(B, 3, T, H, W)``."""
-        x = self.relu(self.bn1(self.conv1(self.input_dropout(x))))  # (B, 64w, T, H/2, W/2)
-        x = self.maxpool(x)  # (B, 64w, T / st, H/4, W/4)
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    def __init__(self, num_classes: int, options: ResNetOptions) -> None:
+        super().__init__(num_classes, RESNEXT3D_101, options)
 
 
 @MODELS.register("resnext3d_101")
-def resnext3d_101(
-    num_classes: int,
-    *,
-    width: float = 1.0,
-    temporal_stride: int = 1,
-    dropout_input: float = 0.0,
-    dropout_features: float = 0.0,
-    spatial_pool: str = "avg",
-) -> ResNeXt3D:
+@takes_options(without=("temporal_padding", "in_channels"))
+def resnext3d_101(num_classes: int, options: ResNetOptions) -> ResNeXt3D:
     """3D ResNeXt-101 (Hara et al.; cardinality 32), temporally dense by default.
+
+    Takes the options of :class:`~vidfer.models.video_resnet.ResNetOptions` as keywords, but
+    ``temporal_padding`` (always padded) and ``in_channels`` (RGB); ``temporal_stride=2`` is
+    Hara's original (one score per 16 frames).
 
     Args:
         num_classes: Classes ``K`` of the score map.
-        width: Multiplier of the channel counts (1.0 is the published model).
-        temporal_stride: 1: temporally dense, one score per frame (Ayral); 2: Hara's original.
-        dropout_input: Dropout probability on the input clip in training.
-        dropout_features: Dropout probability on the pooled features in training.
-        spatial_pool: ``"avg"``, or ``"max"`` for the thesis's 2-step pooling.
+        options: The options (given as keywords).
 
     Raises:
         ConfigError: on an invalid option.
     """
-    return ResNeXt3D(
-        num_classes,
-        width=width,
-        temporal_stride=temporal_stride,
-        dropout_input=dropout_input,
-        dropout_features=dropout_features,
-        spatial_pool=spatial_pool,
-    )
+    return ResNeXt3D(num_classes, options)

@@ -8,7 +8,6 @@ and ``resnet10``.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from torchvision.models import vgg16 as tv_vgg16
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from vidfer.errors import ConfigError
+from vidfer.io.checkpoint import read_state_dict
 from vidfer.models.frame_cnns import FrameCNN, check_channels, per_channel, register_frame_cnn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,18 +30,7 @@ def _load_weights(net: nn.Module, path: str | Path, classifier: str, model: str)
     Raises:
         ConfigError: if the file is missing, holds more than tensors, or does not fit ``net``.
     """
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: weights file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
-        first = (str(error).strip().splitlines() or ["unreadable"])[0]
-        raise ConfigError(
-            f"{path}: cannot load weights ({first}); save them with "
-            "torch.save(model.state_dict(), path)"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{path}: not a state dict of tensors (torch.save(model.state_dict()))")
+    state = read_state_dict(path, error=ConfigError)
     own = net.state_dict()
     kept = {
         key: value
