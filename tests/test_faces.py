@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vidfer.assets import asset_path, fetch_assets
+from vidfer.config import parse_config
 from vidfer.errors import ConfigError
 from vidfer.faces import (
     FaceConfig,
@@ -277,10 +278,15 @@ def test_empty_video_and_no_detection() -> None:
 
 
 def test_face_config_errors_name_the_option() -> None:
-    with pytest.raises(ConfigError, match=r"faces\.margin"):
-        FaceConfig(margin=0.7)
-    with pytest.raises(ConfigError, match=r"faces\.detector"):
-        FaceConfig(detector="dlib")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"faces\.missing"):
-        FaceConfig(missing="keep")  # type: ignore[arg-type]
+    def prepare(**faces: object) -> None:
+        parse_config({"data": {"manifest": "m.csv", "prepare": {"faces": faces}}}, source="c")
+
+    with pytest.raises(ConfigError, match=r"'data.prepare.faces'.*faces\.margin"):
+        prepare(margin=0.7)
+    with pytest.raises(ConfigError, match=r"'data.prepare.faces'.*faces\.detector"):
+        prepare(detector="dlib")
+    with pytest.raises(ConfigError, match=r"'data.prepare.faces'.*faces\.missing"):
+        prepare(missing="keep")
+    with pytest.raises(ConfigError, match=r"'data.prepare.faces'.*faces\.sise: Extra inputs"):
+        prepare(sise=64)
     assert FaceConfig().to_dict()["size"] == 112

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from pydantic import (
     Field,
+    ValidationError,
     field_validator,
 )
 
 from vidfer.config.base import Section
 from vidfer.config.faces import FaceConfig
-from vidfer.errors import ConfigError
 
 
 def face_config(options: dict[str, Any]) -> FaceConfig:
@@ -24,16 +23,12 @@ def face_config(options: dict[str, Any]) -> FaceConfig:
     Raises:
         ValueError: naming the unknown or invalid option (pydantic reports it under its section).
     """
-    known = {f.name for f in fields(FaceConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown face option(s) {unknown}; known: {sorted(known)}")
-    if isinstance(options.get("template"), list):
-        options = {**options, "template": tuple(tuple(p) for p in options["template"])}
     try:
-        return FaceConfig(**options)
-    except ConfigError as error:
-        raise ValueError(str(error)) from None
+        return FaceConfig.model_validate(options)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"faces.{where}: {first['msg']}") from None
 
 
 class LimitsConfig(Section):

@@ -1,22 +1,23 @@
 """The face pipeline's options (the ``data.prepare.faces`` mapping of a run config).
 
-They live in the config layer so that the ``data`` section can validate them without importing
-the face pipeline; :mod:`vidfer.faces.pipeline` reads them.
+A section like the others, validated where the ``data`` section is; the ``faces`` mapping itself
+is kept as written in the config (it is part of the prepared store's key).
+:mod:`vidfer.faces.pipeline` reads them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from vidfer.errors import ConfigError
+from pydantic import Field, field_validator
+
+from vidfer.config.base import Section
 
 DetectorName = Literal["mtcnn", "haar"]
 MissingPolicy = Literal["drop", "interpolate"]
 
 
-@dataclass(frozen=True)
-class FaceConfig:
+class FaceConfig(Section):
     """Options of the face pipeline (part of the prepared store's preprocessing hash).
 
     Attributes:
@@ -40,50 +41,29 @@ class FaceConfig:
     """
 
     detector: DetectorName = "mtcnn"
-    size: int = 112
-    margin: float = 0.1
+    size: int = Field(112, ge=8)
+    margin: float = Field(0.1, ge=0, lt=0.5)
     grayscale: bool = False
     equalize: bool = False
     eyes_only: bool = False
     template: tuple[tuple[float, float], ...] | None = None
-    min_face_size: int = 20
-    min_score: float = 0.9
-    min_iou: float = 0.3
-    max_gap: int = 25
+    min_face_size: int = Field(20, ge=12)
+    min_score: float = Field(0.9, ge=0, le=1)
+    min_iou: float = Field(0.3, gt=0, le=1)
+    max_gap: int = Field(25, ge=0)
     missing: MissingPolicy = "drop"
-    min_face_fraction: float = 0.5
-    batch_size: int = 32
+    min_face_fraction: float = Field(0.5, ge=0, le=1)
+    batch_size: int = Field(32, ge=1)
 
-    def __post_init__(self) -> None:
-        def bad(option: str, value: object, need: str) -> ConfigError:
-            return ConfigError(f"faces.{option} = {value!r} is invalid: {need}")
-
-        if self.detector not in ("mtcnn", "haar"):
-            raise bad("detector", self.detector, "use 'mtcnn' or 'haar'")
-        if self.size < 8:
-            raise bad("size", self.size, "use at least 8 pixels")
-        if not 0 <= self.margin < 0.5:
-            raise bad("margin", self.margin, "use a fraction in [0, 0.5)")
-        if self.template is not None and (
-            len(self.template) not in (2, 5) or any(len(p) != 2 for p in self.template)
-        ):
-            raise bad("template", self.template, "give 5 (or 2) (x, y) points")
-        if self.min_face_size < 12:
-            raise bad("min_face_size", self.min_face_size, "use at least 12 pixels")
-        if not 0 <= self.min_score <= 1 or not 0 < self.min_iou <= 1:
-            raise bad("min_score/min_iou", (self.min_score, self.min_iou), "use values in [0, 1]")
-        if self.max_gap < 0:
-            raise bad("max_gap", self.max_gap, "use 0 or more frames")
-        if self.missing not in ("drop", "interpolate"):
-            raise bad("missing", self.missing, "use 'drop' or 'interpolate'")
-        if not 0 <= self.min_face_fraction <= 1:
-            raise bad("min_face_fraction", self.min_face_fraction, "use a fraction in [0, 1]")
-        if self.batch_size < 1:
-            raise bad("batch_size", self.batch_size, "use 1 or more frames")
+    @field_validator("template")
+    @classmethod
+    def _five_or_two_points(
+        cls, value: tuple[tuple[float, float], ...] | None
+    ) -> tuple[tuple[float, float], ...] | None:
+        if value is not None and len(value) not in (2, 5):
+            raise ValueError("give 5 (or 2) (x, y) points")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a JSON-able dict (for config hashes and metadata)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.template is not None:
-            out["template"] = [list(p) for p in self.template]
-        return out
+        return self.model_dump(mode="json")
