@@ -10,6 +10,13 @@ import numpy as np
 
 from vidfer.io.writer import write_video
 
+TESTS = Path(__file__).resolve().parent
+"""The tests folder: one subfolder per package of vidfer, the shared helpers and fixtures."""
+CONFIGS = TESTS.parent / "configs"
+"""The shipped run configs."""
+FIXTURES = TESTS / "fixtures"
+"""Files the tests read (recorded reference outputs)."""
+
 
 def moving_square(direction: int, frames: int = 20, size: int = 32, seed: int = 0) -> np.ndarray:
     """A bright square sliding left (-1) or right (+1) over noise: uint8 (T, H, W, 3)."""

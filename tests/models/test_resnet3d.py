@@ -8,7 +8,6 @@ saved checkpoint and torchvision's weights rely on those parameter names and sha
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,9 @@ import torch
 
 from vidfer.models import build_model
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "resnet3d_families.json"
+from helpers import FIXTURES
+
+FIXTURE = FIXTURES / "resnet3d_families.json"
 RECORD: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
 
 

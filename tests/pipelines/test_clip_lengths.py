@@ -11,7 +11,8 @@ from vidfer.errors import ConfigError
 from vidfer.pipelines import train
 from vidfer.pipelines.clip import check_clip_lengths
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from helpers import CONFIGS
+
 DATA = {"manifest": "/data/manifest.csv"}
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_reliability_inputs import damaged
 
 from reliability_helpers import count_into, misbehave_later, write_run_config
-from test_reliability_inputs import damaged
 from vidfer.cli import main
 from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.prepare import finish_frames, video_limits

@@ -19,7 +19,9 @@ from vidfer.models.mini_xception import (
     preprocess,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "mini_xception_keras.npz"
+from helpers import FIXTURES
+
+FIXTURE = FIXTURES / "mini_xception_keras.npz"
 
 
 @functools.cache

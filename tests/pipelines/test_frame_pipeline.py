@@ -29,7 +29,8 @@ from vidfer.pipelines import evaluate_run, train
 from vidfer.predict import predict_video
 from vidfer.training.frames import FrameTrainSettings, train_frames
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+from helpers import CONFIGS
+
 DATA = {"prepare.size": 32, "prepare.grayscale": "false", "prepare.faces": "null", "workers": 1}
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from vidfer.config import load_config
 from vidfer.data.sampler_zoo import sampler_from_config
 from vidfer.models import build_pooling, model_from_config
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+from helpers import CONFIGS as SHIPPED
+
+CONFIGS = sorted(SHIPPED.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[path.name for path in CONFIGS])
