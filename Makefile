@@ -27,8 +27,9 @@ lint: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
 
+# Two pytest-xdist workers (one per core); see tests/conftest.py for which tests share a worker.
 test: assets lint browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf demo_out .pytest_cache .mypy_cache .ruff_cache
