@@ -39,6 +39,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for definition in chain
         ):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Modules with slow tests first (each module's tests kept together and in order, so a
+        # module fixture is still built once): the long tests do not end the run on one worker
+        # while the other waits. Every worker sorts alike, as xdist requires.
+        slow = {item.module for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.module not in slow)
 
 
 def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
