@@ -21,30 +21,15 @@ from helpers import write_square_dataset
 torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n 2 --dist loadgroup`` (``make test``): the tests of a module that uses a
-    module- or session-scoped fixture of its own run on one worker, so that the fixture (often a
-    trained run) is built once; every other test goes to whichever worker is free."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        module = item.nodeid.split("::")[0]
-        info = getattr(item, "_fixtureinfo", None)
-        definitions = info.name2fixturedefs.values() if info is not None else ()
-        if any(
-            definition.scope in ("module", "session") and definition.baseid == module
-            for chain in definitions
-            for definition in chain
-        ):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``make test`` runs ``pytest -n 2 --dist loadfile``: each test file on one worker, so that a
+    module-scoped fixture (often a trained run) is built once. (``--dist loadgroup`` would send a
+    file's other tests to either worker, but pytest-xdist 3.8 cannot group under pytest 9.) The
+    files with slow tests go first, so that the run does not end on one long test while the other
+    worker idles; every worker sorts alike, as xdist requires."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        # Modules with slow tests first (each module's tests kept together and in order, so a
-        # module fixture is still built once): the long tests do not end the run on one worker
-        # while the other waits. Every worker sorts alike, as xdist requires.
-        slow = {item.module for item in items if item.get_closest_marker("slow")}
-        items.sort(key=lambda item: item.module not in slow)
+        slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
 
 
 def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
