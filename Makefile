@@ -28,8 +28,9 @@ lint: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
 
+# Two pytest-xdist workers (one per core), each taking whole test files (see tests/conftest.py).
 test: assets lint browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf demo_out .pytest_cache .mypy_cache .ruff_cache

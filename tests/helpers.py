@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def write_square_dataset(root: Path, per_class: int = 4, frames: int = 20) -> Pa
     manifest = root / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
+
+
+def copy_dataset(source: Path, destination: Path) -> Path:
+    """A copy of a session dataset folder (a fixture of conftest.py) at ``destination``, for a
+    test that writes into it (a prepared store, changed files); returns its manifest."""
+    return Path(shutil.copytree(source, destination)) / "manifest.csv"
 
 
 def write_audio_only(path: Path) -> None:

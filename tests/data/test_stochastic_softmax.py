@@ -15,10 +15,11 @@ from vidfer.config import load_config, parse_config
 from vidfer.data.prepared import load_dataset
 from vidfer.data.sampler_zoo import build_sampler
 from vidfer.data.stochastic_softmax import Guided, Reinforce, StochasticSoftmax, propagate, softmax
-from vidfer.data.synth import make_expressions
 from vidfer.errors import CheckpointError, ConfigError, ManifestError
 from vidfer.io.checkpoint import load_checkpoint
 from vidfer.pipelines import train
+
+from helpers import copy_dataset
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -131,8 +132,8 @@ def test_guided_sampling_uses_the_frame_labels() -> None:
 
 
 @pytest.fixture(scope="module")
-def expressions(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_expressions(tmp_path_factory.mktemp("expr"), videos_per_class=3, size=32)
+def expressions(tmp_path_factory: pytest.TempPathFactory, expressions_32: Path) -> Path:
+    return copy_dataset(expressions_32, tmp_path_factory.mktemp("expr") / "data")
 
 
 def write_config(folder: Path, manifest: Path, **changes: object) -> Path:

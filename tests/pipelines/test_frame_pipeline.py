@@ -21,7 +21,6 @@ import yaml
 
 from vidfer.config import load_config
 from vidfer.data.prepared import load_dataset
-from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
 from vidfer.features.extract import extract_frame_features, load_frame_source
 from vidfer.features.store import FeatureStore
@@ -29,16 +28,16 @@ from vidfer.pipelines import evaluate_run, train
 from vidfer.predict import predict_video
 from vidfer.training.frames import FrameTrainSettings, train_frames
 
-from helpers import CONFIGS
+from helpers import CONFIGS, copy_dataset
 
 DATA = {"prepare.size": 32, "prepare.grayscale": "false", "prepare.faces": "null", "workers": 1}
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def setup(tmp_path_factory: pytest.TempPathFactory, expressions_32: Path) -> dict[str, Path]:
     """The prepared set's config, three frame-CNN runs and a C3D run."""
     root = tmp_path_factory.mktemp("frames")
-    manifest = make_expressions(root / "expr", videos_per_class=3, size=32)
+    manifest = copy_dataset(expressions_32, root / "expr")
     data = {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1}
     source = root / "data.yaml"
     source.write_text(yaml.safe_dump({"data": data}))

@@ -13,19 +13,20 @@ import torch
 import yaml
 
 from vidfer.config import load_config
-from vidfer.data.synth import make_expressions
 from vidfer.errors import ConfigError
 from vidfer.evaluation.attention_maps import attention_maps_of_run
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
 from vidfer.pipelines import train
 from vidfer.pipelines.video_attention import VideoAttentionSettings, train_video_attention
 
+from helpers import copy_dataset
+
 
 @pytest.fixture(scope="module")
-def attentive_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def attentive_run(tmp_path_factory: pytest.TempPathFactory, expressions_32: Path) -> Path:
     """A 2-epoch run of a tiny 3D ResNet with a spatio-temporal mask on synthetic expressions."""
     root = tmp_path_factory.mktemp("attention")
-    manifest = make_expressions(root / "expr", videos_per_class=3, size=32)
+    manifest = copy_dataset(expressions_32, root / "expr")
     config = {
         "seed": 0,
         "data": {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1},

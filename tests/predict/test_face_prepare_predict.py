@@ -70,10 +70,9 @@ def run_predict(video: Path, out: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_default_predict_on_a_real_face_video(samples, tmp_path):
-    out = tmp_path / "carphone"
-    result = run_predict(samples["carphone"], out)
-    assert result.returncode == 0, result.stderr
+def test_default_predict_on_a_real_face_video(carphone_prediction):
+    # ``vidfer predict CARPHONE`` run once per session (conftest.py); test_long_video's one pass.
+    out, _ = carphone_prediction
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["model"] == "fer2013_mini_xception"
     assert summary["label"] in summary["probabilities"]
