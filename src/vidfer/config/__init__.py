@@ -178,6 +178,15 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             value = data.get(key)
             if isinstance(value, str) and not Path(value).is_absolute():
                 data[key] = str(base / value)
+    model = raw.get("model")
+    if isinstance(model, dict):
+        weights = model.get("weights")
+        if (
+            isinstance(weights, str)
+            and not Path(weights).is_absolute()
+            and (base / weights).exists()
+        ):
+            model["weights"] = str(base / weights)  # a file or run folder beside the config
     frames = raw.get("frames")
     if isinstance(frames, dict) and isinstance(frames.get("extractors"), list):
         for extractor in frames["extractors"]:

@@ -50,11 +50,19 @@ class AttentionConfig(Section):
 
 
 class ModelConfig(Section):
-    """A model from the registry; ``params`` go to its builder; optional ``attention`` module."""
+    """A model from the registry; ``params`` go to its builder; optional ``attention`` module.
+
+    Attributes:
+        weights: Initial weights of the backbone (:mod:`vidfer.models.weights`): a published
+            weights name of the family (e.g. ``KINETICS400_V1``), a checkpoint file, or a vidfer
+            run folder; a relative path is relative to the config's folder. None: the builder's
+            own initialisation.
+    """
 
     name: str = "resnet3d_18"
     params: dict[str, Any] = Field(default_factory=dict)
     attention: AttentionConfig | None = None
+    weights: str | None = None
 
 
 class PoolingConfig(Section):

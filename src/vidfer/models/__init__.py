@@ -30,6 +30,7 @@ from vidfer.models.r2plus1d import R2Plus1D, r2plus1d_18
 from vidfer.models.resnet3d import ResNet3D, resnet3d_18
 from vidfer.models.resnext3d import ResNeXt3D, resnext3d_101
 from vidfer.models.torchvision_cnns import VGG16CNN, ResNetCNN
+from vidfer.models.weights import initial_state, load_backbone
 from vidfer.registry import MODELS, POOLINGS
 
 __all__ = [
@@ -82,12 +83,17 @@ def build_model(name: str, num_classes: int, **params: object) -> VideoModel:
 
 
 def model_from_config(section: ModelConfig, num_classes: int) -> VideoModel:
-    """Build the model of a run config's ``model`` section, with its attention module if any.
+    """Build the model of a run config's ``model`` section: its initial weights
+    (``model.weights``, backbone only) and its attention module, if any.
 
     Raises:
         ConfigError: on an unknown name or an invalid option of the model or the module.
+        CheckpointError: if the weights cannot be read or do not fit the backbone.
     """
     model = build_model(section.name, num_classes=num_classes, **section.params)
+    if section.weights is not None:
+        state, source = initial_state(section.weights, section.name)
+        load_backbone(model, state, source=source)
     if section.attention is None:
         return model
     attention = build_attention(

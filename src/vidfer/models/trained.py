@@ -34,7 +34,7 @@ def load_run_model(
     num_classes = len(run.classes())
     # The checkpoint holds every weight: do not read the initial weights again.
     params = {k: v for k, v in config.model.params.items() if k not in INIT_PARAMS}
-    section = config.model.model_copy(update={"params": params})
+    section = config.model.model_copy(update={"params": params, "weights": None})
     model = model_from_config(section, num_classes=num_classes)
     state = load_checkpoint(run.best_or_last())
     model.load_state_dict(state["model"])

@@ -22,16 +22,14 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import nn
 
-from vidfer.errors import CheckpointError, ConfigError
+from vidfer.errors import ConfigError
 from vidfer.models.base import HeadedVideoModel, chain_geometry
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options, init_conv_bn, scaled_channels
 from vidfer.models.resnet_blocks import BlockBuilder, ConvBuilder, ResidualBlock, Stage, Stride
+from vidfer.models.weights import load_backbone
 
 # Keys of a source model's classifier: never loaded, the head is new.
-_CLASSIFIER_PREFIXES = ("fc.", "head.")
-# How many offending keys a CheckpointError lists.
-_KEYS_SHOWN = 5
 
 
 class StemBuilder(Protocol):
@@ -241,42 +239,8 @@ class VideoResNet(HeadedVideoModel):
         Raises:
             CheckpointError: if the keys or shapes do not match; the message lists a few.
         """
-        wanted = {
-            key: value for key, value in state.items() if not key.startswith(_CLASSIFIER_PREFIXES)
-        }
-        target = {
-            key: value
-            for key, value in self.state_dict().items()
-            if not key.startswith(_CLASSIFIER_PREFIXES)
-        }
-        problems = _key_problems(wanted, target)
-        if problems:
-            raise CheckpointError(
-                f"pretrained weights {source} do not match this model's backbone "
-                f"({self.architecture.original} needs width=1.0 and in_channels=3): "
-                f"{'; '.join(problems)}"
-            )
-        # Not strict only because the head is absent from the source on purpose.
-        self.load_state_dict(wanted, strict=False)
-
-
-def _key_problems(
-    source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
-) -> list[str]:
-    """Human-readable differences between two state dicts (a few keys of each kind)."""
-    problems = []
-    missing = sorted(target.keys() - source.keys())
-    unexpected = sorted(source.keys() - target.keys())
-    mismatched = [
-        f"{key} {tuple(source[key].shape)} vs {tuple(target[key].shape)}"
-        for key in sorted(source.keys() & target.keys())
-        if source[key].shape != target[key].shape
-    ]
-    for kind, keys in (("missing", missing), ("unexpected", unexpected), ("shape", mismatched)):
-        if keys:
-            more = f" and {len(keys) - _KEYS_SHOWN} more" if len(keys) > _KEYS_SHOWN else ""
-            problems.append(f"{kind}: {', '.join(keys[:_KEYS_SHOWN])}{more}")
-    return problems
+        needs = f" ({self.architecture.original} needs width=1.0 and in_channels=3)"
+        load_backbone(self, state, source=source, needs=needs)
 
 
 M = TypeVar("M", bound=VideoResNet)

@@ -45,7 +45,9 @@ def check_clip_lengths(config: RunConfig) -> None:
     """
     params = {k: v for k, v in config.model.params.items() if k not in INIT_PARAMS}
     with torch.device("meta"):  # the architecture only: no weights are made or read
-        model = model_from_config(config.model.model_copy(update={"params": params}), 2)
+        model = model_from_config(
+            config.model.model_copy(update={"params": params, "weights": None}), 2
+        )
     if model.geometry.dense:
         return
     needed = model.geometry.receptive_field
