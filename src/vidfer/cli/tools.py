@@ -12,12 +12,14 @@ from vidfer.cli.common import Add, console
 
 def _cmd_models(args: argparse.Namespace) -> int:
     import vidfer.models
+    from vidfer.models.weights import published_names
     from vidfer.registry import MODELS
 
-    table = Table("model", "parameters (7 classes, width 1)")
+    table = Table("model", "parameters (7 classes, width 1)", "model.weights names")
     for name in MODELS.names():
         model = vidfer.models.build_model(name, num_classes=7)
-        table.add_row(name, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
+        size = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M"
+        table.add_row(name, size, ", ".join(published_names(name)) or "-")
     console.print(table)
     return 0
 

@@ -101,6 +101,15 @@ def _unwrapped(state: Mapping[str, object], source: str) -> dict[str, torch.Tens
     return {k.removeprefix("module."): v for k, v in inner.items()}
 
 
+def published_names(model_name: str) -> list[str]:
+    """The torchvision weights names ``model.weights`` accepts for a family (none: [])."""
+    enum_name = TORCHVISION_WEIGHTS.get(model_name)
+    if enum_name is None:
+        return []
+    entries = getattr(importlib.import_module("torchvision.models.video"), enum_name)
+    return list(entries.__members__)
+
+
 def _torchvision_file(model_name: str, name: str) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict of a torchvision weights entry, from torchvision's cache or download."""
     enum_name = TORCHVISION_WEIGHTS.get(model_name)
