@@ -40,7 +40,7 @@ from vidfer.evaluation.protocols import Fold, make_folds
 from vidfer.fusion.predictions import read_predictions
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.io.run_folder import RunDir
-from vidfer.pipelines import evaluate_run, train
+from vidfer.pipelines import evaluate_run, resolve_config, train
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,8 @@ def _check_same_fold(folder: Path, manifest: str, config: RunConfig) -> None:
             f"{written}: the fold's videos differ from this protocol's; choose another --out"
         )
     run = RunDir(folder)
-    if run.config_path.exists() and config_to_dict(run.config()) != config_to_dict(config):
+    resolved = config_to_dict(resolve_config(config))
+    if run.config_path.exists() and config_to_dict(run.config()) != resolved:
         raise ConfigError(
             f"{run.config_path}: the fold was trained with another config; "
             "choose another --out folder or restore the config"

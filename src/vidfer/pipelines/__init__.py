@@ -28,6 +28,7 @@ __all__ = [
     "TrainResult",
     "evaluate_run",
     "pipeline_for",
+    "resolve_config",
     "train",
 ]
 
@@ -41,6 +42,12 @@ PIPELINES: dict[str, Pipeline] = {
 def pipeline_for(config: RunConfig) -> Pipeline:
     """The pipeline of a config's kind of run."""
     return PIPELINES[config.kind]
+
+
+def resolve_config(config: RunConfig) -> RunConfig:
+    """The config as a run folder records it: what its kind derives (e.g. a clip model's input
+    normalisation from its initial weights) filled in."""
+    return pipeline_for(config).resolved(config)
 
 
 def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainResult:
@@ -57,6 +64,7 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
         CheckpointError: if ``resume`` is asked without a checkpoint.
     """
     run = RunDir(out)
+    config = resolve_config(config)
     check_run_folder(config, run, resume=resume)
     return pipeline_for(config).train(config, run, resume=resume)
 

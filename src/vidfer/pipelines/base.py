@@ -55,6 +55,10 @@ class Pipeline(Protocol):
 
     kind: RunKind
 
+    def resolved(self, config: RunConfig) -> RunConfig:
+        """The config as the run folder records it (what the kind derives filled in)."""
+        ...
+
     def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
         """Train as configured into ``run`` (already checked: empty, or resumable)."""
         ...
@@ -92,6 +96,10 @@ class FittedPipeline:
     def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
         """Fit the run into ``folder``; returns its metrics lines."""
         raise NotImplementedError
+
+    def resolved(self, config: RunConfig) -> RunConfig:
+        """The config itself: these kinds derive nothing."""
+        return config
 
     def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
         """Fit (again, on resume) and report the metrics lines."""

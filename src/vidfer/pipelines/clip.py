@@ -26,6 +26,7 @@ from vidfer.evaluation.evaluate import ClipEvaluator, EvalOutcome
 from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
 from vidfer.models.trained import INIT_PARAMS, load_run_model
+from vidfer.models.weights import input_normalisation
 from vidfer.pipelines.base import Scored, Scorer
 from vidfer.pipelines.video_attention import extract_run_features
 from vidfer.training.trainer import TrainedRun, TrainResult, train_clip_model
@@ -64,6 +65,21 @@ def check_clip_lengths(config: RunConfig) -> None:
             f"model {name!r} scores windows of {needed} frames, but eval.clip_len is "
             f"{config.eval.clip_len}; set eval.clip_len: {needed} (or leave it out)"
         )
+
+
+def with_weights_normalisation(config: RunConfig) -> RunConfig:
+    """The config with its initial weights' input normalisation, unless it writes its own.
+
+    A torchvision weights name brings its preset's mean and std; the FER2013-pretrained
+    ``i3d_mini_xception`` its ``[-1, 1]`` range. ``transforms.mean`` or ``transforms.std`` written
+    in the config win. The run folder records the result, so evaluation and prediction use it.
+    """
+    found = input_normalisation(config.model, len(config.transforms.mean))
+    if found is None or {"mean", "std"} & config.transforms.model_fields_set:
+        return config
+    mean, std = found
+    transforms = config.transforms.model_copy(update={"mean": mean, "std": std})
+    return config.model_copy(update={"transforms": transforms})
 
 
 def sampling_maps(done: TrainedRun) -> None:
@@ -107,6 +123,10 @@ class ClipPipeline:
         """Train epoch by epoch (exact resume), then the maps of the sampler and attention."""
         check_clip_lengths(config)
         return train_clip_model(config, run, resume=resume, after=(sampling_maps, attention_maps))
+
+    def resolved(self, config: RunConfig) -> RunConfig:
+        """The initial weights' normalisation filled in (:func:`with_weights_normalisation`)."""
+        return with_weights_normalisation(config)
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The best model's video scores on one split.
