@@ -92,8 +92,8 @@ def model_from_config(section: ModelConfig, num_classes: int) -> VideoModel:
     """
     model = build_model(section.name, num_classes=num_classes, **section.params)
     if section.weights is not None:
-        state, source = initial_state(section.weights, section.name)
-        load_backbone(model, state, source=source)
+        initial = initial_state(section.weights, section.name)
+        load_backbone(model, initial.state, source=initial.source, names=initial.names)
     if section.attention is None:
         return model
     attention = build_attention(

@@ -8,7 +8,9 @@
   ``VIDFER_OFFLINE`` is set); offline with no cached file, one error names the file and folder;
 - a checkpoint file: a state dict saved with ``torch.save``, optionally wrapped as
   ``{"state_dict": ...}`` and with ``torch.nn.DataParallel``'s ``module.`` prefix (the layout of
-  3D-ResNets-PyTorch checkpoints), in the family's own parameter names;
+  3D-ResNets-PyTorch checkpoints), in the family's own parameter names or in a published layout
+  that :mod:`vidfer.models.published` reads into them (Hara's resnext-101, the C3D Sports-1M
+  ports);
 - a vidfer run folder: the model of its best checkpoint (pretrain on one dataset, fine-tune on
   another).
 
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -31,6 +34,7 @@ from vidfer.config import ModelConfig
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.io.checkpoint import load_checkpoint, read_state_dict
 from vidfer.io.run_folder import RunDir
+from vidfer.models.published import detect_layout, to_vidfer
 
 TORCHVISION_WEIGHTS = {
     "resnet3d_18": "R3D_18_Weights",
@@ -50,15 +54,29 @@ FER_INPUT = 0.5, 0.5
 Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
 
 
+KeyNames = Callable[[str], str]
+"""The name in a published file of one of vidfer's keys (see :mod:`vidfer.models.published`)."""
+
+
 def key_problems(
-    source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+    source: Mapping[str, torch.Tensor],
+    target: Mapping[str, torch.Tensor],
+    names: KeyNames | None = None,
 ) -> list[str]:
-    """Human-readable differences between two state dicts (a few keys of each kind)."""
+    """Human-readable differences between two state dicts (a few keys of each kind).
+
+    ``names`` gives the file's own name of a key, shown after vidfer's when they differ.
+    """
+
+    def shown(key: str) -> str:
+        published = key if names is None else names(key)
+        return key if published == key else f"{key} (file: {published})"
+
     problems = []
-    missing = sorted(target.keys() - source.keys())
-    unexpected = sorted(source.keys() - target.keys())
+    missing = [shown(key) for key in sorted(target.keys() - source.keys())]
+    unexpected = [shown(key) for key in sorted(source.keys() - target.keys())]
     mismatched = [
-        f"{key} {tuple(source[key].shape)} vs {tuple(target[key].shape)}"
+        f"{shown(key)} {tuple(source[key].shape)} vs {tuple(target[key].shape)}"
         for key in sorted(source.keys() & target.keys())
         if source[key].shape != target[key].shape
     ]
@@ -70,7 +88,12 @@ def key_problems(
 
 
 def load_backbone(
-    model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str, needs: str = ""
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    needs: str = "",
+    names: KeyNames | None = None,
 ) -> None:
     """Load every backbone tensor of ``state`` into ``model``; the classifiers are left out.
 
@@ -79,19 +102,29 @@ def load_backbone(
         state: Parameter and buffer tensors by name.
         source: Where ``state`` came from, for error messages.
         needs: What the model needs to match, said in the error (e.g. ``width=1.0``).
+        names: The source file's own name of each key, if it differs (a published layout).
 
     Raises:
         CheckpointError: if the keys or shapes do not match; the message lists a few.
     """
     wanted = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
     target = {k: v for k, v in model.state_dict().items() if not k.startswith(CLASSIFIER_PREFIXES)}
-    problems = key_problems(wanted, target)
+    problems = key_problems(wanted, target, names)
     if problems:
         raise CheckpointError(
             f"weights {source} do not match this model's backbone{needs}: {'; '.join(problems)}"
         )
     # Not strict only because the head is absent from the source on purpose.
     model.load_state_dict(wanted, strict=False)
+
+
+class InitialState(NamedTuple):
+    """What ``model.weights`` names: a state dict in vidfer's names, where it came from, and
+    the file's own names of its keys if it is a published layout (for messages)."""
+
+    state: dict[str, torch.Tensor]
+    source: str
+    names: KeyNames | None = None
 
 
 def _unwrapped(state: Mapping[str, object], source: str) -> dict[str, torch.Tensor]:
@@ -175,12 +208,24 @@ def _torchvision_file(model_name: str, name: str) -> tuple[dict[str, torch.Tenso
     return read_state_dict(file), f"{enum_name}.{name} ({file})"
 
 
-def initial_state(spec: str, model_name: str) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict ``model.weights`` names, and a description of its source.
+def _weights_file(path: Path, model_name: str) -> InitialState:
+    """A checkpoint file in vidfer's names or in a published layout, read in vidfer's names."""
+    checkpoint = load_checkpoint(path)
+    state = _unwrapped(checkpoint, str(path))
+    layout = detect_layout(checkpoint, state, model_name, str(path))
+    if layout is None:
+        return InitialState(state, str(path))
+    source = f"{path} (read as {layout.name})"
+    return InitialState(to_vidfer(state, layout, str(path)), source, layout.published_key)
+
+
+def initial_state(spec: str, model_name: str) -> InitialState:
+    """The state dict ``model.weights`` names, a description of its source, its keys' names.
 
     Raises:
         ConfigError: on an unknown weights name.
-        CheckpointError: if the file or run cannot be read (one line naming it).
+        CheckpointError: if the file or run cannot be read (one line naming it), or is a
+            published layout that ``model_name`` cannot hold.
     """
     path = Path(spec)
     if path.is_dir():
@@ -190,7 +235,9 @@ def initial_state(spec: str, model_name: str) -> tuple[dict[str, torch.Tensor], 
             raise CheckpointError(
                 f"model.weights {spec}: a folder, but not a vidfer run folder (no config.yaml)"
             )
-        return dict(load_checkpoint(checkpoint)["model"]), f"run {path} ({checkpoint.name})"
-    if path.suffix in (".pt", ".pth", ".pkl", ".bin") or path.exists() or os.sep in spec:
-        return _unwrapped(load_checkpoint(path), str(path)), str(path)
-    return _torchvision_file(model_name, spec)
+        return InitialState(
+            dict(load_checkpoint(checkpoint)["model"]), f"run {path} ({checkpoint.name})"
+        )
+    if path.suffix in (".pt", ".pth", ".pkl", ".pickle", ".bin") or path.exists() or os.sep in spec:
+        return _weights_file(path, model_name)
+    return InitialState(*_torchvision_file(model_name, spec))
