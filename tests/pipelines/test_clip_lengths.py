@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vidfer.config import load_config, parse_config
+from vidfer.config import RunConfig, load_config, parse_config
 from vidfer.errors import ConfigError
 from vidfer.pipelines import train
 from vidfer.pipelines.clip import check_clip_lengths
@@ -55,3 +55,37 @@ def test_training_refuses_them_before_reading_any_video(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="takes clips of 16 frames"):
         train(config, tmp_path / "run")  # the manifest does not exist: nothing was read
     assert not (tmp_path / "run").exists()
+
+
+def _config(name: str, params: dict, clip_len: int, eval_len: int) -> RunConfig:
+    return parse_config(
+        {
+            "data": DATA,
+            "model": {"name": name, "params": params},
+            "sampler": {"clip_len": clip_len},
+            "eval": {"mode": "windows", "clip_len": eval_len},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "clip_len", "params"),
+    [
+        ("s3d", 16, {}),
+        ("mvit_v2_s", 16, {}),
+        ("swin3d_t", 32, {}),
+        ("swin3d_t", 8, {"clip_len": 8, "in_size": 128}),
+    ],
+)
+def test_torchvision_clip_models_take_their_clip_len_only(
+    name: str, clip_len: int, params: dict
+) -> None:
+    check_clip_lengths(_config(name, params, clip_len, clip_len))
+    with pytest.raises(ConfigError, match=f"model {name!r} takes clips of {clip_len} frames"):
+        check_clip_lengths(_config(name, params, 4, clip_len))
+    with pytest.raises(ConfigError, match=f"eval.clip_len is {clip_len * 2}"):
+        check_clip_lengths(_config(name, params, clip_len, clip_len * 2))
+
+
+def test_mc3_18_is_dense_and_takes_any_clip_len() -> None:
+    check_clip_lengths(_config("mc3_18", {"temporal_padding": False}, 16, 24))

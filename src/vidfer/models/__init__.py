@@ -20,6 +20,7 @@ from vidfer.models.inflate import (
     I3DMiniXception,
     inflate_module,
 )
+from vidfer.models.mc3 import MC3, mc3_18
 from vidfer.models.pooling import (
     TemporalAvgPool,
     TemporalMaxPool,
@@ -30,26 +31,32 @@ from vidfer.models.r2plus1d import R2Plus1D, r2plus1d_18
 from vidfer.models.resnet3d import ResNet3D, resnet3d_18
 from vidfer.models.resnext3d import ResNeXt3D, resnext3d_101
 from vidfer.models.torchvision_cnns import VGG16CNN, ResNetCNN
+from vidfer.models.torchvision_video import S3D, MViTV2S, Swin3DT, TorchvisionVideo
 from vidfer.models.weights import initial_state, load_backbone
 from vidfer.registry import MODELS, POOLINGS
 
 __all__ = [
     "C3D",
     "I3DVGG16",
+    "MC3",
+    "S3D",
     "VGG16CNN",
     "AttentionModule",
     "AttentiveModel",
     "ConvHead",
     "FstCN",
     "I3DMiniXception",
+    "MViTV2S",
     "R2Plus1D",
     "ResNeXt3D",
     "ResNet3D",
     "ResNetCNN",
+    "Swin3DT",
     "TemporalAvgPool",
     "TemporalGeometry",
     "TemporalMaxPool",
     "TemporalPooling",
+    "TorchvisionVideo",
     "VideoModel",
     "build_attention",
     "build_model",
@@ -57,6 +64,7 @@ __all__ = [
     "c3d",
     "inflate_module",
     "mask_from_lengths",
+    "mc3_18",
     "model_from_config",
     "r2plus1d_18",
     "resnet3d_18",

@@ -1,14 +1,13 @@
 """One 3D ResNet skeleton for every ResNet family, after torchvision's ``VideoResNet``.
 
-A family (:mod:`~vidfer.models.resnet3d`, :mod:`~vidfer.models.r2plus1d`,
-:mod:`~vidfer.models.resnext3d`) is an :class:`Architecture`: its stem, its residual block class
-and that block's convolution builder, its four stage depths and channel counts and its
-cardinality. :class:`VideoResNet` builds the stem, the four stages (layers 2-4 halve height and
-width and, with ``temporal_stride=2``, time) and a fully convolutional head
+A family (:mod:`~vidfer.models.resnet3d`, :mod:`~vidfer.models.r2plus1d`, :mod:`~vidfer.models.mc3`,
+:mod:`~vidfer.models.resnext3d`) is an :class:`Architecture`: its stem, its residual block class and
+that block's convolution builder (one per stage if they differ), its four stage depths and channel
+counts and its cardinality. :class:`VideoResNet` builds the stem, the four stages (layers 2-4 halve
+height and width and, with ``temporal_stride=2``, time) and a fully convolutional head
 (:class:`~vidfer.models.heads.ConvHead`), initialises them as torchvision and Hara et al. do, and
 derives the temporal geometry from the convolutions. The user's options are one
-:class:`ResNetOptions`, checked once; :func:`takes_options` gives a family's builder their
-keywords.
+:class:`ResNetOptions`, checked once; :func:`takes_options` gives a family's builder their keywords.
 """
 
 from __future__ import annotations
@@ -55,6 +54,9 @@ class Architecture:
         stem: Builder of the stem (its output has ``scaled_channels(stem_planes, width)``).
         block: Residual block class of every stage.
         conv: Builder of the blocks' 3x3x3 (or factorised) convolutions.
+        stage_convs: Builders of each stage's convolutions when they differ between stages
+            (torchvision's ``conv_makers``; MC3: 3x3x3 in layer 1, 1x3x3 after); empty:
+            ``conv`` in every stage.
         depths: Blocks in each of the 4 stages.
         planes: Channels of each stage at width 1.0 (of the grouped conv for bottlenecks).
         expansion: Block outputs have ``expansion`` times ``planes`` channels.
@@ -71,6 +73,11 @@ class Architecture:
     expansion: int = 1
     cardinality: int = 1
     stem_planes: int = 64
+    stage_convs: tuple[ConvBuilder, ...] = ()
+
+    def stage_conv(self, index: int) -> ConvBuilder:
+        """Builder of the convolutions of stage ``index`` (1 to 4)."""
+        return self.stage_convs[index - 1] if self.stage_convs else self.conv
 
     def stages(self, width: float) -> list[Stage]:
         """The four stages at ``width``; grouped channels stay multiples of the cardinality."""
@@ -169,12 +176,13 @@ class VideoResNet(HeadedVideoModel):
         for index, stage in enumerate(architecture.stages(width), start=1):
             # Layer 1 keeps the stem's resolution; the first block of layers 2-4 strides.
             first: Stride = (1, 1, 1) if index == 1 else (temporal_stride, 2, 2)
+            conv = architecture.stage_conv(index)
             blocks = []
             for block_index in range(stage.depth):
                 stride = first if block_index == 0 else (1, 1, 1)
                 blocks.append(
                     architecture.block(
-                        in_planes, stage, architecture.conv, stride=stride, temporal_padding=pad_t
+                        in_planes, stage, conv, stride=stride, temporal_padding=pad_t
                     )
                 )
                 in_planes = stage.out

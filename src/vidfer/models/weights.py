@@ -2,10 +2,11 @@
 
 ``model.weights`` names one of:
 
-- a torchvision weights entry of the family (e.g. ``KINETICS400_V1`` for ``resnet3d_18`` and
-  ``r2plus1d_18``), read from torchvision's cache (``$TORCH_HOME/hub/checkpoints/``) through its
-  own weights API, which downloads the file there when the machine is online (unless
-  ``VIDFER_OFFLINE`` is set); offline with no cached file, one error names the file and folder;
+- a torchvision weights entry of the family (e.g. ``KINETICS400_V1`` for ``resnet3d_18``,
+  ``r2plus1d_18``, ``mc3_18``, ``s3d``, ``mvit_v2_s`` and ``swin3d_t``), read from torchvision's
+  cache (``$TORCH_HOME/hub/checkpoints/``) through its own weights API, which downloads the file
+  there when the machine is online (unless ``VIDFER_OFFLINE`` is set); offline with no cached file,
+  one error names the file and folder;
 - a checkpoint file: a state dict saved with ``torch.save``, optionally wrapped as
   ``{"state_dict": ...}`` and with ``torch.nn.DataParallel``'s ``module.`` prefix (the layout of
   3D-ResNets-PyTorch checkpoints), in the family's own parameter names or in a published layout
@@ -14,9 +15,10 @@
 - a vidfer run folder: the model of its best checkpoint (pretrain on one dataset, fine-tune on
   another).
 
-Only the backbone is taken: the source's classifier (``fc.*``, ``head.*``) is dropped, the model
-keeps its new head for its own classes. Every other parameter and buffer must match in name and
-shape; a mismatch names the missing and unexpected keys and the shapes that differ.
+Only the backbone is taken: the source's classifier (``fc.*``, ``head.*``, ``classifier.*``) is
+dropped, the model keeps its new head for its own classes. Every other parameter and buffer must
+match in name and shape; a mismatch names the missing and unexpected keys and the shapes that
+differ.
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ from vidfer.models.published import detect_layout, to_vidfer
 TORCHVISION_WEIGHTS = {
     "resnet3d_18": "R3D_18_Weights",
     "r2plus1d_18": "R2Plus1D_18_Weights",
+    "mc3_18": "MC3_18_Weights",
+    "s3d": "S3D_Weights",
+    "mvit_v2_s": "MViT_V2_S_Weights",
+    "swin3d_t": "Swin3D_T_Weights",
 }
 """The torchvision weights enum (in ``torchvision.models.video``) of each family that has one."""
 
-CLASSIFIER_PREFIXES = ("fc.", "head.")
-"""Keys of a source's classifier: never loaded into a model's backbone."""
+CLASSIFIER_PREFIXES = ("fc.", "head.", "classifier.")
+"""Keys of a source's classifier (``classifier.*`` is S3D's): never loaded into a backbone."""
 
 KEYS_SHOWN = 5
 """How many offending keys a mismatch lists per kind."""
