@@ -73,7 +73,21 @@ class PoolingConfig(Section):
 
 
 class OptimConfig(Section):
-    """Optimiser with separate learning rate and weight decay for backbone and head."""
+    """Optimiser with separate learning rate and weight decay for backbone and head.
+
+    ``freeze``, ``layer_decay`` and ``freeze_bn`` are fine-tuning controls of clip models.
+
+    Attributes:
+        freeze: Stages of a clip model's backbone that are not trained (e.g. ``[stem, layer1]``
+            for the 3D ResNets): their weights and BatchNorm statistics stay as loaded. The
+            stages are the backbone's top-level modules, input to output
+            (:mod:`vidfer.training.finetune`); an unknown name is an error that lists them.
+        layer_decay: Layer-wise learning-rate decay ``d`` in (0, 1]: the head trains at
+            ``head_lr`` (or ``lr``), the last stage at ``lr * d``, the one before at
+            ``lr * d**2``, and so on towards the input; 1 is off.
+        freeze_bn: Keep every BatchNorm layer of the backbone in eval mode (running statistics
+            as loaded; affine parameters still train unless their stage is frozen).
+    """
 
     name: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
@@ -85,6 +99,9 @@ class OptimConfig(Section):
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
     warmup_epochs: int = Field(0, ge=0)
+    freeze: list[str] = Field(default_factory=list)
+    layer_decay: float = Field(1.0, gt=0, le=1)
+    freeze_bn: bool = False
 
 
 class TrainConfig(Section):

@@ -23,6 +23,7 @@ from vidfer.data.dataset import ClipDataset, EpochDraws
 from vidfer.device import ClipScorer, autocast, pin_memory
 from vidfer.progress import track
 from vidfer.training.distributed import Distributed
+from vidfer.training.finetune import TrainMode
 from vidfer.training.guards import loss_is_finite
 from vidfer.training.resume import EpochProgress
 from vidfer.training.sampler_sync import SamplerFeed
@@ -41,6 +42,8 @@ class Trainee:
         scaler: Loss scaling (active for float16 autocast only).
         feed: Passes the clean-clip scores to the sampler (from every rank).
         place: This process's place in a distributed run.
+        train_mode: Switches a module to training mode (frozen stages and BatchNorm layers
+            stay in eval mode: :mod:`vidfer.training.finetune`).
     """
 
     scorer: ClipScorer
@@ -49,6 +52,7 @@ class Trainee:
     scaler: torch.amp.GradScaler
     feed: SamplerFeed
     place: Distributed
+    train_mode: TrainMode
 
 
 class EpochLoader:
@@ -107,12 +111,13 @@ def clip_scores(forward: nn.Module, clips: torch.Tensor) -> torch.Tensor:
     return pooled.view(batch, n_clips, -1)  # (B*n, K) -> (B, n, K)
 
 
-def clean_scores(scorer: ClipScorer, clean: torch.Tensor, config: RunConfig) -> torch.Tensor:
+def clean_scores(trainee: Trainee, clean: torch.Tensor, config: RunConfig) -> torch.Tensor:
     """Scores ``(B, n, K)`` of the non-augmented clips, in eval mode and before the step."""
+    scorer = trainee.scorer
     scorer.eval()
     with torch.no_grad(), autocast(clean.device, config.train.amp):
         scores = clip_scores(scorer, clean).float()
-    scorer.train()
+    trainee.train_mode(scorer)
     return scores
 
 
@@ -149,7 +154,7 @@ def train_epoch(
         The epoch's training metrics (of this rank's videos).
     """
     optimizer, scaler = trainee.optimizer, trainee.scaler
-    trainee.forward.train()
+    trainee.train_mode(trainee.forward)
     progress = state.progress
     accumulate = config.train.accumulate
     every = config.train.checkpoint_every_steps
@@ -162,7 +167,7 @@ def train_epoch(
         clean = None
         if batch.clean.numel():
             clean_clips = batch.clean.to(device, non_blocking=True)
-            clean = clean_scores(trainee.scorer, clean_clips, config).cpu().numpy()
+            clean = clean_scores(trainee, clean_clips, config).cpu().numpy()
         with autocast(device, config.train.amp):
             scores = clip_scores(trainee.forward, clips).mean(dim=1)  # (B, n, K) -> (B, K)
             loss = F.cross_entropy(scores.float(), labels)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from vidfer.config import OptimConfig
 from vidfer.models.base import VideoModel
+from vidfer.training.finetune import backbone_groups
 
 
 def build_optimizer(
@@ -15,29 +17,34 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """AdamW or SGD with momentum; the head has its own learning rate and weight decay.
 
+    The backbone's groups come first (one, or one per stage with ``optim.layer_decay``; frozen
+    stages left out: :func:`~vidfer.training.finetune.backbone_groups`), the head's group last.
+    Every group keeps its learning rate before the schedule as ``base_lr``.
+
     Args:
         model: The model (its ``head_parameters`` form the head group).
         config: The optimiser section.
         extra_head: More parameters trained like the head (e.g. a learned pooling).
+
+    Raises:
+        ConfigError: on an unknown stage name in ``optim.freeze``.
     """
     head_lr = config.head_lr if config.head_lr is not None else config.lr
     head_wd = (
         config.head_weight_decay if config.head_weight_decay is not None else config.weight_decay
     )
-    groups = [
-        {
-            "params": model.backbone_parameters(),
-            "lr": config.lr,
-            "weight_decay": config.weight_decay,
-            "base_lr": config.lr,
-        },
+    groups: list[dict[str, Any]] = [
+        {"params": params, "lr": lr, "weight_decay": config.weight_decay, "base_lr": lr}
+        for params, lr in backbone_groups(model, config)
+    ]
+    groups.append(
         {
             "params": model.head_parameters() + list(extra_head or []),
             "lr": head_lr,
             "weight_decay": head_wd,
             "base_lr": head_lr,
-        },
-    ]
+        }
+    )
     if config.name == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     return torch.optim.AdamW(groups, lr=config.lr)

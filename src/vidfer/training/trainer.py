@@ -49,6 +49,7 @@ from vidfer.training.distributed import (
     sync_buffers,
 )
 from vidfer.training.epoch import EpochLoader, Trainee, train_epoch
+from vidfer.training.finetune import prepare_finetune
 from vidfer.training.guards import check_epoch, loader_failures
 from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from vidfer.training.resume import EpochProgress, capture_rng, restore_rng
@@ -224,6 +225,7 @@ def _setup(config: RunConfig, run: RunDir) -> _Setup:
 
     model = model_from_config(config.model, num_classes=len(classes))
     pooling = build_pooling(config.pooling.name, num_classes=len(classes), **config.pooling.params)
+    train_mode = prepare_finetune(model, config.optim)  # before DDP sees the parameters
     model.to(device)
     pooling.to(device)
     scorer = ClipScorer(model, pooling, channels_last=config.train.channels_last)
@@ -249,6 +251,7 @@ def _setup(config: RunConfig, run: RunDir) -> _Setup:
         grad_scaler(device, config.train.amp),
         SamplerFeed(sampler, place),
         place,
+        train_mode,
     )
     loaders = EpochLoader(dataset, config, place, device)
     return _Setup(
