@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torchvision.models import vgg16
 from torchvision.models.video import r2plus1d_18, r3d_18
 
 from vidfer.config import ModelConfig, load_config, parse_config
@@ -16,6 +17,7 @@ from vidfer.io.checkpoint import save_checkpoint
 from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
 from vidfer.models.trained import load_run_model
+from vidfer.pipelines import resolve_config
 
 PUBLISHED = {
     "resnet3d_18": (r3d_18, "r3d_18-b3b3357e.pth"),
@@ -142,3 +144,41 @@ def test_a_relative_weights_path_is_relative_to_the_config(tmp_path: Path) -> No
     raw["model"]["weights"] = "KINETICS400_V1"
     config.write_text(yaml.safe_dump(raw))
     assert load_config(config).model.weights == "KINETICS400_V1"
+
+
+def test_imagenet_vgg16_is_inflated_into_i3d_vgg16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchvision's ImageNet VGG-16 by name: each 2D kernel repeated over the time kernel and
+    divided by it (the thesis's rule), so a clip of one repeated image gives, away from its ends,
+    the 2D network's features of that image. (The planted file holds the published file's
+    ``features.*`` tensors; its ``classifier.*`` are left out here, 120M parameters the loader
+    drops anyway.)"""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("VIDFER_OFFLINE", "1")
+    torch.manual_seed(1)
+    image_net = vgg16().features.eval()
+    published = {f"features.{k}": v for k, v in image_net.state_dict().items()}
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(published, folder / "vgg16-397923af.pth")
+    model = model_from_config(ModelConfig(name="i3d_vgg16", weights="IMAGENET1K_V1"), 5).eval()
+    ours = model.state_dict()
+    for key, value in published.items():
+        expected = value.unsqueeze(2).repeat(1, 1, 3, 1, 1) / 3 if value.dim() == 4 else value
+        assert torch.equal(ours[key], expected), key
+    image = torch.rand(1, 3, 32, 32)
+    clip = image.unsqueeze(2).repeat(1, 1, 40, 1, 1)  # (1, 3, 32, 32) -> (1, 3, 40, 32, 32)
+    with torch.no_grad():
+        frame = image_net(image)  # (1, 512, 1, 1)
+        middle = model.forward_features(clip)[:, :, 20]  # (1, 512, T, 1, 1) -> (1, 512, 1, 1)
+    torch.testing.assert_close(middle, frame, rtol=1e-4, atol=1e-5)
+    config = resolve_config(
+        parse_config(
+            {
+                "data": {"manifest": "m.csv"},
+                "model": {"name": "i3d_vgg16", "weights": "IMAGENET1K_V1"},
+            }
+        )
+    )
+    assert config.transforms.mean == (0.485, 0.456, 0.406)  # ImageNet's, from the preset

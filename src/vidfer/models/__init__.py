@@ -19,6 +19,7 @@ from vidfer.models.inflate import (
     I3DVGG16,
     I3DMiniXception,
     inflate_module,
+    inflate_state,
 )
 from vidfer.models.mc3 import MC3, mc3_18
 from vidfer.models.pooling import (
@@ -101,7 +102,8 @@ def model_from_config(section: ModelConfig, num_classes: int) -> VideoModel:
     model = build_model(section.name, num_classes=num_classes, **section.params)
     if section.weights is not None:
         initial = initial_state(section.weights, section.name)
-        load_backbone(model, initial.state, source=initial.source, names=initial.names)
+        state = inflate_state(initial.state, model.state_dict())  # 2D image weights -> 3D
+        load_backbone(model, state, source=initial.source, names=initial.names)
     if section.attention is None:
         return model
     attention = build_attention(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,25 @@ def _pair3(time: int, spatial: int | tuple[int, ...]) -> tuple[int, int, int]:
     return time, height, width
 
 
+def inflate_kernel(weight: torch.Tensor, time_kernel: int) -> torch.Tensor:
+    """A 2D kernel ``(O, I, kh, kw)`` repeated over ``t`` frames and divided by ``t``."""
+    return weight.unsqueeze(2).repeat(1, 1, time_kernel, 1, 1) / time_kernel  # (O, I, t, kh, kw)
+
+
+def inflate_state(
+    state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """An image network's weights for a 3D model: each 2D kernel ``(O, I, kh, kw)`` whose key
+    holds a 3D kernel ``(O, I, t, kh, kw)`` in ``target`` is inflated (:func:`inflate_kernel`);
+    every other tensor is kept as it is (e.g. a video network's own weights)."""
+    inflated = dict(state)
+    for key, value in state.items():
+        want = target.get(key)
+        if want is not None and value.dim() == 4 and want.dim() == 5:
+            inflated[key] = inflate_kernel(value, want.shape[2])
+    return inflated
+
+
 def inflate_conv2d(
     conv: nn.Conv2d, time_kernel: int, *, time_padding: int | None = None
 ) -> nn.Conv3d:
@@ -79,9 +99,7 @@ def inflate_conv2d(
         bias=conv.bias is not None,
     )
     with torch.no_grad():
-        # (O, I/g, kh, kw) -> (O, I/g, t, kh, kw)
-        weight = conv.weight.unsqueeze(2).repeat(1, 1, time_kernel, 1, 1) / time_kernel
-        inflated.weight.copy_(weight)
+        inflated.weight.copy_(inflate_kernel(conv.weight, time_kernel))
         if conv.bias is not None and inflated.bias is not None:
             inflated.bias.copy_(conv.bias)
     return inflated
@@ -208,8 +226,10 @@ def _check(num_classes: int, width: float, dropout: float, time_kernel: int) -> 
 class I3DVGG16(VideoModel):
     """VGG-16 features inflated, no temporal pooling, the thesis's 1x1x1 head (section 2.1.3).
 
-    Randomly initialised as torchvision's VGG (its VGG-Face/ImageNet weights are not available
-    offline). With ``time_kernel=3`` the temporal receptive field is 27 frames (13 convs).
+    Initialised as torchvision's VGG; ``model.weights: IMAGENET1K_V1`` starts it from
+    torchvision's ImageNet VGG-16, inflated (:func:`inflate_state`: each kernel repeated over
+    ``time_kernel`` frames and divided by it, the thesis's rule). With ``time_kernel=3`` the
+    temporal receptive field is 27 frames (13 convs).
 
     Args:
         num_classes: Classes ``K``.

@@ -27,7 +27,7 @@ import importlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -36,17 +36,19 @@ from vidfer.config import ModelConfig
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.io.checkpoint import load_checkpoint, read_state_dict
 from vidfer.io.run_folder import RunDir
+from vidfer.models.base import VideoModel
 from vidfer.models.published import detect_layout, to_vidfer
 
 TORCHVISION_WEIGHTS = {
-    "resnet3d_18": "R3D_18_Weights",
-    "r2plus1d_18": "R2Plus1D_18_Weights",
-    "mc3_18": "MC3_18_Weights",
-    "s3d": "S3D_Weights",
-    "mvit_v2_s": "MViT_V2_S_Weights",
-    "swin3d_t": "Swin3D_T_Weights",
+    "resnet3d_18": "video.R3D_18_Weights",
+    "r2plus1d_18": "video.R2Plus1D_18_Weights",
+    "mc3_18": "video.MC3_18_Weights",
+    "s3d": "video.S3D_Weights",
+    "mvit_v2_s": "video.MViT_V2_S_Weights",
+    "swin3d_t": "video.Swin3D_T_Weights",
+    "i3d_vgg16": "VGG16_Weights",  # ImageNet's 2D VGG-16, inflated when loaded
 }
-"""The torchvision weights enum (in ``torchvision.models.video``) of each family that has one."""
+"""The torchvision weights enum (under ``torchvision.models``) of each family that has one."""
 
 CLASSIFIER_PREFIXES = ("fc.", "head.", "classifier.")
 """Keys of a source's classifier (``classifier.*`` is S3D's): never loaded into a backbone."""
@@ -93,6 +95,14 @@ def key_problems(
     return problems
 
 
+def _head_keys(model: nn.Module) -> set[str]:
+    """Names of a video model's head parameters (none for another module)."""
+    if not isinstance(model, VideoModel):
+        return set()
+    ids = {id(p) for p in model.head_parameters()}
+    return {name for name, p in model.named_parameters() if id(p) in ids}
+
+
 def load_backbone(
     model: nn.Module,
     state: Mapping[str, torch.Tensor],
@@ -102,6 +112,10 @@ def load_backbone(
     names: KeyNames | None = None,
 ) -> None:
     """Load every backbone tensor of ``state`` into ``model``; the classifiers are left out.
+
+    The classifier is the source's ``fc.*``, ``head.*`` or ``classifier.*`` and, for a vidfer
+    video model, every parameter of its :meth:`~vidfer.models.base.VideoModel.head_parameters`
+    (e.g. the i3d VGG-16's hidden 1x1x1 layer): the model keeps its new head.
 
     Args:
         model: The model to initialise.
@@ -113,8 +127,16 @@ def load_backbone(
     Raises:
         CheckpointError: if the keys or shapes do not match; the message lists a few.
     """
-    wanted = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
-    target = {k: v for k, v in model.state_dict().items() if not k.startswith(CLASSIFIER_PREFIXES)}
+    head = _head_keys(model)
+
+    def backbone(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {
+            k: v
+            for k, v in tensors.items()
+            if not k.startswith(CLASSIFIER_PREFIXES) and k not in head
+        }
+
+    wanted, target = backbone(state), backbone(model.state_dict())
     problems = key_problems(wanted, target, names)
     if problems:
         raise CheckpointError(
@@ -146,13 +168,19 @@ def _unwrapped(state: Mapping[str, object], source: str) -> dict[str, torch.Tens
     return {k.removeprefix("module."): v for k, v in inner.items()}
 
 
+def _entries(model_name: str) -> Any:
+    """The torchvision weights enum of a family (None: it has none)."""
+    path = TORCHVISION_WEIGHTS.get(model_name)
+    if path is None:
+        return None
+    module, _, enum_name = f"torchvision.models.{path}".rpartition(".")
+    return getattr(importlib.import_module(module), enum_name)
+
+
 def published_names(model_name: str) -> list[str]:
     """The torchvision weights names ``model.weights`` accepts for a family (none: [])."""
-    enum_name = TORCHVISION_WEIGHTS.get(model_name)
-    if enum_name is None:
-        return []
-    entries = getattr(importlib.import_module("torchvision.models.video"), enum_name)
-    return list(entries.__members__)
+    entries = _entries(model_name)
+    return [] if entries is None else list(entries.__members__)
 
 
 def input_normalisation(section: ModelConfig, channels: int) -> Normalisation | None:
@@ -167,8 +195,8 @@ def input_normalisation(section: ModelConfig, channels: int) -> Normalisation | 
         run folder: the config's own normalisation stands).
     """
     if section.weights is not None and section.weights in published_names(section.name):
-        enum_name = TORCHVISION_WEIGHTS[section.name]
-        entries = getattr(importlib.import_module("torchvision.models.video"), enum_name)
+        entries = _entries(section.name)
+        assert entries is not None
         preset = entries[section.weights].transforms()
         return tuple(preset.mean), tuple(preset.std)
     fer = section.params.get("pretrained", section.params.get("width", 1.0) == 1.0)
@@ -187,7 +215,8 @@ def _torchvision_file(model_name: str, name: str) -> tuple[dict[str, torch.Tenso
             f"checkpoint file or a vidfer run folder (published names exist for "
             f"{', '.join(sorted(TORCHVISION_WEIGHTS))})"
         )
-    entries = getattr(importlib.import_module("torchvision.models.video"), enum_name)
+    entries = _entries(model_name)
+    assert entries is not None
     if name not in entries.__members__:
         raise ConfigError(
             f"model.weights {name!r}: not a weights name of {model_name}; known: "
@@ -211,7 +240,7 @@ def _torchvision_file(model_name: str, name: str) -> tuple[dict[str, torch.Tenso
                 f"and could not be downloaded ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
                 "put the file there (or set TORCH_HOME to where it is)"
             ) from None
-    return read_state_dict(file), f"{enum_name}.{name} ({file})"
+    return read_state_dict(file), f"{entries.__name__}.{name} ({file})"
 
 
 def _weights_file(path: Path, model_name: str) -> InitialState:
