@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.models import vgg16
 
 from vidfer.config import ModelConfig
 from vidfer.errors import CheckpointError
@@ -215,3 +216,32 @@ def test_a_file_of_vidfers_own_resnext3d_101_still_loads(tmp_path: Path) -> None
     torch.save(source, tmp_path / "own.pt")
     model = model_from_config(section.model_copy(update={"weights": str(tmp_path / "own.pt")}), 3)
     _assert_loaded(model, {k: v for k, v in source.items() if not k.startswith("head.")}, {})
+
+
+def test_vgg_face_is_read_and_inflated_into_i3d_vgg16(tmp_path: Path) -> None:
+    """``vgg_face_dag.pth``: ``conv<b>_<i>`` 2D kernels of VGG-16's shapes, ``fc6``-``fc8`` (here
+    ``fc8`` only, at its shape: the three are dropped alike; ``fc6`` alone is 103M values)."""
+    torch.manual_seed(4)
+    features = vgg16().features
+    convs = [m for m in features if isinstance(m, torch.nn.Conv2d)]
+    names = [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
+    published: dict[str, torch.Tensor] = {}
+    for name, conv in zip(names, convs, strict=True):
+        published[f"{name}.weight"] = torch.randn_like(conv.weight)
+        published[f"{name}.bias"] = torch.randn_like(conv.bias)
+    published["fc8.weight"], published["fc8.bias"] = torch.randn(2622, 4096), torch.randn(2622)
+    path = tmp_path / "vgg_face_dag.pth"
+    torch.save(published, path)
+    model = model_from_config(ModelConfig(name="i3d_vgg16", weights=str(path)), num_classes=7)
+    ours = model.state_dict()
+    indices = [i for i, m in enumerate(features) if isinstance(m, torch.nn.Conv2d)]
+    for name, index in zip(names, indices, strict=True):
+        kernel = published[f"{name}.weight"]  # (O, I, 3, 3) -> (O, I, 3, 3, 3) / 3
+        assert torch.equal(
+            ours[f"features.{index}.weight"], kernel.unsqueeze(2).repeat(1, 1, 3, 1, 1) / 3
+        )
+        assert torch.equal(ours[f"features.{index}.bias"], published[f"{name}.bias"])
+    del published["conv3_2.bias"]
+    torch.save(published, path)
+    with pytest.raises(CheckpointError, match=r"features\.12\.bias \(file: conv3_2\.bias\)"):
+        model_from_config(ModelConfig(name="i3d_vgg16", weights=str(path)), num_classes=7)

@@ -11,6 +11,8 @@ against the public code that wrote the files:
   a plain state dict ``conv1 ... conv5b, fc6, fc7, fc8``), for ``c3d``.
 - :data:`C3D_FEATURES`: the same weights as jfzhang95/pytorch-video-recognition reads them
   (``c3d-pretrained.pth``: ``features.<i>`` and ``classifier.<i>``), for ``c3d``.
+- :data:`VGGFACE_DAG`: VGG-Face in the PyTorch conversion ``vgg_face_dag.pth`` (a plain state
+  dict ``conv1_1 ... conv5_3, fc6, fc7, fc8``), 2D, inflated into ``i3d_vgg16``.
 
 Hara's ResNets (``arch`` ``resnet-<depth>``, every 2020 ``r3d<depth>_*.pth``) fit no vidfer
 model: a ResNet-101 has no grouped convs, and Hara's ResNet-18 has a 7x7x7 stem with a max-pool
@@ -99,6 +101,25 @@ C3D_FEATURES = Layout(
 )
 
 
+_VGG_CONVS = (
+    "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+    "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3",
+)  # fmt: skip
+_VGG_FEATURES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # their indices in ``features``
+
+VGGFACE_DAG = Layout(
+    name="VGG-Face (the PyTorch conversion vgg_face_dag.pth of Parkhi et al.'s MatConvNet model)",
+    family="i3d_vgg16",
+    prefixes=tuple(
+        (f"{conv}.", f"features.{i}.") for conv, i in zip(_VGG_CONVS, _VGG_FEATURES, strict=True)
+    ),
+    classifier=("fc6.", "fc7.", "fc8."),
+)
+"""2D kernels: inflated into the 3D model by :func:`vidfer.models.inflate.inflate_state`. The
+conversion reads RGB in 0-255 less the mean (129.186, 104.762, 93.594) with std 1: in vidfer's
+[0, 1] clips, ``transforms.mean: [0.5066, 0.4108, 0.3670]`` and ``std`` 0.0039 (1/255)."""
+
+
 def _hara_arch(checkpoint: Mapping[str, object], state: Mapping[str, torch.Tensor]) -> str | None:
     """Hara's ``arch`` (e.g. ``resnext-101``) of a state in his names, else ``None``.
 
@@ -151,7 +172,9 @@ def detect_layout(
         CheckpointError: if the layout is published but fits no vidfer model, or another one.
     """
     layout: Layout | None = None
-    if "conv3a.weight" in state:
+    if "conv1_1.weight" in state:
+        layout = VGGFACE_DAG
+    elif "conv3a.weight" in state:
         layout = C3D_SPORTS1M
     elif "classifier.0.weight" in state and "features.18.weight" in state:
         layout = C3D_FEATURES
