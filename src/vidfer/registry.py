@@ -7,8 +7,12 @@ raises at import time; looking up an unknown name is a user error that lists the
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterator
+from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from vidfer.errors import ConfigError
 
@@ -76,7 +80,25 @@ class Registry(Generic[T]):
             raise ConfigError(
                 f"{self.kind} {name!r}: {error}; its options are: {accepted}"
             ) from None
+        adapters = _option_types(builder)
+        for option, value in kwargs.items():
+            if option in adapters:
+                try:
+                    kwargs[option] = adapters[option].validate_python(value)
+                except ValidationError as error:
+                    reason = error.errors()[0]["msg"]
+                    raise ConfigError(
+                        f"{self.kind} {name!r}: option {option!r}={value!r:.40}: {reason}"
+                    ) from None
         return builder(**kwargs)
+
+    def option_names(self, name: str) -> list[str]:
+        """The options the builder registered under ``name`` takes, in its order.
+
+        Raises:
+            ConfigError: if no builder has that name.
+        """
+        return list(inspect.signature(self.get(name)).parameters)
 
     def names(self) -> list[str]:
         """Sorted registered names."""
@@ -87,6 +109,33 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+_OPTIONS = ConfigDict(allow_inf_nan=False, arbitrary_types_allowed=True)
+"""How a builder's options are checked: lax types (a YAML ``2`` is a float), finite numbers."""
+
+
+@cache
+def _option_types(builder: Callable[..., Any]) -> dict[str, TypeAdapter[Any]]:
+    """A type checker for each option of ``builder`` whose annotation pydantic can check.
+
+    Options typed by a class pydantic has no schema for (e.g. a module) are left to the builder.
+    """
+    adapters: dict[str, TypeAdapter[Any]] = {}
+    for option, parameter in inspect.signature(builder).parameters.items():
+        annotation = parameter.annotation
+        if isinstance(annotation, str):  # postponed: resolve it where the builder was written
+            try:
+                annotation = eval(annotation, vars(sys.modules[builder.__module__]))
+            except NameError:  # imported for type checking only: left to the builder
+                continue
+        if annotation is inspect.Parameter.empty:
+            continue
+        try:
+            adapters[option] = TypeAdapter(annotation, config=_OPTIONS)
+        except PydanticUserError:  # no schema, or a model with a config of its own
+            continue
+    return adapters
 
 
 # The project's registries. Modules register their builders on import; ``vidfer.models`` and

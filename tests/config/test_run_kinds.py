@@ -21,8 +21,14 @@ def test_the_kind_follows_from_the_section() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"kind": "frames"}, "kind 'frames' needs a 'frames' section; the config has none"),
-        ({"kind": "clip", "frames": FRAMES}, "kind 'clip' needs no frames, sparse_ae or activity"),
+        (
+            {"kind": "frames"},
+            "option 'kind': 'frames' needs a 'frames' section; the config has none",
+        ),
+        (
+            {"kind": "clip", "frames": FRAMES},
+            "option 'kind': 'clip' needs no frames, sparse_ae or activity",
+        ),
         ({"frames": FRAMES, "sampler": {"clip_len": 8}}, "section 'sampler' does not apply"),
         ({"frames": FRAMES, "model": {"name": "c3d"}}, "section 'model' does not apply"),
         ({"kind": "sparse"}, "option 'kind'"),

@@ -160,7 +160,7 @@ class RunConfig(Section):
                 else (f"a {self.kind!r} section")
             )
             has = "none" if found == "clip" else f"a {found!r} section"
-            raise ValueError(f"kind {self.kind!r} needs {needs}; the config has {has}")
+            raise ValueError(f"option 'kind': {self.kind!r} needs {needs}; the config has {has}")
         for name in NOT_FOR_KIND[self.kind]:
             section = getattr(self, name)
             if name in self.model_fields_set and section != type(section)():
@@ -202,7 +202,7 @@ def _describe(error: ValidationError, source: str) -> str:
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     if not first["loc"]:  # a check across sections: its message names them
         return f"{source}: {first['msg'].removeprefix('Value error, ')}{more}"
-    where = ".".join(str(part) for part in first["loc"])
+    where = ".".join(str(part) if str(part).isprintable() else repr(part) for part in first["loc"])
     return f"{source}: option '{where}': {first['msg']}{more}"
 
 

@@ -36,6 +36,7 @@ from torch import nn
 
 from vidfer.errors import ConfigError
 from vidfer.models.base import VideoModel
+from vidfer.models.options import MAX_SIZE
 from vidfer.registry import ATTENTIONS
 
 DIMS = ("temporal", "spatial", "spatiotemporal")
@@ -48,8 +49,8 @@ def _check_dims(name: str, dims: str) -> None:
 
 def _check_positive(name: str, **values: int) -> None:
     for key, value in values.items():
-        if value < 1:
-            raise ConfigError(f"attention {name}: {key}={value} must be >= 1")
+        if not 1 <= value <= MAX_SIZE:
+            raise ConfigError(f"attention {name}: {key}={value} must be in [1, {MAX_SIZE}]")
 
 
 def _zero(layer: nn.Conv3d | nn.Linear) -> None:

@@ -15,7 +15,7 @@ from torch import nn
 from vidfer.errors import ConfigError
 from vidfer.models.base import HeadedVideoModel, TemporalGeometry
 from vidfer.models.heads import ConvHead
-from vidfer.models.options import check_model_options, scaled_channels
+from vidfer.models.options import MAX_SIZE, check_model_options, scaled_channels
 from vidfer.registry import MODELS
 
 CLIP_FRAMES = 16
@@ -100,8 +100,8 @@ class C3D(HeadedVideoModel):
 
 def _check_options(num_classes: int, width: float, dropout: float, in_size: int) -> None:
     check_model_options(num_classes=num_classes, width=width, dropout_features=dropout)
-    if in_size < 32:
-        raise ConfigError(f"in_size={in_size} must be at least 32 (112 in the paper)")
+    if not 32 <= in_size <= MAX_SIZE:
+        raise ConfigError(f"in_size={in_size} must be in [32, {MAX_SIZE}] (112 in the paper)")
 
 
 @MODELS.register("c3d")

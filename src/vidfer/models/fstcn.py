@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidfer.config import TransformConfig
-from vidfer.errors import ConfigError
+from vidfer.errors import CheckpointError, ConfigError
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.frame_cnns import FrameCNN, register_frame_cnn
-from vidfer.models.options import check_model_options, scaled_channels
+from vidfer.models.options import MAX_SIZE, check_model_options, scaled_channels
 from vidfer.registry import MODELS
 
 PATHS = ("both", "scl", "tcl")
@@ -160,8 +160,11 @@ class FstCN(VideoModel):
         check_model_options(num_classes=num_classes, width=width, dropout=dropout)
         if paths not in PATHS:
             raise ConfigError(f"fstcn: paths {paths!r} must be one of {', '.join(PATHS)}")
-        if clip_len < 1 or in_size < 32:
-            raise ConfigError("fstcn: clip_len must be >= 1 and in_size >= 32")
+        if not (1 <= clip_len <= MAX_SIZE and 32 <= in_size <= MAX_SIZE):
+            raise ConfigError(
+                f"fstcn: clip_len={clip_len} must be in [1, {MAX_SIZE}] and in_size={in_size} "
+                f"in [32, {MAX_SIZE}]"
+            )
         self.num_classes, self.clip_len, self.paths = num_classes, clip_len, paths
         c512, c128 = scaled_channels(512, width, minimum=1), scaled_channels(128, width, minimum=1)
         self.lower = lower_scls(width)
@@ -202,7 +205,10 @@ class FstCN(VideoModel):
     def _load_lower(self, run: str) -> None:
         from vidfer.models.frame_runs import load_frame_run  # frame_runs imports this module
 
-        frames, _ = load_frame_run(run)
+        try:
+            frames, _ = load_frame_run(run)
+        except CheckpointError as error:
+            raise ConfigError(f"fstcn: scl_init: {error}") from None
         if not isinstance(frames, FstCNFrames):
             raise ConfigError(f"fstcn: scl_init {run} is not a run of the fstcn_scl frame CNN")
         try:

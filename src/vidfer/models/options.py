@@ -8,6 +8,11 @@ from torch import nn
 
 from vidfer.errors import ConfigError
 
+MAX_WIDTH = 8.0
+"""The widest channel multiplier a family accepts (8x the published channels)."""
+MAX_SIZE = 1024
+"""The largest input side or clip length a fixed-size family is built for."""
+
 
 def check_model_options(
     *,
@@ -22,23 +27,25 @@ def check_model_options(
 
     Args:
         num_classes: Classes of the score map (>= 1).
-        width: Channel multiplier (> 0).
+        width: Channel multiplier in (0, :data:`MAX_WIDTH`].
         temporal_stride: 1 (temporally dense) or 2 (the published model), when the family has one.
         original: Name of the published model, for the temporal-stride message.
-        in_channels: Input channels (>= 1), when the family takes them.
+        in_channels: Input channels (1 to :data:`MAX_SIZE`), when the family takes them.
         **dropouts: Dropout probabilities by option name, each in [0, 1).
     """
     if num_classes < 1:
         raise ConfigError(f"num_classes={num_classes} must be at least 1")
-    if width <= 0:
-        raise ConfigError(f"width={width} must be positive (1.0 is the published model)")
+    if not 0 < width <= MAX_WIDTH:
+        raise ConfigError(
+            f"width={width} must be in (0, {MAX_WIDTH:g}] (1.0 is the published model)"
+        )
     if temporal_stride is not None and temporal_stride not in (1, 2):
         raise ConfigError(
             f"temporal_stride={temporal_stride} is not supported; use 1 (temporally dense) or 2 "
             f"({original})"
         )
-    if in_channels is not None and in_channels < 1:
-        raise ConfigError(f"in_channels={in_channels} must be at least 1")
+    if in_channels is not None and not 1 <= in_channels <= MAX_SIZE:
+        raise ConfigError(f"in_channels={in_channels} must be in [1, {MAX_SIZE}]")
     for name, rate in dropouts.items():
         if not 0.0 <= rate < 1.0:
             raise ConfigError(f"{name}={rate} must be in [0, 1)")
