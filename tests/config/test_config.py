@@ -44,6 +44,26 @@ def test_overrides_are_parsed_as_yaml(tmp_path):
             r"'transforms.crop_scale'",
         ),
         ({"sampler": {}}, r"option 'data': Field required"),
+        (
+            {"data": {"manifest": "m.csv"}, "model": {"pooling_level": "features"}},
+            r"option 'model.pooling_level': Input should be 'score' or 'feature'",
+        ),
+        (
+            {
+                "data": {"manifest": "m.csv"},
+                "model": {"pooling_level": "feature"},
+                "pooling": {"name": "softmax"},
+            },
+            r"model.pooling_level 'feature' .* pooling.name must be 'avg' \(got 'softmax'\)",
+        ),
+        (
+            {
+                "data": {"manifest": "m.csv"},
+                "model": {"pooling_level": "feature"},
+                "eval": {"pooling": {"name": "max"}},
+            },
+            r"eval.pooling.name must be 'avg' \(got 'max'\)",
+        ),
     ],
 )
 def test_invalid_options_are_named(tmp_path, data, pattern):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vidfer.config import AttentionConfig, ModelConfig
 from vidfer.errors import ConfigError
-from vidfer.models import ConvHead, build_pooling
+from vidfer.models import ConvHead, build_pooling, model_from_config
+from vidfer.registry import MODELS
 
 FEATURES, CLASSES = 6, 3
 
@@ -59,3 +61,41 @@ def test_two_step_pooling_is_spatial_max_then_temporal_average_of_scores() -> No
 def test_invalid_level_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="level='clip'"):
         ConvHead(FEATURES, CLASSES, level="clip")
+
+
+# Every clip family with the 1x1x1 head: options for a small model, clip frames and size.
+FAMILIES: dict[str, tuple[dict[str, object], int, int]] = {
+    "c3d": ({"width": 0.0625, "in_size": 32}, 32, 32),
+    "i3d_mini_xception": ({}, 8, 48),
+    "i3d_vgg16": ({"width": 0.0625}, 8, 32),
+    "mc3_18": ({"width": 0.125}, 8, 32),
+    "mvit_v2_s": ({}, 16, 224),
+    "r2plus1d_18": ({"width": 0.125}, 8, 32),
+    "resnet3d_18": ({"width": 0.125}, 8, 32),
+    "resnext3d_101": ({"width": 0.0625}, 8, 32),
+    "s3d": ({"clip_len": 8, "in_size": 32}, 16, 32),
+    "swin3d_t": ({"clip_len": 2, "in_size": 32}, 4, 32),
+}
+
+
+def test_every_family_is_covered() -> None:
+    assert set(FAMILIES) | {"fstcn"} == set(MODELS.names())  # fstcn: no 1x1x1 head
+
+
+@pytest.mark.parametrize("attention", [None, "mask"])
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_model_pooling_level_feature_gives_every_family_one_score_per_clip(
+    name: str, attention: str | None
+) -> None:
+    params, frames, size = FAMILIES[name]
+    section = ModelConfig(
+        name=name,
+        params=params,
+        pooling_level="feature",
+        attention=None if attention is None else AttentionConfig(name=attention),
+    )
+    with torch.device("meta"):  # shapes only
+        model = model_from_config(section, CLASSES).eval()
+        scores = model(torch.zeros(2, 3, frames, size, size))
+    assert scores.shape == (2, CLASSES, 1)
+    assert {m.level for m in model.modules() if isinstance(m, ConvHead)} == {"feature"}

@@ -137,12 +137,20 @@ def test_geometry_and_output_length(
 
 
 @pytest.mark.parametrize(
-    ("name", "frames", "steps"),
-    [("r2plus1d_18", 48, [0, 20]), ("i3d_vgg16", 40, [0, 20]), ("c3d", 40, [0, 1])],
+    ("name", "options", "frames", "steps"),
+    [
+        ("r2plus1d_18", {}, 48, [0, 20]),
+        ("r2plus1d_18", {"temporal_padding": False}, 48, [0, 5]),
+        ("i3d_vgg16", {}, 40, [0, 20]),
+        ("c3d", {}, 40, [0, 1]),
+        ("c3d", {"dense": True, "in_size": 32}, 30, [0, 9]),
+    ],
 )
-def test_receptive_field_matches_the_gradient(name: str, frames: int, steps: list[int]) -> None:
+def test_receptive_field_matches_the_gradient(
+    name: str, options: dict[str, Any], frames: int, steps: list[int]
+) -> None:
     torch.manual_seed(0)
-    model = build_model(name, K, width=TINY).eval()
+    model = build_model(name, K, width=TINY, **options).eval()
     geometry = model.geometry
     clip = torch.randn(1, 3, frames, 32, 32, requires_grad=True)
     scores = model(clip)  # (1, K, T')
@@ -163,6 +171,52 @@ def test_c3d_scores_each_window_alone() -> None:
         for step in range(2):
             alone = model(video[:, :, 16 * step : 16 * step + 16])  # (1, K, 1)
             assert (scores[:, :, step] - alone[:, :, 0]).abs().max().item() <= 1e-5
+
+
+def _one_pass_and_windows(model: VideoModel, video: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A dense unpadded model's one-pass score map of ``video`` ``(1, C, T, H, W)``, and the
+    same steps from each window of its receptive field scored alone, both ``(1, K, T')``."""
+    window = model.geometry.receptive_field
+    with torch.no_grad():
+        # Larger head weights than the default init, so that a mismatch cannot hide in tiny scores.
+        torch.nn.init.normal_(model.head_parameters()[0], std=1.0)
+        one_pass = model(video)  # (1, K, T')
+        steps = video.shape[2] - window + 1
+        assert one_pass.shape[-1] == model.geometry.output_length(video.shape[2]) == steps
+        alone = [model(video[:, :, step : step + window]) for step in range(steps)]  # (1, K, 1)
+    return one_pass, torch.cat(alone, dim=2)
+
+
+def test_dense_c3d_one_pass_equals_every_window_alone() -> None:
+    torch.manual_seed(0)
+    model = build_model("c3d", K, width=TINY, in_size=32, dense=True).eval()
+    geometry = model.geometry
+    assert (geometry.receptive_field, geometry.stride, geometry.padding) == (21, 1, 0)
+    assert geometry.exact_windows
+    one_pass, windows = _one_pass_and_windows(model, torch.randn(1, 3, 33, 32, 32))
+    difference = (one_pass - windows).abs().max().item()
+    print(f"dense c3d one pass vs 21-frame windows: max difference {difference:.3g}")
+    assert difference <= 1e-5
+
+
+def test_dense_unpadded_r2plus1d_one_pass_equals_every_window_alone() -> None:
+    torch.manual_seed(0)
+    model = r2plus1d_18(K, width=TINY, temporal_padding=False)
+    geometry = model.geometry
+    assert (geometry.receptive_field, geometry.stride, geometry.padding) == (35, 1, 0)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):  # non-trivial BatchNorm statistics
+            model(torch.randn(2, 3, 35, 32, 32) * 2 + 0.5)
+    one_pass, windows = _one_pass_and_windows(model.eval(), torch.randn(1, 3, 41, 32, 32))
+    difference = (one_pass - windows).abs().max().item()
+    print(f"r2plus1d_18 one pass vs 35-frame windows: max difference {difference:.3g}")
+    assert difference <= 1e-4
+
+
+def test_dense_c3d_needs_its_receptive_field() -> None:
+    with pytest.raises(ConfigError, match="at least 21 frames"):
+        build_model("c3d", K, width=TINY, in_size=32, dense=True)(torch.randn(1, 3, 20, 32, 32))
 
 
 @pytest.mark.parametrize(

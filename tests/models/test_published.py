@@ -164,6 +164,21 @@ def test_c3d_sports1m_ports_load_bit_for_bit(tmp_path: Path) -> None:
     _assert_loaded(model, backbone, key_of)
 
 
+def test_c3d_sports1m_loads_bit_for_bit_into_the_dense_c3d(tmp_path: Path) -> None:
+    """The dense variant keeps every parameter's name and shape: the same file fills it."""
+    published = _random(c3d_sports1m())
+    torch.save(published, tmp_path / "c3d.pickle")
+    section = ModelConfig(name="c3d", params={"dense": True}, weights=str(tmp_path / "c3d.pickle"))
+    model = model_from_config(section, 4)
+    assert model.geometry.dense
+    key_of = {
+        f"{conv}.{p}": f"features.{i}.{p}"
+        for conv, i in C3D_FEATURES.items()
+        for p in ("weight", "bias")
+    }
+    _assert_loaded(model, {k: v for k, v in published.items() if not k.startswith("fc8.")}, key_of)
+
+
 def test_a_c3d_file_with_a_wrong_shape_or_a_missing_key_names_it(tmp_path: Path) -> None:
     shapes = c3d_sports1m()
     shapes["fc6.weight"] = (4096, 4608)  # e.g. the port run on 96-pixel clips

@@ -43,6 +43,20 @@ def test_every_shipped_clip_config_has_lengths_its_model_takes(path: Path) -> No
             "model 'fstcn' takes clips of 10 frames, but sampler 'clip_pairs' with clip_len 4 "
             "gives 8",
         ),
+        (
+            {"model": {"name": "c3d", "params": {"dense": True}}, "sampler": {"clip_len": 16}},
+            "model 'c3d' without temporal padding needs clips of at least 21 frames, but "
+            "sampler 'uniform' with clip_len 16 gives 16",
+        ),
+        (
+            {
+                "model": {"name": "resnet3d_18", "params": {"temporal_padding": False}},
+                "sampler": {"clip_len": 35},
+                "eval": {"mode": "windows", "clip_len": 16},
+            },
+            "model 'resnet3d_18' without temporal padding needs windows of at least 35 frames, "
+            "but eval.clip_len is 16",
+        ),
     ],
 )
 def test_lengths_the_model_cannot_take_are_named(raw: dict, message: str) -> None:

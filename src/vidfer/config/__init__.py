@@ -170,6 +170,28 @@ class RunConfig(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _feature_level_pools_by_average(self) -> RunConfig:
+        """``model.pooling_level: feature`` averages features: only ``avg`` pools its scores.
+
+        In training its score map has one step per clip (every pooling would be the identity
+        and a learned one would never learn); on whole videos the average of the per-step scores
+        is the classifier of the averaged features, which no other pooling would be.
+        """
+        if self.kind != "clip" or self.model.pooling_level != "feature":
+            return self
+        chosen = [("pooling.name", self.pooling.name)]
+        if self.eval.pooling is not None:
+            chosen.append(("eval.pooling.name", self.eval.pooling.name))
+        for option, name in chosen:
+            if name != "avg":
+                raise ValueError(
+                    f"model.pooling_level 'feature' averages the features over time before the "
+                    f"classifier, so {option} must be 'avg' (got {name!r}); set {option}: avg "
+                    f"or model.pooling_level: score"
+                )
+        return self
+
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     data = raw.get("data")

@@ -57,12 +57,20 @@ class ModelConfig(Section):
             weights name of the family (e.g. ``KINETICS400_V1``), a checkpoint file, or a vidfer
             run folder; a relative path is relative to the config's folder. None: the builder's
             own initialisation.
+        pooling_level: Where time is pooled (thesis section 2.2.4): ``score`` classifies every
+            step of the features and ``pooling`` pools the score map; ``feature`` averages the
+            features of a clip over time before the classifier (one score per clip in
+            training; ``pooling.name`` must then be ``avg``). On whole videos a feature-level
+            model scores the features of the whole video (dense, one pass or chunks) or of each
+            window (``eval.mode: windows``) averaged, which the map of per-step scores averaged
+            gives exactly (the classifier is linear; :mod:`vidfer.evaluation.scoring`).
     """
 
     name: str = "resnet3d_18"
     params: dict[str, Any] = Field(default_factory=dict)
     attention: AttentionConfig | None = None
     weights: str | None = None
+    pooling_level: Literal["score", "feature"] = "score"
 
 
 class PoolingConfig(Section):

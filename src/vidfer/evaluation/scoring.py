@@ -12,6 +12,13 @@ whose whole receptive field lies inside it are kept (or that reach past a video 
 shares, where a chunk's padding is the video's). Each kept step therefore sees exactly what it sees
 in one pass, and the stitched score map equals the one-pass map. Models whose attention mixes time
 over the whole input (``geometry.global_time``) are always scored in one pass.
+
+A model whose head pools time at feature level (``model.pooling_level: feature``) is scored per
+step here too (:func:`vidfer.models.heads.every_step`): the average of its per-step scores, the
+video score its ``avg`` pooling gives, is its classifier applied to the features averaged over
+the whole video (dense mode) or over each window (``windows`` mode, then averaged over the
+windows), exactly, whatever the chunks. In training it averages the features of each clip; at
+test time it averages over the video, as score-level pooling does.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from torch import nn
 from vidfer.config import EvalConfig
 from vidfer.data.samplers import clip_indices, short_start
 from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.heads import every_step
 
 
 @dataclass(frozen=True)
@@ -210,8 +218,12 @@ def score_stream(model: VideoModel, blocks: Iterable[torch.Tensor], config: Eval
         config: ``mode="dense"`` uses one pass (or chunks of ``chunk_frames``, stitched) when
             the model is temporally dense; ``"windows"`` slides ``clip_len``-frame windows with
             step ``stride``.
+
+    Returns:
+        The per-step score map, at feature level too (the head is read at every step).
     """
-    return _over_video(model, model, blocks, config)
+    with every_step(model):
+        return _over_video(model, model, blocks, config)
 
 
 def score_video(model: VideoModel, clip: torch.Tensor, config: EvalConfig) -> ScoreMap:

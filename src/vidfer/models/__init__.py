@@ -14,7 +14,7 @@ from vidfer.models.attention import AttentionModule, AttentiveModel, build_atten
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.c3d import C3D, c3d
 from vidfer.models.fstcn import FstCN
-from vidfer.models.heads import ConvHead
+from vidfer.models.heads import ConvHead, set_pooling_level
 from vidfer.models.inflate import (
     I3DVGG16,
     I3DMiniXception,
@@ -92,14 +92,16 @@ def build_model(name: str, num_classes: int, **params: object) -> VideoModel:
 
 
 def model_from_config(section: ModelConfig, num_classes: int) -> VideoModel:
-    """Build the model of a run config's ``model`` section: its initial weights
-    (``model.weights``, backbone only) and its attention module, if any.
+    """Build the model of a run config's ``model`` section: its temporal pooling level
+    (``model.pooling_level``), its initial weights (``model.weights``, backbone only) and its
+    attention module, if any.
 
     Raises:
         ConfigError: on an unknown name or an invalid option of the model or the module.
         CheckpointError: if the weights cannot be read or do not fit the backbone.
     """
     model = build_model(section.name, num_classes=num_classes, **section.params)
+    set_pooling_level(model, section.pooling_level, name=section.name)
     if section.weights is not None:
         initial = initial_state(section.weights, section.name)
         state = inflate_state(initial.state, model.state_dict())  # 2D image weights -> 3D

@@ -3,10 +3,16 @@
 By default a head keeps the time axis: it pools space only and classifies every time step with a
 1x1x1 convolution, so a model scores a video of any length (Ayral's thesis, section 2.1.2). Temporal
 pooling of the scores is a separate step (:mod:`vidfer.models.pooling`). At feature level the head
-averages the features over time too and returns a length-1 score map.
+averages the features over time too and returns a length-1 score map. A run config chooses the
+level of every :class:`ConvHead` of its model with ``model.pooling_level``
+(:func:`set_pooling_level`); whole-video scoring reads every step's score at either level
+(:func:`every_step`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -93,3 +99,48 @@ class ConvHead(nn.Module):
             pooled = pooled.mean(dim=2, keepdim=True)  # (B, F, T', 1, 1) -> (B, F, 1, 1, 1)
         scores = self.classifier(self.dropout(pooled))  # (B, K, T', 1, 1)
         return scores.flatten(2)  # (B, K, T', 1, 1) -> (B, K, T'), T' = 1 at feature level
+
+
+def set_pooling_level(model: nn.Module, level: str, *, name: str) -> None:
+    """Pool time at ``level`` in every :class:`ConvHead` of ``model`` (``model.pooling_level``).
+
+    Args:
+        model: The video model (with its attention module, if any).
+        level: ``"score"`` or ``"feature"``.
+        name: The model's registered name, for messages.
+
+    Raises:
+        ConfigError: if ``level`` is unknown, or is ``"feature"`` and the model has no
+            :class:`ConvHead` (FstCN classifies a clip pair with fully connected layers).
+    """
+    if level not in LEVELS:
+        known = ", ".join(LEVELS)
+        raise ConfigError(f"model.pooling_level {level!r} is not supported; use one of {known}")
+    heads = [module for module in model.modules() if isinstance(module, ConvHead)]
+    if level == "feature" and not heads:
+        raise ConfigError(
+            f"model.pooling_level 'feature' needs a model with vidfer's 1x1x1 head; {name!r} "
+            f"scores one clip with fully connected layers; set model.pooling_level: score"
+        )
+    for head in heads:
+        head.level = level
+
+
+@contextmanager
+def every_step(model: nn.Module) -> Iterator[None]:
+    """Inside, every :class:`ConvHead` of ``model`` classifies every time step (score level).
+
+    At feature level a head's scores on ``n`` steps are the classifier of their averaged
+    features; in eval mode (dropout off) that equals the average of the per-step scores, since
+    the 1x1x1 classifier is linear. Whole-video scoring therefore reads the per-step score map
+    at both levels, and a feature-level model's video score is its average (``pooling.name:
+    avg``): chunks of a long video are stitched exactly, and every step keeps a frame position.
+    """
+    heads = [(module, module.level) for module in model.modules() if isinstance(module, ConvHead)]
+    for head, _ in heads:
+        head.level = "score"
+    try:
+        yield
+    finally:
+        for head, level in heads:
+            head.level = level

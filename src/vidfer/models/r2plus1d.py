@@ -5,7 +5,9 @@ state dict (without ``fc``) loads directly: every 3x3x3 convolution of the 3D Re
 factorised into a (1, 3, 3) spatial conv, BatchNorm, ReLU and a (3, 1, 1) temporal conv, with
 ``midplanes = in * out * 27 // (in * 9 + 3 * out)`` channels in between so that the parameter
 count matches the 3D conv's. As for :mod:`vidfer.models.resnet3d`, ``temporal_stride=1`` removes
-the temporal stride of layers 2-4 and a 1x1x1 convolution (:class:`ConvHead`) classifies.
+the temporal stride of layers 2-4, ``temporal_padding=False`` the temporal padding of every
+temporal conv (valid convolutions: each output step sees exactly its 35-frame window), and a
+1x1x1 convolution (:class:`ConvHead`) classifies.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class R2Plus1D(VideoResNet):
 
     Args:
         num_classes: Classes ``K`` of the score map.
-        options: Width, temporal stride, input channels, dropouts, spatial pooling.
+        options: Width, temporal stride and padding, input channels, dropouts, spatial pooling.
 
     Raises:
         ConfigError: on an invalid option value.
@@ -105,12 +107,13 @@ class R2Plus1D(VideoResNet):
 
 
 @MODELS.register("r2plus1d_18")
-@takes_options(without=("temporal_padding",))
+@takes_options()
 def r2plus1d_18(num_classes: int, options: ResNetOptions) -> R2Plus1D:
     """R(2+1)D-18 (torchvision's ``r2plus1d_18``), temporally dense by default.
 
-    Takes the options of :class:`~vidfer.models.video_resnet.ResNetOptions` as keywords, but
-    ``temporal_padding`` (always padded).
+    Takes every option of :class:`~vidfer.models.video_resnet.ResNetOptions` as a keyword
+    (``temporal_padding=False`` with the default ``temporal_stride=1`` scores exact 35-frame
+    windows: one pass over a video equals scoring each window alone).
 
     Args:
         num_classes: Classes ``K`` of the score map.

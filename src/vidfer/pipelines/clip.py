@@ -25,6 +25,7 @@ from vidfer.evaluation.attention_maps import write_attention_maps
 from vidfer.evaluation.evaluate import ClipEvaluator, EvalOutcome
 from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
+from vidfer.models.base import TemporalGeometry
 from vidfer.models.trained import INIT_PARAMS, load_run_model
 from vidfer.models.weights import input_normalisation
 from vidfer.pipelines.base import Scored, Scorer
@@ -39,7 +40,8 @@ def check_clip_lengths(config: RunConfig) -> None:
     A model that is not temporally dense (C3D: 16 frames; FstCN: a pair of ``2 x clip_len``)
     takes clips of exactly its receptive field: the sampler's clips (``sampler.clip_len``, twice
     for ``clip_pairs``) and, outside ``views`` mode, the evaluation windows (``eval.clip_len``)
-    must have that many frames.
+    must have that many frames. A dense model without temporal padding takes clips and windows
+    of at least its receptive field.
 
     Raises:
         ConfigError: naming the options that disagree and the length the model takes.
@@ -49,12 +51,13 @@ def check_clip_lengths(config: RunConfig) -> None:
         model = model_from_config(
             config.model.model_copy(update={"params": params, "weights": None}), 2
         )
-    if model.geometry.dense:
-        return
     needed = model.geometry.receptive_field
     sampler = sampler_from_config(config.sampler)
     per_clip = sampler.frames(np.zeros(1, dtype=np.int64), 10 * needed).shape[1]
     name = config.model.name
+    if model.geometry.dense:
+        _check_unpadded_lengths(config, model.geometry, per_clip)
+        return
     if per_clip != needed:
         raise ConfigError(
             f"model {name!r} takes clips of {needed} frames, but sampler {config.sampler.name!r} "
@@ -64,6 +67,26 @@ def check_clip_lengths(config: RunConfig) -> None:
         raise ConfigError(
             f"model {name!r} scores windows of {needed} frames, but eval.clip_len is "
             f"{config.eval.clip_len}; set eval.clip_len: {needed} (or leave it out)"
+        )
+
+
+def _check_unpadded_lengths(config: RunConfig, geometry: TemporalGeometry, per_clip: int) -> None:
+    """A dense model without temporal padding (e.g. ``c3d`` with ``dense: true``) needs clips
+    and evaluation windows of at least its receptive field (a whole video shorter than it is
+    padded by edge repetition when scored)."""
+    if geometry.padding != 0 or geometry.global_time:
+        return
+    needed, name = geometry.receptive_field, config.model.name
+    if per_clip < needed:
+        raise ConfigError(
+            f"model {name!r} without temporal padding needs clips of at least {needed} frames, "
+            f"but sampler {config.sampler.name!r} with clip_len {config.sampler.clip_len} gives "
+            f"{per_clip}; set sampler.clip_len: {needed} or more"
+        )
+    if config.eval.mode == "windows" and config.eval.clip_len < needed:
+        raise ConfigError(
+            f"model {name!r} without temporal padding needs windows of at least {needed} "
+            f"frames, but eval.clip_len is {config.eval.clip_len}; set eval.clip_len: {needed}"
         )
 
 
