@@ -104,7 +104,10 @@ def register(add: Add) -> None:
         "mafw, ckplus, oulu, ravdess or cremad (vidfer.data.adapters.LAYOUTS; docs/datasets.md)",
     )
     manifest.add_argument(
-        "--split-number", type=int, default=None, help="official split or fold (hmdb51, ucf101: 1-3; dfew, mafw: 1-5)"
+        "--split-number",
+        type=int,
+        default=None,
+        help="official split or fold (hmdb51, ucf101: 1-3; dfew, mafw: 1-5)",
     )
     manifest.add_argument(
         "--variant",
