@@ -7,7 +7,7 @@ layout    dataset                                      options
 ========  ===========================================  ======================================
 folder    ``ROOT/[<split>/]<label>/<video>``           -
 afew      AFEW: Train/Val partitions of emotion folders -
-gemep     GEMEP-FERA: train/test emotion folders       ``actors.csv`` for subjects
+gemep     GEMEP-FERA: train/test emotion folders       own ``actors.csv`` (not shipped)
 hmdb51    HMDB-51 + official split files               ``split_number`` 1-3
 ucf101    UCF-101 + ucfTrainTestlist                   ``split_number`` 1-3
 kth       KTH file names (person, action, scenario)    ``variant`` kth1 | kth2
@@ -81,7 +81,7 @@ LAYOUTS: dict[str, Layout] = {
     for layout in (
         Layout("folder", folder_rows, "ROOT/[<split>/]<label>/<video>"),
         Layout("afew", afew_rows, "AFEW: ROOT/Train|Val/<Emotion>/*.avi"),
-        Layout("gemep", gemep_rows, "GEMEP-FERA: ROOT/train|test/<emotion>/*, actors.csv"),
+        Layout("gemep", gemep_rows, "GEMEP-FERA: ROOT/train|test/<emotion>/*, own actors.csv"),
         Layout("hmdb51", hmdb51_rows, "HMDB-51 + <class>_test_split<k>.txt", SPLIT_NUMBERS),
         Layout("ucf101", ucf101_rows, "UCF-101 + ucfTrainTestlist", SPLIT_NUMBERS),
         Layout("kth", kth_rows, "KTH person<NN>_<action>_d<K>_uncomp.avi", (), KTH_VARIANTS),
