@@ -154,6 +154,11 @@ def test_mafw_clips_and_frames(tmp_path):
     ]
     with pytest.raises(ManifestError, match=r"set_2/train.txt: file not found"):
         layout_rows(root, "mafw", split_number=2)
+    (root / "data" / "clips").rename(root / "clips")  # the README's preview: clips/ at the root
+    assert layout_rows(root, "mafw")[0]["path"] == "clips/00025.mp4"
+    shutil.rmtree(root / "clips")
+    with pytest.raises(ManifestError, match=r"expected MAFW's clips .*data/clips"):
+        layout_rows(root, "mafw")
 
 
 @pytest.mark.parametrize(

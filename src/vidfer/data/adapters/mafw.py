@@ -10,10 +10,11 @@ and frame folders ``data/frames/00025``)::
     root/data/frames/00025/*.jpg                    their frames (variant ``frames``)
     root/Train & Test Set/single/no_caption/set_1/train.txt ... set_5/test.txt
 
-(``Train_Test_Set`` is accepted for the split folder.) Labels, in the order of the public
-loaders: anger, disgust, fear, happiness, neutral, sadness, surprise, contempt, anxiety,
-helplessness, disappointment. ``--split-number k`` writes fold k; the ``official`` protocol
-with one manifest per fold runs the five.
+(``clips/`` and ``frames/`` directly under the root, as the README's content preview shows
+them, and ``Train_Test_Set`` for the split folder are accepted too.) Labels, in the order of
+the public loaders: anger, disgust, fear, happiness, neutral, sadness, surprise, contempt,
+anxiety, helplessness, disappointment. ``--split-number k`` writes fold k; the ``official``
+protocol with one manifest per fold runs the five.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from vidfer.data.adapters.common import (
     line_error,
     read_lines,
     relative,
-    require_dir,
     require_file,
 )
 
@@ -64,7 +64,9 @@ def mafw_rows(root: Path, options: Options) -> list[Row]:
         ("Train & Test Set/single/no_caption", "Train_Test_Set/single/no_caption"),
         "MAFW's single-label split files",
     )
-    media = require_dir(root / "data" / options.variant, f"MAFW's {options.variant}")
+    media = first_dir(
+        root, (f"data/{options.variant}", options.variant), f"MAFW's {options.variant}"
+    )
     rows: list[Row] = []
     for split in ("train", "test"):
         table = require_file(
