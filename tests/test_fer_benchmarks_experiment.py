@@ -1,10 +1,12 @@
 """``vidfer manifest`` then ``vidfer experiment`` end to end on the video-file benchmarks
-(RAVDESS and CREMA-D with actor-disjoint folds, MAFW's clips with its official folds), each a
-small tree in the dataset's exact layout with real videos (CREMA-D's are .flv, as shipped)."""
+(RAVDESS and CREMA-D with actor-disjoint folds; MAFW's clips and DFEW's original videos with
+official folds, one manifest each), each a small tree in the dataset's exact layout with real
+videos (CREMA-D's are .flv, as shipped)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,30 +73,56 @@ def test_cremad_flv_manifest_then_actor_disjoint_experiment(tmp_path):
     assert actor_disjoint(record, tmp_path / "exp") == ["1001", "1002", "1003", "1004"]
 
 
-@pytest.mark.slow
-def test_mafw_official_folds_experiment(tmp_path):
-    root = tmp_path / "mafw"
-    clips = {f"0010{k}": ("anger", 1) for k in range(4)} | {
-        f"0020{k}": ("fear", -1) for k in range(4)
-    }
-    for seed, (name, (_, direction)) in enumerate(clips.items()):
-        video(root / "data" / "clips" / f"{name}.mp4", direction, seed)
-    sets = root / "Train & Test Set" / "single" / "no_caption"
-    folds = {
-        1: (("00100", "00101", "00200", "00201"), ("00102", "00202")),
-        2: (("00102", "00103", "00202", "00203"), ("00100", "00200")),
-    }
+FOLDS = {1: ((0, 1, 4, 5), (2, 6)), 2: ((2, 3, 6, 7), (0, 4))}
+"""Two official folds over 8 clips (0-3 of one class, 4-7 of the other): (train, test) clips."""
+
+
+def official_experiment(
+    tmp_path: Path,
+    root: Path,
+    layout: list[str],
+    write_list: Callable[[int, str, tuple[int, ...]], None],
+) -> dict:
+    """One manifest per fold (``vidfer manifest --split-number k``), then the official protocol."""
     manifests = []
-    for k, parts in folds.items():
-        for split, names in zip(("train", "test"), parts, strict=True):
-            write(
-                sets / f"set_{k}" / f"{split}.txt",
-                "".join(f"{n}.mp4 {clips[n][0]}\n" for n in names),
-            )
+    for k, parts in FOLDS.items():
+        for split, clips in zip(("train", "test"), parts, strict=True):
+            write_list(k, split, clips)
         out = root / f"manifest_set{k}.csv"
-        args = ["manifest", str(root), "--layout", "mafw", "--split-number", str(k)]
-        assert main([*args, "--out", str(out)]) == 0
+        args = ["manifest", str(root), *layout, "--split-number", str(k), "--out", str(out)]
+        assert main(args) == 0
         manifests.append(str(out))
     protocol = {"name": "official", "manifests": manifests, "val_fraction": 0.5}
     record = experiment(tiny_config(tmp_path, Path(manifests[0]), protocol), tmp_path / "exp")
-    assert [fold["test"] for fold in record["folds"]] == [2, 2]
+    assert [(fold["train"] + fold["val"], fold["test"]) for fold in record["folds"]] == [(4, 2)] * 2
+    return record
+
+
+@pytest.mark.slow
+def test_mafw_official_folds_experiment(tmp_path):
+    root = tmp_path / "mafw"
+    labels = ["anger"] * 4 + ["fear"] * 4
+    for clip in range(8):
+        video(root / "data" / "clips" / f"{clip + 1:05d}.mp4", 1 if clip < 4 else -1, clip)
+    sets = root / "Train & Test Set" / "single" / "no_caption"
+
+    def write_list(k: int, split: str, clips: tuple[int, ...]) -> None:
+        lines = "".join(f"{clip + 1:05d}.mp4 {labels[clip]}\n" for clip in clips)
+        write(sets / f"set_{k}" / f"{split}.txt", lines)
+
+    official_experiment(tmp_path, root, ["--layout", "mafw"], write_list)
+
+
+@pytest.mark.slow
+def test_dfew_original_videos_official_folds_experiment(tmp_path):
+    root = tmp_path / "dfew"
+    codes = [1] * 4 + [2] * 4  # happy, sad
+    for clip in range(8):
+        video(root / "Clip" / "original" / f"{clip + 1:05d}.mp4", 1 if clip < 4 else -1, clip)
+
+    def write_list(k: int, split: str, clips: tuple[int, ...]) -> None:
+        lines = "".join(f"{clip + 1},{codes[clip]}\n" for clip in clips)
+        table = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)" / f"set_{k}.csv"
+        write(table, "video_name,label\n" + lines)
+
+    official_experiment(tmp_path, root, ["--layout", "dfew", "--variant", "original"], write_list)
