@@ -26,6 +26,7 @@ from vidfer.data.adapters.common import (
     read_number,
     relative,
     require_dir,
+    sequence_images,
 )
 from vidfer.errors import ManifestError
 
@@ -33,16 +34,7 @@ EMOTIONS = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness
 """CK+'s labels in code order (codes 0-7)."""
 CODES = {str(code): name for code, name in enumerate(EMOTIONS)}
 VARIANTS = ("sequence", "last3")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _APEX_FRAMES = 3
-
-
-def sequence_images(folder: Path) -> list[Path]:
-    """The images of a sequence folder, in name order; an error naming it when there are none."""
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise ManifestError(f"{folder}: no frame images in the sequence folder")
-    return images
 
 
 def _apex_folder(sequence: Path, destination: Path) -> Path:

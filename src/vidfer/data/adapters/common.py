@@ -150,3 +150,15 @@ def first_dir(root: Path, candidates: tuple[str, ...], what: str) -> Path:
             return root / candidate
     tried = ", ".join(str(root / candidate) for candidate in candidates)
     raise ManifestError(f"{root}: folder not found; expected {what} ({tried})")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+"""The image files a frame folder may hold."""
+
+
+def sequence_images(folder: Path) -> list[Path]:
+    """The images of a sequence folder, in name order; an error naming it when there are none."""
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise ManifestError(f"{folder}: no frame images in the sequence folder")
+    return images

@@ -45,7 +45,7 @@ _CLIP_DIRS = {"frames": "clip_224x224", "frames_16f": "clip_224x224_16f"}
 _SPLIT_DIRS = (("train", "train(single-labeled)"), ("test", "test(single-labeled)"))
 
 
-def read_split_csv(table: Path) -> list[tuple[int, str, str]]:
+def _read_split_csv(table: Path) -> list[tuple[int, str, str]]:
     """(line, clip number, label code) of a ``video_name,label`` split file.
 
     Raises:
@@ -86,7 +86,7 @@ def dfew_rows(root: Path, options: Options) -> list[Row]:
     rows: list[Row] = []
     for split, folder in _SPLIT_DIRS:
         table = splits / folder / f"set_{options.split_number}.csv"
-        for line, name, code in read_split_csv(table):
+        for line, name, code in _read_split_csv(table):
             label = coded_label(CODES, code, table, line)
             if options.variant == "original":
                 if int(name) not in originals:

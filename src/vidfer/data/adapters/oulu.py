@@ -17,8 +17,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidfer.data.adapters.ckplus import sequence_images
-from vidfer.data.adapters.common import Options, Row, no_videos, relative, require_dir
+from vidfer.data.adapters.common import (
+    Options,
+    Row,
+    no_videos,
+    relative,
+    require_dir,
+    sequence_images,
+)
 from vidfer.errors import ManifestError
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
