@@ -91,7 +91,8 @@ def oulu_tree(root: Path) -> Path:
 
 
 def ravdess_tree(root: Path, actors: tuple[int, ...] = (1, 2), real: bool = False) -> Path:
-    """Speech takes of emotions 03 (happy) and 04 (sad), both modalities, and one song take."""
+    """Speech takes of emotions 03 (happy) and 04 (sad), both modalities, and one song take;
+    with ``real``, the full-AV files (the rows' paths) are real videos, the rest empty."""
     seed = 0
     for actor in actors:
         for emotion, direction in (("03", 1), ("04", -1)):
@@ -100,7 +101,8 @@ def ravdess_tree(root: Path, actors: tuple[int, ...] = (1, 2), real: bool = Fals
                     name = f"{modality}-01-{emotion}-01-{statement}-01-{actor:02d}.mp4"
                     path = root / f"Actor_{actor:02d}" / name
                     seed += 1
-                    video(path, direction, seed) if real else write(path, "")
+                    real_video = real and modality == "01"
+                    video(path, direction, seed) if real_video else write(path, "")
         write(root / f"Actor_{actor:02d}" / f"01-02-05-02-01-02-{actor:02d}.mp4", "")
     write(root / "Audio_Speech_Actors_01-24" / "Actor_01" / "03-01-03-01-01-01-01.wav", "")
     return root
