@@ -100,16 +100,21 @@ def register(add: Add) -> None:
     manifest.add_argument(
         "--layout",
         default="folder",
-        help="folder (default), afew, gemep, hmdb51, ucf101, kth, unbc or biovid "
-        "(vidfer.data.adapters.LAYOUTS)",
+        help="folder (default), afew, gemep, hmdb51, ucf101, kth, unbc, biovid, dfew, ferv39k, "
+        "mafw, ckplus, oulu, ravdess or cremad (vidfer.data.adapters.LAYOUTS; docs/datasets.md)",
     )
     manifest.add_argument(
-        "--split-number", type=int, default=None, help="official split (hmdb51, ucf101: 1-3)"
+        "--split-number",
+        type=int,
+        default=None,
+        help="official split or fold (hmdb51, ucf101: 1-3; dfew, mafw: 1-5)",
     )
     manifest.add_argument(
         "--variant",
         default=None,
-        help="kth: kth1 | kth2 (sub-sequences); biovid: bl1_pa4 | bl1_pa34",
+        help="kth: kth1 | kth2 (sub-sequences); biovid: bl1_pa4 | bl1_pa34; "
+        "dfew: frames | frames_16f | original; mafw: clips | frames; ckplus: sequence | last3; "
+        "ravdess: speech | song | speech_song",
     )
     manifest.add_argument("--out", default=None, help="CSV path (default ROOT/manifest.csv)")
 

@@ -7,13 +7,23 @@ layout    dataset                                      options
 ========  ===========================================  ======================================
 folder    ``ROOT/[<split>/]<label>/<video>``           -
 afew      AFEW: Train/Val partitions of emotion folders -
-gemep     GEMEP-FERA: train/test emotion folders       ``actors.csv`` for subjects
+gemep     GEMEP-FERA: train/test emotion folders       own ``actors.csv`` (not shipped)
 hmdb51    HMDB-51 + official split files               ``split_number`` 1-3
 ucf101    UCF-101 + ucfTrainTestlist                   ``split_number`` 1-3
 kth       KTH file names (person, action, scenario)    ``variant`` kth1 | kth2
 unbc      UNBC-McMaster: OPR 0 vs >= 3, PSPI per frame -
 biovid    BioVid Part A                                ``variant`` bl1_pa4 | bl1_pa34
+dfew      DFEW: clip frame folders + 5 fold split files ``split_number`` 1-5, ``variant``
+ferv39k   FERV39k: train_All/test_All over clip folders -
+mafw      MAFW: clips + 5 fold split files (11 classes) ``split_number`` 1-5, ``variant``
+ckplus    CK+: labelled cohn-kanade-images sequences   ``variant`` sequence | last3
+oulu      Oulu-CASIA: VL/Strong/<person>/<Emotion>     -
+ravdess   RAVDESS: seven-field file names, takes paired ``variant`` speech | song | speech_song
+cremad    CREMA-D: VideoFlash/<actor>_<sent>_<emo>_<lvl> -
 ========  ===========================================  ======================================
+
+docs/datasets.md gives each layout's protocol, label order and the sources it was checked
+against.
 
 FER2013 is a CSV of still images, not videos: :func:`vidfer.data.images.fer2013_images` reads it
 directly (``vidfer train-frames fer2013.csv``), no manifest needed.
@@ -25,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidfer.data.adapters import ckplus, cremad, dfew, ferv39k, mafw, oulu, ravdess
 from vidfer.data.adapters.action_splits import SPLIT_NUMBERS, hmdb51_rows, ucf101_rows
 from vidfer.data.adapters.common import Options, Row
 from vidfer.data.adapters.emotions import afew_rows, gemep_rows
@@ -70,12 +81,35 @@ LAYOUTS: dict[str, Layout] = {
     for layout in (
         Layout("folder", folder_rows, "ROOT/[<split>/]<label>/<video>"),
         Layout("afew", afew_rows, "AFEW: ROOT/Train|Val/<Emotion>/*.avi"),
-        Layout("gemep", gemep_rows, "GEMEP-FERA: ROOT/train|test/<emotion>/*, actors.csv"),
+        Layout("gemep", gemep_rows, "GEMEP-FERA: ROOT/train|test/<emotion>/*, own actors.csv"),
         Layout("hmdb51", hmdb51_rows, "HMDB-51 + <class>_test_split<k>.txt", SPLIT_NUMBERS),
         Layout("ucf101", ucf101_rows, "UCF-101 + ucfTrainTestlist", SPLIT_NUMBERS),
         Layout("kth", kth_rows, "KTH person<NN>_<action>_d<K>_uncomp.avi", (), KTH_VARIANTS),
         Layout("unbc", unbc_rows, "UNBC-McMaster Images + OPR/PSPI labels"),
         Layout("biovid", biovid_rows, "BioVid Part A video/<subject>/*", (), BIOVID_VARIANTS),
+        Layout(
+            "dfew",
+            dfew.dfew_rows,
+            "DFEW Clip/ + EmoLabel_DataSplit set_<k>",
+            dfew.FOLDS,
+            dfew.VARIANTS,
+        ),
+        Layout("ferv39k", ferv39k.ferv39k_rows, "FERV39k 2_ClipsforFaceCrop + 4_setups"),
+        Layout(
+            "mafw",
+            mafw.mafw_rows,
+            "MAFW data/ + Train & Test Set set_<k>",
+            mafw.FOLDS,
+            mafw.VARIANTS,
+        ),
+        Layout(
+            "ckplus", ckplus.ckplus_rows, "CK+ cohn-kanade-images + Emotion", (), ckplus.VARIANTS
+        ),
+        Layout("oulu", oulu.oulu_rows, "Oulu-CASIA <image set>/VL/Strong/<P>/<Emotion>"),
+        Layout(
+            "ravdess", ravdess.ravdess_rows, "RAVDESS Actor_NN/<7 codes>.mp4", (), ravdess.VARIANTS
+        ),
+        Layout("cremad", cremad.cremad_rows, "CREMA-D VideoFlash/<actor>_<s>_<emo>_<lvl>.flv"),
     )
 }
 
@@ -107,7 +141,8 @@ def layout_rows(
     Args:
         root: The dataset root (manifest paths are relative to it).
         layout: A name of :data:`LAYOUTS`.
-        split_number: The official split (HMDB-51, UCF-101; default 1).
+        split_number: The official split or fold (HMDB-51, UCF-101: 1-3; DFEW, MAFW: 1-5;
+            default 1).
         variant: The layout's variant (default its first).
 
     Raises:

@@ -121,3 +121,44 @@ def read_number(path: Path) -> float:
 def no_videos(root: Path, what: str) -> ManifestError:
     """The error for a tree that yields no row."""
     return ManifestError(f"{root}: no video found; expected {what}")
+
+
+def line_error(source: Path, line: int, message: str) -> ManifestError:
+    """The error for line ``line`` of a dataset's list or label file."""
+    return ManifestError(f"{source}:{line}: {message}")
+
+
+def coded_label(codes: dict[str, str], code: str, source: Path, line: int) -> str:
+    """The label of a dataset's label ``code``, or an error naming the file, line and codes."""
+    if code not in codes:
+        known = ", ".join(f"{key}={value}" for key, value in codes.items())
+        raise line_error(source, line, f"unknown label code {code!r}; known: {known}")
+    return codes[code]
+
+
+def clip_folder(folder: Path, root: Path, source: Path, line: int) -> str:
+    """``folder`` (a clip's frames) relative to ``root``; an error naming the list line if gone."""
+    if not folder.is_dir():
+        raise line_error(source, line, f"clip folder {folder} not found")
+    return relative(folder, root)
+
+
+def first_dir(root: Path, candidates: tuple[str, ...], what: str) -> Path:
+    """The first of ``root/<candidate>`` that is a folder; else an error naming them all."""
+    for candidate in candidates:
+        if (root / candidate).is_dir():
+            return root / candidate
+    tried = ", ".join(str(root / candidate) for candidate in candidates)
+    raise ManifestError(f"{root}: folder not found; expected {what} ({tried})")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+"""The image files a frame folder may hold."""
+
+
+def sequence_images(folder: Path) -> list[Path]:
+    """The images of a sequence folder, in name order; an error naming it when there are none."""
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise ManifestError(f"{folder}: no frame images in the sequence folder")
+    return images

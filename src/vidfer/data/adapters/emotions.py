@@ -14,11 +14,16 @@ GEMEP-FERA (FERA 2011 emotion sub-challenge)::
 
     root/train/anger/<video>.avi             (anger, fear, joy, relief, sadness)
     root/test/joy/<video>.avi                (labelled test videos, when you have them)
-    root/actors.csv                          optional: video,actor (the file name and its actor)
+    root/actors.csv                          optional, vidfer's own file: video,actor
 
-The file names do not carry the actor, so the ``subject`` column comes from ``actors.csv``
-when present; with it, experiments split test results into person-independent (actors absent
-from training) and person-specific ones, as Baccouche et al. report.
+This arrangement is vidfer's, not checked against the distribution: the challenge served its
+partitions from an online web-database (sspnet.eu/fera2011/fera2011data) and no public loader
+or file list of GEMEP-FERA was found to check a layout against; sort the videos into these
+folders by their emotion. ``actors.csv`` is not shipped with the dataset either: the file names
+do not carry the actor, so write it yourself (one ``video,actor`` line a video) when you know
+the actors; with it the ``subject`` column is filled and experiments split test results into
+person-independent (actors absent from training) and person-specific ones, as Baccouche et
+al. report. Without it the manifest has no subject column.
 """
 
 from __future__ import annotations
