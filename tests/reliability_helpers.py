@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -122,3 +123,32 @@ def count_into(log: str, items: int) -> Iterator[int]:
         with open(log, "a", encoding="ascii") as handle:
             handle.write(f"{index}\n")
         yield index
+
+
+class _Trap:
+    """Unpickling it creates the file ``path``: proof that someone unpickled it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+def answer_with_a_pickle(trap: str) -> str:
+    """A task for the sandbox tests: what an exploited decoder could do. It finds its worker's
+    connection to the parent and sends a pickle that creates ``trap`` when unpickled."""
+    import gc
+    from multiprocessing.connection import Connection
+
+    conn = next(obj for obj in gc.get_objects() if isinstance(obj, Connection))
+    conn.send_bytes(pickle.dumps(("ok", _Trap(trap))))
+    conn.send_bytes(pickle.dumps(_Trap(trap)))
+    time.sleep(3600)  # the parent must not wait for anything else
+    return "never"
+
+
+def answer_with(what: str) -> object:
+    """A task for the sandbox tests returning a value the transport does not carry (or
+    ``what`` itself)."""
+    return {"object": object(), "lambda": lambda: None}.get(what, what)

@@ -8,7 +8,8 @@ decoder, the out-of-memory killer — or overruns its time is replaced; its task
 :class:`Failure` instead of a result, and the other tasks go on.
 
 The parent never runs the function itself, so nothing a file does to a decoder can take the
-calling process down. An exception raised by the function is not a failure of the input: it is
+calling process down, and it never unpickles a worker's answer: answers travel as JSON and raw
+array bytes (:mod:`vidfer.io.wire`); one that is not is the worker's failure (``crashed``). An exception raised by the function is not a failure of the input: it is
 raised again in the parent (with the worker's traceback attached).
 
 :meth:`Sandbox.map` runs the function once per input; :meth:`Sandbox.stream` runs a function that
@@ -24,7 +25,6 @@ import functools
 import itertools
 import logging
 import os
-import pickle
 import resource
 import signal
 import sys
@@ -38,6 +38,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Generic, TypeVar
+
+from vidfer.io import wire
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +230,14 @@ class Sandbox(Generic[R]):
         task = worker.tasks[0]
         if worker.conn in ready:
             try:
-                kind, value = worker.conn.recv()
-            except (EOFError, OSError, pickle.UnpicklingError):
+                kind, value = wire.receive(worker.conn)
+            except (EOFError, OSError):
                 pass  # it died while answering: a crash, seen through its exit code below
+            except (wire.WireError, ValueError):  # not an answer: whatever runs there is not ours
+                worker.process.kill()
+                worker.tasks.popleft()
+                self._replace(worker, pending)
+                return task, Failure("crashed", "its worker sent something that is not an answer")
             else:
                 if kind == "ready":
                     worker.ready = True
@@ -334,7 +341,7 @@ def _serve(conn: Connection, fn: Callable[..., Any], memory_bytes: int | None, p
     _die_with_parent(parent)
     if memory_bytes is not None:
         _limit_memory(memory_bytes)
-    conn.send(("ready", None))
+    wire.send(conn, ("ready", None))
     while True:
         request = _receive(conn)
         if request is None:
@@ -386,13 +393,15 @@ def _receive(conn: Connection) -> Any:
 
 
 def _reply(conn: Connection, outcome: tuple[str, Any]) -> bool:
-    """Send ``outcome``; returns whether the worker may serve on."""
+    """Send ``outcome`` (:mod:`vidfer.io.wire`); returns whether the worker may serve on."""
     try:
-        conn.send(outcome)
-    except MemoryError:  # pickling a large answer went over the limit all the same
+        wire.send(conn, outcome)
+    except MemoryError:  # encoding a large answer went over the limit all the same
         with contextlib.suppress(OSError, ValueError, MemoryError):
-            conn.send(("memory", None))
+            wire.send(conn, ("memory", None))
         return False
+    except TypeError as error:  # a value the transport does not carry: a bug, raised in the parent
+        return _reply(conn, ("error", (RuntimeError(str(error)), traceback.format_exc())))
     except (OSError, ValueError):
         return False
     # After a MemoryError native libraries may be left in a bad state: start afresh.
@@ -400,9 +409,5 @@ def _reply(conn: Connection, outcome: tuple[str, Any]) -> bool:
 
 
 def _portable(error: Exception) -> Exception:
-    """``error`` if it survives pickling, else a RuntimeError with its text."""
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}")
-    return error
+    """``error`` if :mod:`vidfer.io.wire` carries it, else a RuntimeError with its text."""
+    return error if wire.carries(error) else RuntimeError(f"{type(error).__name__}: {error}")
