@@ -69,9 +69,8 @@ def main() -> None:
         for how in best:
             best[how] = min(best[how], one_round(how, args.answers, args.frames, args.size))
     megabytes = args.answers * args.frames * args.size * args.size * 3 / 1e6
-    print(
-        f"{args.answers} answers of {args.frames}x{args.size}x{args.size}x3 uint8 ({megabytes:.0f} MB)"
-    )
+    shape = f"{args.frames}x{args.size}x{args.size}x3"
+    print(f"{args.answers} answers of {shape} uint8 ({megabytes:.0f} MB)")
     for how, seconds in best.items():
         print(f"{how:>6}: {seconds:.3f} s  ({megabytes / seconds:.0f} MB/s)")
     print(f"wire / pickle time: {best['wire'] / best['pickle']:.2f}")

@@ -9,8 +9,9 @@ decoder, the out-of-memory killer — or overruns its time is replaced; its task
 
 The parent never runs the function itself, so nothing a file does to a decoder can take the
 calling process down, and it never unpickles a worker's answer: answers travel as JSON and raw
-array bytes (:mod:`vidfer.io.wire`); one that is not is the worker's failure (``crashed``). An exception raised by the function is not a failure of the input: it is
-raised again in the parent (with the worker's traceback attached).
+array bytes (:mod:`vidfer.io.wire`); one that is not is the worker's failure (``crashed``). An
+exception raised by the function is not a failure of the input: it is raised again in the parent
+(with the worker's traceback attached).
 
 :meth:`Sandbox.map` runs the function once per input; :meth:`Sandbox.stream` runs a function that
 yields (a video's decoded pieces) and hands its items over one at a time, so that the parent never
