@@ -195,6 +195,7 @@ def image_size(folder: Path, name: str, data: bytes, limits: VideoLimits) -> tup
         CorruptVideoError: the header is not one of these formats or states no size.
         VideoTooLargeError: the size exceeds ``limits``.
     """
+    _decoder(folder, name, data)  # a file of another kind is named as such
     size = _header_size(data)
     if size is None or min(size) <= 0:
         raise _damaged(folder, Path(name), "its header states no image size")
