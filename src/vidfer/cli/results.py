@@ -13,8 +13,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     metrics = evaluate_run(args.run, args.split)
     console.print(
-        f"{args.split}: accuracy {metrics['accuracy']:.4f}, mean class accuracy "
-        f"{metrics['mean_class_accuracy']:.4f} over {metrics['count']} video(s); "
+        f"{args.split}: accuracy (WAR) {metrics['war']:.4f}, mean class accuracy (UAR) "
+        f"{metrics['uar']:.4f} over {metrics['count']} video(s); "
         f"written to {Path(args.run) / f'eval_{args.split}'}"
     )
     return 0
