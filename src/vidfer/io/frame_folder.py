@@ -105,7 +105,7 @@ def probe_folder(
         MissingVideoError: the folder does not exist.
         VideoError: it cannot be listed, or an image links outside it.
         EmptyVideoError: it holds no image.
-        CorruptVideoError: the first image is not a PNG, JPEG or BMP with a readable size.
+        UndecodableVideoError: the first image is not a PNG, JPEG or BMP with a readable size.
         VideoTooLargeError: the images exceed ``limits``.
     """
     src = Path(folder)
@@ -160,9 +160,8 @@ def decode_image(folder: Path, image: Path, info: VideoInfo, limits: VideoLimits
         limits: Bounds for untrusted input.
 
     Raises:
-        CorruptVideoError: the image is not a PNG, JPEG or BMP, or its size differs from the
-            first image's.
-        UndecodableVideoError: its data is damaged (also a JPEG cut short).
+        UndecodableVideoError: the image is not a PNG, JPEG or BMP, its size differs from the
+            first image's, or its data is damaged (also a JPEG cut short).
         VideoTooLargeError: its header states a size beyond ``limits``.
     """
     data = _read(folder, image)
@@ -192,7 +191,7 @@ def image_size(folder: Path, name: str, data: bytes, limits: VideoLimits) -> tup
     """``(width, height)`` read from a PNG, JPEG or BMP header, checked against ``limits``.
 
     Raises:
-        CorruptVideoError: the header is not one of these formats or states no size.
+        UndecodableVideoError: the header is not one of these formats or states no size.
         VideoTooLargeError: the size exceeds ``limits``.
     """
     _decoder(folder, name, data)  # a file of another kind is named as such
