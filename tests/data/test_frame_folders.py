@@ -44,6 +44,7 @@ def write_dataset(root):
     (root / "bad" / "empty").mkdir()
     write_frame_folder(root / "bad" / "crashing", moving_square(1, frames=6))
     lines += [f"bad/{name},left,{name}" for name in ("damaged", "empty", "crashing")]
+    lines.append("folders/left/frame1.png/x,left,under_a_file")  # a path through an image
     manifest = root / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
@@ -69,12 +70,13 @@ def test_frame_folders_prepare_as_their_lossless_videos(tmp_path, monkeypatch):
         stored = dataset.store.frames(folder.source.key())
         assert np.array_equal(stored, dataset.store.frames(video.source.key()))
     rejects = {item["video_id"]: item for item in dataset.rejects()}
-    assert sorted(rejects) == ["crashing", "damaged", "empty"]
+    assert sorted(rejects) == ["crashing", "damaged", "empty", "under_a_file"]
+    assert rejects["under_a_file"]["status"] == "missing"
     assert rejects["damaged"]["status"] == "undecodable"
     assert "frame3.png is not a readable image" in rejects["damaged"]["reason"]
     assert rejects["empty"]["status"] == "empty"
     assert rejects["crashing"]["status"] == "crashed"
-    assert (dataset.store.folder / "rejects.jsonl").read_text().count("\n") == 3
+    assert (dataset.store.folder / "rejects.jsonl").read_text().count("\n") == 4
 
     # Resumable: nothing decoded again; a changed image or another frame rate prepares again.
     monkeypatch.delenv("VIDFER_FAULTS")

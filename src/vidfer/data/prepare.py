@@ -367,8 +367,12 @@ def prepare_rows(
             continue
         try:
             identity = SourceIdentity.of(row.path, (row.start, row.end), frame_folder_fps)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             records[row.video_id] = _unusable(row, "missing", "file not found")
+            continue
+        except OSError as error:  # e.g. a frame folder that cannot be listed
+            reason = f"cannot read it ({error.strerror}); check its permissions"
+            records[row.video_id] = _unusable(row, "unreadable", reason)
             continue
         cached = _cached(store, identity.key(), limits)
         if cached is not None:

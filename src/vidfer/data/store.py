@@ -104,8 +104,8 @@ class StoreRecord:
         source: The source file's identity.
         status: ``ok`` or a rejection status (``corrupt``, ``truncated``, ``undecodable``,
             ``empty``, ``no_video_stream``, ``too_large``, ``too_short``, ``single_frame``,
-            ``missing``, ``no_face``, ``decoder_error``, ``rejected``; quarantined by the
-            decoding sandbox: ``crashed``, ``timeout``, ``out_of_memory``).
+            ``missing``, ``unreadable``, ``no_face``, ``decoder_error``, ``rejected``;
+            quarantined by the decoding sandbox: ``crashed``, ``timeout``, ``out_of_memory``).
         reason: Human-readable reason when not ``ok``.
         fps: Frame rate of the stored frames.
         source_fps: Frame rate of the source stream (frame index / source_fps = time).
