@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from vidfer.io.writer import write_video
@@ -29,6 +30,18 @@ def moving_square(direction: int, frames: int = 20, size: int = 32, seed: int = 
         col = (start + direction * 2 * t) % (size - 8)
         video[t, row : row + 8, col : col + 8] = 230
     return video
+
+
+def write_frame_folder(
+    folder: Path, frames: np.ndarray, names: list[str] | None = None, suffix: str = ".png"
+) -> Path:
+    """``frames`` uint8 (T, H, W, 3) RGB as images ``frame1.png``, ``frame2.png``, ... (or
+    ``names``) in ``folder``: a frame folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = names or [f"frame{i}{suffix}" for i in range(1, len(frames) + 1)]
+    for name, frame in zip(names, frames, strict=True):
+        assert cv2.imwrite(str(folder / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
 
 
 def write_square_dataset(root: Path, per_class: int = 4, frames: int = 20) -> Path:

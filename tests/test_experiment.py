@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from vidfer.cli import main
 from vidfer.config import ProtocolConfig
 from vidfer.data.synth import make_actions
-from vidfer.evaluation.metrics import SUMMARY_METRICS
+from vidfer.evaluation.metrics import HEADLINE_METRICS, SUMMARY_METRICS
 from vidfer.experiment import run_experiment
 
 
@@ -62,7 +63,7 @@ def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, caps
     record = json.loads((out / "experiment.json").read_text())
     assert record["config"] == str(config)
     assert record["protocol"] == {"name": "subject_kfold", "folds": 5, "repeats": 1, "seed": 0}
-    assert record["metric_names"] == list(SUMMARY_METRICS)
+    assert record["metric_names"] == list(HEADLINE_METRICS)
     folds = record["folds"]
     assert [fold["name"] for fold in folds] == [f"fold{k}" for k in range(5)]
     tested = []
@@ -83,6 +84,8 @@ def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, caps
         evaluation = json.loads((folder / "eval_test/metrics.json").read_text())
         assert evaluation["count"] == 4
         assert fold["metrics"] == {name: evaluation[name] for name in SUMMARY_METRICS}
+        assert fold["per_class_recall"] == evaluation["per_class_accuracy"]
+        assert fold["metrics"]["uar"] == evaluation["mean_class_accuracy"]
         assert fold["metrics"]["roc_auc"] is not None and fold["metrics"]["eer_accuracy"] is None
     assert sorted(tested) == ["a01", "a02", "a03", "a04", "a05"]
     # Mean ± standard error over the folds.
@@ -92,6 +95,20 @@ def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, caps
     assert summary["mean"] == pytest.approx(accuracies.mean())
     assert summary["sem"] == pytest.approx(accuracies.std(ddof=1) / np.sqrt(5))
     assert "eer_accuracy" not in record["summary"]  # four classes: no equal-error rate
+    # UAR and WAR (the mean class accuracy and accuracy), each class's recall, over the folds.
+    assert record["summary"]["war"] == summary
+    uars = [fold["metrics"]["mean_class_accuracy"] for fold in folds]
+    assert record["summary"]["uar"]["mean"] == pytest.approx(np.mean(uars))
+    for label, value in record["per_class_recall"].items():
+        recalls = [
+            f["per_class_recall"][label] for f in folds if f["per_class_recall"][label] is not None
+        ]
+        assert value == {
+            "mean": pytest.approx(np.mean(recalls)),
+            "sem": pytest.approx(stats.sem(recalls)),
+            "n": len(recalls),
+        }
+    assert len(record["per_class_recall"]) == 4
     # Pooled: the 20 test videos of the five folds scored together.
     correct = []
     for fold in folds:
@@ -119,7 +136,8 @@ def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, caps
     )
     assert again.returncode == 0, again.stderr
     assert "0 fold(s) trained, 5 already finished" in again.stdout
-    assert "accuracy:" in again.stdout and "±" in again.stdout
+    assert "uar:" in again.stdout and "war:" in again.stdout and "±" in again.stdout
+    assert "recall of " in again.stdout
     assert stamps(out / "folds") == before
     assert json.loads((out / "experiment.json").read_text()) == record
 
@@ -130,6 +148,16 @@ def test_subject_kfold_experiment_resumes_and_aggregates(actions, tmp_path, caps
     assert (result.trained, len(result.reused)) == (["fold2"], 4)
     assert (out / "folds/fold2/checkpoints/last.pt").stat().st_mtime_ns == last
     assert result.record == record
+    # A fold finished before UAR, WAR and per-class recall were recorded reads with them.
+    entry = json.loads((out / "folds/fold1/fold.json").read_text())
+    for name in ("uar", "war"):
+        del entry["metrics"][name]
+    del entry["per_class_recall"]
+    (out / "folds/fold1/fold.json").write_text(json.dumps(entry))
+    assert (
+        run_experiment(config, out, protocol=ProtocolConfig(name="subject_kfold", folds=5)).record
+        == record
+    )
 
     # Another config or protocol in the same folder is refused, naming what differs.
     assert main([*args, "--out", str(out), "--set", "train.epochs=2"]) == 2

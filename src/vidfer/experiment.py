@@ -3,7 +3,8 @@
 Layout of an experiment folder::
 
     EXP/experiment.json              the protocol, each finished fold, mean ± s.e. over the
-                                     folds (summary) and the metrics of all test videos of a
+                                     folds (summary: UAR, WAR, ...; per_class_recall: each
+                                     class's recall) and the metrics of all test videos of a
                                      repeat together (pooled), so far
     EXP/folds/<name>/manifest.csv    the fold's videos, split column train/val/test (a fold
                                      tested on its validation videos lists them once, as val,
@@ -35,7 +36,14 @@ import numpy as np
 from vidfer.config import ProtocolConfig, RunConfig, config_to_dict, load_config
 from vidfer.data.manifest import Manifest, ManifestRow, manifest_csv, read_manifest
 from vidfer.errors import ConfigError
-from vidfer.evaluation.metrics import SUMMARY_METRICS, classification_metrics, summarise
+from vidfer.evaluation.metrics import (
+    HEADLINE_METRICS,
+    SUMMARY_METRICS,
+    classification_metrics,
+    summarise,
+    summarise_per_class,
+    with_aliases,
+)
 from vidfer.evaluation.protocols import Fold, make_folds
 from vidfer.fusion.predictions import read_predictions
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
@@ -176,9 +184,10 @@ def _record(
             "repeats": spec.repeats,
             "seed": spec.seed,
         },
-        "metric_names": list(SUMMARY_METRICS),
+        "metric_names": list(HEADLINE_METRICS),
         "folds": entries,
         "summary": summarise([entry["metrics"] for entry in entries]),
+        "per_class_recall": summarise_per_class(entries),
         "pooled": pooled or {},
     }
 
@@ -211,6 +220,21 @@ def _check_same_fold(folder: Path, manifest: str, config: RunConfig) -> None:
         )
 
 
+def _finished_entry(marker: Path) -> dict[str, Any]:
+    """The entry of a fold finished earlier (``fold.json``), with the metric aliases (UAR, WAR,
+    per-class recall) of a fold finished before they existed."""
+    entry: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8"))
+    entry["metrics"] = {
+        name: value
+        for name, value in with_aliases(entry.get("metrics") or {}).items()
+        if name in SUMMARY_METRICS
+    }
+    if "per_class_recall" not in entry:
+        metrics = _test_metrics(marker.parent)
+        entry["per_class_recall"] = with_aliases(metrics).get("per_class_recall")
+    return entry
+
+
 def _run_fold(fold: Fold, folder: Path, manifest: str, config: RunConfig) -> dict[str, Any]:
     """Train (or resume) and test one fold; returns its entry, also written to fold.json."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,7 +253,7 @@ def _run_fold(fold: Fold, folder: Path, manifest: str, config: RunConfig) -> dic
     if fold.tests_on_val:
         # Scored on its stopping partition (Kahou et al.'s validation accuracies).
         shutil.copytree(folder / "eval_val", folder / "eval_test", dirs_exist_ok=True)
-    metrics = _test_metrics(folder)
+    metrics = with_aliases(_test_metrics(folder))
     entry: dict[str, Any] = {
         "name": fold.name,
         "run": f"folds/{fold.name}",
@@ -238,6 +262,7 @@ def _run_fold(fold: Fold, folder: Path, manifest: str, config: RunConfig) -> dic
         "test": len(fold.test),
         "test_subjects": fold.test_subjects,
         "metrics": {name: metrics.get(name) for name in SUMMARY_METRICS},
+        "per_class_recall": metrics.get("per_class_recall"),
     }
     subsets = _person_subsets(fold, folder)
     if subsets is not None:
@@ -296,7 +321,7 @@ def run_experiment(
         _check_same_fold(folder, manifest, fold_config)
         marker = folder / "fold.json"
         if marker.exists():
-            entries.append(json.loads(marker.read_text(encoding="utf-8")))
+            entries.append(_finished_entry(marker))
             reused.append(fold.name)
         else:
             entries.append(_run_fold(fold, folder, manifest, fold_config))

@@ -35,6 +35,7 @@ from vidfer.data.stream import VideoStream, stream_video
 from vidfer.device import resolve_device
 from vidfer.errors import ConfigError, VideoError
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.io.run_folder import RunDir
 from vidfer.models.mini_xception import FER2013_CLASSES, load_mini_xception, preprocess
 from vidfer.pipelines import pipeline_for
@@ -74,10 +75,12 @@ class _Timeline:
     faces: list[dict[str, Any]] | None  # face records per frame, or None without faces
 
 
-def _open(path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int) -> VideoStream:
-    if not path.is_file():
-        raise VideoError(path, "file not found; check the path")
-    return stream_video(path, prep, limits, piece_frames)
+def _open(
+    path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int, folder_fps: float
+) -> VideoStream:
+    if not (path.is_file() or path.is_dir()):
+        raise VideoError(path, "no such file or frame folder; check the path")
+    return stream_video(path, prep, limits, piece_frames, folder_fps)
 
 
 def _finished(path: Path, stream: VideoStream) -> StoreRecord:
@@ -165,8 +168,8 @@ def _write(
 
 
 @torch.no_grad()
-def _predict_fer(path: Path, out: Path, chunk_frames: int) -> Prediction:
-    stream = _open(path, FER_PREPARE, LimitsConfig(), chunk_frames)
+def _predict_fer(path: Path, out: Path, chunk_frames: int, folder_fps: float) -> Prediction:
+    stream = _open(path, FER_PREPARE, LimitsConfig(), chunk_frames, folder_fps)
     classes = list(FER2013_CLASSES)
     extra: dict[str, Any] = {"model": "fer2013_mini_xception"}
     if stream.status != "ok":
@@ -189,7 +192,9 @@ def _predict_fer(path: Path, out: Path, chunk_frames: int) -> Prediction:
 
 
 @torch.no_grad()
-def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -> Prediction:
+def _predict_run(
+    path: Path, run: RunDir, out: Path, chunk_frames: int | None, folder_fps: float | None
+) -> Prediction:
     """Score through the run's pipeline, as its evaluation does."""
     config = run.config()
     classes = run.classes()
@@ -198,7 +203,8 @@ def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -
         settings = settings.model_copy(update={"chunk_frames": chunk_frames})
     limits = config.data.limits
     piece_frames = settings.chunk_frames or video_limits(limits).max_frames
-    stream = _open(path, config.data.prepare, limits, piece_frames)
+    rate = folder_fps or config.data.frame_folder_fps
+    stream = _open(path, config.data.prepare, limits, piece_frames, rate)
     pipeline = pipeline_for(config)
     extra: dict[str, Any] = {"run": str(run.folder), "model": pipeline.model_name(config)}
     if stream.status != "ok":
@@ -232,6 +238,7 @@ def predict_video(
     run_folder: str | Path | None = None,
     *,
     chunk_frames: int | None = None,
+    frame_folder_fps: float | None = None,
 ) -> Prediction:
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
@@ -242,11 +249,14 @@ def predict_video(
     only the codes of its moving blocks.
 
     Args:
-        video: The video file.
+        video: The video file, or a frame folder (a folder of ``.png``/``.jpg``/``.bmp`` frames
+            in natural order: :mod:`vidfer.io.frame_folder`).
         out_dir: Output folder.
         run_folder: A trained run; None uses the pretrained FER2013 mini-Xception on faces.
         chunk_frames: Frames per chunk; None takes the run's ``eval.chunk_frames`` (the default
             model: ``FER_PIECE_FRAMES``). The scores do not depend on it.
+        frame_folder_fps: The frame rate of a frame folder (times in the timeline); None takes
+            the run's ``data.frame_folder_fps`` (the default model: 25).
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
@@ -257,6 +267,9 @@ def predict_video(
         AssetError: if the default model's weights have not been fetched.
     """
     path, out = Path(video), Path(out_dir)
+    if frame_folder_fps is not None and not frame_folder_fps > 0:
+        raise ConfigError(f"--frame-folder-fps must be > 0, got {frame_folder_fps}")
     if run_folder is None:
-        return _predict_fer(path, out, chunk_frames or FER_PIECE_FRAMES)
-    return _predict_run(path, RunDir(run_folder), out, chunk_frames)
+        rate = frame_folder_fps or FRAME_FOLDER_FPS
+        return _predict_fer(path, out, chunk_frames or FER_PIECE_FRAMES, rate)
+    return _predict_run(path, RunDir(run_folder), out, chunk_frames, frame_folder_fps)

@@ -258,13 +258,16 @@ def test_unbc_opr_labels_and_pspi_frame_labels(tmp_path):
         ("ll042t2aaaff", "pain", "042-ll042"),
     ]
     pain = rows[1]
+    assert pain.rel_path == "Images/042-ll042/ll042t2aaaff"  # the frame folder, not re-encoded
     assert read_frame_labels(pain, manifest).tolist() == [0, 3, 7, 2]
     video = decode(pain.path)
-    assert video.frames.shape == (4, 24, 32, 3)
-    assert np.abs(video.frames[:, 0, 0, 0].astype(int) - [40, 80, 120, 160]).max() <= 2
-    stamp = pain.path.stat().st_mtime_ns
+    assert video.frames.shape == (4, 24, 32, 3) and video.fps == 25.0
+    assert video.frames[:, 0, 0, 0].tolist() == [40, 80, 120, 160]  # the images, exactly
+    assert not (tmp_path / "vidfer" / "videos").exists()
+    pspi = tmp_path / "vidfer/pspi/042-ll042/ll042t2aaaff.txt"
+    stamp = pspi.stat().st_mtime_ns
     write_manifest(tmp_path, "unbc")
-    assert pain.path.stat().st_mtime_ns == stamp  # encoded once
+    assert pspi.stat().st_mtime_ns == stamp  # gathered once
 
     (tmp_path / "vidfer").rename(tmp_path / "old")
     (tmp_path / "Frame_Labels/PSPI/042-ll042/ll042t2aaaff/ll042t2aaaff003_facs.txt").unlink()

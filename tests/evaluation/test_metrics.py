@@ -6,9 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score, roc_auc_score
 
-from vidfer.evaluation.metrics import classification_metrics, eer_point, mean_sem, summarise
+from vidfer.evaluation.metrics import (
+    classification_metrics,
+    eer_point,
+    mean_sem,
+    summarise,
+    summarise_per_class,
+    with_aliases,
+)
 
 
 def test_eer_accuracy_matches_a_hand_computed_example():
@@ -94,3 +101,36 @@ def test_mean_and_standard_error():
     summary = summarise(folds, ["accuracy", "roc_auc", "eer_accuracy"])
     assert summary["accuracy"]["n"] == 2 and summary["roc_auc"] == mean_sem([0.8])
     assert "eer_accuracy" not in summary
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_uar_and_war_are_balanced_accuracy_and_accuracy():
+    # Imbalanced: 6 videos of class 0, 2 of class 1, 2 of class 2; class 3 has none.
+    true = [0, 0, 0, 0, 0, 0, 1, 1, 2, 2]
+    pred = [0, 0, 0, 0, 0, 1, 1, 0, 2, 3]
+    metrics = classification_metrics(true, pred, ["a", "b", "c", "d"])
+    assert metrics["war"] == metrics["accuracy"] == pytest.approx(accuracy_score(true, pred))
+    assert metrics["uar"] == metrics["mean_class_accuracy"]
+    assert metrics["uar"] == pytest.approx(balanced_accuracy_score(true, pred))
+    assert metrics["uar"] == pytest.approx((5 / 6 + 1 / 2 + 1 / 2) / 3)
+    recalls = recall_score(true, pred, labels=[0, 1, 2], average=None)
+    assert metrics["per_class_recall"] == {
+        "a": recalls[0],
+        "b": recalls[1],
+        "c": recalls[2],
+        "d": None,
+    }
+    # Metrics written before the aliases existed read with them.
+    old = {"accuracy": 0.7, "mean_class_accuracy": 0.6, "per_class_accuracy": {"a": 0.6}}
+    assert with_aliases(old) == {**old, "war": 0.7, "uar": 0.6, "per_class_recall": {"a": 0.6}}
+
+
+def test_per_class_recall_over_folds_leaves_out_folds_without_the_class():
+    folds = [
+        {"per_class_recall": {"a": 1.0, "b": 0.5, "c": None}},
+        {"per_class_recall": {"a": 0.5, "b": None, "c": None}},
+    ]
+    summary = summarise_per_class(folds)
+    assert summary["a"] == {"mean": 0.75, "sem": pytest.approx(0.25), "n": 2}
+    assert summary["b"] == {"mean": 0.5, "sem": 0.0, "n": 1}
+    assert "c" not in summary

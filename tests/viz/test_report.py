@@ -341,3 +341,37 @@ def test_malformed_files_name_the_line(folders, tmp_path):
     (folder / "predictions.csv").write_text(text)
     with pytest.raises(ConfigError, match=r"predictions\.csv:3: missing or not a number"):
         write_report(tmp_path)
+
+
+def test_experiment_shows_uar_war_and_each_class_recall(tmp_path):
+    folds = [
+        {
+            "name": name,
+            "run": f"folds/{name}",
+            "metrics": {"uar": uar, "war": war},
+            "per_class_recall": recall,
+        }
+        for name, uar, war, recall in (
+            ("fold0", 0.75, 0.8, {"happy": 1.0, "sad": 0.5}),
+            ("fold1", 0.5, 0.6, {"happy": 0.5, "sad": None}),
+        )
+    ]
+    record = {
+        "config": "c.yaml",
+        "protocol": {"name": "official"},
+        "metric_names": ["uar", "war"],
+        "folds": folds,
+        "summary": {"uar": {"mean": 0.625, "sem": 0.125, "n": 2}},
+        "per_class_recall": {
+            "happy": {"mean": 0.75, "sem": 0.25, "n": 2},
+            "sad": {"mean": 0.5, "sem": 0.0, "n": 1},
+        },
+    }
+    (tmp_path / "experiment.json").write_text(json.dumps(record))
+    html = write_report(tmp_path, tmp_path / "report.html").read_text()
+    folds_table = html[html.index('id="folds"') :]
+    assert ">uar<" in folds_table and ">war<" in folds_table
+    assert "0.6250 ± 0.1250 (n=2)" in folds_table
+    recall = html[html.index('id="per-class-recall"') :]
+    assert "<td>happy</td>" in recall and "0.7500 ± 0.2500 (n=2)" in recall
+    assert "0.5000 ± 0.0000 (n=1)" in recall

@@ -59,6 +59,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                 },
                 "workers": args.workers,
                 "max_reject_fraction": 1.0,
+                "frame_folder_fps": args.frame_folder_fps,
             }
         )
     else:
@@ -131,6 +132,12 @@ def register(add: Add) -> None:
         help="store aligned crops of the main face (MTCNN), SIZE x SIZE",
     )
     prepare.add_argument("--workers", type=int, default=2)
+    prepare.add_argument(
+        "--frame-folder-fps",
+        type=float,
+        default=25.0,
+        help="frame rate of the manifest's frame folders (manifest mode; default 25)",
+    )
     prepare.add_argument(
         "--set",
         action="append",

@@ -30,9 +30,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             *["-" if v is None else f"{v:.4f}" for v in values],
         )
     console.print(table)
-    for name, value in result.record["summary"].items():
+    names = result.record["metric_names"]
+    summary, pooled = result.record["summary"], result.record["pooled"]
+    for name, value in ((name, summary[name]) for name in names if name in summary):
         console.print(f"{name}: {value['mean']:.4f} ± {value['sem']:.4f} (n={value['n']} folds)")
-    for name, value in result.record["pooled"].items():
+    for label, value in result.record["per_class_recall"].items():
+        console.print(
+            f"recall of {label}: {value['mean']:.4f} ± {value['sem']:.4f} (n={value['n']} folds)"
+        )
+    for name, value in ((name, pooled[name]) for name in names if name in pooled):
         console.print(
             f"pooled {name} (all test videos of a repeat together): {value['mean']:.4f}"
             + (f" ± {value['sem']:.4f} (n={value['n']} repeats)" if value["n"] > 1 else "")

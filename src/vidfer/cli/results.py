@@ -13,8 +13,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     metrics = evaluate_run(args.run, args.split)
     console.print(
-        f"{args.split}: accuracy {metrics['accuracy']:.4f}, mean class accuracy "
-        f"{metrics['mean_class_accuracy']:.4f} over {metrics['count']} video(s); "
+        f"{args.split}: accuracy (WAR) {metrics['war']:.4f}, mean class accuracy (UAR) "
+        f"{metrics['uar']:.4f} over {metrics['count']} video(s); "
         f"written to {Path(args.run) / f'eval_{args.split}'}"
     )
     return 0
@@ -51,8 +51,15 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from vidfer.predict import predict_video
 
-    out = args.out or str(Path(args.video).with_suffix("")) + "_vidfer"
-    prediction = predict_video(args.video, out, args.run, chunk_frames=args.chunk_frames)
+    video = Path(args.video)
+    out = args.out or str(video if video.is_dir() else video.with_suffix("")) + "_vidfer"
+    prediction = predict_video(
+        video,
+        out,
+        args.run,
+        chunk_frames=args.chunk_frames,
+        frame_folder_fps=args.frame_folder_fps,
+    )
     if prediction.label is None:
         console.print(f"{args.video}: {prediction.status}; written to {prediction.out_dir}")
     else:
@@ -102,7 +109,7 @@ def register(add: Add) -> None:
         "apply a trained model (or the pretrained FER2013 "
         "mini-Xception) to a video: per-frame timeline and video label",
     )
-    predict.add_argument("video")
+    predict.add_argument("video", help="a video file, or a folder of frame images")
     predict.add_argument(
         "--run", default=None, help="a trained run folder (default: FER2013 mini-Xception on faces)"
     )
@@ -113,4 +120,10 @@ def register(add: Add) -> None:
         default=None,
         help="frames decoded and scored at a time (default: the run's eval.chunk_frames); "
         "the scores do not depend on it, the memory does",
+    )
+    predict.add_argument(
+        "--frame-folder-fps",
+        type=float,
+        default=None,
+        help="frame rate of a frame folder (default: the run's data.frame_folder_fps, else 25)",
     )

@@ -99,7 +99,16 @@ class PrepareConfig(Section):
 
 
 class DataConfig(Section):
-    """The dataset: manifest, store location, classes and preprocessing."""
+    """The dataset: manifest, store location, classes and preprocessing.
+
+    Attributes:
+        frame_folder_fps: The frame rate of the manifest's frame folders (a row whose path is a
+            folder of images: :mod:`vidfer.io.frame_folder`), which the images do not state.
+            The default 25 (``vidfer.io.frame_folder.FRAME_FOLDER_FPS``) is Oulu-CASIA's and the
+            rate vidfer has always given UNBC-McMaster's frames; CK+ was filmed at 30. It times the
+            frames (``data.prepare.fps``, ``start``/``end``, timelines) and is part of a frame
+            folder's store key.
+    """
 
     manifest: Path
     root: Path | None = None
@@ -109,6 +118,7 @@ class DataConfig(Section):
     limits: LimitsConfig = LimitsConfig()
     workers: int = Field(2, ge=1)
     max_reject_fraction: float = Field(0.5, ge=0, le=1)
+    frame_folder_fps: float = Field(25.0, gt=0)
 
     @property
     def dataset_root(self) -> Path:

@@ -40,6 +40,7 @@ from vidfer.errors import (
 )
 from vidfer.faces.pipeline import FaceConfig, process_faces
 from vidfer.io.atomic import atomic_write_text
+from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.io.sandbox import Failure, Sandbox
 from vidfer.io.video import decode
 from vidfer.io.video_probe import VideoLimits
@@ -131,7 +132,14 @@ def prepare_one(
     limits: VideoLimits,
     segment: tuple[float | None, float | None] = (None, None),
 ) -> tuple[StoreRecord, np.ndarray | None]:
-    """Decode and preprocess one video in memory.
+    """Decode and preprocess one video (a file or a frame folder) in memory.
+
+    Args:
+        path: The video file or frame folder.
+        identity: Its identity (a frame folder's frame rate is ``identity.folder_fps``).
+        prep: Preprocessing settings.
+        limits: Bounds for untrusted input.
+        segment: The (start, end) seconds to keep, or (None, None) for all.
 
     Returns:
         The record and the frames ``(T, size, size, 3)`` uint8 (None when rejected).
@@ -141,7 +149,12 @@ def prepare_one(
         # The face detector wants the full resolution; the crops have their own size.
         short_side = None if faces is not None else prep.size
         video = decode(
-            path, fps=prep.fps, short_side=short_side, max_frames=prep.max_frames, limits=limits
+            path,
+            fps=prep.fps,
+            short_side=short_side,
+            max_frames=prep.max_frames,
+            limits=limits,
+            frame_folder_fps=identity.folder_fps or FRAME_FOLDER_FPS,
         )
     except VideoError as error:
         return StoreRecord(source=identity, status=error.status, reason=error.reason), None
@@ -327,8 +340,13 @@ def prepare_rows(
     prep: PrepareConfig,
     limits: LimitsConfig,
     workers: int = 1,
+    frame_folder_fps: float = FRAME_FOLDER_FPS,
 ) -> PrepareResult:
     """Make sure every row is in the store; decode only what is missing.
+
+    A row's path may name a video file or a frame folder (:mod:`vidfer.io.frame_folder`): its
+    images are read into the store as they are (never re-encoded), under the same limits,
+    sandbox, rejections and resumability.
 
     Args:
         rows: Manifest rows to prepare.
@@ -336,6 +354,7 @@ def prepare_rows(
         prep: Preprocessing settings.
         limits: Limits on untrusted input.
         workers: Decoding worker processes.
+        frame_folder_fps: The nominal frame rate of the frame folders (``data.frame_folder_fps``).
     """
     store = open_store(store_root, prep)
     store.ensure()
@@ -347,9 +366,13 @@ def prepare_rows(
             records[row.video_id] = refused
             continue
         try:
-            identity = SourceIdentity.of(row.path, (row.start, row.end))
-        except FileNotFoundError:
+            identity = SourceIdentity.of(row.path, (row.start, row.end), frame_folder_fps)
+        except (FileNotFoundError, NotADirectoryError):
             records[row.video_id] = _unusable(row, "missing", "file not found")
+            continue
+        except OSError as error:  # e.g. a frame folder that cannot be listed
+            reason = f"cannot read it ({error.strerror}); check its permissions"
+            records[row.video_id] = _unusable(row, "unreadable", reason)
             continue
         cached = _cached(store, identity.key(), limits)
         if cached is not None:

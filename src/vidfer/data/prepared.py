@@ -98,6 +98,7 @@ def load_dataset(config: DataConfig, *, rejects_path: Path | None = None) -> Pre
         prep=config.prepare,
         limits=config.limits,
         workers=config.workers,
+        frame_folder_fps=config.frame_folder_fps,
     )
     dataset = PreparedDataset(manifest=manifest, result=result)
     dataset.items  # noqa: B018 -- reads the frame_labels files now, so a bad one fails early

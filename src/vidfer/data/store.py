@@ -7,11 +7,12 @@ Layout::
     <store root>/<preprocessing key>/<video key>.json  the record (status, fps, kept frames, ...)
 
 The video key is derived from the source file's identity (resolved path, size, modification
-time), the preprocessing key from the preprocessing settings, so editing a video or a setting
-re-prepares exactly what changed. The JSON record is written last, after the array, both
-atomically: a record that exists describes a complete entry, and a run killed half-way leaves at
-most orphan temporary files, never read, that the next run deletes. One process prepares into a
-folder at a time (:meth:`PreparedStore.lock`); any number may read it.
+time; for a frame folder, the images' total size, their latest modification time and the
+folder's frame rate), the preprocessing key from the preprocessing settings, so editing a video
+or a setting re-prepares exactly what changed. The JSON record is written last, after the array,
+both atomically: a record that exists describes a complete entry, and a run killed half-way
+leaves at most orphan temporary files, never read, that the next run deletes. One process
+prepares into a folder at a time (:meth:`PreparedStore.lock`); any number may read it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from vidfer.io.atomic import atomic_write_json, atomic_write_with, remove_temporaries
+from vidfer.io.frame_folder import FRAME_FOLDER_FPS, list_images
 
 log = logging.getLogger(__name__)
 
@@ -39,34 +41,58 @@ RECORD_VERSION = 1
 class SourceIdentity:
     """What identifies a source file's content cheaply: its resolved path, size and mtime, and
     the segment (start, end seconds) when only part of the file is used, so that several
-    segments of one file (e.g. KTH's sub-sequences) are distinct entries."""
+    segments of one file (e.g. KTH's sub-sequences) are distinct entries.
+
+    A frame folder (:mod:`vidfer.io.frame_folder`) is identified by its images: ``size`` is
+    their total size, ``mtime_ns`` the latest modification time of the folder (it changes when
+    an image is added, removed or renamed) and of its images, and ``folder_fps`` its nominal
+    frame rate (None for a file), so that another rate prepares it again."""
 
     path: str
     size: int
     mtime_ns: int
     start: float | None = None
     end: float | None = None
+    folder_fps: float | None = None
 
     @classmethod
     def of(
-        cls, path: Path, segment: tuple[float | None, float | None] = (None, None)
+        cls,
+        path: Path,
+        segment: tuple[float | None, float | None] = (None, None),
+        folder_fps: float = FRAME_FOLDER_FPS,
     ) -> SourceIdentity:
-        """Identity of an existing file (``OSError`` if it cannot be stat'ed)."""
+        """Identity of an existing file or frame folder (``OSError`` if it cannot be stat'ed).
+
+        Args:
+            path: The video file or frame folder.
+            segment: The (start, end) seconds used, or (None, None) for all of it.
+            folder_fps: The nominal frame rate, when ``path`` is a frame folder.
+        """
         stat = path.stat()
+        size, mtime_ns, rate = stat.st_size, stat.st_mtime_ns, None
+        if path.is_dir():
+            images = [image.stat() for image in list_images(path)]
+            size = sum(image.st_size for image in images)
+            mtime_ns = max([mtime_ns, *(image.st_mtime_ns for image in images)])
+            rate = folder_fps
         return cls(
             path=str(path.resolve()),
-            size=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
+            size=size,
+            mtime_ns=mtime_ns,
             start=segment[0],
             end=segment[1],
+            folder_fps=rate,
         )
 
     def key(self) -> str:
         """Stable short hash used as the entry's file name (a whole file's key has no segment
-        part, so entries prepared before segments were keyed stay valid)."""
+        nor frame-rate part, so entries prepared before those were keyed stay valid)."""
         text = f"{self.path}\0{self.size}\0{self.mtime_ns}"
         if self.start is not None or self.end is not None:
             text += f"\0{self.start!r}\0{self.end!r}"
+        if self.folder_fps is not None:
+            text += f"\0fps={self.folder_fps!r}"
         return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
@@ -78,8 +104,8 @@ class StoreRecord:
         source: The source file's identity.
         status: ``ok`` or a rejection status (``corrupt``, ``truncated``, ``undecodable``,
             ``empty``, ``no_video_stream``, ``too_large``, ``too_short``, ``single_frame``,
-            ``missing``, ``no_face``, ``decoder_error``, ``rejected``; quarantined by the
-            decoding sandbox: ``crashed``, ``timeout``, ``out_of_memory``).
+            ``missing``, ``unreadable``, ``no_face``, ``decoder_error``, ``rejected``;
+            quarantined by the decoding sandbox: ``crashed``, ``timeout``, ``out_of_memory``).
         reason: Human-readable reason when not ``ok``.
         fps: Frame rate of the stored frames.
         source_fps: Frame rate of the source stream (frame index / source_fps = time).

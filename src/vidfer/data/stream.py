@@ -1,5 +1,7 @@
 """One video's preprocessed frames, piece by piece: ``vidfer predict`` on videos of any length.
 
+The video may be a file or a frame folder (:mod:`vidfer.io.frame_folder`, at ``folder_fps``).
+
 :func:`stream_video` applies a run's preprocessing (``data.prepare``) as
 :func:`vidfer.data.prepare.prepare_one` does, but holds one piece of at most ``piece_frames``
 frames at a time, so that memory does not grow with the video's length. With the face pipeline
@@ -32,6 +34,7 @@ from vidfer.data.store import SourceIdentity, StoreRecord
 from vidfer.faces.pipeline import crop_faces, get_detector, track_faces
 from vidfer.faces.tracks import MISSING, FaceTrack
 from vidfer.faces.types import FrameFaces
+from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.io.sandbox import Failure, Sandbox
 from vidfer.io.video import DecodedVideo, decode_chunks
 from vidfer.io.video_probe import VideoLimits
@@ -42,10 +45,11 @@ class VideoStream:
     """A video to be read piece by piece with a run's preprocessing.
 
     Attributes:
-        path: The video file.
+        path: The video file or frame folder.
         prep: The preprocessing settings.
         limits: Limits on untrusted input (the decoding worker's time and memory limits too).
         piece_frames: Decoded frames per piece.
+        folder_fps: The frame rate of a frame folder (``data.frame_folder_fps``).
         track: The main face's track (face pipeline on, after the detection pass), else None.
         faces: Per decoded frame face records, ``frame`` being the source frame index (face
             pipeline on), else None.
@@ -58,6 +62,7 @@ class VideoStream:
     prep: PrepareConfig
     limits: LimitsConfig
     piece_frames: int
+    folder_fps: float = FRAME_FOLDER_FPS
     track: FaceTrack | None = None
     faces: list[dict[str, Any]] | None = None
     status: str = "ok"
@@ -76,7 +81,14 @@ class VideoStream:
             QuarantinedVideoError: if the decoding worker crashed or overran its time or memory.
         """
         limits = self.limits
-        task = (str(self.path), self.piece_frames, self.prep, short_side, video_limits(limits))
+        task = (
+            str(self.path),
+            self.piece_frames,
+            self.prep,
+            short_side,
+            video_limits(limits),
+            self.folder_fps,
+        )
         with Sandbox(
             _decode_pieces, 1, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
         ) as sandbox:
@@ -117,7 +129,7 @@ class VideoStream:
     def record(self) -> StoreRecord:
         """The store record of what :meth:`pieces` yielded (call it after them); ``too_short``
         when fewer than ``prep.min_frames`` frames were kept."""
-        identity = SourceIdentity.of(self.path)
+        identity = SourceIdentity.of(self.path, folder_fps=self.folder_fps)
         fps, source_fps = self._fps
         if self.status != "ok":
             return StoreRecord(
@@ -148,7 +160,12 @@ class VideoStream:
 
 
 def _decode_pieces(
-    path: str, piece_frames: int, prep: PrepareConfig, short_side: int | None, limits: VideoLimits
+    path: str,
+    piece_frames: int,
+    prep: PrepareConfig,
+    short_side: int | None,
+    limits: VideoLimits,
+    folder_fps: float,
 ) -> Iterator[DecodedVideo]:
     """Sandboxed worker entry point: the video's pieces of ``piece_frames`` decoded frames."""
     faults.inject("decode", Path(path).name)
@@ -159,20 +176,26 @@ def _decode_pieces(
         short_side=short_side,
         max_frames=prep.max_frames,
         limits=limits,
+        frame_folder_fps=folder_fps,
     )
 
 
 def stream_video(
-    path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int
+    path: Path,
+    prep: PrepareConfig,
+    limits: LimitsConfig,
+    piece_frames: int,
+    folder_fps: float = FRAME_FOLDER_FPS,
 ) -> VideoStream:
-    """Open a video for reading piece by piece; with faces on, run the detection pass now.
+    """Open a video (file or frame folder) for reading piece by piece; with faces on, run the
+    detection pass now.
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
             :class:`~vidfer.errors.QuarantinedVideoError` if it crashed, stalled or exhausted
             its decoding worker.
     """
-    stream = VideoStream(path, prep, limits, piece_frames)
+    stream = VideoStream(path, prep, limits, piece_frames, folder_fps)
     faces = prep.face_config()
     if faces is None:
         return stream

@@ -1,7 +1,10 @@
 """Classification metrics through scikit-learn, and mean ± standard error over folds.
 
 Label-based metrics (accuracy, mean class accuracy, per-class accuracy, macro-F1, the confusion
-matrix) need only the predicted classes; score-based ones (ROC-AUC, the accuracy at the ROC
+matrix) need only the predicted classes; the facial-expression literature's names are aliases of
+the same values (:data:`ALIASES`): ``war`` (weighted average recall) is the accuracy, ``uar``
+(unweighted average recall, scikit-learn's balanced accuracy) the mean class accuracy, and
+``per_class_recall`` the per-class accuracy; score-based ones (ROC-AUC, the accuracy at the ROC
 equal-error rate) need the class probabilities. For two classes the second class (index 1, e.g.
 ``pain`` after ``no_pain``) is the positive one.
 """
@@ -15,8 +18,30 @@ import numpy as np
 from scipy.stats import sem
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
 
-SUMMARY_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "roc_auc", "eer_accuracy")
-"""The headline metrics of a fold, aggregated over the folds of an experiment."""
+ALIASES = {
+    "uar": "mean_class_accuracy",
+    "war": "accuracy",
+    "per_class_recall": "per_class_accuracy",
+}
+"""Other names of metrics (alias -> the name it repeats): UAR and WAR as DFEW, FERV39k and MAFW
+results are reported."""
+
+HEADLINE_METRICS = ("uar", "war", "macro_f1", "roc_auc", "eer_accuracy")
+"""The metrics the experiment's tables show, per fold and mean ± s.e. over the folds."""
+
+SUMMARY_METRICS = (*HEADLINE_METRICS, "accuracy", "mean_class_accuracy")
+"""The metrics of a fold aggregated over the folds of an experiment: the headline ones and,
+under their first names, accuracy and mean class accuracy."""
+
+
+def with_aliases(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics`` with each alias of :data:`ALIASES` added where its metric is (metrics written
+    before the aliases existed read as new ones)."""
+    out = dict(metrics)
+    for alias, name in ALIASES.items():
+        if name in out and alias not in out:
+            out[alias] = out[name]
+    return out
 
 
 def eer_point(
@@ -100,7 +125,9 @@ def classification_metrics(
 
     Returns:
         ``count``, ``accuracy``, ``mean_class_accuracy`` (over classes present in ``y_true``),
-        ``per_class_accuracy`` (name -> accuracy, None for a class without videos), ``macro_f1``
+        ``per_class_accuracy`` (name -> accuracy, None for a class without videos; each is the
+        class's recall), the same three as ``war``, ``uar`` and ``per_class_recall``,
+        ``macro_f1``
         (over the classes present in ``y_true``), ``confusion`` (rows: true class, columns:
         predicted); with ``probabilities`` also ``roc_auc`` (binary: of class 1; more classes:
         the mean one-vs-rest AUC of the classes present, each in ``per_class_roc_auc``) and, for
@@ -135,7 +162,7 @@ def classification_metrics(
     }
     if probabilities is not None:
         metrics.update(_roc_metrics(true, np.asarray(probabilities, dtype=np.float64), classes))
-    return metrics
+    return with_aliases(metrics)
 
 
 def mean_sem(values: Iterable[float]) -> dict[str, float | int]:
@@ -155,9 +182,26 @@ def summarise(
 
     A metric that is None in every fold is not in the result.
     """
-    summary = {}
+    summary: dict[str, dict[str, float | int]] = {}
     for name in names:
         values = [m[name] for m in fold_metrics if m.get(name) is not None]
         if values:
             summary[name] = mean_sem(float(v) for v in values if v is not None)
     return summary
+
+
+def summarise_per_class(
+    fold_metrics: Sequence[Mapping[str, Any]], name: str = "per_class_recall"
+) -> dict[str, dict[str, float | int]]:
+    """Mean ± standard error over folds of each class's value of a per-class metric (class name
+    -> value, None where the fold tested no video of the class), leaving out such folds.
+
+    A class without a value in every fold is not in the result.
+    """
+    per_class: dict[str, list[float]] = {}
+    for metrics in fold_metrics:
+        for label, value in (metrics.get(name) or {}).items():
+            values = per_class.setdefault(label, [])
+            if value is not None:
+                values.append(float(value))
+    return {label: mean_sem(values) for label, values in per_class.items() if values}

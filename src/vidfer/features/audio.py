@@ -64,11 +64,14 @@ class AudioFeatures:
 
 
 def audio_signal(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """The first audio stream, mono, 16 kHz, float32 in [-1, 1]; None without one.
+    """The first audio stream, mono, 16 kHz, float32 in [-1, 1]; None without one (a frame
+    folder has none).
 
     Raises:
         CorruptVideoError: if the container or the audio stream cannot be decoded.
     """
+    if Path(path).is_dir():
+        return None
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:

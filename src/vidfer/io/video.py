@@ -1,4 +1,9 @@
-"""Decode video files with PyAV, with limits on untrusted input.
+"""Decode video files and frame folders with PyAV, with limits on untrusted input.
+
+A path that is a folder is a frame folder (:mod:`vidfer.io.frame_folder`): its images are the
+frames, at the nominal rate ``frame_folder_fps``, decoded one by one (none re-encoded) and
+converted exactly as a video's frames are, so that a frame folder and the same frames in a
+lossless video give the same arrays. Everything below holds for both.
 
 The header is first checked as :func:`vidfer.io.video_probe.probe` does (against
 :class:`~vidfer.io.video_probe.VideoLimits`), then :func:`iter_frames` streams
@@ -15,6 +20,7 @@ spaced, which is what the clip samplers downstream assume as well.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -34,6 +40,7 @@ from vidfer.errors import (
     TruncatedVideoError,
     UndecodableVideoError,
 )
+from vidfer.io.frame_folder import FRAME_FOLDER_FPS, decode_image, probe_folder
 from vidfer.io.video_probe import (
     VideoInfo,
     VideoLimits,
@@ -81,6 +88,7 @@ def iter_frames(
     fps: float | None = None,
     short_side: int | None = None,
     limits: VideoLimits = VideoLimits(),
+    frame_folder_fps: float = FRAME_FOLDER_FPS,
 ) -> Iterator[tuple[int, Frame]]:
     """Stream the frames of a video without holding them all in memory.
 
@@ -88,12 +96,13 @@ def iter_frames(
     errors surface here; decoding starts at the first ``next()``.
 
     Args:
-        path: Video file.
+        path: Video file or frame folder.
         fps: Target frame rate; for each time ``k / fps`` the nearest source frame is kept.
             ``None``, or a rate at or above the source rate, keeps every frame (never upsamples).
         short_side: Resize so that the shorter side has this many pixels, keeping the aspect
             ratio (up- or downscaling). ``None`` keeps the source size.
         limits: Bounds for untrusted input.
+        frame_folder_fps: The nominal frame rate of a frame folder (unused for a file).
 
     Returns:
         An iterator of ``(index in the original stream, uint8 (H, W, 3) RGB frame)``.
@@ -106,8 +115,8 @@ def iter_frames(
         VideoTooLargeError: From the iterator, when the stream holds more frames than
             ``limits.max_frames`` although its header said otherwise.
     """
-    info = probe(path, limits)
-    return _iter_decoded(info, _Plan.make(info, fps, short_side), limits)
+    source = _Source.probe(path, frame_folder_fps, limits)
+    return source.frames(_Plan.make(source.info, fps, short_side), limits)
 
 
 def decode(
@@ -117,6 +126,7 @@ def decode(
     short_side: int | None = None,
     max_frames: int | None = None,
     limits: VideoLimits = VideoLimits(),
+    frame_folder_fps: float = FRAME_FOLDER_FPS,
 ) -> DecodedVideo:
     """Decode a whole video (or its first ``max_frames`` kept frames) into one array.
 
@@ -124,11 +134,12 @@ def decode(
     returned with ``truncated=True``.
 
     Args:
-        path: Video file.
+        path: Video file or frame folder.
         fps: Target frame rate, as in :func:`iter_frames`.
         short_side: Shorter-side length after resizing, as in :func:`iter_frames`.
         max_frames: Stop after this many kept frames; ``None`` decodes to the end.
         limits: Bounds for untrusted input.
+        frame_folder_fps: The nominal frame rate of a frame folder (unused for a file).
 
     Returns:
         The decoded frames, their original indices and the effective frame rate.
@@ -145,7 +156,13 @@ def decode(
     whole = max_frames if max_frames is not None else limits.max_frames
     pieces = list(
         decode_chunks(
-            path, whole, fps=fps, short_side=short_side, max_frames=max_frames, limits=limits
+            path,
+            whole,
+            fps=fps,
+            short_side=short_side,
+            max_frames=max_frames,
+            limits=limits,
+            frame_folder_fps=frame_folder_fps,
         )
     )
     # Two pieces only when the damage came right after the first (the second is then empty).
@@ -166,6 +183,7 @@ def decode_chunks(
     short_side: int | None = None,
     max_frames: int | None = None,
     limits: VideoLimits = VideoLimits(),
+    frame_folder_fps: float = FRAME_FOLDER_FPS,
 ) -> Iterator[DecodedVideo]:
     """Decode a video as consecutive pieces of at most ``chunk_frames`` kept frames.
 
@@ -174,12 +192,13 @@ def decode_chunks(
     (and checked against ``limits``) when this function is called.
 
     Args:
-        path: Video file.
+        path: Video file or frame folder.
         chunk_frames: Kept frames per piece (the last piece may hold fewer).
         fps: Target frame rate, as in :func:`iter_frames`.
         short_side: Shorter-side length after resizing, as in :func:`iter_frames`.
         max_frames: Stop after this many kept frames in all; ``None`` decodes to the end.
         limits: Bounds for untrusted input.
+        frame_folder_fps: The nominal frame rate of a frame folder (unused for a file).
 
     Returns:
         An iterator of :class:`DecodedVideo` pieces, in order; only the last can have
@@ -191,12 +210,41 @@ def decode_chunks(
     for name, value in (("chunk_frames", chunk_frames), ("max_frames", max_frames)):
         if value is not None and value < 1:
             raise ConfigError(f"decode({name}=...) must be >= 1, got {value}")
-    info = probe(path, limits)
-    return _pieces(info, _Plan.make(info, fps, short_side), chunk_frames, max_frames, limits)
+    source = _Source.probe(path, frame_folder_fps, limits)
+    return _pieces(
+        source, _Plan.make(source.info, fps, short_side), chunk_frames, max_frames, limits
+    )
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A probed video file, or a frame folder and its images."""
+
+    info: VideoInfo
+    images: list[Path] | None = None  # a frame folder's images, in order; None for a file
+
+    @classmethod
+    def probe(
+        cls, path: str | os.PathLike[str], frame_folder_fps: float, limits: VideoLimits
+    ) -> _Source:
+        if Path(path).is_dir():
+            folder = probe_folder(path, frame_folder_fps, limits)
+            return cls(folder.info, folder.images)
+        return cls(probe(path, limits))
+
+    def frames(self, plan: _Plan, limits: VideoLimits) -> Generator[tuple[int, Frame], None, None]:
+        """The kept frames: ``(index in the source, uint8 (H, W, 3) RGB frame)``."""
+        if self.images is None:
+            return _iter_decoded(self.info, plan, limits)
+        return _iter_images(self.info, self.images, plan, limits)
 
 
 def _pieces(
-    info: VideoInfo, plan: _Plan, chunk_frames: int, max_frames: int | None, limits: VideoLimits
+    source: _Source,
+    plan: _Plan,
+    chunk_frames: int,
+    max_frames: int | None,
+    limits: VideoLimits,
 ) -> Generator[DecodedVideo, None, None]:
     frames: list[Frame] = []
     indices: list[int] = []
@@ -211,7 +259,8 @@ def _pieces(
         )
         return DecodedVideo(stacked, np.asarray(indices, dtype=np.int64), plan.fps, info, truncated)
 
-    decoding = _iter_decoded(info, plan, limits)
+    info = source.info
+    decoding = source.frames(plan, limits)
     try:
         for index, frame in decoding:
             indices.append(index)
@@ -262,16 +311,29 @@ class _Plan:
             return cls(width, height, 1.0, info.fps)
         return cls(width, height, info.fps / fps, fps)
 
+    def kept(self) -> Iterator[int]:
+        """The source indices of the kept frames, in order, without end."""
+        # Target k is shown at k / fps, i.e. at source position k * step; its nearest source
+        # frame is floor(k * step + 0.5) (the epsilon absorbs float error in exact ties). The
+        # targets strictly increase because step >= 1.
+        return (math.floor(k * self.step + 0.5 + 1e-9) for k in itertools.count())
+
+    def rgb(self, frame: av.VideoFrame) -> Frame:
+        """A decoded frame as ``uint8 (height, width, 3)`` RGB."""
+        # Converting and resizing in one swscale call; explicit width/height also keeps every
+        # frame the same shape if the stream changes resolution midway.
+        rgb = frame.to_ndarray(
+            format="rgb24", width=self.width, height=self.height, interpolation=_INTERPOLATION
+        )
+        return cast(Frame, rgb)  # rgb24 is always uint8
+
 
 def _iter_decoded(
     info: VideoInfo, plan: _Plan, limits: VideoLimits
 ) -> Generator[tuple[int, Frame], None, None]:
-    """Decode ``info.path``, yielding the kept frames; the one decoding loop of this module."""
-    # Target k is shown at k / fps, i.e. at source position k * step; its nearest source frame
-    # is floor(k * step + 0.5) (the epsilon absorbs float error in exact ties). The targets
-    # strictly increase because step >= 1, so one pass with a counter suffices.
-    next_k = 0
-    next_index = 0
+    """Decode the video file ``info.path``, yielding the kept frames."""
+    wanted = plan.kept()
+    next_index = next(wanted)
     src = Path(info.path)
     with open_input(src) as container:
         for index, frame in enumerate(_decoded_frames(container, src)):
@@ -282,14 +344,19 @@ def _iter_decoded(
                 )
             if index != next_index:
                 continue
-            next_k += 1
-            next_index = math.floor(next_k * plan.step + 0.5 + 1e-9)
-            # Converting and resizing in one swscale call; explicit width/height also keeps
-            # every frame the same shape if the stream changes resolution midway.
-            rgb = frame.to_ndarray(
-                format="rgb24", width=plan.width, height=plan.height, interpolation=_INTERPOLATION
-            )
-            yield index, cast(Frame, rgb)  # rgb24 is always uint8
+            next_index = next(wanted)
+            yield index, plan.rgb(frame)
+
+
+def _iter_images(
+    info: VideoInfo, images: list[Path], plan: _Plan, limits: VideoLimits
+) -> Generator[tuple[int, Frame], None, None]:
+    """Decode the kept images of a frame folder (the others are not read)."""
+    folder = Path(info.path)
+    for index in plan.kept():
+        if index >= len(images):
+            return
+        yield index, plan.rgb(decode_image(folder, images[index], info, limits))
 
 
 def _decoded_frames(container: InputContainer, src: Path) -> Generator[av.VideoFrame, None, None]:

@@ -34,12 +34,14 @@ def write_video(
     *,
     codec: str = "libx264",
     crf: int = 18,
+    pix_fmt: str = "yuv420p",
 ) -> None:
-    """Encode ``frames`` into the video file ``path`` (pixel format yuv420p).
+    """Encode ``frames`` into the video file ``path`` (pixel format yuv420p by default).
 
     yuv420p stores colour at half resolution, so H.264 needs even frame sizes: an odd width or
     height is padded by repeating the last column or row, and the written video is then one
-    pixel wider or taller than ``frames``.
+    pixel wider or taller than ``frames``. ``codec="libx264rgb", crf=0, pix_fmt="rgb24"``
+    stores the RGB pixels exactly (a lossless video that decodes to ``frames``).
 
     Args:
         path: Destination; its extension picks the container (``.mp4``, ``.mkv``, ``.avi``...).
@@ -47,10 +49,12 @@ def write_video(
         frames: ``uint8 (T, H, W, 3)`` RGB frames, ``T >= 1``.
         fps: Frame rate, > 0.
         codec: FFmpeg encoder name.
-        crf: Constant rate factor (quality; lower is better, 0 is lossless for libx264).
+        crf: Constant rate factor (quality; lower is better, 0 is lossless for libx264: lossless
+            in YUV, so the RGB pixels come back exactly only with an RGB ``pix_fmt``).
             Encoders without a ``crf`` option ignore it. Lossy libx264 output is not always
             bit-reproducible from one process to the next (seen on 48x48 frames, even with
             one thread); lossless output is, so use ``crf=0`` where a seed must fix the pixels.
+        pix_fmt: The stream's pixel format (sizes are padded to even ones for yuv420p only).
 
     Raises:
         ValueError: ``frames``, ``fps`` or ``codec`` are invalid.
@@ -71,7 +75,7 @@ def write_video(
     if not is_video:
         raise ValueError(f"codec {codec!r} is not a video encoder; use e.g. 'libx264'")
     _, height, width, _ = frames.shape
-    pad_h, pad_w = height % 2, width % 2
+    pad_h, pad_w = (height % 2, width % 2) if pix_fmt == "yuv420p" else (0, 0)
     if pad_h or pad_w:
         logger.debug("%s: padding %dx%d frames to even size for yuv420p", path, width, height)
     # The encoder's time base is 1/rate; a small denominator keeps NTSC rates such as 30000/1001
@@ -84,7 +88,7 @@ def write_video(
         if not isinstance(stream, VideoStream):  # checked above; narrows the type
             raise TypeError(f"{codec!r} opened a {stream.type} stream")
         stream.width, stream.height = width + pad_w, height + pad_h
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         for image in frames:
             if pad_h or pad_w:
                 # (H, W, 3) -> (H + pad_h, W + pad_w, 3), edge values repeated.

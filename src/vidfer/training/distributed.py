@@ -267,6 +267,7 @@ def prepare_share(data: DataConfig, place: Distributed) -> None:
         prep=data.prepare,
         limits=data.limits,
         workers=data.workers,
+        frame_folder_fps=data.frame_folder_fps,
     )
     place.barrier()
 

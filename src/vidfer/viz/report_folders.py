@@ -138,6 +138,26 @@ def _mean_sem(entry: dict[str, Any] | None) -> str:
     return f"{entry['mean']:.4f} ± {entry.get('sem') or 0.0:.4f} (n={entry.get('n')})"
 
 
+def _per_class_recall(record: dict[str, Any]) -> Section | None:
+    """Each class's recall in every fold and its mean ± s.e. (None for an experiment recorded
+    before per-class recalls were)."""
+    summary = record.get("per_class_recall")
+    if not summary:
+        return None
+    folds = record["folds"]
+    rows = [
+        (
+            label,
+            *((fold.get("per_class_recall") or {}).get(label) for fold in folds),
+            _mean_sem(summary.get(label)),
+        )
+        for label in summary
+    ]
+    header = ["class", *(str(fold["name"]) for fold in folds), "mean ± s.e."]
+    caption = note("Recall of each class on each fold's test videos; UAR is their mean.")
+    return Section("Per-class recall", "per-class-recall", Raw(caption + table(header, rows)))
+
+
 def experiment_sections(folder: Path) -> list[Section]:
     """The protocol, the fold table with its mean ± standard error row, then each fold's run."""
     record = _experiment(folder)
@@ -168,6 +188,9 @@ def experiment_sections(folder: Path) -> list[Section]:
     summary = record.get("summary") or {}
     mean_row = ("mean ± s.e.", "", "", "", "", *(_mean_sem(summary.get(n)) for n in names))
     sections.append(Section("Folds", "folds", table(header, fold_rows, footer=mean_row)))
+    recall = _per_class_recall(record)
+    if recall is not None:
+        sections.append(recall)
     for fold in folds:
         run = folder / str(fold.get("run", ""))
         anchor_id = anchor("fold", fold["name"])

@@ -12,11 +12,14 @@ name (``Images/Images/042-ll042/...``), as the separate archives unpack.
 
 Binary task of Wu et al. (Ayral's thesis §3.3.1.1): the observed pain intensity (OPI, the
 observer's rating in ``Sequence_Labels/OPR``) 0 is ``no_pain``, 3 or more ``pain``, 1-2 left
-out. vidfer reads videos, so each kept sequence's frames are encoded once, losslessly, into
-``root/vidfer/videos/<subject>/<sequence>.mp4`` (at a nominal 25 fps: the archive gives
-frames, not a rate), and its per-frame PSPI values are gathered into
+out. Each kept sequence's row names its folder of images, a frame folder
+(:mod:`vidfer.io.frame_folder`: read into the prepared store as they are, at
+``data.frame_folder_fps``, 25 by default: the archive gives frames, not a rate), and its
+per-frame PSPI values are gathered, in the frame folder's order, into
 ``root/vidfer/pspi/<subject>/<sequence>.txt`` (one value per frame: the manifest's
 ``frame_labels``, for guided sampling). Existing outputs are kept, so a second run writes nothing.
+Manifests written before vidfer read frame folders name lossless re-encodings,
+``root/vidfer/videos/<subject>/<sequence>.mp4``; they still work as they are.
 
 BioVid Part A (87 subjects, 20 videos per class and subject)::
 
@@ -34,9 +37,6 @@ import logging
 import re
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from vidfer.data.adapters.common import (
     Options,
     Row,
@@ -49,15 +49,13 @@ from vidfer.data.adapters.common import (
 )
 from vidfer.errors import ManifestError
 from vidfer.io.atomic import atomic_write_text
-from vidfer.io.writer import write_video
+from vidfer.io.frame_folder import list_images
 
 log = logging.getLogger(__name__)
 
-UNBC_FPS = 25.0
 BIOVID_VARIANTS = ("bl1_pa4", "bl1_pa34")
 _BIOVID_PAIN = {"bl1_pa4": {"PA4"}, "bl1_pa34": {"PA3", "PA4"}}
 _BIOVID_NAME = re.compile(r"^(?P<subject>.+)-(?P<level>BL1|PA[1-4])-(?P<number>\d+)$")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def _opi_label(opi: float) -> str | None:
@@ -68,25 +66,11 @@ def _opi_label(opi: float) -> str | None:
 
 
 def _frames(folder: Path) -> list[Path]:
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    """The sequence's frame images, in the order the frame folder is read."""
+    images = list_images(folder)
     if not images:
         raise ManifestError(f"{folder}: no frame images (.png) of the sequence")
     return images
-
-
-def _encode(images: list[Path], destination: Path) -> None:
-    """Encode the image sequence losslessly into ``destination`` (skipped when it exists)."""
-    if destination.exists():
-        return
-    frames = []
-    for image in images:
-        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ManifestError(f"{image}: not a readable image")
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    if len({frame.shape for frame in frames}) > 1:
-        raise ManifestError(f"{images[0].parent}: the frames differ in size")
-    write_video(destination, np.stack(frames), UNBC_FPS, crf=0)  # (T, H, W, 3)
 
 
 def _pspi(images: list[Path], folder: Path, destination: Path) -> None:
@@ -107,7 +91,7 @@ def _unbc_dir(root: Path, name: str) -> Path:
 
 
 def unbc_rows(root: Path, options: Options) -> list[Row]:
-    """UNBC-McMaster sequences with OPI 0 or >= 3, encoded as videos with PSPI frame labels.
+    """UNBC-McMaster sequences with OPI 0 or >= 3, as frame folders with PSPI frame labels.
 
     Raises:
         ManifestError: naming a missing folder, image or label file, or an unreadable value.
@@ -124,14 +108,12 @@ def unbc_rows(root: Path, options: Options) -> list[Row]:
         if label is None:
             continue
         subject, sequence = label_file.parent.name, label_file.stem
-        images = _frames(require_dir(images_root / subject / sequence, "the sequence's frames"))
-        video = root / "vidfer" / "videos" / subject / f"{sequence}.mp4"
+        frames = require_dir(images_root / subject / sequence, "the sequence's frames")
         pspi = root / "vidfer" / "pspi" / subject / f"{sequence}.txt"
-        _pspi(images, require_dir(pspi_root / subject / sequence, "its PSPI files"), pspi)
-        _encode(images, video)
+        _pspi(_frames(frames), require_dir(pspi_root / subject / sequence, "its PSPI files"), pspi)
         rows.append(
             {
-                "path": relative(video, root),
+                "path": relative(frames, root),
                 "label": label,
                 "subject": subject,
                 "video_id": sequence,
