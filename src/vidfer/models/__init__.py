@@ -15,6 +15,7 @@ from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.c3d import C3D, c3d
 from vidfer.models.fstcn import FstCN
 from vidfer.models.heads import ConvHead
+from vidfer.models.hf_video import HFVideo, TimeSformer, VideoMAE, timesformer, videomae
 from vidfer.models.inflate import (
     I3DVGG16,
     I3DMiniXception,
@@ -46,6 +47,7 @@ __all__ = [
     "AttentiveModel",
     "ConvHead",
     "FstCN",
+    "HFVideo",
     "I3DMiniXception",
     "MViTV2S",
     "R2Plus1D",
@@ -57,7 +59,9 @@ __all__ = [
     "TemporalGeometry",
     "TemporalMaxPool",
     "TemporalPooling",
+    "TimeSformer",
     "TorchvisionVideo",
+    "VideoMAE",
     "VideoModel",
     "build_attention",
     "build_model",
@@ -70,6 +74,8 @@ __all__ = [
     "r2plus1d_18",
     "resnet3d_18",
     "resnext3d_101",
+    "timesformer",
+    "videomae",
 ]
 
 
