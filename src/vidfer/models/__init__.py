@@ -34,7 +34,7 @@ from vidfer.models.resnet3d import ResNet3D, resnet3d_18
 from vidfer.models.resnext3d import ResNeXt3D, resnext3d_101
 from vidfer.models.torchvision_cnns import VGG16CNN, ResNetCNN
 from vidfer.models.torchvision_video import S3D, MViTV2S, Swin3DT, TorchvisionVideo
-from vidfer.models.weights import initial_state, load_backbone
+from vidfer.models.weights import carried_input, initial_state, load_backbone
 from vidfer.registry import MODELS, POOLINGS
 
 __all__ = [
@@ -99,13 +99,17 @@ def build_model(name: str, num_classes: int, **params: object) -> VideoModel:
 
 def model_from_config(section: ModelConfig, num_classes: int) -> VideoModel:
     """Build the model of a run config's ``model`` section: its initial weights
-    (``model.weights``, backbone only) and its attention module, if any.
+    (``model.weights``, backbone only; the architecture too where they describe it) and its
+    attention module, if any.
 
     Raises:
         ConfigError: on an unknown name or an invalid option of the model or the module.
         CheckpointError: if the weights cannot be read or do not fit the backbone.
     """
-    model = build_model(section.name, num_classes=num_classes, **section.params)
+    # Weights that describe themselves (Hugging Face folders) fix the architecture.
+    carried = None if section.weights is None else carried_input(section)
+    params = section.params if carried is None else {**section.params, **carried.params}
+    model = build_model(section.name, num_classes=num_classes, **params)
     if section.weights is not None:
         initial = initial_state(section.weights, section.name)
         state = inflate_state(initial.state, model.state_dict())  # 2D image weights -> 3D
