@@ -246,6 +246,7 @@ def test_every_layer_is_a_stage_and_the_clip_is_fixed() -> None:
         build_model("videomae", K, architecture={"hidden_sise": 8})
 
 
+@pytest.mark.slow
 def test_a_run_starts_from_a_saved_folder_and_is_rebuilt_without_it(
     square_dataset: Path, tmp_path: Path
 ) -> None:
@@ -264,6 +265,7 @@ def test_a_run_starts_from_a_saved_folder_and_is_rebuilt_without_it(
     recorded = run.config()
     assert recorded.sampler.clip_len == 4 and recorded.transforms.size == 32
     assert recorded.transforms.mean == (0.485, 0.456, 0.406)
+    train(parse_config(raw), tmp_path / "run", resume=True)  # resolved alike: it resumes
     for file in folder.iterdir():
         file.unlink()
     folder.rmdir()  # the run holds everything it needs
@@ -272,6 +274,9 @@ def test_a_run_starts_from_a_saved_folder_and_is_rebuilt_without_it(
     key = "embeddings.patch_embeddings.projection.weight"  # frozen: as loaded
     assert torch.equal(model.state_dict()[key], _base(published).state_dict()[key])
     last = "layer1.output.dense.weight"  # trained
+    # Another task starts from the run (its architecture from the run's config.yaml).
+    transferred = model_from_config(ModelConfig(name="videomae", weights=str(run.folder)), 2)
+    assert torch.equal(transferred.state_dict()[last], model.state_dict()[last])
     assert not torch.equal(
         model.state_dict()[last],
         _base(published).state_dict()["encoder.layer.1.output.dense.weight"],
