@@ -201,6 +201,16 @@ def test_unusable_weights_are_named_in_one_line(
         model_from_config(ModelConfig(name="videomae", weights=str(tmp_path / "empty")), K)
     with pytest.raises(CheckpointError, match="no such folder"):
         model_from_config(ModelConfig(name="videomae", weights=str(tmp_path / "gone")), K)
+    _save(tmp_path / "v", "videomae")
+    config_file = tmp_path / "v" / "config.json"
+    saved = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**saved, "num_hidden_layers": 3}))
+    with pytest.raises(CheckpointError, match=r"missing: encoder\.layer\.2\."):
+        model_from_config(ModelConfig(name="videomae", weights=str(tmp_path / "v")), K)
+    config_file.write_text(json.dumps({**saved, "intermediate_size": 48}))
+    shape = r"shape: encoder\.layer\.0\.intermediate\.dense\.bias \(64,\) \(file\) vs \(48,\)"
+    with pytest.raises(CheckpointError, match=shape):
+        model_from_config(ModelConfig(name="videomae", weights=str(tmp_path / "v")), K)
     _save(tmp_path / "t", "timesformer")
     with pytest.raises(ConfigError, match="a 'timesformer' model, not 'videomae'"):
         model_from_config(ModelConfig(name="videomae", weights=str(tmp_path / "t")), K)

@@ -119,6 +119,12 @@ def _square(size: Any, where: str) -> int:
     return int(sides.pop())
 
 
+def _listed(keys: list[str]) -> str:
+    """The first few keys, and how many more."""
+    more = f" and {len(keys) - KEYS_SHOWN} more" if len(keys) > KEYS_SHOWN else ""
+    return ", ".join(keys[:KEYS_SHOWN]) + more
+
+
 def _layer_index(key: str) -> str:
     """``transformers``' name of a vidfer key (``layer3.x`` is ``encoder.layer.3.x``)."""
     return re.sub(r"^layer(\d+)\.", r"encoder.layer.\1.", key)
@@ -135,13 +141,11 @@ class Family:
 
     Attributes:
         name: The vidfer family name (``model.name``).
-        model_type: ``transformers``' ``model_type`` (in ``config.json``).
         config_class: The name of its config class in ``transformers``.
         model_class: The name of its base model (encoder) class.
     """
 
     name: str
-    model_type: str
     config_class: str
     model_class: str
 
@@ -178,8 +182,8 @@ class Family:
         return {k: v for k, v in sorted(config.to_dict().items()) if k in fields}
 
 
-VIDEOMAE = Family("videomae", "videomae", "VideoMAEConfig", "VideoMAEModel")
-TIMESFORMER = Family("timesformer", "timesformer", "TimesformerConfig", "TimesformerModel")
+VIDEOMAE = Family("videomae", "VideoMAEConfig", "VideoMAEModel")
+TIMESFORMER = Family("timesformer", "TimesformerConfig", "TimesformerModel")
 
 
 class HFVideo(FixedClipVideo, abc.ABC):
@@ -353,10 +357,10 @@ class HubWeights(DescribingFamily):
                     f"model.weights {spec}: config.json unreadable ({exc})"
                 ) from None
             raise self._unavailable(spec, exc) from None
-        found = raw.get("model_type")
-        if found != self.family.model_type:
+        found, wanted = raw.get("model_type"), self.family.classes()[0].model_type
+        if found != wanted:
             raise ConfigError(
-                f"model.weights {spec}: a {found!r} model, not {self.family.model_type!r}; "
+                f"model.weights {spec}: a {found!r} model, not {wanted!r}; "
                 f"set model.name to the family of these weights"
             )
         return dict(raw)
@@ -415,9 +419,7 @@ class HubWeights(DescribingFamily):
             normalisation = self._normalisation(spec)
         architecture = self.family.architecture(config)
         if written is not None and spec is not None:
-            differ = sorted(
-                k for k in set(written) | set(architecture) if written.get(k) != architecture.get(k)
-            )
+            differ = sorted(k for k in written if written[k] != architecture.get(k))
             if differ:
                 raise ConfigError(
                     f"model.params.architecture: {', '.join(differ[:KEYS_SHOWN])} differ from "
@@ -448,6 +450,7 @@ class HubWeights(DescribingFamily):
                     spec,
                     local_files_only=Path(spec).is_dir() or _offline(),
                     output_loading_info=True,
+                    ignore_mismatched_sizes=True,  # reported below, with the shapes
                 )
         except (OSError, ValueError) as exc:
             if Path(spec).is_dir():
@@ -455,11 +458,19 @@ class HubWeights(DescribingFamily):
                 raise CheckpointError(f"model.weights {spec}: unreadable ({first})") from None
             raise self._unavailable(spec, exc) from None
         missing = sorted(info.get("missing_keys", ()))
-        if missing:
-            more = f" and {len(missing) - KEYS_SHOWN} more" if len(missing) > KEYS_SHOWN else ""
+        shapes = sorted(
+            f"{key} {tuple(file)} (file) vs {tuple(model)}"
+            for key, file, model in info.get("mismatched_keys", ())
+        )
+        problems = [
+            f"{kind}: {_listed(keys)}"
+            for kind, keys in (("missing", missing), ("shape", shapes))
+            if keys
+        ]
+        if problems:
             raise CheckpointError(
-                f"weights {spec} do not hold the whole {self.family.model_class}: missing "
-                f"{', '.join(missing[:KEYS_SHOWN])}{more}"
+                f"weights {spec} do not fit the {self.family.model_class} of their config.json: "
+                + "; ".join(problems)
             )
         state = {_vidfer_key(k): v for k, v in net.state_dict().items()}
         return InitialState(state, f"{spec} ({self.family.model_class})", _layer_index)
