@@ -170,7 +170,7 @@ def test_the_weights_fix_the_architecture_clip_and_normalisation(tmp_path: Path)
     random_init = resolve_config(parse_config({"data": DATA, "model": untrained}))
     assert random_init.sampler.clip_len == 2 and random_init.transforms.size == 32
     assert random_init.transforms.mean == parse_config({"data": DATA}).transforms.mean
-        # The run folder records it all: rebuilt without the weights, it has their architecture.
+    # The run folder records it all: rebuilt without the weights, it has their architecture.
     rebuilt = model_from_config(config.model.model_copy(update={"weights": None}), K)
     assert rebuilt.clip_len == 4 and rebuilt.feature_channels == 32
 
