@@ -23,7 +23,7 @@ from vidfer.errors import CheckpointError, ConfigError
 from vidfer.io.run_folder import RunDir
 from vidfer.models import HFVideo, build_model, model_from_config
 from vidfer.models.trained import load_run_model
-from vidfer.pipelines import resolve_config, train
+from vidfer.pipelines import evaluate_run, resolve_config, train
 from vidfer.pipelines.clip import check_clip_lengths
 from vidfer.training.finetune import model_stages
 
@@ -191,7 +191,6 @@ def test_unusable_weights_are_named_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VIDFER_OFFLINE", "1")  # nothing is downloaded
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     hub = ModelConfig(name="videomae", weights="MCG-NJU/videomae-base")
     with pytest.raises(CheckpointError) as error:
         resolve_config(parse_config({"data": DATA, "model": hub.model_dump()}))
@@ -285,6 +284,7 @@ def test_a_run_starts_from_a_saved_folder_and_is_rebuilt_without_it(
     folder.rmdir()  # the run holds everything it needs
     model, _ = load_run_model(run)
     assert isinstance(model, HFVideo) and model.clip_len == 4
+    assert "accuracy" in evaluate_run(run.folder, "test")  # windows of 4 frames
     key = "embeddings.patch_embeddings.projection.weight"  # frozen: as loaded
     assert torch.equal(model.state_dict()[key], _base(published).state_dict()[key])
     last = "layer1.output.dense.weight"  # trained
