@@ -286,7 +286,9 @@ class DescribingFamily(abc.ABC):
         weights, of its ``params``).
 
         Raises:
-            ConfigError: if the weights cannot be had or disagree with the written params.
+            ConfigError: if the weights are another family's or disagree with the written
+                params.
+            CheckpointError: if the weights cannot be had.
         """
 
     @abc.abstractmethod
