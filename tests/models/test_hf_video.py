@@ -166,6 +166,18 @@ def test_the_weights_fix_the_architecture_clip_and_normalisation(tmp_path: Path)
     )
     assert timesformer.transforms.mean == pytest.approx((0.45,) * 3)  # 0-255 rescaled by 1/255
     assert timesformer.sampler.clip_len == 8
+    # transformers 5's video processor writes video_preprocessor_config.json: read too.
+    (tmp_path / "t" / "preprocessor_config.json").unlink()
+    transformers.VideoMAEVideoProcessor(image_mean=[0.4] * 3, image_std=[0.2] * 3).save_pretrained(
+        tmp_path / "t"
+    )
+    processed = resolve_config(
+        parse_config(
+            {"data": DATA, "model": {"name": "timesformer", "weights": str(tmp_path / "t")}}
+        )
+    )
+    assert processed.transforms.mean == pytest.approx((0.4,) * 3)
+    assert processed.transforms.std == pytest.approx((0.2,) * 3)
     untrained = {"name": "videomae", "params": {"architecture": {**TINY, "num_frames": 2}}}
     random_init = resolve_config(parse_config({"data": DATA, "model": untrained}))
     assert random_init.sampler.clip_len == 2 and random_init.transforms.size == 32

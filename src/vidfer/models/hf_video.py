@@ -24,9 +24,10 @@ Face cache when online, read from that cache with ``VIDFER_OFFLINE`` or ``HF_HUB
 or a local ``save_pretrained`` folder. Resolving a run's config (:mod:`vidfer.pipelines.clip`)
 writes the weights' architecture into ``model.params.architecture``, their clip length
 (``num_frames``) and frame size (``image_size``) into ``sampler.clip_len``, ``eval.clip_len``
-and ``transforms.size`` and their image processor's ``image_mean`` and ``image_std``
-(``preprocessor_config.json``) into ``transforms.mean`` and ``transforms.std``, unless the
-config writes them; a written value that differs is an error naming the option.
+and ``transforms.size`` and their processor's ``image_mean`` and ``image_std``
+(``preprocessor_config.json``, else ``video_preprocessor_config.json``) into
+``transforms.mean`` and ``transforms.std``, unless the config writes them; a written value that
+differs is an error naming the option.
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ from vidfer.registry import MODELS
 EXTRA = "pip install 'vidfer[hf]'"
 """How to install the optional ``transformers`` dependency."""
 
-PROCESSOR_FILE = "preprocessor_config.json"
-"""The image processor's settings in a ``save_pretrained`` folder or hub repository."""
+PROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
+"""The processor's settings in a ``save_pretrained`` folder or hub repository: the image
+processor's (what the published repositories hold), else the video processor's (what
+``transformers`` 5 writes); the first found is read."""
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 """A Hugging Face hub model id (``name`` or ``owner/name``)."""
@@ -365,23 +368,28 @@ class HubWeights(DescribingFamily):
             )
         return dict(raw)
 
-    def _normalisation(self, spec: str) -> Normalisation | None:
-        """``(mean, std)`` on ``[0, 1]`` values from the image processor's settings, if any.
-
-        The processor rescales the 0-255 pixels by ``rescale_factor`` (1/255 when left out)
-        before normalising, so its mean and std are divided by ``255 * rescale_factor``.
-        """
+    def _file(self, spec: str, name: str) -> str | None:
+        """The path of a file of a folder or hub repository (None: it has none)."""
         transformers = _transformers(self.family.name)
         try:
-            file = transformers.utils.cached_file(
+            found: str | None = transformers.utils.cached_file(
                 spec,
-                PROCESSOR_FILE,
+                name,
                 local_files_only=Path(spec).is_dir() or _offline(),
                 _raise_exceptions_for_missing_entries=False,
                 _raise_exceptions_for_connection_errors=False,
             )
         except OSError as exc:
             raise self._unavailable(spec, exc) from None
+        return found
+
+    def _normalisation(self, spec: str) -> Normalisation | None:
+        """``(mean, std)`` on ``[0, 1]`` values from the image processor's settings, if any.
+
+        The processor rescales the 0-255 pixels by ``rescale_factor`` (1/255 when left out)
+        before normalising, so its mean and std are divided by ``255 * rescale_factor``.
+        """
+        file = next(filter(None, (self._file(spec, name) for name in PROCESSOR_FILES)), None)
         if file is None:
             return None
         settings = json.loads(Path(file).read_text())
