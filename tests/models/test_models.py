@@ -16,8 +16,9 @@ from vidfer.registry import MODELS
 
 NUM_CLASSES = 3
 TINY = 0.125
-# torchvision's S3D, MViT-V2-S and Swin3D-T have no width: tests/models/test_torchvision_video.py.
-WITHOUT_WIDTH = ("mvit_v2_s", "s3d", "swin3d_t")
+# torchvision's S3D, MViT-V2-S and Swin3D-T have no width: tests/models/test_torchvision_video.py;
+# Hugging Face's VideoMAE and TimeSformer neither: tests/models/test_hf_video.py.
+WITHOUT_WIDTH = ("mvit_v2_s", "s3d", "swin3d_t", "timesformer", "videomae")
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "dense_padded": {},

@@ -12,14 +12,22 @@ from vidfer.cli.common import Add, console
 
 def _cmd_models(args: argparse.Namespace) -> int:
     import vidfer.models
-    from vidfer.models.weights import published_names
+    from vidfer.errors import ConfigError
+    from vidfer.models.weights import DESCRIBING, published_names
     from vidfer.registry import MODELS
 
     table = Table("model", "parameters (7 classes, width 1)", "model.weights names")
     for name in MODELS.names():
-        model = vidfer.models.build_model(name, num_classes=7)
+        try:
+            model = vidfer.models.build_model(name, num_classes=7)
+        except ConfigError as error:  # a family of an optional extra that is not installed
+            table.add_row(name, "-", str(error))
+            continue
         size = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M"
-        table.add_row(name, size, ", ".join(published_names(name)) or "-")
+        names = ", ".join(published_names(name)) or "-"
+        if name in DESCRIBING:
+            names = "a Hugging Face hub id or save_pretrained folder"
+        table.add_row(name, size, names)
     console.print(table)
     return 0
 

@@ -15,6 +15,7 @@ from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.c3d import C3D, c3d
 from vidfer.models.fstcn import FstCN
 from vidfer.models.heads import ConvHead, set_pooling_level
+from vidfer.models.hf_video import HFVideo, TimeSformer, VideoMAE, timesformer, videomae
 from vidfer.models.inflate import (
     I3DVGG16,
     I3DMiniXception,
@@ -33,7 +34,7 @@ from vidfer.models.resnet3d import ResNet3D, resnet3d_18
 from vidfer.models.resnext3d import ResNeXt3D, resnext3d_101
 from vidfer.models.torchvision_cnns import VGG16CNN, ResNetCNN
 from vidfer.models.torchvision_video import S3D, MViTV2S, Swin3DT, TorchvisionVideo
-from vidfer.models.weights import initial_state, load_backbone
+from vidfer.models.weights import carried_input, initial_state, load_backbone
 from vidfer.registry import MODELS, POOLINGS
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "AttentiveModel",
     "ConvHead",
     "FstCN",
+    "HFVideo",
     "I3DMiniXception",
     "MViTV2S",
     "R2Plus1D",
@@ -57,7 +59,9 @@ __all__ = [
     "TemporalGeometry",
     "TemporalMaxPool",
     "TemporalPooling",
+    "TimeSformer",
     "TorchvisionVideo",
+    "VideoMAE",
     "VideoModel",
     "build_attention",
     "build_model",
@@ -70,6 +74,8 @@ __all__ = [
     "r2plus1d_18",
     "resnet3d_18",
     "resnext3d_101",
+    "timesformer",
+    "videomae",
 ]
 
 
@@ -93,14 +99,18 @@ def build_model(name: str, num_classes: int, **params: object) -> VideoModel:
 
 def model_from_config(section: ModelConfig, num_classes: int) -> VideoModel:
     """Build the model of a run config's ``model`` section: its temporal pooling level
-    (``model.pooling_level``), its initial weights (``model.weights``, backbone only) and its
+    (``model.pooling_level``), its initial weights (``model.weights``, backbone only; the
+    architecture too where they describe it) and its
     attention module, if any.
 
     Raises:
         ConfigError: on an unknown name or an invalid option of the model or the module.
         CheckpointError: if the weights cannot be read or do not fit the backbone.
     """
-    model = build_model(section.name, num_classes=num_classes, **section.params)
+    # Weights that describe themselves (Hugging Face folders) fix the architecture.
+    carried = None if section.weights is None else carried_input(section)
+    params = section.params if carried is None else {**section.params, **carried.params}
+    model = build_model(section.name, num_classes=num_classes, **params)
     set_pooling_level(model, section.pooling_level, name=section.name)
     if section.weights is not None:
         initial = initial_state(section.weights, section.name)

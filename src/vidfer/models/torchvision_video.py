@@ -7,9 +7,7 @@ it (its classifier, ``classifier.*`` or ``head.*``, is left out), and classifies
 head (:class:`~vidfer.models.heads.ConvHead`, a 1x1x1 convolution) and temporal pooling.
 
 These models score clips of a fixed length (``clip_len`` frames of ``in_size`` x ``in_size``
-pixels), so they are not temporally dense: the geometry has a receptive field and a stride of
-``clip_len``, a longer input is cut into consecutive clips (``T' = T // clip_len``, the frames
-after the last whole clip ignored) and evaluation slides windows over a video. A clip's features
+pixels) one by one (:class:`~vidfer.models.fixed_clips.FixedClipVideo`). A clip's features
 are S3D's and Swin3D's feature maps averaged over the clip's time (their spatial positions kept,
 for the head's spatial pooling and attention modules) and MViT's class token (one position):
 averaged over space by the head they are torchvision's own input to its classifier. With
@@ -28,13 +26,13 @@ from torch import nn
 from torchvision.models import video
 
 from vidfer.errors import ConfigError
-from vidfer.models.base import HeadedVideoModel, TemporalGeometry
+from vidfer.models.fixed_clips import FixedClipVideo, fixed_clip_geometry
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options
 from vidfer.registry import MODELS
 
 
-class TorchvisionVideo(HeadedVideoModel, abc.ABC):
+class TorchvisionVideo(FixedClipVideo, abc.ABC):
     """A torchvision video backbone of fixed clips, scored clip by clip through a 1x1x1 conv.
 
     Subclasses name the torchvision model (``original``), its backbone modules (``backbone``),
@@ -51,7 +49,6 @@ class TorchvisionVideo(HeadedVideoModel, abc.ABC):
             ``clip_len`` or ``in_size``).
     """
 
-    original: ClassVar[str]
     backbone: ClassVar[tuple[str, ...]]
     channels: ClassVar[int]
     frame_multiple: ClassVar[int] = 1
@@ -71,9 +68,7 @@ class TorchvisionVideo(HeadedVideoModel, abc.ABC):
             self.add_module(name, getattr(net, name))
         self.feature_channels = self.channels
         self.head = ConvHead(self.channels, num_classes, dropout=dropout_features)
-        self.geometry = TemporalGeometry(
-            receptive_field=clip_len, stride=clip_len, padding=0, dense=False
-        )
+        self.geometry = fixed_clip_geometry(clip_len)
 
     def _check_clip(self, clip_len: int, in_size: int) -> None:
         """Raise a :class:`ConfigError` naming ``clip_len`` or ``in_size`` if not taken."""
@@ -103,34 +98,6 @@ class TorchvisionVideo(HeadedVideoModel, abc.ABC):
     @abc.abstractmethod
     def torchvision_model(self) -> nn.Module:
         """torchvision's model, randomly initialised, whose backbone modules are adopted."""
-
-    @abc.abstractmethod
-    def clip_features(self, clips: torch.Tensor) -> torch.Tensor:
-        """Feature maps ``(N, F, H', W')`` of clips ``(N, C, clip_len, in_size, in_size)``."""
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, F, T', H', W')`` of the ``T' = T // clip_len`` clips of ``x``.
-
-        Raises:
-            ConfigError: if the frames are not ``in_size`` pixels or fewer than ``clip_len``.
-        """
-        batch, channels, frames, height, width = x.shape
-        if (height, width) != (self.in_size, self.in_size):
-            raise ConfigError(
-                f"{self.original} was built for in_size={self.in_size} (frames of "
-                f"{self.in_size} x {self.in_size} pixels), got {height} x {width}"
-            )
-        clips = frames // self.clip_len
-        if clips == 0:
-            raise ConfigError(
-                f"{self.original} was built for clip_len={self.clip_len}, got {frames} frames"
-            )
-        x = x[:, :, : clips * self.clip_len]  # (B, C, T' * clip_len, H, W)
-        x = x.reshape(batch, channels, clips, self.clip_len, height, width)
-        x = x.transpose(1, 2).flatten(0, 1)  # (B * T', C, clip_len, H, W)
-        features = self.clip_features(x)  # (B * T', F, H', W')
-        features = features.reshape(batch, clips, *features.shape[1:])  # (B, T', F, H', W')
-        return features.transpose(1, 2)  # (B, F, T', H', W')
 
 
 class S3D(TorchvisionVideo):

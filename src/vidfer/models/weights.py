@@ -13,7 +13,11 @@
   that :mod:`vidfer.models.published` reads into them (Hara's resnext-101, the C3D Sports-1M
   ports);
 - a vidfer run folder: the model of its best checkpoint (pretrain on one dataset, fine-tune on
-  another).
+  another);
+- for a family whose weights describe themselves (:data:`DESCRIBING`: Hugging Face's VideoMAE
+  and TimeSformer, :mod:`vidfer.models.hf_video`), a hub id or a local ``save_pretrained``
+  folder: its ``config.json`` fixes the architecture, clip length and frame size, its
+  ``preprocessor_config.json`` the input normalisation.
 
 Only the backbone is taken: the source's classifier (``fc.*``, ``head.*``, ``classifier.*``) is
 dropped, the model keeps its new head for its own classes. Every other parameter and buffer must
@@ -23,6 +27,7 @@ differ.
 
 from __future__ import annotations
 
+import abc
 import importlib
 import os
 from collections.abc import Callable, Mapping
@@ -66,6 +71,24 @@ params build the model without them. Filled by the family's module."""
 
 KeyNames = Callable[[str], str]
 """The name in a published file of one of vidfer's keys (see :mod:`vidfer.models.published`)."""
+
+
+class Carried(NamedTuple):
+    """What a family's self-describing weights (or, without weights, its architecture) fix.
+
+    Attributes:
+        params: The builder parameters that hold the architecture (written into the run's
+            ``model.params``, so that the run is rebuilt without the weights).
+        normalisation: The weights' input ``(mean, std)`` on ``[0, 1]`` values; None without
+            weights or when the weights say nothing.
+        frames: Frames of a clip the model takes.
+        size: Height and width of the frames the model takes.
+    """
+
+    params: dict[str, Any]
+    normalisation: Normalisation | None
+    frames: int
+    size: int
 
 
 def key_problems(
@@ -196,6 +219,9 @@ def input_normalisation(section: ModelConfig, channels: int) -> Normalisation | 
         ``(mean, std)``, or None when the weights say nothing (random initialisation, a file, a
         run folder: the config's own normalisation stands).
     """
+    carried = carried_input(section)
+    if carried is not None:
+        return carried.normalisation
     if section.weights is not None and section.weights in published_names(section.name):
         entries = _entries(section.name)
         assert entries is not None
@@ -251,6 +277,39 @@ def _weights_file(path: Path, model_name: str) -> InitialState:
     return InitialState(to_vidfer(state, layout, str(path)), source, layout.published_key)
 
 
+class DescribingFamily(abc.ABC):
+    """A family whose weights carry their architecture and input (a Hugging Face folder)."""
+
+    @abc.abstractmethod
+    def carried(self, section: ModelConfig) -> Carried:
+        """The architecture and input contract of the ``model`` section's weights (or, with no
+        weights, of its ``params``).
+
+        Raises:
+            ConfigError: if the weights are another family's or disagree with the written
+                params.
+            CheckpointError: if the weights cannot be had.
+        """
+
+    @abc.abstractmethod
+    def initial_state(self, spec: str) -> InitialState:
+        """The backbone state dict ``model.weights`` names, in the family's parameter names.
+
+        Raises:
+            CheckpointError: if the weights cannot be read (one line naming them).
+        """
+
+
+DESCRIBING: dict[str, DescribingFamily] = {}
+"""Families whose weights describe themselves, by family name. Filled by the family's module."""
+
+
+def carried_input(section: ModelConfig) -> Carried | None:
+    """What the weights of a self-describing family fix (None for every other family)."""
+    family = DESCRIBING.get(section.name)
+    return None if family is None else family.carried(section)
+
+
 def initial_state(spec: str, model_name: str) -> InitialState:
     """The state dict ``model.weights`` names, a description of its source, its keys' names.
 
@@ -260,6 +319,9 @@ def initial_state(spec: str, model_name: str) -> InitialState:
             published layout that ``model_name`` cannot hold.
     """
     path = Path(spec)
+    family = DESCRIBING.get(model_name)
+    if family is not None and not path.is_file() and not RunDir(path).config_path.exists():
+        return family.initial_state(spec)
     if path.is_dir():
         run = RunDir(path)
         checkpoint = run.best_or_last() if run.config_path.exists() else None

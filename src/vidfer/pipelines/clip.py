@@ -27,7 +27,7 @@ from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
 from vidfer.models.base import TemporalGeometry
 from vidfer.models.trained import INIT_PARAMS, load_run_model
-from vidfer.models.weights import input_normalisation
+from vidfer.models.weights import carried_input, input_normalisation
 from vidfer.pipelines.base import Scored, Scorer
 from vidfer.pipelines.video_attention import extract_run_features
 from vidfer.training.trainer import TrainedRun, TrainResult, train_clip_model
@@ -105,6 +105,41 @@ def with_weights_normalisation(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"transforms": transforms})
 
 
+def with_weights_architecture(config: RunConfig) -> RunConfig:
+    """The config with the architecture and clip that a model's weights fix (Hugging Face's
+    VideoMAE and TimeSformer: :mod:`vidfer.models.hf_video`); every other config as it is.
+
+    The weights' (or, without weights, the written architecture's) transformers config goes into
+    ``model.params.architecture``, so that the run is rebuilt without the weights; its frames into
+    ``sampler.clip_len`` and ``eval.clip_len`` and its frame size into ``transforms.size`` unless
+    the config writes them (clip lengths written are checked by :func:`check_clip_lengths`).
+
+    Raises:
+        ConfigError: if ``transforms.size`` is written and is not the model's frame size.
+    """
+    carried = carried_input(config.model)
+    if carried is None:
+        return config
+    size = config.transforms.size
+    if "size" in config.transforms.model_fields_set and size != carried.size:
+        raise ConfigError(
+            f"transforms.size={size}: model {config.model.name!r} takes frames of "
+            f"{carried.size} x {carried.size} pixels (image_size of its weights' config); set "
+            f"transforms.size: {carried.size} or leave it out"
+        )
+    model = config.model.model_copy(update={"params": {**config.model.params, **carried.params}})
+    updates: dict[str, object] = {"model": model}
+    for name, field, value in (
+        ("sampler", "clip_len", carried.frames),
+        ("eval", "clip_len", carried.frames),
+        ("transforms", "size", carried.size),
+    ):
+        section = getattr(config, name)
+        if field not in section.model_fields_set:
+            updates[name] = section.model_copy(update={field: value})
+    return config.model_copy(update=updates)
+
+
 def sampling_maps(done: TrainedRun) -> None:
     """A learning sampler's draws and final distribution over the first training videos."""
     if isinstance(done.sampler, PositionSampler):
@@ -148,8 +183,9 @@ class ClipPipeline:
         return train_clip_model(config, run, resume=resume, after=(sampling_maps, attention_maps))
 
     def resolved(self, config: RunConfig) -> RunConfig:
-        """The initial weights' normalisation filled in (:func:`with_weights_normalisation`)."""
-        return with_weights_normalisation(config)
+        """What the initial weights fix filled in (:func:`with_weights_normalisation`,
+        :func:`with_weights_architecture`)."""
+        return with_weights_architecture(with_weights_normalisation(config))
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The best model's video scores on one split.

@@ -6,7 +6,9 @@ order the model registers them (the order of ``model.named_children()``), which 
 output: ``stem``, ``layer1`` ... ``layer4`` for resnet3d_18 and r2plus1d_18; ``conv1``, ``bn1``,
 ``layer1`` ... ``layer4`` for resnext3d_101; ``features``, ``fc6``, ``fc7`` for c3d;
 ``features`` for i3d_vgg16; ``backbone`` for i3d_mini_xception; ``lower``, ``tcl_scl``, ``tp``,
-``tcl3``, ``tcl5``, ``tcl_fc``, ``scl``, ``scl_fc``, ``joint`` for fstcn. A model with an
+``tcl3``, ``tcl5``, ``tcl_fc``, ``scl``, ``scl_fc``, ``joint`` for fstcn; ``embeddings``,
+``layer0`` ... ``layer<n-1>`` (one per transformer layer) and, where the model has one,
+``layernorm`` for videomae and timesformer. A model with an
 attention module has its base model's stages. Modules of the head (``head_parameters``) are
 never stages. An unknown name in ``optim.freeze`` is an error that lists the model's stages.
 
