@@ -11,16 +11,22 @@ from vidfer.cli.common import Add, console
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    import vidfer.models
-    from vidfer.models.weights import published_names
-    from vidfer.registry import MODELS
+    from vidfer.models.catalogue import describe_families
 
-    table = Table("model", "parameters (7 classes, width 1)", "model.weights names")
-    for name in MODELS.names():
-        model = vidfer.models.build_model(name, num_classes=7)
-        size = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M"
-        table.add_row(name, size, ", ".join(published_names(name)) or "-")
-    console.print(table)
+    for family in describe_families():
+        channels, frames, height, width = family.clip
+        console.print(
+            f"[bold]{family.name}[/bold]  {family.parameters / 1e6:.2f}M parameters (7 classes), "
+            f"{family.flops / 1e9:.1f} GFLOPs per clip of {channels}x{frames}x{height}x{width}",
+            highlight=False,
+        )
+        console.print(f"  input: {family.contract.describe()}", highlight=False, markup=False)
+        for name, contract in family.weights_contracts.items():
+            console.print(f"  weights {name}: {contract.describe()}", highlight=False)
+        for layout, contract in family.files.items():
+            console.print(
+                f"  weights file {layout}: {contract.describe()}", highlight=False, markup=False
+            )
     return 0
 
 
@@ -55,7 +61,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def register(add: Add) -> None:
     """Add this module's subcommands to the parser."""
-    add("models", _cmd_models, "list the registered models and their sizes")
+    add(
+        "models",
+        _cmd_models,
+        "list the registered clip models: weights names, parameters, FLOPs per clip, input",
+    )
 
     assets = add(
         "assets",

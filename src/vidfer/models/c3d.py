@@ -9,11 +9,14 @@ is the 1x1x1 convolution of :class:`ConvHead`, equivalent to a fully connected l
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from vidfer.errors import ConfigError
 from vidfer.models.base import HeadedVideoModel, TemporalGeometry
+from vidfer.models.contract import InputContract
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options, scaled_channels
 from vidfer.registry import MODELS
@@ -77,6 +80,11 @@ class C3D(HeadedVideoModel):
         self.geometry = TemporalGeometry(
             receptive_field=CLIP_FRAMES, stride=CLIP_FRAMES, padding=0, dense=False
         )
+        self.in_size = in_size
+
+    def input_contract(self) -> InputContract:
+        """16-frame clips, of ``in_size`` pixels as fc6 is sized (another size is pooled)."""
+        return replace(super().input_contract(), size=self.in_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """fc7 features ``(B, 4096w, T', 1, 1)`` of the ``T' = T // 16`` windows of ``x``.

@@ -21,6 +21,7 @@ the scores of its 2 x 7 x 7 windows).
 from __future__ import annotations
 
 import abc
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -29,6 +30,7 @@ from torchvision.models import video
 
 from vidfer.errors import ConfigError
 from vidfer.models.base import HeadedVideoModel, TemporalGeometry
+from vidfer.models.contract import InputContract
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import check_model_options
 from vidfer.registry import MODELS
@@ -99,6 +101,10 @@ class TorchvisionVideo(HeadedVideoModel, abc.ABC):
                     f"{option}={value}: {self.original} takes a positive multiple of {multiple} "
                     f"{unit} (its {'temporal' if unit == 'frames' else 'spatial'} stride)"
                 )
+
+    def input_contract(self) -> InputContract:
+        """Clips of ``clip_len`` frames of ``in_size`` pixels, nothing else."""
+        return replace(super().input_contract(), size=self.in_size, fixed_size=True)
 
     @abc.abstractmethod
     def torchvision_model(self) -> nn.Module:
