@@ -27,7 +27,8 @@ def _resolved(**sections: object) -> vidfer.RunConfig:
 def test_a_contract_says_its_range_and_gives_way_where_the_architecture_allows() -> None:
     assert FER_INPUT.value_range == (-1.0, 1.0)
     low, high = VGG_FACE_INPUT.value_range or (0, 0)
-    assert low == pytest.approx(-129.186, abs=1e-3) and high == pytest.approx(255 - 93.594, abs=1e-3)
+    assert low == pytest.approx(-129.186, abs=1e-3)
+    assert high == pytest.approx(255 - 93.594, abs=1e-3)
     assert FER_INPUT.normalisation(3) == ((0.5,) * 3, (0.5,) * 3)
     fixed = InputContract(size=224, frames=16, fixed_size=True, fixed_frames=True)
     taken = fixed.taking(InputContract(mean=(0.4,), std=(0.2,), size=112, gray=True))

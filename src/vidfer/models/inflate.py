@@ -340,7 +340,8 @@ def starts_from_fer(pretrained: bool | None, width: float) -> bool:
 def _fer_input(params: Mapping[str, Any]) -> InputContract | None:
     """The input of the FER2013 weights (gray 64 x 64 in ``[-1, 1]``), if the model starts
     from them."""
-    return FER_INPUT if starts_from_fer(params.get("pretrained"), params.get("width", 1.0)) else None
+    fer = starts_from_fer(params.get("pretrained"), params.get("width", 1.0))
+    return FER_INPUT if fer else None
 
 
 def _fer_model() -> MiniXception | None:

@@ -63,7 +63,7 @@ def _load_weights(
 
 
 class VGG16CNN(FrameCNN):
-    """torchvision's VGG-16, untrained or from a weights file (e.g. VGG-Face's ``vgg_face_dag.pth``).
+    """torchvision's VGG-16, untrained or from a weights file (e.g. VGG-Face's conversion).
 
     Layers: ``"pool5"``, ``"fc6"`` and ``"fc7"`` (after their ReLU; ``"features"`` is fc7) and
     ``"logits"``. On inputs smaller than 224 the adaptive pooling repeats the last maps up to 7x7,

@@ -25,9 +25,9 @@ from vidfer.evaluation.attention_maps import write_attention_maps
 from vidfer.evaluation.evaluate import ClipEvaluator, EvalOutcome
 from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
-from vidfer.models.trained import INIT_PARAMS, load_run_model
 from vidfer.models.base import VideoModel
 from vidfer.models.contract import InputContract
+from vidfer.models.trained import INIT_PARAMS, load_run_model
 from vidfer.models.weights import weights_input
 from vidfer.pipelines.base import Scored, Scorer
 from vidfer.pipelines.video_attention import extract_run_features
