@@ -13,20 +13,20 @@ from vidfer.cli.common import Add, console
 def _cmd_models(args: argparse.Namespace) -> int:
     from vidfer.models.catalogue import describe_families
 
+    def line(text: str) -> None:  # one line each, never wrapped
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
     for family in describe_families():
         channels, frames, height, width = family.clip
-        console.print(
-            f"[bold]{family.name}[/bold]  {family.parameters / 1e6:.2f}M parameters (7 classes), "
-            f"{family.flops / 1e9:.1f} GFLOPs per clip of {channels}x{frames}x{height}x{width}",
-            highlight=False,
+        line(
+            f"{family.name}  {family.parameters / 1e6:.2f}M parameters (7 classes), "
+            f"{family.flops / 1e9:.1f} GFLOPs per clip of {channels}x{frames}x{height}x{width}"
         )
-        console.print(f"  input: {family.contract.describe()}", highlight=False, markup=False)
+        line(f"  input: {family.contract.describe()}")
         for name, contract in family.weights_contracts.items():
-            console.print(f"  weights {name}: {contract.describe()}", highlight=False)
+            line(f"  weights {name}: {contract.describe()}")
         for layout, contract in family.files.items():
-            console.print(
-                f"  weights file {layout}: {contract.describe()}", highlight=False, markup=False
-            )
+            line(f"  weights file {layout}: {contract.describe()}")
     return 0
 
 
