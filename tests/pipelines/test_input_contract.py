@@ -13,9 +13,12 @@ from torchvision.models.vgg import cfgs, make_layers
 import vidfer
 from vidfer.config import parse_config
 from vidfer.errors import ConfigError
+from vidfer.io.run_folder import RunDir
 from vidfer.models.catalogue import describe_family
 from vidfer.models.contract import FER_INPUT, VGG_FACE_INPUT, InputContract
 from vidfer.pipelines import resolve_config
+
+from helpers import CONFIGS
 
 DATA = {"manifest": "/data/manifest.csv"}
 
@@ -110,3 +113,17 @@ def test_vidfer_models_counts_flops_on_the_meta_device() -> None:
     assert 77e9 < family.flops < 78e9 and 78.0e6 < family.parameters < 78.1e6
     s3d = describe_family("s3d")
     assert s3d.weights_contracts["KINETICS400_V1"].mean == (0.43216, 0.394666, 0.37645)
+
+
+def test_a_run_folder_passes_on_the_input_its_run_was_trained_with(tmp_path: Path) -> None:
+    pretrain = parse_config(
+        {"data": DATA, "transforms": {"size": 96, "mean": [0.1, 0.2, 0.3], "std": [0.4] * 3}}
+    )
+    RunDir(tmp_path / "pretrain").initialise(pretrain, ["a", "b"])
+    config = _resolved(model={"name": "resnet3d_18", "weights": str(tmp_path / "pretrain")})
+    assert config.transforms.size == 96 and config.transforms.mean == (0.1, 0.2, 0.3)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads_resolved(path: Path) -> None:
+    vidfer.load_config(path)  # no weights file is read: the shipped configs name none
