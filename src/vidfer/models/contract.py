@@ -11,7 +11,7 @@ A run config takes the contract for every option it does not write
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -64,24 +64,21 @@ class InputContract:
         return self.mean * channels, self.std * channels  # one gray value per channel
 
     def taking(self, other: InputContract | None) -> InputContract:
-        """This contract with ``other``'s values where this one has none, or may be changed.
-
-        The architecture's contract takes its weights' this way: a fixed size or clip length
-        stays, everything else comes from the weights.
-        """
+        """This contract with ``other``'s values wherever ``other`` has one and this one is not
+        fixed: an architecture's contract takes its weights' this way (a fixed side or clip
+        length stays, the normalisation and the rest come from the weights)."""
         if other is None:
             return self
-        update: dict[str, Any] = {}
-        for field in fields(self):
-            mine, theirs = getattr(self, field.name), getattr(other, field.name)
-            fixed = (field.name == "size" and self.fixed_size) or (
-                field.name == "frames" and self.fixed_frames
-            )
-            if theirs not in (None, False, "") and not fixed and field.name != "source":
-                update[field.name] = theirs
-            elif field.name == "source" and theirs:
-                update["source"] = f"{mine} + {theirs}" if mine else theirs
-        return replace(self, **update)
+        given = other.mean is not None
+        return replace(
+            self,
+            mean=other.mean if given else self.mean,
+            std=other.std if given else self.std,
+            gray=other.gray if given else self.gray,
+            size=self.size if self.fixed_size or other.size is None else other.size,
+            frames=self.frames if self.fixed_frames or other.frames is None else other.frames,
+            source=" + ".join(part for part in (self.source, other.source) if part),
+        )
 
     def describe(self) -> str:
         """One line: normalisation and range, gray or colour, size and frames."""

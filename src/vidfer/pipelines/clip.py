@@ -55,7 +55,11 @@ def check_clip_lengths(config: RunConfig) -> None:
     Raises:
         ConfigError: naming the options that disagree and the length the model takes.
     """
-    model = _architecture(config)
+    _check_lengths(config, _architecture(config))
+
+
+def _check_lengths(config: RunConfig, model: VideoModel) -> None:
+    """:func:`check_clip_lengths` with the config's model already built."""
     if model.geometry.dense:
         return
     needed = model.geometry.receptive_field
@@ -95,28 +99,25 @@ def check_frame_size(config: RunConfig, contract: InputContract) -> None:
         )
 
 
-def input_contract(config: RunConfig) -> InputContract:
-    """The input the config's model takes: its architecture's, with its initial weights'
-    (:func:`vidfer.models.weights.weights_input`) where the architecture leaves a choice."""
-    return _architecture(config).input_contract().taking(weights_input(config.model))
-
-
 def with_input_contract(config: RunConfig) -> RunConfig:
     """The config with its model's input contract wherever it writes nothing, then checked.
 
-    The contract (:func:`input_contract`) gives the normalisation (``transforms.mean`` and
-    ``std``: a torchvision preset's, VGG-Face's 0-255 less its mean, the FER2013 model's
-    ``[-1, 1]``), the frame side (``transforms.size``) and, for a model of fixed clips, the
-    clip length (``sampler.clip_len`` and ``eval.clip_len``). Options written in the config
-    win; a frame side or clip length a fixed model cannot take is an error. The run folder
-    records the result, so evaluation and prediction use it.
+    The contract is the architecture's, taking its initial weights'
+    (:func:`vidfer.models.weights.weights_input`) where the architecture leaves a choice. It
+    gives the normalisation (``transforms.mean`` and ``std``: a torchvision preset's, VGG-Face's
+    0-255 less its mean, the FER2013 model's ``[-1, 1]``), the frame side (``transforms.size``)
+    and, for a model of fixed clips, the clip length (``sampler.clip_len`` and
+    ``eval.clip_len``). Options written in the config win; a frame side or clip length a fixed
+    model cannot take is an error. The run folder records the result, so evaluation and
+    prediction use it.
 
     Raises:
         ConfigError: naming the option the model cannot take (:func:`check_clip_lengths`,
             :func:`check_frame_size`).
         CheckpointError: if the weights file or run folder cannot be read.
     """
-    contract = input_contract(config)
+    model = _architecture(config)
+    contract = model.input_contract().taking(weights_input(config.model))
     transforms, sampler, evaluation = config.transforms, config.sampler, config.eval
     written = transforms.model_fields_set
     normalisation = contract.normalisation(len(transforms.mean))
@@ -134,7 +135,7 @@ def with_input_contract(config: RunConfig) -> RunConfig:
     resolved = config.model_copy(
         update={"transforms": transforms, "sampler": sampler, "eval": evaluation}
     )
-    check_clip_lengths(resolved)
+    _check_lengths(resolved, model)
     check_frame_size(resolved, contract)
     return resolved
 
