@@ -3,6 +3,8 @@ its own, and an input a fixed-length model cannot take is an error when the conf
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,20 @@ def test_a_run_folder_passes_on_the_input_its_run_was_trained_with(tmp_path: Pat
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_loads_resolved(path: Path) -> None:
     vidfer.load_config(path)  # no weights file is read: the shipped configs name none
+
+
+@pytest.mark.slow  # a real subprocess: torch's import
+def test_vidfer_train_names_the_option_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        yaml.safe_dump({"data": DATA, "model": {"name": "s3d"}, "transforms": {"size": 100}})
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "vidfer", "train", str(path), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "transforms.size is 100; set transforms.size: 224" in result.stderr
+    assert not (tmp_path / "run").exists()
