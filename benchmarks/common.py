@@ -55,11 +55,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mini_xception_transforms(size: int) -> dict[str, Any]:
-    """Training augmentation for the FER2013 mini-Xception: its gray input in [-1, 1]."""
-    return {
-        "size": size,
-        "crop_scale": [0.8, 1.0],
-        "flip": 0.5,
-        "mean": [0.5, 0.5, 0.5],
-        "std": [0.5, 0.5, 0.5],
-    }
+    """Training augmentation for the FER2013 mini-Xception (its ``[-1, 1]`` normalisation comes
+    with its weights: vidfer.models.contract.FER_INPUT)."""
+    return {"size": size, "crop_scale": [0.8, 1.0], "flip": 0.5}

@@ -24,16 +24,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vidfer.config import RunConfig, load_config
+    from vidfer.config import RunConfig
     from vidfer.experiment import run_experiment
     from vidfer.fusion.fuse import FusionSpec, fuse_runs
-    from vidfer.pipelines import PIPELINES, evaluate_run, train
+    from vidfer.pipelines import PIPELINES, evaluate_run, load_config, train
     from vidfer.predict import Prediction, predict_video
     from vidfer.registry import ATTENTIONS, MODELS, POOLINGS, SAMPLERS
 
 _HOMES = {
     "RunConfig": "vidfer.config",
-    "load_config": "vidfer.config",
+    "load_config": "vidfer.pipelines",  # read and resolved: a bad input fails here
     "train": "vidfer.pipelines",
     "evaluate_run": "vidfer.pipelines",
     "PIPELINES": "vidfer.pipelines",

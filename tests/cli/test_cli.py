@@ -39,9 +39,11 @@ def test_synth_then_manifest_then_prepare(tmp_path):
 def test_models_and_assets_listings():
     models = vidfer("models")
     assert models.returncode == 0, models.stderr
-    assert "resnet3d_18" in models.stdout and "33.1" in models.stdout  # millions, 7 classes
-    row = next(line for line in models.stdout.splitlines() if "resnet3d_18" in line)
-    assert "KINETICS400_V1" in row  # the published weights names model.weights takes
+    assert "resnet3d_18  33.17M parameters (7 classes)" in models.stdout
+    block = models.stdout.split("resnet3d_18")[1].split("resnext3d_101")[0]
+    assert "GFLOPs per clip of 3x16x112x112" in block
+    assert "weights KINETICS400_V1: mean [0.4322" in block  # names model.weights takes, input
+    assert "mvit_v2_s" in models.stdout and "224 px only, 16 frames only" in models.stdout
     assets = vidfer("assets", "list")
     assert assets.returncode == 0, assets.stderr
     for name in ("mtcnn_onet", "fer_mini_xception", "carphone"):

@@ -11,24 +11,32 @@ from vidfer.cli.common import Add, console
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    import vidfer.models
     from vidfer.errors import ConfigError
-    from vidfer.models.weights import DESCRIBING, published_names
+    from vidfer.models.catalogue import describe_family
+    from vidfer.models.weights import DESCRIBING
     from vidfer.registry import MODELS
 
-    table = Table("model", "parameters (7 classes, width 1)", "model.weights names")
+    def line(text: str) -> None:  # one line each, never wrapped
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
     for name in MODELS.names():
         try:
-            model = vidfer.models.build_model(name, num_classes=7)
+            family = describe_family(name)
         except ConfigError as error:  # a family of an optional extra that is not installed
-            table.add_row(name, "-", str(error))
+            line(f"{name}  {error}")
             continue
-        size = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M"
-        names = ", ".join(published_names(name)) or "-"
+        channels, frames, height, width = family.clip
+        line(
+            f"{family.name}  {family.parameters / 1e6:.2f}M parameters (7 classes), "
+            f"{family.flops / 1e9:.1f} GFLOPs per clip of {channels}x{frames}x{height}x{width}"
+        )
+        line(f"  input: {family.contract.describe()}")
+        for name, contract in family.weights_contracts.items():
+            line(f"  weights {name}: {contract.describe()}")
+        for layout, contract in family.files.items():
+            line(f"  weights file {layout}: {contract.describe()}")
         if name in DESCRIBING:
-            names = "a Hugging Face hub id or save_pretrained folder"
-        table.add_row(name, size, names)
-    console.print(table)
+            line("  weights: a Hugging Face hub id or save_pretrained folder (their input)")
     return 0
 
 
@@ -63,7 +71,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def register(add: Add) -> None:
     """Add this module's subcommands to the parser."""
-    add("models", _cmd_models, "list the registered models and their sizes")
+    add(
+        "models",
+        _cmd_models,
+        "list the registered clip models: weights names, parameters, FLOPs per clip, input",
+    )
 
     assets = add(
         "assets",

@@ -36,6 +36,7 @@ from torch import nn
 
 from vidfer.errors import ConfigError
 from vidfer.models.base import VideoModel
+from vidfer.models.contract import InputContract
 from vidfer.models.options import MAX_SIZE
 from vidfer.registry import ATTENTIONS
 
@@ -401,6 +402,10 @@ class AttentiveModel(VideoModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Score map ``(B, K, T')`` of the attended features."""
         return self.base.forward_head(self.attention(features))
+
+    def input_contract(self) -> InputContract:
+        """The wrapped model's."""
+        return self.base.input_contract()
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The base model's head and the attention module."""

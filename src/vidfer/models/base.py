@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vidfer.models.contract import InputContract
+
 
 @dataclass(frozen=True)
 class TemporalGeometry:
@@ -116,6 +118,17 @@ class VideoModel(nn.Module, abc.ABC):
     @abc.abstractmethod
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters of the classifier head (trained with their own learning rate)."""
+
+    def input_contract(self) -> InputContract:
+        """What the architecture takes (:class:`~vidfer.models.contract.InputContract`).
+
+        A model that is not temporally dense takes clips of its receptive field only; models
+        built for a frame side (C3D's and FstCN's fully connected layers, torchvision's fixed
+        clips) say so by overriding this.
+        """
+        if self.geometry.dense:
+            return InputContract()
+        return InputContract(frames=self.geometry.receptive_field, fixed_frames=True)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Every parameter that is not in the head."""

@@ -19,11 +19,14 @@ video equals scoring each of its 21-frame windows alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from vidfer.errors import ConfigError
 from vidfer.models.base import HeadedVideoModel, TemporalGeometry, chain_geometry
+from vidfer.models.contract import InputContract
 from vidfer.models.heads import ConvHead
 from vidfer.models.options import MAX_SIZE, check_model_options, scaled_channels
 from vidfer.registry import MODELS
@@ -98,6 +101,11 @@ class C3D(HeadedVideoModel):
                 receptive_field=CLIP_FRAMES, stride=CLIP_FRAMES, padding=0, dense=False
             )
         )
+        self.in_size = in_size
+
+    def input_contract(self) -> InputContract:
+        """16-frame clips, of ``in_size`` pixels as fc6 is sized (another size is pooled)."""
+        return replace(super().input_contract(), size=self.in_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """fc7 features ``(B, 4096w, T', 1, 1)``: of the ``T' = T // 16`` windows of ``x``, or

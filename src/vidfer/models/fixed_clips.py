@@ -9,12 +9,14 @@ ignored) and evaluation slides windows over a video.
 from __future__ import annotations
 
 import abc
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
 
 from vidfer.errors import ConfigError
 from vidfer.models.base import HeadedVideoModel, TemporalGeometry
+from vidfer.models.contract import InputContract
 
 
 def fixed_clip_geometry(clip_len: int) -> TemporalGeometry:
@@ -32,6 +34,10 @@ class FixedClipVideo(HeadedVideoModel, abc.ABC):
     original: ClassVar[str]
     clip_len: int
     in_size: int
+
+    def input_contract(self) -> InputContract:
+        """Clips of ``clip_len`` frames of ``in_size`` pixels, nothing else."""
+        return replace(super().input_contract(), size=self.in_size, fixed_size=True)
 
     @abc.abstractmethod
     def clip_features(self, clips: torch.Tensor) -> torch.Tensor:

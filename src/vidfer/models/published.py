@@ -12,7 +12,11 @@ against the public code that wrote the files:
 - :data:`C3D_FEATURES`: the same weights as jfzhang95/pytorch-video-recognition reads them
   (``c3d-pretrained.pth``: ``features.<i>`` and ``classifier.<i>``), for ``c3d``.
 - :data:`VGGFACE_DAG`: VGG-Face in the PyTorch conversion ``vgg_face_dag.pth`` (a plain state
-  dict ``conv1_1 ... conv5_3, fc6, fc7, fc8``), 2D, inflated into ``i3d_vgg16``.
+  dict ``conv1_1 ... conv5_3, fc6, fc7, fc8``), 2D, inflated into ``i3d_vgg16``; the same table
+  with ``fc6`` and ``fc7`` (:data:`VGGFACE_DAG_2D`) fills the ``vgg16`` frame CNN.
+
+A layout also says what input its weights were trained with (:attr:`Layout.input`), which a run
+config takes unless it writes its own (:mod:`vidfer.models.contract`).
 
 Hara's ResNets (``arch`` ``resnet-<depth>``, every 2020 ``r3d<depth>_*.pth``) fit no vidfer
 model: a ResNet-101 has no grouped convs, and Hara's ResNet-18 has a 7x7x7 stem with a max-pool
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from vidfer.errors import CheckpointError
+from vidfer.models.contract import VGG_FACE_INPUT, InputContract
 
 HARA = "kenshohara/3D-ResNets-PyTorch"
 
@@ -42,12 +47,14 @@ class Layout:
         prefixes: ``(published prefix, vidfer prefix)`` of every backbone key; the rest of a
             key (e.g. ``weight``) is kept.
         classifier: Prefixes of the published classifier, dropped.
+        input: The input the weights were trained with (None: not known).
     """
 
     name: str
     family: str
     prefixes: tuple[tuple[str, str], ...]
     classifier: tuple[str, ...]
+    input: InputContract | None = None
 
     def vidfer_key(self, key: str) -> str | None:
         """``key`` in vidfer's names, or ``None`` if no prefix of the table starts it."""
@@ -114,10 +121,29 @@ VGGFACE_DAG = Layout(
         (f"{conv}.", f"features.{i}.") for conv, i in zip(_VGG_CONVS, _VGG_FEATURES, strict=True)
     ),
     classifier=("fc6.", "fc7.", "fc8."),
+    input=VGG_FACE_INPUT,
 )
 """2D kernels: inflated into the 3D model by :func:`vidfer.models.inflate.inflate_state`. The
-conversion reads RGB in 0-255 less the mean (129.186, 104.762, 93.594) with std 1: in vidfer's
-[0, 1] clips, ``transforms.mean: [0.5066, 0.4108, 0.3670]`` and ``std`` 0.0039 (1/255)."""
+conversion reads RGB in 0-255 less the mean (129.186, 104.762, 93.594) with std 1
+(:data:`~vidfer.models.contract.VGG_FACE_INPUT`): in vidfer's [0, 1] clips, mean
+``[0.5066, 0.4108, 0.3670]`` and std 1/255, which a config takes unless it writes its own."""
+
+VGGFACE_DAG_2D = Layout(
+    name=VGGFACE_DAG.name,
+    family="vgg16",
+    # torchvision's VGG-16 classifier: Linear 0 (fc6), ReLU, Dropout, Linear 3 (fc7), ...
+    prefixes=(*VGGFACE_DAG.prefixes, ("fc6.", "classifier.0."), ("fc7.", "classifier.3.")),
+    classifier=("fc8.",),
+    input=VGG_FACE_INPUT,
+)
+"""VGG-Face into torchvision's 2D VGG-16 (the ``vgg16`` frame CNN): the conv table of
+:data:`VGGFACE_DAG` and the fully connected ``fc6``, ``fc7`` (the conversion flattens ``pool5``
+as torchvision does, channels first); ``fc8`` (2622 identities) is the classifier, left new."""
+
+
+def is_vggface_dag(state: Mapping[str, torch.Tensor]) -> bool:
+    """Whether a state dict is in the names of ``vgg_face_dag.pth``."""
+    return "conv1_1.weight" in state
 
 
 def _hara_arch(checkpoint: Mapping[str, object], state: Mapping[str, torch.Tensor]) -> str | None:
@@ -172,7 +198,7 @@ def detect_layout(
         CheckpointError: if the layout is published but fits no vidfer model, or another one.
     """
     layout: Layout | None = None
-    if "conv1_1.weight" in state:
+    if is_vggface_dag(state):
         layout = VGGFACE_DAG
     elif "conv3a.weight" in state:
         layout = C3D_SPORTS1M
@@ -220,3 +246,7 @@ def to_vidfer(
         tracked = key.removesuffix("running_mean") + "num_batches_tracked"
         converted.setdefault(tracked, torch.tensor(0, dtype=torch.long))
     return converted
+
+
+LAYOUTS = (HARA_RESNEXT, C3D_SPORTS1M, C3D_FEATURES, VGGFACE_DAG)
+"""Every published layout a clip model's ``model.weights`` file may be in."""

@@ -2,14 +2,17 @@
 
 The papers' VGG-Face and fine-tuned ResNet-10 weights, and torchvision's ImageNet weights, come from
 model hubs that cannot be reached offline: these start untrained, or from a state dict the user
-provides (``weights``). Importing :mod:`vidfer.models` registers them as ``vgg16``, ``resnet18``
-and ``resnet10``.
+provides (``weights``): in torchvision's names, or for ``vgg16`` the VGG-Face PyTorch conversion
+``vgg_face_dag.pth`` (read by :data:`vidfer.models.published.VGGFACE_DAG_2D`, with VGG-Face's
+input normalisation). Importing :mod:`vidfer.models` registers them as ``vgg16``, ``resnet18`` and
+``resnet10``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -18,19 +21,28 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from vidfer.errors import ConfigError
 from vidfer.io.checkpoint import read_state_dict
+from vidfer.models.contract import VGG_FACE_INPUT
 from vidfer.models.frame_cnns import FrameCNN, check_channels, per_channel, register_frame_cnn
+from vidfer.models.published import VGGFACE_DAG_2D, is_vggface_dag, to_vidfer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+VGG16_INPUTS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "vgg_face": (VGG_FACE_INPUT.mean or (), VGG_FACE_INPUT.std or ()),
+}
+"""The ``vgg16`` frame CNN's input normalisations (``[0, 1]`` pixels), by name."""
 
-def _load_weights(net: nn.Module, path: str | Path, classifier: str, model: str) -> None:
+
+def _load_weights(
+    net: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, classifier: str, model: str
+) -> None:
     """Load a torchvision-named state dict; classifier tensors of another shape stay new.
 
     Raises:
-        ConfigError: if the file is missing, holds more than tensors, or does not fit ``net``.
+        ConfigError: if the state does not fit ``net``.
     """
-    state = read_state_dict(path, error=ConfigError)
     own = net.state_dict()
     kept = {
         key: value
@@ -51,7 +63,7 @@ def _load_weights(net: nn.Module, path: str | Path, classifier: str, model: str)
 
 
 class VGG16CNN(FrameCNN):
-    """torchvision's VGG-16 (no weights: VGG-Face's are not obtainable offline).
+    """torchvision's VGG-16, untrained or from a weights file (e.g. VGG-Face's conversion).
 
     Layers: ``"pool5"``, ``"fc6"`` and ``"fc7"`` (after their ReLU; ``"features"`` is fc7) and
     ``"logits"``. On inputs smaller than 224 the adaptive pooling repeats the last maps up to 7x7,
@@ -64,8 +76,13 @@ class VGG16CNN(FrameCNN):
         dropout: Dropout of the fully connected layers.
         pool: Side of the pooled maps fc6 reads (7 as in VGG-16; 1 for small inputs: fc6 then
             has 2M weights instead of 103M).
-        weights: A state dict (torchvision names) to start from, e.g. converted VGG-Face weights;
-            the classifier is kept new when its shape differs.
+        weights: A state dict to start from: in torchvision's names (the classifier is kept new
+            when its shape differs), or VGG-Face's ``vgg_face_dag.pth`` (``conv1_1`` ...
+            ``fc7`` read into VGG-16's layers; its ``fc8`` of 2622 identities left out).
+        normalisation: The input normalisation, ``imagenet`` or ``vgg_face`` (RGB in 0-255 less
+            VGG-Face's mean); None: VGG-Face's when ``weights`` is a VGG-Face file, else
+            ImageNet's. A run records it, so that the model rebuilt without the file reads
+            the same input.
     """
 
     def __init__(
@@ -77,6 +94,7 @@ class VGG16CNN(FrameCNN):
         dropout: float = 0.5,
         pool: int = 7,
         weights: str | None = None,
+        normalisation: Literal["imagenet", "vgg_face"] | None = None,
     ) -> None:
         super().__init__()
         check_channels(in_channels)
@@ -88,11 +106,21 @@ class VGG16CNN(FrameCNN):
             self.net.classifier[0] = nn.Linear(512 * pool * pool, 4096)
         if in_channels == 1:
             self.net.features[0] = nn.Conv2d(1, 64, 3, padding=1)
+        if normalisation is not None and normalisation not in VGG16_INPUTS:
+            raise ConfigError(
+                f"vgg16: normalisation {normalisation!r} must be one of {', '.join(VGG16_INPUTS)}"
+            )
+        face = False
         if weights is not None:
-            _load_weights(self.net, weights, "classifier.6", "vgg16")
+            state: Mapping[str, torch.Tensor] = read_state_dict(weights, error=ConfigError)
+            face = is_vggface_dag(state)
+            if face:  # fc8 (VGG-Face's identities) is left out: the classifier stays new
+                state = to_vidfer(state, VGGFACE_DAG_2D, str(weights))
+            _load_weights(self.net, state, weights, "classifier.6", "vgg16")
+        self.normalisation = normalisation or ("vgg_face" if face else "imagenet")
         self.input_size, self.in_channels, self.num_classes = input_size, in_channels, num_classes
-        self.mean = per_channel(IMAGENET_MEAN, in_channels)
-        self.std = per_channel(IMAGENET_STD, in_channels)
+        mean, std = VGG16_INPUTS[self.normalisation]
+        self.mean, self.std = per_channel(mean, in_channels), per_channel(std, in_channels)
         self.feature_layers = {
             "pool5": "net.features.30",
             "fc6": "net.classifier.1",
@@ -104,6 +132,10 @@ class VGG16CNN(FrameCNN):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K)`` of images ``(B, C, S, S)``."""
         return self.net(x)
+
+    def architecture_params(self) -> dict[str, Any]:
+        """The normalisation its weights chose."""
+        return {"normalisation": self.normalisation}
 
     def replace_classifier(self, num_classes: int) -> None:
         """New last fully connected layer with ``num_classes`` outputs."""
@@ -157,7 +189,8 @@ class ResNetCNN(FrameCNN):
         else:
             self.feature_layers["logits"] = "net.fc"
         if weights is not None:
-            _load_weights(self.net, weights, "fc.2" if fc1 > 0 else "fc", "resnet")
+            state = read_state_dict(weights, error=ConfigError)
+            _load_weights(self.net, state, weights, "fc.2" if fc1 > 0 else "fc", "resnet")
         self.input_size, self.in_channels, self.num_classes = input_size, in_channels, num_classes
         self.mean = per_channel(IMAGENET_MEAN, in_channels)
         self.std = per_channel(IMAGENET_STD, in_channels)

@@ -19,6 +19,9 @@
   folder: its ``config.json`` fixes the architecture, clip length and frame size, its
   ``preprocessor_config.json`` the input normalisation.
 
+The weights also say what input they were trained with (:func:`weights_input`, an
+:class:`~vidfer.models.contract.InputContract`): a run config takes it unless it writes its own.
+
 Only the backbone is taken: the source's classifier (``fc.*``, ``head.*``, ``classifier.*``) is
 dropped, the model keeps its new head for its own classes. Every other parameter and buffer must
 match in name and shape; a mismatch names the missing and unexpected keys and the shapes that
@@ -42,6 +45,7 @@ from vidfer.errors import CheckpointError, ConfigError
 from vidfer.io.checkpoint import load_checkpoint, read_state_dict
 from vidfer.io.run_folder import RunDir
 from vidfer.models.base import VideoModel
+from vidfer.models.contract import InputContract, torchvision_input
 from vidfer.models.published import detect_layout, to_vidfer
 
 TORCHVISION_WEIGHTS = {
@@ -61,16 +65,18 @@ CLASSIFIER_PREFIXES = ("fc.", "head.", "classifier.")
 KEYS_SHOWN = 5
 """How many offending keys a mismatch lists per kind."""
 
-Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
-
-OWN_WEIGHTS_INPUT: dict[str, Callable[[Mapping[str, Any], int], Normalisation | None]] = {}
+OWN_WEIGHTS_INPUT: dict[str, Callable[[Mapping[str, Any]], InputContract | None]] = {}
 """Families whose builder loads weights of its own (e.g. ``i3d_mini_xception``'s FER2013
-weights): ``(model params, channels) -> (mean, std)`` of those weights' input, or None when the
-params build the model without them. Filled by the family's module."""
+weights): ``model params -> `` the input contract of those weights, or None when the params
+build the model without them. Filled by the family's module."""
 
 
 KeyNames = Callable[[str], str]
 """The name in a published file of one of vidfer's keys (see :mod:`vidfer.models.published`)."""
+
+
+Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
+"""An input ``(mean, std)`` on ``[0, 1]`` values, per channel."""
 
 
 class Carried(NamedTuple):
@@ -208,27 +214,48 @@ def published_names(model_name: str) -> list[str]:
     return [] if entries is None else list(entries.__members__)
 
 
-def input_normalisation(section: ModelConfig, channels: int) -> Normalisation | None:
-    """The per-channel mean and std the model's initial weights were trained with.
+def weights_input(section: ModelConfig) -> InputContract | None:
+    """The input the model's initial weights were trained with (:mod:`vidfer.models.contract`).
+
+    A torchvision weights name gives its preset's mean, std and crop size; a file in a published
+    layout its layout's input (VGG-Face: 0-255 RGB less its mean); a vidfer run folder the
+    normalisation and size its run was trained with; a family that loads weights of its own (the
+    FER2013 ``i3d_mini_xception``) theirs.
 
     Args:
         section: The ``model`` section (name, parameters, ``weights``).
-        channels: Channels of the clips (the config's current ``transforms.mean`` length).
 
     Returns:
-        ``(mean, std)``, or None when the weights say nothing (random initialisation, a file, a
-        run folder: the config's own normalisation stands).
+        The contract, or None when the weights say nothing (random initialisation, a file in the
+        family's own names).
+
+    Raises:
+        CheckpointError: if a weights file or run folder cannot be read.
     """
     carried = carried_input(section)
-    if carried is not None:
-        return carried.normalisation
-    if section.weights is not None and section.weights in published_names(section.name):
-        entries = _entries(section.name)
-        assert entries is not None
-        preset = entries[section.weights].transforms()
-        return tuple(preset.mean), tuple(preset.std)
-    own = OWN_WEIGHTS_INPUT.get(section.name)
-    return None if own is None or section.weights is not None else own(section.params, channels)
+    if carried is not None:  # weights that describe themselves (Hugging Face folders)
+        mean, std = carried.normalisation or (None, None)
+        source = str(section.weights)
+        return InputContract(
+            mean=mean, std=std, size=carried.size, frames=carried.frames, source=source
+        )
+    spec = section.weights
+    if spec is None:
+        own = OWN_WEIGHTS_INPUT.get(section.name)
+        return None if own is None else own(section.params)
+    if spec in published_names(section.name):
+        return torchvision_input(_entries(section.name)[spec])
+    path = Path(spec)
+    if path.is_dir() and RunDir(path).config_path.exists():
+        transforms = RunDir(path).config().transforms
+        return InputContract(
+            mean=transforms.mean, std=transforms.std, size=transforms.size, source=f"run {path}"
+        )
+    if path.is_file():
+        checkpoint = load_checkpoint(path)
+        layout = detect_layout(checkpoint, _unwrapped(checkpoint, spec), section.name, spec)
+        return None if layout is None else layout.input
+    return None
 
 
 def _torchvision_file(model_name: str, name: str) -> tuple[dict[str, torch.Tensor], str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vidfer.config import RunConfig
+from vidfer.config import load_config as read_config
 from vidfer.evaluation.evaluate import write_evaluation
 from vidfer.io.run_folder import RunDir
 from vidfer.pipelines.activity import ActivityPipeline
@@ -27,6 +28,7 @@ __all__ = [
     "Scorer",
     "TrainResult",
     "evaluate_run",
+    "load_config",
     "pipeline_for",
     "resolve_config",
     "train",
@@ -48,6 +50,25 @@ def resolve_config(config: RunConfig) -> RunConfig:
     """The config as a run folder records it: what its kind derives (e.g. a clip model's input
     normalisation from its initial weights) filled in."""
     return pipeline_for(config).resolved(config)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config and resolve it as a run will (``vidfer.load_config``).
+
+    The options it does not write take what its kind derives (a clip model's input contract:
+    the normalisation, frame side and clip length of its architecture and initial weights), and
+    an input a fixed-length model cannot take is an error here, not at training.
+
+    Args:
+        path: The YAML file.
+        overrides: ``section.key=value`` strings, applied before validation.
+
+    Raises:
+        ConfigError: on an invalid option, naming it (e.g. ``sampler.clip_len`` or
+            ``transforms.size`` and what the model takes).
+        CheckpointError: if ``model.weights`` names a file or run that cannot be read.
+    """
+    return resolve_config(read_config(path, overrides))
 
 
 def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainResult:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidfer.config import EvalConfig, RunConfig, RunKind
+from vidfer.config import EvalConfig, RunConfig, RunKind, SamplerConfig
 from vidfer.data.dataset import choose_items
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.sampler_zoo import sampler_from_config
@@ -25,13 +25,23 @@ from vidfer.evaluation.attention_maps import write_attention_maps
 from vidfer.evaluation.evaluate import ClipEvaluator, EvalOutcome
 from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
-from vidfer.models.base import TemporalGeometry
+from vidfer.models.base import TemporalGeometry, VideoModel
+from vidfer.models.contract import InputContract
 from vidfer.models.trained import INIT_PARAMS, load_run_model
-from vidfer.models.weights import carried_input, input_normalisation
+from vidfer.models.weights import carried_input, weights_input
 from vidfer.pipelines.base import Scored, Scorer
 from vidfer.pipelines.video_attention import extract_run_features
 from vidfer.training.trainer import TrainedRun, TrainResult, train_clip_model
 from vidfer.viz.sampling import write_sampling_maps
+
+
+def _architecture(config: RunConfig) -> VideoModel:
+    """The config's model on the meta device: its architecture only, no weights made or read."""
+    params = {k: v for k, v in config.model.params.items() if k not in INIT_PARAMS}
+    with torch.device("meta"):
+        return model_from_config(
+            config.model.model_copy(update={"params": params, "weights": None}), 2
+        )
 
 
 def check_clip_lengths(config: RunConfig) -> None:
@@ -46,22 +56,23 @@ def check_clip_lengths(config: RunConfig) -> None:
     Raises:
         ConfigError: naming the options that disagree and the length the model takes.
     """
-    params = {k: v for k, v in config.model.params.items() if k not in INIT_PARAMS}
-    with torch.device("meta"):  # the architecture only: no weights are made or read
-        model = model_from_config(
-            config.model.model_copy(update={"params": params, "weights": None}), 2
-        )
+    _check_lengths(config, _architecture(config))
+
+
+def _check_lengths(config: RunConfig, model: VideoModel) -> None:
+    """:func:`check_clip_lengths` with the config's model already built."""
     needed = model.geometry.receptive_field
-    sampler = sampler_from_config(config.sampler)
-    per_clip = sampler.frames(np.zeros(1, dtype=np.int64), 10 * needed).shape[1]
+    per_clip = _frames_per_clip(config.sampler, config.sampler.clip_len, needed)
     name = config.model.name
     if model.geometry.dense:
         _check_unpadded_lengths(config, model.geometry, per_clip)
         return
     if per_clip != needed:
+        fix = needed * config.sampler.clip_len // per_clip
         raise ConfigError(
             f"model {name!r} takes clips of {needed} frames, but sampler {config.sampler.name!r} "
-            f"with clip_len {config.sampler.clip_len} gives {per_clip}; make them agree"
+            f"with clip_len {config.sampler.clip_len} gives {per_clip}; set sampler.clip_len: "
+            f"{fix} (or the model's length in model.params)"
         )
     if config.eval.mode != "views" and config.eval.clip_len != needed:
         raise ConfigError(
@@ -90,19 +101,65 @@ def _check_unpadded_lengths(config: RunConfig, geometry: TemporalGeometry, per_c
         )
 
 
-def with_weights_normalisation(config: RunConfig) -> RunConfig:
-    """The config with its initial weights' input normalisation, unless it writes its own.
+def _frames_per_clip(sampler: SamplerConfig, clip_len: int, needed: int) -> int:
+    """Frames in one clip of the sampler with ``clip_len`` (twice it for clip pairs)."""
+    built = sampler_from_config(sampler.model_copy(update={"clip_len": clip_len}))
+    return int(built.frames(np.zeros(1, dtype=np.int64), 10 * needed).shape[1])
 
-    A torchvision weights name brings its preset's mean and std; the FER2013-pretrained
-    ``i3d_mini_xception`` its ``[-1, 1]`` range. ``transforms.mean`` or ``transforms.std`` written
-    in the config win. The run folder records the result, so evaluation and prediction use it.
+
+def check_frame_size(config: RunConfig, contract: InputContract) -> None:
+    """Check ``transforms.size`` against a model that takes one frame side only.
+
+    Raises:
+        ConfigError: naming ``transforms.size`` and the side the model takes.
     """
-    found = input_normalisation(config.model, len(config.transforms.mean))
-    if found is None or {"mean", "std"} & config.transforms.model_fields_set:
-        return config
-    mean, std = found
-    transforms = config.transforms.model_copy(update={"mean": mean, "std": std})
-    return config.model_copy(update={"transforms": transforms})
+    if contract.fixed_size and contract.size != config.transforms.size:
+        raise ConfigError(
+            f"model {config.model.name!r} takes frames of {contract.size} x {contract.size} "
+            f"pixels, but transforms.size is {config.transforms.size}; set transforms.size: "
+            f"{contract.size} (or the model's in_size in model.params)"
+        )
+
+
+def with_input_contract(config: RunConfig) -> RunConfig:
+    """The config with its model's input contract wherever it writes nothing, then checked.
+
+    The contract is the architecture's, taking its initial weights'
+    (:func:`vidfer.models.weights.weights_input`) where the architecture leaves a choice. It
+    gives the normalisation (``transforms.mean`` and ``std``: a torchvision preset's, VGG-Face's
+    0-255 less its mean, the FER2013 model's ``[-1, 1]``), the frame side (``transforms.size``)
+    and, for a model of fixed clips, the clip length (``sampler.clip_len`` and
+    ``eval.clip_len``). Options written in the config win; a frame side or clip length a fixed
+    model cannot take is an error. The run folder records the result, so evaluation and
+    prediction use it.
+
+    Raises:
+        ConfigError: naming the option the model cannot take (:func:`check_clip_lengths`,
+            :func:`check_frame_size`).
+        CheckpointError: if the weights file or run folder cannot be read.
+    """
+    model = _architecture(config)
+    contract = model.input_contract().taking(weights_input(config.model))
+    transforms, sampler, evaluation = config.transforms, config.sampler, config.eval
+    written = transforms.model_fields_set
+    normalisation = contract.normalisation(len(transforms.mean))
+    if normalisation is not None and not {"mean", "std"} & written:
+        mean, std = normalisation
+        transforms = transforms.model_copy(update={"mean": mean, "std": std})
+    if contract.size is not None and "size" not in written:
+        transforms = transforms.model_copy(update={"size": contract.size})
+    if contract.frames is not None and "clip_len" not in sampler.model_fields_set:
+        # Frames per clip over clip_len: 2 for clip pairs, else 1.
+        ratio = _frames_per_clip(sampler, sampler.clip_len, contract.frames) // sampler.clip_len
+        sampler = sampler.model_copy(update={"clip_len": max(contract.frames // ratio, 1)})
+        if "clip_len" not in evaluation.model_fields_set:
+            evaluation = evaluation.model_copy(update={"clip_len": contract.frames})
+    resolved = config.model_copy(
+        update={"transforms": transforms, "sampler": sampler, "eval": evaluation}
+    )
+    _check_lengths(resolved, model)
+    check_frame_size(resolved, contract)
+    return resolved
 
 
 def with_weights_architecture(config: RunConfig) -> RunConfig:
@@ -183,9 +240,9 @@ class ClipPipeline:
         return train_clip_model(config, run, resume=resume, after=(sampling_maps, attention_maps))
 
     def resolved(self, config: RunConfig) -> RunConfig:
-        """What the initial weights fix filled in (:func:`with_weights_normalisation`,
-        :func:`with_weights_architecture`)."""
-        return with_weights_architecture(with_weights_normalisation(config))
+        """What the initial weights fix filled in (:func:`with_weights_architecture`), then the
+        model's input contract filled in and checked (:func:`with_input_contract`)."""
+        return with_input_contract(with_weights_architecture(config))
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The best model's video scores on one split.

@@ -76,7 +76,8 @@ def _initial_model(
 ) -> tuple[FrameCNN, dict[str, Any]]:
     """The model to start from and its effective parameters."""
     if settings.init is None:
-        return build_frame_cnn(settings.model, len(classes), **settings.params), settings.params
+        model = build_frame_cnn(settings.model, len(classes), **settings.params)
+        return model, {**settings.params, **model.architecture_params()}
     if settings.init == "pretrained":
         if "pretrained" not in frame_cnn_params(settings.model):
             raise ConfigError(
