@@ -63,6 +63,16 @@ def test_invalid_level_is_a_config_error() -> None:
         ConvHead(FEATURES, CLASSES, level="clip")
 
 
+TINY_TRANSFORMER = {
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "image_size": 32,
+    "patch_size": 16,
+}
+"""A small Hugging Face video encoder (VideoMAE, TimeSformer)."""
+
 # Every clip family with the 1x1x1 head: options for a small model, clip frames and size.
 FAMILIES: dict[str, tuple[dict[str, object], int, int]] = {
     "c3d": ({"width": 0.0625, "in_size": 32}, 32, 32),
@@ -75,6 +85,8 @@ FAMILIES: dict[str, tuple[dict[str, object], int, int]] = {
     "resnext3d_101": ({"width": 0.0625}, 8, 32),
     "s3d": ({"clip_len": 8, "in_size": 32}, 16, 32),
     "swin3d_t": ({"clip_len": 2, "in_size": 32}, 4, 32),
+    "timesformer": ({"architecture": {**TINY_TRANSFORMER, "num_frames": 2}}, 4, 32),
+    "videomae": ({"architecture": {**TINY_TRANSFORMER, "num_frames": 4}}, 8, 32),
 }
 
 
