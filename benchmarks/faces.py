@@ -7,13 +7,14 @@ frames) it times, in one run on this machine:
 * the peer: facenet-pytorch 2.6.0's batched MTCNN, detection only (boxes, probabilities and
   landmarks of every frame, 32 frames per call, the same weights and thresholds as vidfer);
 * :func:`vidfer.faces.process_faces` (detect + track the main face + align + crop to 112x112) with
-  MTCNN detecting every frame (``detect_every: 1``), with the default ``detect_every`` (full
-  detection every N frames, faces carried between by O-Net alone), and with the Haar cascade.
+  MTCNN detecting every frame (``detect_every: 1``), with each ``--detect-every`` N (full
+  detection every N frames, faces carried between by Lucas-Kanade + O-Net alone), and with the
+  Haar cascade.
 
 It prints frames per second, the ratio of each stage's time to decoding's, vidfer's speed-up over
-the peer, and how the default agrees with detecting every frame: frames where the main face is
-found by one and not the other, and the RMS distance of the main face's 5 landmarks (in frame
-pixels, and in pixels of the aligned crop: both landmark sets mapped by the default's alignment
+the peer, and how each N agrees with detecting every frame: frames where the main face is found
+by one and not the other, and the RMS distance of the main face's 5 landmarks (in frame pixels,
+and in pixels of the aligned crop: both landmark sets mapped by the N run's alignment
 matrices). Each timing is the best of ``--repeats`` runs after a warm-up call. The machine's load
 average is printed first and last (these machines are shared).
 
@@ -22,6 +23,7 @@ The peer is installed for the benchmark only, without its dependencies (they pin
 need ``requests``; only its MTCNN module is loaded here, without that ``__init__``.
 
     .venv/bin/python benchmarks/faces.py [--videos carphone bikes] [--max-frames N] [--repeats 2]
+        [--detect-every 8 16] [--threads N]
 """
 
 from __future__ import annotations
@@ -125,16 +127,20 @@ def main() -> None:
     parser.add_argument("--videos", nargs="+", default=["carphone", "bikes"])
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--detect-every", type=int, default=FaceConfig().detect_every)
+    parser.add_argument("--detect-every", type=int, nargs="+", default=[FaceConfig().detect_every])
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     fetch_assets(["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", *args.videos])
     peer = peer_detector()
 
-    configs = {
-        "mtcnn, every frame": FaceConfig(detect_every=1),
-        f"mtcnn, every {args.detect_every}": FaceConfig(detect_every=args.detect_every),
-        "haar": FaceConfig(detector="haar"),
-    }
+    configs = {"mtcnn, every frame": FaceConfig(detect_every=1)}
+    for every in args.detect_every:
+        configs[f"mtcnn, every {every}"] = FaceConfig(detect_every=every)
+    configs["haar"] = FaceConfig(detector="haar")
     print(f"torch threads: {torch.get_num_threads()}; load average {os.getloadavg()}")
     header = f"{'video':<9} {'frames':>6} {'size':>8} {'stage':<26} {'seconds':>8} {'fps':>7}"
     print(header + f" {'x decode':>8} {'x peer':>7}")
@@ -159,10 +165,9 @@ def main() -> None:
                 f"{seconds / decode_s:>8.1f} {peer_s / seconds:>7.2f}   main face in "
                 f"{results[label].face_fraction:.0%} of frames: {results[label].status}"
             )
-        every_frame, default = (results[label] for label in list(configs)[:2])
-        print(
-            f"{name}: every {args.detect_every} vs every frame: {agreement(every_frame, default)}"
-        )
+        for every in args.detect_every:
+            agree = agreement(results["mtcnn, every frame"], results[f"mtcnn, every {every}"])
+            print(f"{name}: every {every} vs every frame: {agree}")
     print(f"load average {os.getloadavg()}")
 
 

@@ -327,7 +327,7 @@ class KeyframeDetector:
         guesses = self._guesses(frames, grays, keyed)
         out: list[FrameFaces] = []
         last_full = -1  # chunk position of the last full detection
-        chained = True  # whether the frame before kept its guess or was a keyframe
+        chained = True  # whether the frame before was a keyframe or kept its guess
         for i in range(len(frames)):
             faces = keyed.get(i)
             if faces is None:
@@ -339,7 +339,8 @@ class KeyframeDetector:
             if i in keyed:
                 self._backfill(frames, grays, out, faces, i, last_full)
                 last_full = i
-            chained = i in keyed or faces is guesses.get(i)
+            # Guesses follow the keyframes' faces: after a frame detected on its own, carry.
+            chained = i in keys or faces is guesses.get(i)
             out.append(faces)
             self._last, self._last_gray = faces, grays[i]
         self._seen += len(frames)
