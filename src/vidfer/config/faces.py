@@ -39,8 +39,9 @@ class FaceConfig(Section):
             ``"no_face"``.
         batch_size: Frames per detector batch (bounds memory on large frames).
         detect_every: Frames per full face detection; the faces found are carried through the
-            frames between by re-detection inside their boxes (MTCNN's O-Net alone), with a fresh
-            full detection where a face is lost or moves fast (see
+            frames between by re-detection (MTCNN's O-Net alone) inside their boxes moved by
+            Lucas-Kanade optical flow, with a fresh full detection where a face is lost or moves
+            fast (see
             :class:`vidfer.faces.tracks.KeyframeDetector`). 1 detects every frame; the Haar
             detector always does.
     """

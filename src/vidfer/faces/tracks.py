@@ -10,10 +10,11 @@ re-acquired from the largest confident face of the frame.
 
 A full detection of every frame is most of a face pipeline's cost. :class:`KeyframeDetector`
 runs it on every N-th frame only and carries the faces it found from frame to frame with a cheap
-re-detection inside each face's last box (MTCNN's O-Net alone: :meth:`MTCNN.refine`), which gives
+re-detection inside each face's last box, moved by the pyramidal Lucas-Kanade flow of its
+landmarks (MTCNN's O-Net alone: :meth:`vidfer.faces.mtcnn.MTCNN.refine`), which gives
 the same kind of boxes and landmarks as a full detection. A fresh full detection runs when a face
 is lost (its score falls under O-Net's threshold) or moves fast (its refined box overlaps the
-previous one by less than ``min_iou``), and a face that a keyframe finds but the frames before
+predicted one by less than ``min_iou``), and a face that a keyframe finds but the frames before
 it did not carry is followed backwards to where it appeared, so that faces are found in the same
 frames as by a full detection of every frame.
 """
