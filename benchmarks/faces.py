@@ -1,30 +1,54 @@
-"""Face pipeline throughput: decoding alone vs detection + tracking + alignment, side by side.
+"""Face pipeline throughput against decoding and against a peer (facenet-pytorch), side by side.
 
-For each sample video (carphone: one face, 176x144; bikes: 640x272, mostly no face) it times, in
-one run on this machine, PyAV decoding to RGB arrays and then :func:`vidfer.faces.process_faces`
-with MTCNN and with the Haar cascade on the decoded frames, and prints frames per second and the
-ratio of face-pipeline time to decode time. Each timing is the best of ``--repeats`` runs after a
-warm-up call (the first MTCNN call pays one-off kernel set-up).
+For each sample video (carphone: one face, 176x144; bikes: 640x272, a cyclist's face in a few
+frames) it times, in one run on this machine:
+
+* PyAV decoding to RGB arrays;
+* the peer: facenet-pytorch 2.6.0's batched MTCNN, detection only (boxes, probabilities and
+  landmarks of every frame, 32 frames per call, the same weights and thresholds as vidfer);
+* :func:`vidfer.faces.process_faces` (detect + track the main face + align + crop to 112x112) with
+  MTCNN detecting every frame (``detect_every: 1``), with each ``--detect-every`` N (full
+  detection every N frames, faces carried between by Lucas-Kanade + O-Net alone), and with the
+  Haar cascade.
+
+It prints frames per second, the ratio of each stage's time to decoding's, vidfer's speed-up over
+the peer, and how each N agrees with detecting every frame: frames where the main face is found
+by one and not the other, and the RMS distance of the main face's 5 landmarks (in frame pixels,
+and in pixels of the aligned crop: both landmark sets mapped by the N run's alignment
+matrices). Each timing is the best of ``--repeats`` runs after a warm-up call. The machine's load
+average is printed first and last (these machines are shared).
+
+The peer is installed for the benchmark only, without its dependencies (they pin an old torch):
+``pip install --no-deps facenet-pytorch==2.6.0``. Its package ``__init__`` imports modules that
+need ``requests``; only its MTCNN module is loaded here, without that ``__init__``.
 
     .venv/bin/python benchmarks/faces.py [--videos carphone bikes] [--max-frames N] [--repeats 2]
+        [--detect-every 8 16] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import os
+import sys
 import time
+import types
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import av
 import numpy as np
 import torch
 
 from vidfer.assets import asset_path, fetch_assets
-from vidfer.faces import FaceConfig, process_faces
+from vidfer.faces import FaceConfig, FaceResult, process_faces
+from vidfer.faces.align import alignment_matrices, transform_points
 
 T = TypeVar("T")
+PEER_BATCH = 32
 
 
 def decode(name: str, max_frames: int | None) -> np.ndarray:
@@ -48,36 +72,103 @@ def best_time(run: Callable[[], T], repeats: int) -> tuple[float, T]:
     return min(times), result
 
 
+def peer_detector() -> Any:
+    """facenet-pytorch's MTCNN with vidfer's defaults (min face 20, thresholds 0.6/0.7/0.7).
+
+    Raises:
+        SystemExit: if facenet-pytorch is not installed, with the command that installs it.
+    """
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or spec.submodule_search_locations is None:
+        sys.exit("the peer is missing: pip install --no-deps facenet-pytorch==2.6.0")
+    # Its __init__ imports the face-recognition model, which needs `requests`: skip it.
+    package = types.ModuleType("facenet_pytorch")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["facenet_pytorch"] = package
+    mtcnn = importlib.import_module("facenet_pytorch.models.mtcnn")
+    return mtcnn.MTCNN(
+        keep_all=True, min_face_size=20, thresholds=[0.6, 0.7, 0.7], factor=0.709, device="cpu"
+    )
+
+
+def peer_detect(peer: Any, frames: np.ndarray) -> int:
+    """Run the peer on every frame, ``PEER_BATCH`` frames per call; frames with a face."""
+    found = 0
+    for start in range(0, len(frames), PEER_BATCH):
+        boxes, _, _ = peer.detect(frames[start : start + PEER_BATCH], landmarks=True)
+        found += sum(b is not None and len(b) > 0 for b in boxes)
+    return found
+
+
+def agreement(every: FaceResult, default: FaceResult) -> str:
+    """Frames found by one and not the other, and the landmark RMS on frames both found."""
+    ok_every = np.array([r["status"] == "ok" for r in every.frames])
+    ok_default = np.array([r["status"] == "ok" for r in default.frames])
+    both = np.flatnonzero(ok_every & ok_default)
+    differ = int((ok_every != ok_default).sum())
+    if not len(both):
+        return f"frames differing: {differ}"
+    full = np.array([every.frames[i]["landmarks"] for i in both], np.float64)  # (N, 5, 2)
+    ours = np.array([default.frames[i]["landmarks"] for i in both], np.float64)  # (N, 5, 2)
+    frame_rms = np.sqrt(((full - ours) ** 2).sum(axis=2).mean())
+    cfg = FaceConfig()
+    matrices = alignment_matrices(ours, None, cfg.size, margin=cfg.margin)  # (N, 2, 3)
+    shift = transform_points(full, matrices) - transform_points(ours, matrices)  # (N, 5, 2)
+    crop_rms = np.sqrt((shift**2).sum(axis=2).mean())
+    return (
+        f"frames differing: {differ}; landmark RMS: frame {frame_rms:.2f} px, "
+        f"{cfg.size}x{cfg.size} crop {crop_rms:.2f} px"
+    )
+
+
 def main() -> None:
     """Run the benchmark and print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", nargs="+", default=["carphone", "bikes"])
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--detect-every", type=int, nargs="+", default=[FaceConfig().detect_every])
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     fetch_assets(["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", *args.videos])
+    peer = peer_detector()
 
-    configs = {"mtcnn": FaceConfig(detector="mtcnn"), "haar": FaceConfig(detector="haar")}
-    print(f"torch threads: {torch.get_num_threads()}")
-    header = f"{'video':<10} {'frames':>6} {'size':>9} {'stage':<22} {'seconds':>8} {'fps':>8}"
-    print(header + f" {'x decode':>9}")
+    configs = {"mtcnn, every frame": FaceConfig(detect_every=1)}
+    for every in args.detect_every:
+        configs[f"mtcnn, every {every}"] = FaceConfig(detect_every=every)
+    configs["haar"] = FaceConfig(detector="haar")
+    print(f"torch threads: {torch.get_num_threads()}; load average {os.getloadavg()}")
+    header = f"{'video':<9} {'frames':>6} {'size':>8} {'stage':<26} {'seconds':>8} {'fps':>7}"
+    print(header + f" {'x decode':>8} {'x peer':>7}")
     for name in args.videos:
         frames = decode(name, args.max_frames)
         size = f"{frames.shape[2]}x{frames.shape[1]}"
+        prefix = f"{name:<9} {len(frames):>6} {size:>8}"
         decode_s, _ = best_time(partial(decode, name, args.max_frames), args.repeats)
+        print(f"{prefix} {'decode (PyAV)':<26} {decode_s:>8.2f} {len(frames) / decode_s:>7.1f}")
+        peer_detect(peer, frames[:2])  # warm-up
+        peer_s, found = best_time(partial(peer_detect, peer, frames), args.repeats)
         print(
-            f"{name:<10} {len(frames):>6} {size:>9} {'decode (PyAV)':<22} "
-            f"{decode_s:>8.2f} {len(frames) / decode_s:>8.1f} {1.0:>9.1f}"
+            f"{prefix} {'peer: facenet-pytorch':<26} {peer_s:>8.2f} {len(frames) / peer_s:>7.1f} "
+            f"{peer_s / decode_s:>8.1f} {1.0:>7.2f}   a face in {found / len(frames):.0%} of frames"
         )
+        results = {}
         for label, cfg in configs.items():
             process_faces(frames[:2], cfg)  # warm-up: builds the cached detector, sets up kernels
-            seconds, result = best_time(partial(process_faces, frames, cfg), args.repeats)
-            stage = f"detect+align ({label})"
+            seconds, results[label] = best_time(partial(process_faces, frames, cfg), args.repeats)
             print(
-                f"{name:<10} {len(frames):>6} {size:>9} {stage:<22} {seconds:>8.2f} "
-                f"{len(frames) / seconds:>8.1f} {seconds / decode_s:>9.1f}   "
-                f"face in {result.face_fraction:.0%} of frames: {result.status}"
+                f"{prefix} {label:<26} {seconds:>8.2f} {len(frames) / seconds:>7.1f} "
+                f"{seconds / decode_s:>8.1f} {peer_s / seconds:>7.2f}   main face in "
+                f"{results[label].face_fraction:.0%} of frames: {results[label].status}"
             )
+        for every in args.detect_every:
+            agree = agreement(results["mtcnn, every frame"], results[f"mtcnn, every {every}"])
+            print(f"{name}: every {every} vs every frame: {agree}")
+    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from vidfer.faces import (
 from vidfer.faces.align import similarity_matrix, transform_points
 from vidfer.faces.haar import HaarDetector
 from vidfer.faces.mtcnn import load_mtcnn
+from vidfer.faces.pipeline import track_faces, video_detector
+from vidfer.faces.tracks import KeyframeDetector, iou
 
 
 @functools.cache
@@ -289,4 +291,106 @@ def test_face_config_errors_name_the_option() -> None:
         prepare(missing="keep")
     with pytest.raises(ConfigError, match=r"'data.prepare.faces'.*faces\.sise: Extra inputs"):
         prepare(sise=64)
+    with pytest.raises(ConfigError, match=r"'data.prepare.faces'.*faces\.detect_every"):
+        prepare(detect_every=0)
     assert FaceConfig().to_dict()["size"] == 112
+
+
+# --- batched MTCNN, and detect less, track more ----------------------------------------------
+
+
+def _same_faces(a: list[FrameFaces], b: list[FrameFaces], atol: float) -> None:
+    assert [len(f) for f in a] == [len(f) for f in b]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.boxes, y.boxes, atol=atol)
+        np.testing.assert_allclose(x.landmarks, y.landmarks, atol=atol)
+        np.testing.assert_allclose(x.scores, y.scores, atol=1e-4)
+
+
+def test_mtcnn_batch_gives_the_frame_by_frame_faces(carphone_faces) -> None:
+    frames = decode("carphone")[::12]  # 10 frames
+    one_by_one = [mtcnn().detect(frames[i : i + 1])[0] for i in range(len(frames))]
+    _same_faces(one_by_one, carphone_faces[::12], atol=1e-3)  # the fixture: batches of 32
+    bikes = decode("bikes")[[32, 120]]  # the cyclist's face, in two frames of 640x272
+    _same_faces(
+        [mtcnn().detect(bikes[i : i + 1])[0] for i in range(2)], mtcnn().detect(bikes), 1e-3
+    )
+
+
+def test_mtcnn_refine_finds_the_faces_again_in_their_boxes(carphone_faces) -> None:
+    frames = decode("carphone")[:10]
+    again = mtcnn().refine(frames, [f.boxes for f in carphone_faces[:10]])
+    for found, faces in zip(again, carphone_faces[:10], strict=True):
+        assert len(found) == 1 and found.scores[0] > 0.9
+        assert np.abs(found.landmarks[0] - faces.landmarks[0]).max() < 3.0
+    assert all(len(f) == 0 for f in mtcnn().refine(frames[:2], [np.zeros((0, 4))] * 2))
+
+
+def _main_face_agreement(full: list[FrameFaces], tracked: list[FrameFaces]) -> tuple[int, float]:
+    """Frames where only one finds the main face; landmark RMS (frame px) where both do."""
+    cfg = FaceConfig()
+    a, _ = track_faces(full, cfg)
+    b, _ = track_faces(tracked, cfg)
+    ok_a, ok_b = np.array(a.status) == "ok", np.array(b.status) == "ok"
+    both = ok_a & ok_b
+    rms = np.sqrt(((a.landmarks[both] - b.landmarks[both]) ** 2).sum(axis=2).mean())
+    return int((ok_a != ok_b).sum()), float(rms)
+
+
+def test_keyframe_detection_follows_the_full_detection_on_carphone(carphone_faces) -> None:
+    frames = decode("carphone")
+    detector = KeyframeDetector(mtcnn(), 8)
+    tracked = detector.detect(frames)
+    assert detector.full_detections < 30  # 15 keyframes, and a few re-detections
+    differ, rms = _main_face_agreement(carphone_faces, tracked)
+    assert differ == 0 and rms < 1.5
+    # Read in chunks, as preparation and `vidfer predict` read, it finds the same.
+    chunked = KeyframeDetector(mtcnn(), 8)
+    pieces = [chunked.detect(frames[i : i + 25]) for i in range(0, len(frames), 25)]
+    differ, rms = _main_face_agreement(tracked, [f for piece in pieces for f in piece])
+    assert differ == 0 and rms < 1.0
+
+
+def test_keyframe_detection_finds_a_face_where_it_appears_and_leaves(carphone_faces) -> None:
+    frames = decode("carphone")[:60].copy()
+    frames[:11] = 0  # the face appears at frame 11, between keyframes 8 and 16 ...
+    frames[45:] = 0  # ... and leaves at frame 45, between keyframes 40 and 48
+    detector = KeyframeDetector(mtcnn(), 8)
+    found = [len(f) > 0 for f in detector.detect(frames)]
+    assert found == [False] * 11 + [True] * 34 + [False] * 15
+
+
+def test_pipeline_detects_every_n_frames_by_default(carphone_faces) -> None:
+    frames = decode("carphone")
+    every_frame = process_faces(frames, FaceConfig(), detector=Replay(carphone_faces))
+    default = process_faces(frames, FaceConfig())
+    np.testing.assert_array_equal(default.kept, every_frame.kept)
+    # The full detection's landmarks land within 1.5 px (RMS) of where they land in its own crops.
+    landmarks = np.array([every_frame.frames[i]["landmarks"] for i in default.kept])  # (N, 5, 2)
+    shift = transform_points(landmarks, default.matrices) - transform_points(
+        landmarks, every_frame.matrices
+    )
+    assert np.sqrt((shift**2).sum(axis=2).mean()) < 1.5
+    # The Haar cascade cannot re-detect inside a box: it detects every frame.
+    assert isinstance(video_detector(FaceConfig(detector="haar")), HaarDetector)
+    assert isinstance(video_detector(FaceConfig()), KeyframeDetector)
+    assert not isinstance(video_detector(FaceConfig(detect_every=1)), KeyframeDetector)
+
+
+@pytest.mark.slow
+def test_keyframe_detection_follows_the_full_detection_on_bikes() -> None:
+    frames = decode("bikes")[70:140]  # the cyclist's face, small and fast, in frames 76-136
+    full = mtcnn().detect(frames)
+    tracked = KeyframeDetector(mtcnn(), 8).detect(frames)
+    # Every confident face of the full detection is found, and found only where it is: the two
+    # differ only on marginal faces (scores under 0.95, e.g. a face the full detection misses).
+    for a, b in zip(full, tracked, strict=True):
+        for one, other in ((a, b), (b, a)):
+            for box, score in zip(one.boxes, one.scores, strict=True):
+                if not len(other) or iou(box, other.boxes).max() < 0.5:
+                    assert score < 0.95
+    both = [i for i, (a, b) in enumerate(zip(full, tracked, strict=True)) if len(a) and len(b)]
+    assert len(both) >= 35
+    a = np.stack([full[i].landmarks[0] for i in both])  # (N, 5, 2)
+    b = np.stack([tracked[i].landmarks[0] for i in both])
+    assert np.sqrt(((a - b) ** 2).sum(axis=2).mean()) < 1.5

@@ -38,6 +38,12 @@ class FaceConfig(Section):
         min_face_fraction: Below this fraction of frames with a detected face the video is
             ``"no_face"``.
         batch_size: Frames per detector batch (bounds memory on large frames).
+        detect_every: Frames per full face detection; the faces found are carried through the
+            frames between by re-detection (MTCNN's O-Net alone) inside their boxes moved by
+            Lucas-Kanade optical flow, with a fresh full detection where a face is lost or moves
+            fast (see
+            :class:`vidfer.faces.tracks.KeyframeDetector`). 1 detects every frame; the Haar
+            detector always does.
     """
 
     detector: DetectorName = "mtcnn"
@@ -54,6 +60,7 @@ class FaceConfig(Section):
     missing: MissingPolicy = "drop"
     min_face_fraction: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(32, ge=1)
+    detect_every: int = Field(8, ge=1)
 
     @field_validator("template")
     @classmethod

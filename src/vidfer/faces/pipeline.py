@@ -20,7 +20,7 @@ import numpy as np
 from vidfer.config.faces import DetectorName, FaceConfig
 from vidfer.errors import ConfigError
 from vidfer.faces.align import alignment_matrices, warp_faces
-from vidfer.faces.tracks import FaceTrack, track_main_face
+from vidfer.faces.tracks import FaceTrack, KeyframeDetector, Refiner, track_main_face
 from vidfer.faces.types import FrameFaces
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,23 @@ def get_detector(name: DetectorName, min_face_size: int = 20, batch_size: int = 
 
         return HaarDetector(min_face_size=min_face_size)
     raise ConfigError(f"faces.detector = {name!r} is invalid: use 'mtcnn' or 'haar'")
+
+
+def video_detector(cfg: FaceConfig, detector: FaceDetector | None = None) -> FaceDetector:
+    """The detector to read one video with, chunk after chunk, in order.
+
+    With ``cfg.detect_every`` above 1 and a detector that can re-detect inside boxes (MTCNN), a
+    fresh :class:`~vidfer.faces.tracks.KeyframeDetector` (it carries faces from one call to the
+    next, so it belongs to one video); otherwise the detector itself.
+
+    Args:
+        cfg: Pipeline options.
+        detector: A detector to use instead of the cached one that ``cfg.detector`` names.
+    """
+    detector = detector or get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size)
+    if cfg.detect_every > 1 and isinstance(detector, Refiner):
+        return KeyframeDetector(detector, cfg.detect_every)
+    return detector
 
 
 def _rounded(values: np.ndarray | None, digits: int) -> Any:
@@ -162,8 +179,7 @@ def process_faces(
     cfg = cfg or FaceConfig()
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}")
-    detector = detector or get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size)
-    faces = detector.detect(frames) if len(frames) else []
+    faces = video_detector(cfg, detector).detect(frames) if len(frames) else []
     track, records = track_faces(faces, cfg)
     channels = 1 if cfg.grayscale else 3
     fraction = track.found_fraction
