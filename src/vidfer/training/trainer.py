@@ -221,7 +221,12 @@ def _setup(config: RunConfig, run: RunDir) -> _Setup:
     if not data.manifest.has_splits():
         val_items = []
     if place.is_main:
-        run.initialise(config, classes)
+        run.initialise(
+            config,
+            classes,
+            train=[item.row.video_id for item in train_items],
+            stopping=[item.row.video_id for item in val_items],
+        )
 
     model = model_from_config(config.model, num_classes=len(classes))
     pooling = build_pooling(config.pooling.name, num_classes=len(classes), **config.pooling.params)
