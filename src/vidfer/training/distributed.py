@@ -42,7 +42,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vidfer.config import DataConfig, RunConfig
+from vidfer.config import KIND_NAMES, DataConfig, RunConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.manifest import read_manifest
 from vidfer.data.prepare import prepare_rows
@@ -169,6 +169,12 @@ def check_processes(config: RunConfig, world_size: int) -> None:
     """
     if world_size == 1:
         return
+    if config.kind != "clip":
+        raise ConfigError(
+            f"kind {config.kind!r}: a {KIND_NAMES[config.kind]} run trains in one process (its "
+            "features and heads are not sharded); run 'vidfer train CONFIG --out RUN' without "
+            "--nproc or torchrun"
+        )
     if config.train.batch_size % world_size:
         raise ConfigError(
             f"train.batch_size={config.train.batch_size} is the global batch and must be a "
@@ -178,6 +184,19 @@ def check_processes(config: RunConfig, world_size: int) -> None:
         raise ConfigError(
             "train.checkpoint_every_steps is not supported with several processes (the samplers "
             "learn at epoch ends); unset it or train on one process"
+        )
+
+
+def refuse_under_torchrun(command: str) -> None:
+    """Refuse, in every process and before any writes, a command that runs in one process.
+
+    Raises:
+        ConfigError: when launched by torchrun with more than one process.
+    """
+    if from_environment().active:
+        raise ConfigError(
+            f"{command} runs in one process (it is not sharded); run 'vidfer {command} ...' "
+            "without torchrun"
         )
 
 
