@@ -21,6 +21,10 @@ What keeps the processes one run:
   rank evaluates its share of the held-out videos and the shares are gathered.
 - **Randomness.** Process ``r`` seeds its global generators (dropout) with ``seed + r``; a
   checkpoint holds every rank's generator states, so that resuming on as many processes is exact.
+  A mid-epoch checkpoint (``train.checkpoint_every_steps``; every rank reaches the step together)
+  also holds every rank's held sampler observations, running sums and BatchNorm statistics.
+- **Kinds.** Only 3D clip runs are distributed: :func:`check_processes` refuses the other kinds,
+  and :func:`refuse_under_torchrun` the single-process commands, in every rank before any writes.
 
 BatchNorm statistics are per process on CPUs (SyncBatchNorm needs GPUs; on GPUs it is used).
 """
@@ -179,11 +183,6 @@ def check_processes(config: RunConfig, world_size: int) -> None:
         raise ConfigError(
             f"train.batch_size={config.train.batch_size} is the global batch and must be a "
             f"multiple of the {world_size} processes; change it or --nproc"
-        )
-    if config.train.checkpoint_every_steps is not None:
-        raise ConfigError(
-            "train.checkpoint_every_steps is not supported with several processes (the samplers "
-            "learn at epoch ends); unset it or train on one process"
         )
 
 
