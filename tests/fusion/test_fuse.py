@@ -150,8 +150,18 @@ def test_vidfer_fuse_reports_the_fusion_beside_each_run(
     three_runs: list[Path], tmp_path: Path
 ) -> None:
     command = [sys.executable, "-m", "vidfer", "fuse", *map(str, three_runs)]
+    kahou = ["--search-on-stopping-split"]  # the SVM and the 3D run chose their model on val
     result = subprocess.run(
-        [*command, "--out", str(tmp_path / "fused"), "--samples", "20000", "--block", "5000"],
+        [
+            *command,
+            "--out",
+            str(tmp_path / "fused"),
+            "--samples",
+            "20000",
+            "--block",
+            "5000",
+            *kahou,
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -171,7 +181,11 @@ def test_vidfer_fuse_reports_the_fusion_beside_each_run(
     assert "| fusion (search)" in (tmp_path / "fused" / "comparison.md").read_text()
     # Same seed, same weights; fixed weights (Xu) and SCI work on the same runs.
     again = fuse_runs(
-        FusionSpec(runs=three_runs, search=SearchSettings(samples=20000, block=5000)),
+        FusionSpec(
+            runs=three_runs,
+            search=SearchSettings(samples=20000, block=5000),
+            search_on_stopping=True,
+        ),
         tmp_path / "again",
     )
     assert again["val"] == val
@@ -185,7 +199,12 @@ def test_vidfer_fuse_reports_the_fusion_beside_each_run(
     assert set(xu) == set(sci) == {"val", "test"}
     # Feature-level fusion: an MLP on the runs' video-level features, trained on train.
     network = fuse_runs(
-        FusionSpec(runs=three_runs, method="network", network=NetworkSettings(epochs=30)),
+        FusionSpec(
+            runs=three_runs,
+            method="network",
+            network=NetworkSettings(epochs=30),
+            search_on_stopping=True,
+        ),
         tmp_path / "net",
     )
     fused_net = next(row for name, row in network["test"].items() if name.startswith("fusion"))

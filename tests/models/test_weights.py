@@ -102,7 +102,9 @@ def _run_folder(folder: Path, weights: str | None = None) -> dict[str, torch.Ten
     torch.manual_seed(5)
     model = model_from_config(parse_config(raw).model.model_copy(update={"weights": None}), 4)
     run = RunDir(folder)
-    run.initialise(parse_config(raw), ["a", "b", "c", "d"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "m.csv").write_text("path,label\n")
+    run.initialise(parse_config(raw), ["a", "b", "c", "d"], train=[], stopping=[])
     state = {"model": model.state_dict(), "pooling": {}}
     save_checkpoint(run.checkpoint("best"), state, {"epoch": 1})
     return model.state_dict()

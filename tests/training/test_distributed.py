@@ -191,3 +191,58 @@ def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
     for name, tensor in saved["model"].items():
         assert torch.equal(resumed["model"][name], tensor), name
     assert state_digest(resumed["sampler"]) == state_digest(saved["sampler"])
+
+
+def _kill_mid_epoch(args: list[str], cwd: Path, run: Path) -> dict[str, int]:
+    """Start ``vidfer ARGS``, SIGKILL all its processes at its first mid-epoch checkpoint;
+    returns that checkpoint's metadata."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidfer", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    meta = run / "checkpoints" / "last.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if meta.exists() and json.loads(meta.read_text()).get("batch"):
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    return dict(json.loads(meta.read_text()))
+
+
+@pytest.mark.slow
+def test_two_processes_resume_a_mid_epoch_checkpoint_exactly(tmp_path):
+    """``train.checkpoint_every_steps`` with 2 processes: rank 0 writes the checkpoint with every
+    rank's random states, held sampler observations, running sums and BatchNorm statistics;
+    SIGKILLed there and resumed on 2 processes, the run ends with the uninterrupted run's weights
+    and sampler state, bit for bit."""
+    manifest = _write_colour_dataset(tmp_path / "colours")
+    config = {
+        "seed": 0,
+        "data": {"manifest": str(manifest), "prepare": {"size": 16}, "workers": 1},
+        "sampler": {"name": "stochastic_softmax", "clip_len": 8, "params": {"warmup": 0}},
+        "transforms": {"size": 16, "flip": 0.0, "crop_scale": [0.9, 1.0]},
+        "model": {"name": "resnet3d_18", "params": {"width": 0.125}},
+        "optim": {"lr": 0.003},
+        # 16 videos, 2 per process and step: 4 steps per epoch, a checkpoint after steps 2, 6
+        "train": {"epochs": 2, "batch_size": 4, "checkpoint_every_steps": 2},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    _vidfer("train", "run.yaml", "--out", "whole", "--nproc", "2", cwd=tmp_path)
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    args = ["train", "run.yaml", "--out", "killed", "--nproc", "2"]
+    meta = _kill_mid_epoch(args, tmp_path, tmp_path / "killed")
+    assert meta["batch"] > 0 and meta["step"] < 8  # killed inside an epoch
+    mid = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
+    assert len(mid["held_ranks"]) == 2 and all(len(held) for held in mid["held_ranks"])
+    _vidfer("train", "--resume", "killed", "--nproc", "2", cwd=tmp_path)
+    resumed = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
+    assert resumed["epoch"] == whole["epoch"] == 2 and resumed["step"] == whole["step"] == 8
+    for name, tensor in whole["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), name
+    assert state_digest(resumed["sampler"]) == state_digest(whole["sampler"])

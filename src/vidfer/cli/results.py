@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from vidfer.cli.common import Add, console
@@ -36,10 +37,15 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
         method=args.method,
         weights=args.weights,
         search_split=args.search_split,
+        search_on_test=args.search_on_test,
+        search_on_stopping=args.search_on_stopping_split,
         eval_splits=tuple(args.splits),
         search=SearchSettings(samples=args.samples, block=args.block, seed=args.seed),
     )
     comparison = fuse_runs(spec, args.out)
+    record = json.loads((Path(args.out) / "fusion.json").read_text(encoding="utf-8"))
+    for warning in record.get("warnings", []):  # first, as in the report
+        console.print(warning)
     for split, rows in comparison.items():
         singles = [row["accuracy"] for name, row in rows.items() if not name.startswith("fusion")]
         fused = next(row["accuracy"] for name, row in rows.items() if name.startswith("fusion"))
@@ -96,6 +102,17 @@ def register(add: Add) -> None:
         "--weights", type=float, nargs="+", default=None, help="per run (--method weights)"
     )
     fuse.add_argument("--search-split", default="val", help="split the weights are searched on")
+    fuse.add_argument(
+        "--search-on-test",
+        action="store_true",
+        help="allow --search-split test (the report's first line then says its test is optimistic)",
+    )
+    fuse.add_argument(
+        "--search-on-stopping-split",
+        action="store_true",
+        help="allow runs that early-stopped (not trained) on the search split, as Kahou et al. "
+        "(the report's first line then says so)",
+    )
     fuse.add_argument(
         "--splits", nargs="+", default=["val", "test"], help="splits to fuse and report"
     )

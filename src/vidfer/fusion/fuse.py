@@ -3,9 +3,11 @@
 Methods (scores are each run's per-video class probabilities, :mod:`vidfer.fusion.predictions`):
 
 * ``search``: per-run, per-class weights found by Kahou's random search
-  (:mod:`vidfer.fusion.random_search`) on ``search_split``, which must be a split the runs were
-  not trained on (vidfer trains on ``train``, so ``val`` or ``test``; Kahou: "random search would
-  assign high weights to the over-fitters");
+  (:mod:`vidfer.fusion.random_search`) on ``search_split``, which must be a split none of the runs
+  trained or early-stopped on (:mod:`vidfer.fusion.provenance` checks each run's ``videos.json``;
+  Kahou: "random search would assign high weights to the over-fitters"); ``train`` is refused,
+  and ``test`` too unless ``search_on_test`` says the user means it (the report's first line
+  then says so);
 * ``weights``: fixed per-run weights (Xu et al.: 0.5, 0.25, 0.25), normalised to sum 1;
 * ``mean``: equal weights; ``sci``: per video, the SCI-weighted average of the runs (eq. 6 of
   Sun et al.); ``max``: the per-class maximum over the runs;
@@ -14,11 +16,13 @@ Methods (scores are each run's per-video class probabilities, :mod:`vidfer.fusio
 
 Output folder::
 
-    OUT/fusion.json          method, runs, classes, weights (per run and class), search record
+    OUT/fusion.json          warnings (as in comparison.md), method, runs, classes, weights (per
+                             run and class), search record, runs whose overlap was not checked
     OUT/eval_<split>/        predictions.csv, metrics.json, confusion.csv, confusion.png (fused)
     OUT/comparison.json      per split: accuracy, mean class accuracy, per-class accuracy and
                              confusion matrix of every run and of the fusion
-    OUT/comparison.md        the same as tables
+    OUT/comparison.md        the same as tables (first lines: a warning when the fusion was
+                             learned on ``test`` or on a split some runs early-stopped on)
 """
 
 from __future__ import annotations
@@ -38,12 +42,25 @@ from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.metrics import classification_metrics
 from vidfer.fusion.network import NetworkSettings, run_video_features, train_fusion_network
 from vidfer.fusion.predictions import Aligned, align, read_predictions
+from vidfer.fusion.provenance import check_unseen, same_classes, same_manifest
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.training.sequences import LabelledSequence, score_sequences
 
 Method = Literal["search", "weights", "mean", "sci", "max", "network"]
 METHODS: tuple[str, ...] = ("search", "weights", "mean", "sci", "max", "network")
+LEARNING: tuple[str, ...] = ("search", "network")
+"""The methods that learn on ``search_split``."""
+ON_TEST = (
+    "WARNING: the fusion was learned on the test split (--search-on-test): its test accuracy "
+    "is optimistic, not a held-out result."
+)
+"""The first line of the report of a fusion learned on ``test``."""
+ON_STOPPING = (
+    "WARNING: the fusion was learned on videos that {runs} early-stopped on "
+    "(--search-on-stopping-split): its accuracy on that split is optimistic."
+)
+"""The first line of the report of a fusion learned on a split some runs stopped on."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,9 @@ class FusionSpec:
         method: One of :data:`METHODS`.
         weights: Per-run weights for ``weights``.
         search_split: Split the ``search`` method learns its weights on (not ``train``).
+        search_on_test: Allow ``search_split`` ``test`` (the report then says so first).
+        search_on_stopping: Allow runs that early-stopped (but did not train) on
+            ``search_split`` (Kahou et al.'s protocol; the report then says so first).
         eval_splits: Splits to fuse and report.
         search: Iteration counts and seed of the random search.
         network: Training of the feature-fusion network.
@@ -64,6 +84,8 @@ class FusionSpec:
     method: Method = "search"
     weights: list[float] | None = None
     search_split: str = "val"
+    search_on_test: bool = False
+    search_on_stopping: bool = False
     eval_splits: tuple[str, ...] = ("val", "test")
     search: SearchSettings = field(default_factory=SearchSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
@@ -79,10 +101,15 @@ class FusionSpec:
                 raise ConfigError(f"fuse: --weights needs one weight per run ({len(self.runs)})")
             if min(self.weights) < 0 or sum(self.weights) <= 0:
                 raise ConfigError("fuse: weights must be non-negative with a positive sum")
-        if self.method in ("search", "network") and self.search_split == "train":
+        if self.method in LEARNING and self.search_split == "train":
             raise ConfigError(
                 "fuse: the runs were trained on 'train'; searching weights there favours the "
                 "over-fitters. Search on a split they were not trained on: --search-split val"
+            )
+        if self.method in LEARNING and self.search_split == "test" and not self.search_on_test:
+            raise ConfigError(
+                "fuse: --search-split test learns the fusion on the videos it is tested on; "
+                "search on val, or pass --search-on-test if you mean it (the report says so)"
             )
         if not self.eval_splits:
             raise ConfigError("fuse: give at least one split to evaluate")
@@ -161,19 +188,44 @@ def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
     """Fuse the runs and write ``out`` (see the module docstring).
 
     Returns:
-        The comparison: per split, every run's and the fusion's metrics.
+        The comparison: per split, every run's and the fusion's metrics. ``OUT/fusion.json``
+        lists under ``warnings`` what the report's first lines say (a fusion learned on
+        ``test``, or on a split some runs early-stopped on).
 
     Raises:
-        ConfigError: on bad settings, or runs whose classes, videos or labels differ.
+        ConfigError: on bad settings, runs whose classes, manifests, videos or labels differ,
+            or runs that trained or early-stopped on the search split
+            (:mod:`vidfer.fusion.provenance`).
     """
     spec.check()
+    records = same_classes(spec.runs)
     classes = read_predictions(spec.runs[0], spec.eval_splits[0]).classes
     names = [str(run) for run in spec.runs]
     weights: np.ndarray | None = None
-    record: dict[str, Any] = {"method": spec.method, "runs": names, "classes": classes}
+    warnings: list[str] = []
+    unchecked: list[str] | None = None  # runs without videos.json: overlap not checked
+    if spec.method in LEARNING:
+        on_split = [read_predictions(run, spec.search_split) for run in spec.runs]
+        found = check_unseen(
+            spec.runs,
+            records,
+            spec.search_split,
+            {video for run in on_split for video in run.video_ids},
+            allow_stopping=spec.search_on_stopping,
+        )
+        if spec.search_split == "test":
+            warnings.append(ON_TEST)
+        if found.stopped_on:
+            warnings.append(ON_STOPPING.format(runs=", ".join(found.stopped_on)))
+        unchecked = found.unchecked
+    same_manifest(spec.runs, records)  # after: a run trained on the split is named as such
+    record: dict[str, Any] = {"warnings": warnings} if warnings else {}
+    record.update(method=spec.method, runs=names, classes=classes)
+    if unchecked is not None:
+        record["unchecked_runs"] = unchecked
     models = len(spec.runs)
     if spec.method == "search":
-        searched = align([read_predictions(run, spec.search_split) for run in spec.runs])
+        searched = align(on_split)
         result = random_search(searched.scores, searched.labels, spec.search, searched.present)
         weights = result.weights
         record["search"] = {
@@ -228,5 +280,6 @@ def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
         comparison[split] = rows
     atomic_write_json(folder / "fusion.json", record)
     atomic_write_json(folder / "comparison.json", comparison)
-    atomic_write_text(folder / "comparison.md", _table(comparison, classes))
+    table = _table(comparison, classes)
+    atomic_write_text(folder / "comparison.md", "".join(f"{w}\n\n" for w in warnings) + table)
     return comparison

@@ -19,6 +19,7 @@ from vidfer.pipelines.base import Pipeline, Scored, Scorer
 from vidfer.pipelines.clip import ClipPipeline
 from vidfer.pipelines.frames import FramesPipeline
 from vidfer.pipelines.sparse_ae import SparseAEPipeline
+from vidfer.training.distributed import check_processes, from_environment
 from vidfer.training.trainer import TrainResult, check_run_folder
 
 __all__ = [
@@ -81,9 +82,14 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False) -> TrainR
             (a clip run resumes exactly; the other kinds fit again from their cached features).
 
     Raises:
-        ConfigError: if there is no training video, or on a config/run mismatch.
+        ConfigError: if there is no training video, on a config/run mismatch, or under torchrun
+            with a setting or kind that several processes cannot train (only 3D clip runs are
+            distributed).
         CheckpointError: if ``resume`` is asked without a checkpoint.
     """
+    place = from_environment()
+    if place.active:  # every process refuses what several cannot train, before any writes
+        check_processes(config, place.world_size)
     run = RunDir(out)
     config = resolve_config(config)
     check_run_folder(config, run, resume=resume)

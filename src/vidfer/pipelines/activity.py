@@ -288,7 +288,12 @@ def train_activity_pipeline(config: RunConfig, out: str | Path) -> list[dict[str
     train_items, val_items, test_items = (data.split(n) for n in ("train", "val", "test"))
     if not train_items:
         raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
-    run.initialise(config, classes)
+    run.initialise(  # the SVMs' C is chosen on val
+        config,
+        classes,
+        train=[item.row.video_id for item in train_items],
+        stopping=[item.row.video_id for item in val_items],
+    )
     model, lines = learn_activity_codes(data, train_items, settings, config.seed)
 
     started = time.perf_counter()

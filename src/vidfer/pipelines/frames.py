@@ -139,6 +139,16 @@ def _summary(
     return line
 
 
+def _learned_from(frames: FramesConfig, split: _Split) -> _Split:
+    """The videos the head fits on (``train``) and selects on (``monitor``), for ``videos.json``:
+    none for the frame average, val for the SVMs' grid search, the watched split otherwise."""
+    if frames.classifier.name == "average":
+        return _Split([], [], [])
+    if frames.classifier.name in SVMS:
+        return _Split(split.train, split.val, [])
+    return _Split(split.train, split.monitor, [])
+
+
 def _fit_svm(
     config: RunConfig, frames: FramesConfig, split: _Split, num_classes: int
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -223,7 +233,13 @@ def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, A
             f"{config.data.manifest}: no usable video in the train split"
             + (f" with every modality ({len(found.missing)} lack one)" if found.missing else "")
         )
-    run.initialise(config, classes)
+    learned = _learned_from(frames, split)
+    run.initialise(
+        config,
+        classes,
+        train=[video.video_id for video in learned.train],
+        stopping=[video.video_id for video in learned.monitor],
+    )
     started = time.perf_counter()
     head: nn.Module
     if frames.classifier.name == "average":

@@ -170,7 +170,12 @@ def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[st
     train_items, val_items, test_items = (data.split(n) for n in ("train", "val", "test"))
     if not train_items:
         raise ConfigError(f"{config.data.manifest}: no usable video in the train split")
-    run.initialise(config, classes)
+    run.initialise(  # the BLSTM is stopped on val (else test, else train), below
+        config,
+        classes,
+        train=[item.row.video_id for item in train_items],
+        stopping=[item.row.video_id for item in val_items or test_items or train_items],
+    )
     model, ae_lines = learn_autoencoder(data, train_items, settings, config.seed, run.folder)
 
     train, val, test = (

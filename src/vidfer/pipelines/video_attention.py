@@ -43,6 +43,7 @@ from vidfer.models.base import VideoModel
 from vidfer.models.trained import load_run_model
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
 from vidfer.progress import track
+from vidfer.training.distributed import refuse_under_torchrun
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
@@ -158,9 +159,11 @@ def train_video_attention(
         The test metrics (or the validation metrics when there is no test split).
 
     Raises:
-        ConfigError: on invalid settings, or a dataset without train and val/test splits.
+        ConfigError: on invalid settings, a dataset without train and val/test splits, or
+            several processes (torchrun).
         CheckpointError: if the run has no checkpoint.
     """
+    refuse_under_torchrun("video-attention")
     run = RunDir(run_folder)
     config = run.config()
     device = resolve_device(config.train.device)

@@ -21,6 +21,10 @@ What keeps the processes one run:
   rank evaluates its share of the held-out videos and the shares are gathered.
 - **Randomness.** Process ``r`` seeds its global generators (dropout) with ``seed + r``; a
   checkpoint holds every rank's generator states, so that resuming on as many processes is exact.
+  A mid-epoch checkpoint (``train.checkpoint_every_steps``; every rank reaches the step together)
+  also holds every rank's held sampler observations, running sums and BatchNorm statistics.
+- **Kinds.** Only 3D clip runs are distributed: :func:`check_processes` refuses the other kinds,
+  and :func:`refuse_under_torchrun` the single-process commands, in every rank before any writes.
 
 BatchNorm statistics are per process on CPUs (SyncBatchNorm needs GPUs; on GPUs it is used).
 """
@@ -42,7 +46,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vidfer.config import DataConfig, RunConfig
+from vidfer.config import KIND_NAMES, DataConfig, RunConfig
 from vidfer.data.dataset import VideoItem
 from vidfer.data.manifest import read_manifest
 from vidfer.data.prepare import prepare_rows
@@ -169,15 +173,29 @@ def check_processes(config: RunConfig, world_size: int) -> None:
     """
     if world_size == 1:
         return
+    if config.kind != "clip":
+        raise ConfigError(
+            f"kind {config.kind!r}: a {KIND_NAMES[config.kind]} run trains in one process (its "
+            "features and heads are not sharded); run 'vidfer train CONFIG --out RUN' without "
+            "--nproc or torchrun"
+        )
     if config.train.batch_size % world_size:
         raise ConfigError(
             f"train.batch_size={config.train.batch_size} is the global batch and must be a "
             f"multiple of the {world_size} processes; change it or --nproc"
         )
-    if config.train.checkpoint_every_steps is not None:
+
+
+def refuse_under_torchrun(command: str) -> None:
+    """Refuse, in every process and before any writes, a command that runs in one process.
+
+    Raises:
+        ConfigError: when launched by torchrun with more than one process.
+    """
+    if from_environment().active:
         raise ConfigError(
-            "train.checkpoint_every_steps is not supported with several processes (the samplers "
-            "learn at epoch ends); unset it or train on one process"
+            f"{command} runs in one process (it is not sharded); run 'vidfer {command} ...' "
+            "without torchrun"
         )
 
 

@@ -47,6 +47,7 @@ from vidfer.models.frame_cnns import (
 )
 from vidfer.models.frame_runs import RUN_KIND, load_frame_run, read_frame_settings
 from vidfer.progress import track
+from vidfer.training.distributed import refuse_under_torchrun
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
@@ -321,11 +322,12 @@ def train_frames(
         How training ended, with the val and test metrics of the best weights.
 
     Raises:
-        ConfigError: on invalid settings, an existing run in ``out``, or a source without
-            training or validation images.
+        ConfigError: on invalid settings, an existing run in ``out``, a source without
+            training or validation images, or several processes (torchrun).
         ManifestError: on a bad FER2013 row.
         CheckpointError: if ``init`` is not a usable frame run.
     """
+    refuse_under_torchrun("train-frames")
     run = _start_run(source, Path(out), settings)
     metrics, stopped_early = _fit(run, settings)
     plot_learning_curves(metrics, run.folder / "curves.png")

@@ -55,6 +55,32 @@ class SamplerFeed:
         position = self.place.rank + len(self._held) * self.place.world_size
         self._held.append((position, video, starts, logits, label))
 
+    def held_state(self) -> list[dict[str, Any]]:
+        """This rank's observations held since the epoch began, as checkpoint values (tensors)."""
+        return [
+            {
+                "position": position,
+                "video": video,
+                "starts": torch.from_numpy(np.asarray(starts)),
+                "logits": None if logits is None else torch.from_numpy(np.asarray(logits)),
+                "label": label,
+            }
+            for position, video, starts, logits, label in self._held
+        ]
+
+    def load_held(self, state: list[dict[str, Any]]) -> None:
+        """Inverse of :meth:`held_state` (a mid-epoch resume on as many processes)."""
+        self._held = [
+            (
+                int(item["position"]),
+                int(item["video"]),
+                item["starts"].numpy(),
+                None if item["logits"] is None else item["logits"].numpy(),
+                int(item["label"]),
+            )
+            for item in state
+        ]
+
     def end_epoch(self, videos: int) -> None:
         """Replay every rank's observations of the epoch (of ``videos`` real ones), then check
         that every rank's sampler is in the same state.

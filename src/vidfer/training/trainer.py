@@ -100,7 +100,19 @@ class TrainResult:
 def _checkpoint_state(trainee: Trainee, state: TrainState) -> dict[str, Any]:
     """The checkpoint's contents (on every rank: the random states are gathered)."""
     place = trainee.place
-    ranks = {"rng_ranks": place.gather(capture_rng())} if place.active else {}
+    ranks = {}
+    if place.active:  # what differs between the processes mid-epoch, gathered (rank order)
+        buffers = {
+            name: tensor.detach().cpu().clone()
+            for name, tensor in trainee.scorer.model.state_dict().items()
+            if not tensor.is_floating_point() or "running" in name
+        }
+        ranks = {
+            "rng_ranks": place.gather(capture_rng()),
+            "progress_ranks": place.gather(state.progress.state_dict()),
+            "held_ranks": place.gather(trainee.feed.held_state()),
+            "buffers_ranks": place.gather(buffers),
+        }
     return {
         "model": trainee.scorer.model.state_dict(),
         "pooling": trainee.scorer.pooling.state_dict(),
@@ -138,6 +150,12 @@ def _restore(path: Path, trainee: Trainee) -> TrainState:
         )
     elif "rng" in saved:
         restore_rng(ranks[place.rank])
+    progress = saved.get("progress", {})
+    if place.active and len(saved.get("progress_ranks", [])) == place.world_size:
+        # Mid-epoch: this rank's own running sums, held observations and BatchNorm statistics.
+        progress = saved["progress_ranks"][place.rank]
+        trainee.feed.load_held(saved["held_ranks"][place.rank])
+        trainee.scorer.model.load_state_dict(saved["buffers_ranks"][place.rank], strict=False)
     else:  # checkpoints written before mid-epoch resume: the epoch's end, torch's state only
         torch.set_rng_state(saved["torch_rng"])
     return TrainState(
@@ -146,7 +164,7 @@ def _restore(path: Path, trainee: Trainee) -> TrainState:
         bad_epochs=int(saved["bad_epochs"]),
         stopped_early=bool(saved["stopped_early"]),
         step=int(saved.get("step", 0)),
-        progress=EpochProgress.from_state(saved.get("progress", {})),
+        progress=EpochProgress.from_state(progress),
     )
 
 
@@ -221,7 +239,12 @@ def _setup(config: RunConfig, run: RunDir) -> _Setup:
     if not data.manifest.has_splits():
         val_items = []
     if place.is_main:
-        run.initialise(config, classes)
+        run.initialise(
+            config,
+            classes,
+            train=[item.row.video_id for item in train_items],
+            stopping=[item.row.video_id for item in val_items],
+        )
 
     model = model_from_config(config.model, num_classes=len(classes))
     pooling = build_pooling(config.pooling.name, num_classes=len(classes), **config.pooling.params)
@@ -276,7 +299,9 @@ def _train_epochs(setup: _Setup, state: TrainState, metrics: list[dict[str, Any]
             "step": state.step,
             "classes": setup.classes,
         }
-        save_checkpoint(run.checkpoint("last"), _checkpoint_state(trainee, state), meta)
+        checkpoint = _checkpoint_state(trainee, state)  # every rank: it gathers their states
+        if place.is_main:
+            save_checkpoint(run.checkpoint("last"), checkpoint, meta)
 
     while state.epoch < config.train.epochs and not state.stopped_early:
         epoch = state.epoch
