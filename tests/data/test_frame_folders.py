@@ -106,6 +106,7 @@ def test_folder_layout_lists_frame_folders_as_videos(tmp_path):
         write_video(clips / "deeper" / "v.mp4", moving_square(direction, 6, size=24), 10.0)
     write_frame_folder(tmp_path / "train" / "left" / "clip10" / "crops", moving_square(1, 2))
     (tmp_path / ".vidfer_store").mkdir()  # a store beside the manifest is not a class
+    write_frame_folder(tmp_path / "test" / "right" / ".cache" / "x", moving_square(1, 2))
     assert main(["manifest", str(tmp_path)]) == 0
     manifest = read_manifest(tmp_path / "manifest.csv")
     assert [(row.rel_path, row.label, row.split) for row in manifest.rows] == [

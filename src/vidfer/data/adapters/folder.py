@@ -7,7 +7,8 @@
 The class is the folder's name as written. Under a class folder, video files at any depth are
 videos, and so is every sub-folder that holds images (png, jpg/jpeg, bmp: a frame folder, read
 as a video by :mod:`vidfer.io.frame_folder`); a frame folder's own sub-folders are not searched,
-and images lying directly in the class folder are not a video (a still-image dataset).
+images lying directly in the class folder are not a video (a still-image dataset), and hidden
+folders (such as a ``.vidfer_store`` beside the manifest) are skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _folders(parent: Path) -> list[Path]:
     return sorted(c for c in parent.iterdir() if c.is_dir() and not c.name.startswith("."))
 
 
-def class_videos(label_dir: Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[Path]:
+def _class_videos(label_dir: Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[Path]:
     """The videos under a class folder, sorted: video files at any depth, and frame folders
     (sub-folders holding images; not searched further)."""
     found: list[Path] = []
@@ -40,6 +41,7 @@ def class_videos(label_dir: Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS
             found.append(here)
             subfolders.clear()  # its sub-folders are not frames of it, nor videos of the class
             continue
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         found += [here / name for name in names if Path(name).suffix.lower() in extensions]
     return sorted(found)
 
@@ -70,7 +72,7 @@ def folder_manifest_rows(
     rows: list[Row] = []
     for split, folder in groups:
         for label_dir in _folders(folder):
-            for video in class_videos(label_dir, extensions):
+            for video in _class_videos(label_dir, extensions):
                 row = {"path": relative(video, base), "label": label_dir.name}
                 if split:
                     row["split"] = split
