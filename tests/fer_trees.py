@@ -11,11 +11,19 @@ import numpy as np
 
 from vidfer.io.writer import write_video
 
-from helpers import moving_square
+from helpers import moving_square, write_frame_folder
 
 
-def frames(folder: Path, count: int = 4, name: str = "{:05d}.png") -> Path:
-    """``count`` tiny png frames in ``folder``, named by ``name`` from 1."""
+def frames(
+    folder: Path, count: int = 4, name: str = "{:05d}.png", direction: int = 0, seed: int = 0
+) -> Path:
+    """``count`` frames in ``folder``, named by ``name`` from 1 (its extension sets the image
+    format): tiny flat grey images, or with ``direction`` +1/-1 a 32-pixel square sliding
+    right/left over noise (something a model can learn from)."""
+    if direction:
+        images = moving_square(direction, count, size=32, seed=seed)  # (T, H, W, 3)
+        write_frame_folder(folder, images, [name.format(i) for i in range(1, count + 1)])
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(1, count + 1):
         image = np.full((8, 8, 3), index * 20, np.uint8)

@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from vidfer.cli import main
 from vidfer.config import DataConfig
 from vidfer.data import prepare as prepare_module
+from vidfer.data.manifest import read_manifest
 from vidfer.data.prepared import load_dataset
 from vidfer.io.writer import write_video
 
@@ -89,3 +91,31 @@ def test_frame_folders_prepare_as_their_lossless_videos(tmp_path, monkeypatch):
     again = load_dataset(data_config(manifest, frame_folder_fps=20.0))
     assert again.result.decoded == 5  # every frame folder (the crash is remembered otherwise)
     assert again.result.records["left_folder"].frame_indices == list(range(0, 21, 4))
+
+
+@pytest.mark.slow
+def test_folder_layout_lists_frame_folders_as_videos(tmp_path):
+    """``vidfer manifest ROOT``: a class folder's sub-folders of images are videos beside its
+    video files (at any depth); images directly in a class folder, a frame folder's own
+    sub-folders and hidden folders are not; the rows prepare as videos."""
+    for split, label, direction in (("train", "left", -1), ("test", "right", 1)):
+        clips = tmp_path / split / label
+        write_frame_folder(clips / "clip10", moving_square(direction, frames=6, size=24))
+        write_frame_folder(clips / "clip2" / "sub", moving_square(direction, frames=6, size=24))
+        write_frame_folder(clips, moving_square(direction, frames=2, size=24), ["a.png", "b.png"])
+        write_video(clips / "deeper" / "v.mp4", moving_square(direction, 6, size=24), 10.0)
+    write_frame_folder(tmp_path / "train" / "left" / "clip10" / "crops", moving_square(1, 2))
+    (tmp_path / ".vidfer_store").mkdir()  # a store beside the manifest is not a class
+    write_frame_folder(tmp_path / "test" / "right" / ".cache" / "x", moving_square(1, 2))
+    assert main(["manifest", str(tmp_path)]) == 0
+    manifest = read_manifest(tmp_path / "manifest.csv")
+    assert [(row.rel_path, row.label, row.split) for row in manifest.rows] == [
+        ("test/right/clip10", "right", "test"),
+        ("test/right/clip2/sub", "right", "test"),
+        ("test/right/deeper/v.mp4", "right", "test"),
+        ("train/left/clip10", "left", "train"),
+        ("train/left/clip2/sub", "left", "train"),
+        ("train/left/deeper/v.mp4", "left", "train"),
+    ]
+    dataset = load_dataset(data_config(tmp_path / "manifest.csv", workers=1))
+    assert [item.num_frames for item in dataset.items] == [3] * 6  # 6 frames, 10 fps -> 5 fps

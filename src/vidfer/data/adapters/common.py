@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vidfer.data.manifest import VIDEO_EXTENSIONS
 from vidfer.errors import ManifestError
+from vidfer.io.frame_folder import list_images
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,11 @@ def first_dir(root: Path, candidates: tuple[str, ...], what: str) -> Path:
     raise ManifestError(f"{root}: folder not found; expected {what} ({tried})")
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-"""The image files a frame folder may hold."""
-
-
 def sequence_images(folder: Path) -> list[Path]:
-    """The images of a sequence folder, in name order; an error naming it when there are none."""
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The images of a sequence folder in the order preparation reads them (natural order of
+    their names, :func:`vidfer.io.frame_folder.list_images`); an error naming it when there are
+    none."""
+    images = list_images(folder)
     if not images:
         raise ManifestError(f"{folder}: no frame images in the sequence folder")
     return images
