@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 
@@ -122,3 +123,19 @@ def count_into(log: str, items: int) -> Iterator[int]:
         with open(log, "a", encoding="ascii") as handle:
             handle.write(f"{index}\n")
         yield index
+
+
+def assert_same_tensors(expected: Any, actual: Any, what: str) -> None:
+    """Equal nested checkpoint states: tensors bit for bit, other values by ``==``."""
+    if isinstance(expected, torch.Tensor):
+        assert torch.equal(expected, actual), what
+    elif isinstance(expected, dict):
+        assert expected.keys() == actual.keys(), what
+        for key in expected:
+            assert_same_tensors(expected[key], actual[key], f"{what}.{key}")
+    elif isinstance(expected, list | tuple):
+        assert len(expected) == len(actual), what
+        for i, (one, two) in enumerate(zip(expected, actual, strict=True)):
+            assert_same_tensors(one, two, f"{what}[{i}]")
+    else:
+        assert expected == actual, what

@@ -1,4 +1,5 @@
-"""Exact resume: where a run stands inside an epoch, and the state of every random generator.
+"""Exact resume: where a run stands inside an epoch, the state of every random generator, and
+the settings a resumed run must share with the run it continues.
 
 A checkpoint taken between two optimiser steps holds, besides the weights, the optimiser and the
 sampler, an :class:`EpochProgress` (batches of the current epoch already trained and the running
@@ -14,12 +15,17 @@ Everything is tensors and plain values, so checkpoints still load with ``weights
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
+
+from vidfer.errors import CheckpointError, ConfigError
+from vidfer.io.atomic import atomic_write_json
 
 
 @dataclass
@@ -106,3 +112,39 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> None:
+    """Write ``folder/settings.json`` for a new run, or check it against a resumed run's.
+
+    Args:
+        folder: The run folder (created if missing).
+        settings: Everything that decides the run (JSON values).
+        resume: Continue the run of ``folder``: it must have ``checkpoints/last.pt`` and the
+            same settings.
+
+    Raises:
+        ConfigError: on a new run into a folder that holds one, or a resumed run whose settings
+            differ (naming the options that differ).
+        CheckpointError: if ``resume`` finds no checkpoint to continue from.
+    """
+    path = folder / "settings.json"
+    if not resume:
+        if path.exists():
+            raise ConfigError(
+                f"{folder}: already holds a run; pass --resume to continue it or choose another "
+                "--out folder"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, settings)
+        return
+    if not (folder / "checkpoints" / "last.pt").exists():
+        raise CheckpointError(f"{folder}: nothing to resume (no checkpoints/last.pt)")
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    wanted = json.loads(json.dumps(settings))  # tuples as lists, keys as strings
+    differ = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
+    if differ:
+        raise ConfigError(
+            f"{path}: the run was made with other settings ({', '.join(differ)} differ); "
+            "resume with the run's own settings or start a new run with another --out"
+        )
