@@ -302,9 +302,10 @@ def _fit(
         else:
             bad += 1
         # Written after best.pt: a run killed in between redoes this epoch and its best.pt.
-        progress = {"optimizer": run.optimizer.state_dict(), "rng": capture_rng()}
-        progress.update(best=best, bad=bad, metrics=metrics)
-        save_checkpoint(checkpoints / "last.pt", {**weights, **progress}, meta)
+        progress = {"optimizer": run.optimizer.state_dict(), "rng": capture_rng(), "best": best}
+        save_checkpoint(
+            checkpoints / "last.pt", {**weights, **progress, "bad": bad, "metrics": metrics}, meta
+        )
     return metrics, bad >= settings.patience
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +27,7 @@ import torch
 
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.io.atomic import atomic_write_json
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -148,3 +150,27 @@ def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> 
             f"{path}: the run was made with other settings ({', '.join(differ)} differ); "
             "resume with the run's own settings or start a new run with another --out"
         )
+
+
+def stage(path: Path, run_stage: Callable[[], dict[str, Any]], *, resume: bool) -> dict[str, Any]:
+    """The state of one stage of a pipeline, computed once and kept in the checkpoint ``path``.
+
+    A resumed run that had finished the stage reads its state back and restores the random
+    generators as they were at the stage's end, so that the later stages draw what an
+    uninterrupted run's draw; otherwise ``run_stage`` computes it and it is saved atomically.
+
+    Args:
+        path: The stage's checkpoint (e.g. ``RUN/checkpoints/autoencoder.pt``).
+        run_stage: Computes the stage's state (tensors and plain values).
+        resume: Read ``path`` when it exists.
+
+    Returns:
+        The stage's state.
+    """
+    if resume and path.exists():
+        state = load_checkpoint(path)
+        restore_rng(state.pop("rng"))
+        return state
+    state = run_stage()
+    save_checkpoint(path, {**state, "rng": capture_rng()}, {"stage": path.stem})
+    return state

@@ -219,7 +219,8 @@ def fit_sequences(
     """
     best = folder / "checkpoints" / "best.pt"
     last = best.with_name("last.pt")
-    start, best_loss, bad, metrics = 0, float("inf"), 0, []
+    start, best_loss, bad = 0, float("inf"), 0
+    metrics: list[dict[str, Any]] = []
     if resume:
         start, best_loss, bad, metrics = _resumed(last, model, optimizer)
     stopped = settings.patience is not None and bad >= settings.patience
@@ -262,8 +263,9 @@ def fit_sequences(
             bad += 1
         # Written after best.pt: a run killed in between redoes this epoch and its best.pt.
         progress = {"optimizer": optimizer.state_dict(), "rng": capture_rng(), "metrics": metrics}
-        progress.update(best_loss=best_loss, bad=bad)
-        save_checkpoint(last, {**weights, **progress}, epoch_meta)
+        save_checkpoint(
+            last, {**weights, **progress, "best_loss": best_loss, "bad": bad}, epoch_meta
+        )
         if settings.patience is not None and bad >= settings.patience:
             break
     model.load_state_dict(load_checkpoint(best)["model"])
