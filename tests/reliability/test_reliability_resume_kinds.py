@@ -35,21 +35,25 @@ KILLS = 3
 """Kills per test at most; each lands after one more epoch checkpoint than the last."""
 
 
+def progress(out: Path) -> int:
+    """How far a run is: its checkpoint files (stages, best, last) plus its last epoch."""
+    sidecars = list((out / "checkpoints").glob("*.json"))
+    return len(sidecars) + (sidecar(out) or {}).get("epoch", 0)
+
+
 def killed_and_resumed(start: list[str], resume: list[str], out: Path, seed: int) -> int:
-    """Run ``vidfer START``, SIGKILL it at a random moment once ``out``'s last checkpoint moved
-    on by an epoch, run ``vidfer RESUME``, and so on until a run ends by itself (at most
-    :data:`KILLS` kills); returns the number of kills.
+    """Run ``vidfer START``, SIGKILL it at a random moment once ``out`` holds one more
+    checkpoint or epoch than before, run ``vidfer RESUME``, and so on until a run ends by itself
+    (at most :data:`KILLS` kills); returns the number of kills.
     """
     draw, env, kills, command = random.Random(seed), vidfer_env(), 0, start
     while True:
-        done = (sidecar(out) or {}).get("epoch", 0)
+        done = progress(out)
         process = subprocess.Popen(
             vidfer_argv(*command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
         )
-        if kills < KILLS and wait_until(
-            lambda done=done: (sidecar(out) or {}).get("epoch", 0) > done, process, 300
-        ):
-            time.sleep(draw.uniform(0, 0.2))  # anywhere in the next epoch, or in its save
+        if kills < KILLS and wait_until(lambda done=done: progress(out) > done, process, 300):
+            time.sleep(draw.uniform(0, 0.2))  # anywhere in the next epoch or stage, or a save
             os.kill(process.pid, signal.SIGKILL)
         stderr = process.communicate(timeout=300)[1].decode()
         if process.returncode == -signal.SIGKILL:
@@ -60,24 +64,20 @@ def killed_and_resumed(start: list[str], resume: list[str], out: Path, seed: int
         return kills
 
 
-def same_checkpoints(straight: Path, resumed: Path, parts: tuple[str, ...]) -> None:
-    """Bit-identical best and last checkpoints (the ``parts`` of last.pt) and metrics."""
-    best = [load_checkpoint(run / "checkpoints" / "best.pt") for run in (straight, resumed)]
-    assert best[0]["epoch"] == best[1]["epoch"]
-    assert_same_tensors(best[0]["model"], best[1]["model"], "best.model")
-    last = [load_checkpoint(run / "checkpoints" / "last.pt") for run in (straight, resumed)]
-    for part in parts:
-        assert_same_tensors(last[0][part], last[1][part], f"last.{part}")
+def same_runs(straight: Path, resumed: Path) -> None:
+    """Bit-identical checkpoints (every tensor and value, the generators' states included),
+    metrics (but the seconds) and test predictions."""
+    names = sorted(path.name for path in (straight / "checkpoints").glob("*.pt"))
+    assert names == sorted(path.name for path in (resumed / "checkpoints").glob("*.pt"))
+    for name in names:
+        states = [load_checkpoint(run / "checkpoints" / name) for run in (straight, resumed)]
+        assert_same_tensors(states[0], states[1], name)
     lines = [
         [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         for run in (straight, resumed)
     ]
     timeless = [[{k: v for k, v in line.items() if k != "seconds"} for line in x] for x in lines]
     assert timeless[0] == timeless[1]
-
-
-def same_predictions(straight: Path, resumed: Path) -> None:
-    """The same rows, bit for bit, in ``eval_test/predictions.csv``."""
     rows = [
         list(csv.reader((run / "eval_test" / "predictions.csv").open()))
         for run in (straight, resumed)
@@ -123,8 +123,7 @@ def test_train_frames_killed_at_random_points_resumes_exactly(tmp_path: Path) ->
     start = [*command, "--out", str(resumed)]
     kills = killed_and_resumed(start, [*start, "--resume"], resumed, seed=1)
     assert kills >= 2
-    same_checkpoints(straight, resumed, ("model", "optimizer", "rng", "epoch", "best", "bad"))
-    same_predictions(straight, resumed)
+    same_runs(straight, resumed)
 
 
 def test_resuming_with_other_settings_is_one_line_naming_them(tmp_path: Path, capsys) -> None:
@@ -165,9 +164,73 @@ def test_video_attention_killed_at_random_points_resumes_exactly(
     start = [*command, "--out", str(resumed)]
     kills = killed_and_resumed(start, [*start, "--resume"], resumed, seed=2)
     assert kills >= 2
-    same_checkpoints(straight, resumed, ("model", "optimizer", "rng", "epoch", "best_loss", "bad"))
-    same_predictions(straight, resumed)
+    same_runs(straight, resumed)
     profiles = [
         json.loads((run / "attention_profiles.json").read_text()) for run in (straight, resumed)
     ]
     assert profiles[0] == profiles[1]
+
+
+def killed_training(config: Path, tmp_path: Path, seed: int) -> tuple[Path, Path, int]:
+    """``vidfer train CONFIG`` uninterrupted, and killed and resumed; both runs and the kills."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(["train", str(config), "--out", str(straight)]) == 0  # prepares the videos
+    start = ["train", str(config), "--out", str(resumed)]
+    return (
+        straight,
+        resumed,
+        killed_and_resumed(start, ["train", "--resume", str(resumed)], resumed, seed),
+    )
+
+
+@pytest.mark.slow
+def test_a_recurrent_frame_pipeline_killed_at_random_points_resumes_exactly(
+    trained_run: Path, square_dataset: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "frames.yaml"
+    frames = {
+        "extractors": [{"video_run": str(trained_run)}],
+        "sequence_length": 3,
+        "classifier": {"name": "lstm", "params": {"hidden": 4}},
+    }
+    data = {"manifest": str(square_dataset), "prepare": {"size": 16}, "workers": 1}
+    train = {"epochs": 12, "patience": 12, "batch_size": 2}
+    config.write_text(yaml.safe_dump({"seed": 5, "data": data, "frames": frames, "train": train}))
+    straight, resumed, kills = killed_training(config, tmp_path, seed=3)
+    assert kills >= 2
+    same_runs(straight, resumed)
+
+
+def actions(tmp_path: Path, kind: str, settings: dict[str, object]) -> Path:
+    """A run config of ``kind`` (``sparse_ae``, ``activity``) on 6 tiny synthetic actions."""
+    from vidfer.data.synth import make_actions
+
+    manifest = make_actions(tmp_path / "actions", videos_per_class=3, size=32)
+    config = {
+        "seed": 0,
+        "data": {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1},
+        kind: {"patches_per_video": 10, "motion_share": 0.05, "grayscale": False, **settings},
+        "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
+        "train": {"epochs": 10, "patience": 10, "batch_size": 1},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_the_sparse_autoencoder_pipeline_killed_at_random_points_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    config = actions(tmp_path, "sparse_ae", {"codes": 8, "epochs": 2})
+    straight, resumed, kills = killed_training(config, tmp_path, seed=4)
+    assert kills >= 2
+    same_runs(straight, resumed)
+
+
+@pytest.mark.slow
+def test_the_activity_pipeline_killed_at_random_points_resumes_exactly(tmp_path: Path) -> None:
+    settings = {"patch": 8, "depth": 4, "hidden": 8, "components": 16, "epochs": 3, "words": 6}
+    straight, resumed, kills = killed_training(actions(tmp_path, "activity", settings), tmp_path, 5)
+    assert kills >= 1
+    same_runs(straight, resumed)

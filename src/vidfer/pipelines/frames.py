@@ -221,6 +221,9 @@ def train_frame_pipeline(
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
     classes = list(data.manifest.classes)
     found = load_video_features(config, data, device)
+    # Extracting features draws random numbers (building the extractors) that reading them
+    # from the cache does not: seeded again, the head is the same either way.
+    seed_everything(config.seed, deterministic=config.train.deterministic)
     cnn_classes = found.cnn_classes
     by_id = {v.video_id: v for v in found.videos}
     split = _Split(
