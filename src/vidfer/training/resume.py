@@ -126,13 +126,13 @@ def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> 
             same settings.
 
     Raises:
-        ConfigError: on a new run into a folder that holds one, or a resumed run whose settings
-            differ (naming the options that differ).
+        ConfigError: on a new run into a folder that holds a checkpoint, or a resumed run whose
+            settings differ (naming the options that differ).
         CheckpointError: if ``resume`` finds no checkpoint to continue from.
     """
-    path = folder / "settings.json"
+    path, last = folder / "settings.json", folder / "checkpoints" / "last.pt"
     if not resume:
-        if path.exists():
+        if last.exists():  # a run killed before its first checkpoint is simply started again
             raise ConfigError(
                 f"{folder}: already holds a run; pass --resume to continue it or choose another "
                 "--out folder"
@@ -140,7 +140,7 @@ def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> 
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, settings)
         return
-    if not (folder / "checkpoints" / "last.pt").exists():
+    if not last.exists():
         raise CheckpointError(f"{folder}: nothing to resume (no checkpoints/last.pt)")
     recorded = json.loads(path.read_text(encoding="utf-8"))
     wanted = json.loads(json.dumps(settings))  # tuples as lists, keys as strings
