@@ -62,6 +62,7 @@ def killed_and_resumed(start: list[str], resume: list[str], out: Path, seed: int
             command = resume
             continue
         assert process.returncode == 0, stderr
+        print(f"{' '.join(start[:1])}: {kills} SIGKILL(s) survived")  # shown by pytest -rP
         return kills
 
 
