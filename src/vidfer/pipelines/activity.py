@@ -14,7 +14,8 @@ config has an ``activity`` section:
    (:func:`vidfer.models.frame_heads.fit_svm_head`).
 
 The run folder holds config.yaml, classes.json, metrics.jsonl (the auto-encoder's loss per
-epoch, then the SVM's line), checkpoints/ (auto-encoder, vocabulary and SVMs), and eval_val/ and
+epoch, then the SVM's line), checkpoints/ (best.pt and last.pt: auto-encoder, vocabulary and
+SVMs; autoencoder.pt and vocabulary.pt: the stages, for resuming), and eval_val/ and
 eval_test/ with ``predictions.csv`` for ``vidfer fuse``.
 
 A new video (``vidfer predict``) is coded piece by piece (:func:`stream_descriptors`) and

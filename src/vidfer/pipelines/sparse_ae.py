@@ -17,7 +17,8 @@ Steps of a run whose config has a ``sparse_ae`` section:
 
 The run folder is that of a 3D model (config.yaml, classes.json, metrics.jsonl, checkpoints/
 best.pt and last.pt, curves.png, eval_val/, eval_test/) plus basis.png, sparsity.json and
-features/. The checkpoints hold the auto-encoder and the classifier.
+features/. best.pt and last.pt hold the auto-encoder and the classifier (last.pt also what
+resuming the BLSTM needs); checkpoints/autoencoder.pt is the first stage's result.
 """
 
 from __future__ import annotations
