@@ -153,7 +153,7 @@ def test_resuming_with_other_settings_is_one_line_naming_them(tmp_path: Path, ca
     assert "run: already holds a run; pass --resume to continue it" in capsys.readouterr().err
     fresh = ["train-frames", str(tree), "--model", "kahou_cnn", "--out", str(tmp_path / "new")]
     assert main([*fresh, *tiny, "--resume"]) == 2
-    assert "new: nothing to resume (no checkpoints/last.pt)" in capsys.readouterr().err
+    assert "new: nothing to resume (no settings.json: no run started)" in capsys.readouterr().err
 
 
 @pytest.fixture

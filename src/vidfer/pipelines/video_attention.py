@@ -190,9 +190,8 @@ def train_video_attention(
     if not split["train"] or not (split["val"] or split["test"]):
         raise ConfigError(f"{config.data.manifest}: needs train videos and val or test videos")
     folder = Path(out)
-    record_settings(
-        folder, {"run": str(run.folder), **settings.model_dump(mode="json")}, resume=resume
-    )
+    recorded = {"run": str(run.folder), **settings.model_dump(mode="json")}
+    resume = record_settings(folder, recorded, resume=resume)  # from an epoch checkpoint
 
     seed_everything(settings.seed, deterministic=True)
     channels = split["train"][0].features.shape[1]

@@ -187,6 +187,7 @@ class _Run:
         device: Where it trains.
         optimizer: The optimiser of the model's parameters.
         data: The train (augmented), val and test datasets.
+        resumed: Whether training continues from ``checkpoints/last.pt``.
     """
 
     folder: Path
@@ -195,6 +196,7 @@ class _Run:
     device: torch.device
     optimizer: torch.optim.Optimizer
     data: dict[str, ImageDataset]
+    resumed: bool
 
 
 def _start_run(
@@ -224,10 +226,10 @@ def _start_run(
         "source_kind": images.kind,
         "images": counts,
     }
-    record_settings(folder, recorded, resume=resume)
+    resumed = record_settings(folder, recorded, resume=resume)
     atomic_write_json(folder / "classes.json", list(images.classes))
     log.info("%s: %s images, classes %s", source, counts, list(images.classes))
-    return _Run(folder, images, model, device, optimizer, data)
+    return _Run(folder, images, model, device, optimizer, data, resumed)
 
 
 def _run_epoch(run: _Run, settings: FrameTrainSettings, epoch: int) -> tuple[dict[str, Any], float]:
@@ -271,9 +273,7 @@ def _resumed(run: _Run) -> tuple[int, float, int, list[dict[str, Any]]]:
     return int(state["epoch"]), float(state["best"]), int(state["bad"]), state["metrics"]
 
 
-def _fit(
-    run: _Run, settings: FrameTrainSettings, *, resume: bool
-) -> tuple[list[dict[str, Any]], bool]:
+def _fit(run: _Run, settings: FrameTrainSettings) -> tuple[list[dict[str, Any]], bool]:
     """Train until ``settings.epochs`` or early stopping, saving metrics and checkpoints.
 
     Each epoch's order is seeded by ``(seed, epoch)`` and its augmentation draws come from
@@ -284,7 +284,7 @@ def _fit(
         The metrics of every epoch and whether early stopping ended training.
     """
     checkpoints = run.folder / "checkpoints"
-    done, best, bad, metrics = _resumed(run) if resume else (0, -float("inf"), 0, [])
+    done, best, bad, metrics = _resumed(run) if run.resumed else (0, -float("inf"), 0, [])
     for epoch in range(done + 1, settings.epochs + 1):
         if bad >= settings.patience:
             break
@@ -354,7 +354,7 @@ def train_frames(
             checkpoint in ``out``.
     """
     run = _start_run(source, Path(out), settings, resume=resume)
-    metrics, stopped_early = _fit(run, settings, resume=resume)
+    metrics, stopped_early = _fit(run, settings)
     plot_learning_curves(metrics, run.folder / "curves.png")
     evaluations = _evaluate_best(run, settings.batch_size)
     return FrameTrainResult(run.folder, len(metrics), stopped_early, metrics, evaluations)

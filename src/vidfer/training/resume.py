@@ -116,19 +116,23 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> None:
+def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> bool:
     """Write ``folder/settings.json`` for a new run, or check it against a resumed run's.
 
     Args:
         folder: The run folder (created if missing).
         settings: Everything that decides the run (JSON values).
-        resume: Continue the run of ``folder``: it must have ``checkpoints/last.pt`` and the
-            same settings.
+        resume: Continue the run of ``folder``: it must have been started with the same
+            settings.
+
+    Returns:
+        Whether training continues from ``checkpoints/last.pt`` (a resumed run killed before
+        its first ``last.pt`` starts training again).
 
     Raises:
         ConfigError: on a new run into a folder that holds a checkpoint, or a resumed run whose
             settings differ (naming the options that differ).
-        CheckpointError: if ``resume`` finds no checkpoint to continue from.
+        CheckpointError: if ``resume`` finds no run in ``folder``.
     """
     path, last = folder / "settings.json", folder / "checkpoints" / "last.pt"
     if not resume:
@@ -139,9 +143,9 @@ def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> 
             )
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, settings)
-        return
-    if not last.exists():
-        raise CheckpointError(f"{folder}: nothing to resume (no checkpoints/last.pt)")
+        return False
+    if not path.exists():
+        raise CheckpointError(f"{folder}: nothing to resume (no settings.json: no run started)")
     recorded = json.loads(path.read_text(encoding="utf-8"))
     wanted = json.loads(json.dumps(settings))  # tuples as lists, keys as strings
     differ = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
@@ -150,6 +154,7 @@ def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> 
             f"{path}: the run was made with other settings ({', '.join(differ)} differ); "
             "resume with the run's own settings or start a new run with another --out"
         )
+    return last.exists()
 
 
 def stage(path: Path, run_stage: Callable[[], dict[str, Any]], *, resume: bool) -> dict[str, Any]:
