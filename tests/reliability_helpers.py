@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 
@@ -152,3 +153,19 @@ def answer_with(what: str) -> object:
     """A task for the sandbox tests returning a value the transport does not carry (or
     ``what`` itself)."""
     return {"object": object(), "lambda": lambda: None}.get(what, what)
+
+
+def assert_same_tensors(expected: Any, actual: Any, what: str) -> None:
+    """Equal nested checkpoint states: tensors bit for bit, other values by ``==``."""
+    if isinstance(expected, torch.Tensor):
+        assert torch.equal(expected, actual), what
+    elif isinstance(expected, dict):
+        assert expected.keys() == actual.keys(), what
+        for key in expected:
+            assert_same_tensors(expected[key], actual[key], f"{what}.{key}")
+    elif isinstance(expected, list | tuple):
+        assert len(expected) == len(actual), what
+        for i, (one, two) in enumerate(zip(expected, actual, strict=True)):
+            assert_same_tensors(one, two, f"{what}[{i}]")
+    else:
+        assert expected == actual, what

@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
 from reliability_helpers import (
+    assert_same_tensors,
     run_vidfer,
     sidecar,
     vidfer_argv,
@@ -40,21 +40,6 @@ def batches_seen(stderr: str) -> dict[tuple[int, int], str]:
 
 def checkpoint(run: Path) -> dict:
     return load_checkpoint(run / "checkpoints" / "last.pt")
-
-
-def assert_same_tensors(expected, actual, what: str) -> None:
-    if isinstance(expected, torch.Tensor):
-        assert torch.equal(expected, actual), what
-    elif isinstance(expected, dict):
-        assert expected.keys() == actual.keys(), what
-        for key in expected:
-            assert_same_tensors(expected[key], actual[key], f"{what}.{key}")
-    elif isinstance(expected, list | tuple):
-        assert len(expected) == len(actual), what
-        for i, (one, two) in enumerate(zip(expected, actual, strict=True)):
-            assert_same_tensors(one, two, f"{what}[{i}]")
-    else:
-        assert expected == actual, what
 
 
 @pytest.mark.slow

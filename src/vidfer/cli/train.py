@@ -69,7 +69,7 @@ def _cmd_video_attention(args: argparse.Namespace) -> int:
     settings = _settings(
         args, VideoAttentionSettings, "video-attention", {"range_frames": args.range}
     )
-    metrics = train_video_attention(args.run, args.out, settings)
+    metrics = train_video_attention(args.run, args.out, settings, resume=args.resume)
     console.print(
         f"video-level attention: accuracy {metrics['accuracy']:.4f} over {metrics['count']} "
         f"held-out video(s); written to {args.out}"
@@ -100,7 +100,7 @@ def _cmd_train_frames(args: argparse.Namespace) -> int:
     settings = _settings(args, FrameTrainSettings, "train-frames", {"params": _params(args.param)})
     if args.model is None and "model" not in settings.model_fields_set:
         raise ConfigError("train-frames: give the frame CNN with --model (or model: in --config)")
-    result = train_frames(args.source, args.out, settings)
+    result = train_frames(args.source, args.out, settings, resume=args.resume)
     scores = ", ".join(
         f"{split} accuracy {metrics['accuracy']:.4f}"
         for split, metrics in result.evaluations.items()
@@ -117,6 +117,11 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
         "--config",
         metavar="YAML",
         help="a file of the command's settings (the options below, by name); flags override it",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out (give the same source and settings)",
     )
 
 

@@ -80,7 +80,7 @@ class RunDir:
         return self.folder / "metrics.jsonl"
 
     def checkpoint(self, which: str) -> Path:
-        """``last`` or ``best`` checkpoint path."""
+        """A checkpoint path: ``last``, ``best``, or a staged kind's stage (``autoencoder``...)."""
         return self.folder / "checkpoints" / f"{which}.pt"
 
     @property

@@ -14,7 +14,8 @@ config has an ``activity`` section:
    (:func:`vidfer.models.frame_heads.fit_svm_head`).
 
 The run folder holds config.yaml, classes.json, metrics.jsonl (the auto-encoder's loss per
-epoch, then the SVM's line), checkpoints/ (auto-encoder, vocabulary and SVMs), and eval_val/ and
+epoch, then the SVM's line), checkpoints/ (best.pt and last.pt: auto-encoder, vocabulary and
+SVMs; autoencoder.pt and vocabulary.pt: the stages, for resuming), and eval_val/ and
 eval_test/ with ``predictions.csv`` for ``vidfer fuse``.
 
 A new video (``vidfer predict``) is coded piece by piece (:func:`stream_descriptors`) and
@@ -55,6 +56,7 @@ from vidfer.models.frame_heads import Standardised, fit_svm_head, svm_head
 from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
 from vidfer.pipelines.base import FittedPipeline, Scored, Scorer, no_video_features
 from vidfer.pipelines.frame_timeline import TIMELINE_WINDOW
+from vidfer.training.resume import stage
 
 
 def _settings(config: RunConfig) -> ActivityConfig:
@@ -270,8 +272,14 @@ def _outcome(head: Standardised, x: np.ndarray, items: list[VideoItem]) -> EvalO
     )
 
 
-def train_activity_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, Any]]:
+def train_activity_pipeline(
+    config: RunConfig, out: str | Path, *, resume: bool = False
+) -> list[dict[str, Any]]:
     """Learn the codes, the vocabulary and the SVMs; write the run folder (module docstring).
+
+    The auto-encoder and the vocabulary are checkpointed once learnt
+    (``checkpoints/autoencoder.pt``, ``checkpoints/vocabulary.pt``); with ``resume`` a run reads
+    the stages it finished and fits the rest (the SVMs are fitted again: seeded, the same).
 
     Returns:
         The metrics lines: one per auto-encoder epoch, then the SVM's.
@@ -294,12 +302,24 @@ def train_activity_pipeline(config: RunConfig, out: str | Path) -> list[dict[str
         train=[item.row.video_id for item in train_items],
         stopping=[item.row.video_id for item in val_items],
     )
-    model, lines = learn_activity_codes(data, train_items, settings, config.seed)
+
+    def learn() -> dict[str, Any]:
+        learnt, lines = learn_activity_codes(data, train_items, settings, config.seed)
+        return {"autoencoder": learnt.state_dict(), "lines": lines}
+
+    learnt = stage(run.checkpoint("autoencoder"), learn, resume=resume)
+    model = build_activity_autoencoder(settings)
+    model.load_state_dict(learnt["autoencoder"])
+    model.eval()
+    lines: list[dict[str, Any]] = learnt["lines"]
 
     started = time.perf_counter()
-    vocabulary = fit_vocabulary(
-        [descriptors(model, data, item, settings) for item in train_items], settings, config.seed
-    )
+
+    def words() -> dict[str, Any]:
+        rows = [descriptors(model, data, item, settings) for item in train_items]
+        return {"vocabulary": torch.from_numpy(fit_vocabulary(rows, settings, config.seed))}
+
+    vocabulary = stage(run.checkpoint("vocabulary"), words, resume=resume)["vocabulary"].numpy()
     train_x, train_y = _histograms(model, vocabulary, data, train_items, settings)
     val = _histograms(model, vocabulary, data, val_items, settings) if val_items else None
     head, chosen = fit_svm_head(
@@ -415,9 +435,10 @@ class ActivityPipeline(FittedPipeline):
 
     kind: RunKind = "activity"
 
-    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
-        """Learn the codes, the vocabulary and the SVMs (one step: nothing to resume)."""
-        return train_activity_pipeline(config, folder)
+    def fit(self, config: RunConfig, folder: Path, *, resume: bool) -> list[dict[str, Any]]:
+        """Learn the codes, the vocabulary and the SVMs (a resumed run reads the stages it
+        finished)."""
+        return train_activity_pipeline(config, folder, resume=resume)
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The SVMs' video scores on one split."""

@@ -91,20 +91,22 @@ class Pipeline(Protocol):
 
 
 class FittedPipeline(abc.ABC):
-    """Base of the kinds fitted in one go from cached features (frames, sparse_ae, activity):
-    there is no epoch to resume, so a resumed run fits again from the cache."""
+    """Base of the kinds fitted in stages from cached features (frames, sparse_ae, activity):
+    a resumed run reads the features from their cache, the stages it finished from their
+    checkpoints, continues an interrupted recurrent head from its last epoch, and fits the
+    closed-form parts again (deterministic)."""
 
     @abc.abstractmethod
-    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
-        """Fit the run into ``folder``; returns its metrics lines."""
+    def fit(self, config: RunConfig, folder: Path, *, resume: bool) -> list[dict[str, Any]]:
+        """Fit the run into ``folder`` (continuing it, with ``resume``); its metrics lines."""
 
     def resolved(self, config: RunConfig) -> RunConfig:
         """The config itself: these kinds derive nothing."""
         return config
 
     def train(self, config: RunConfig, run: RunDir, *, resume: bool) -> TrainResult:
-        """Fit (again, on resume) and report the metrics lines."""
-        lines = self.fit(config, run.folder)
+        """Fit (continuing, on resume) and report the metrics lines."""
+        lines = self.fit(config, run.folder, resume=resume)
         return TrainResult(run=run, epochs=len(lines), stopped_early=False, metrics=lines)
 
 

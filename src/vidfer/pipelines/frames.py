@@ -177,8 +177,11 @@ def _fit_sequence_model(
     classes: list[str],
     run: RunDir,
     device: torch.device,
+    *,
+    resume: bool,
 ) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """Train the recurrent head by back-propagation; its per-epoch metrics."""
+    """Train the recurrent head by back-propagation (continuing from ``checkpoints/last.pt``
+    with ``resume``; it writes best.pt and last.pt every epoch); its per-epoch metrics."""
     train = _sequences(split.train)
     head = build_head(frames, train[0].features.shape[1], len(classes))
     assert isinstance(head, Standardised)
@@ -197,12 +200,20 @@ def _fit_sequence_model(
         run.folder,
         {"classes": classes},
         device,
+        resume=resume and run.checkpoint("last").exists(),
+        extra={"dim": int(head.mean.numel())},
     )
     return head, metrics
 
 
-def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, Any]]:
+def train_frame_pipeline(
+    config: RunConfig, out: str | Path, *, resume: bool = False
+) -> list[dict[str, Any]]:
     """Fit a frame-feature pipeline and write its run folder (see the module docstring).
+
+    Features come from their cache (exact arrays), so that a closed-form head fitted again is
+    the same head (the fits are seeded); a recurrent head continues from its last epoch with
+    ``resume``.
 
     Returns:
         The metrics lines (one for the closed-form classifiers, one per epoch otherwise).
@@ -220,6 +231,9 @@ def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, A
     data = load_dataset(config.data, rejects_path=run.folder / "rejects.jsonl")
     classes = list(data.manifest.classes)
     found = load_video_features(config, data, device)
+    # Extracting features draws random numbers (building the extractors) that reading them
+    # from the cache does not: seeded again, the head is the same either way.
+    seed_everything(config.seed, deterministic=config.train.deterministic)
     cnn_classes = found.cnn_classes
     by_id = {v.video_id: v for v in found.videos}
     split = _Split(
@@ -250,13 +264,16 @@ def train_frame_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, A
         head.to(device)
         metrics = [{**_summary(frames, head, split, device), **chosen}]
     else:
-        head, metrics = _fit_sequence_model(config, frames, split, classes, run, device)
-    metrics[-1].setdefault("seconds", round(time.perf_counter() - started, 3))
-    dim = int(head.mean.numel()) if isinstance(head, Standardised) else len(classes)
-    state = {"model": head.state_dict(), "dim": dim}
-    meta = {"classes": classes, "epoch": len(metrics), "metrics": metrics[-1]}
-    save_checkpoint(run.checkpoint("best"), state, meta)
-    save_checkpoint(run.checkpoint("last"), state, meta)
+        head, metrics = _fit_sequence_model(
+            config, frames, split, classes, run, device, resume=resume
+        )
+    if frames.classifier.name in SVMS or frames.classifier.name == "average":
+        metrics[-1].setdefault("seconds", round(time.perf_counter() - started, 3))
+        dim = int(head.mean.numel()) if isinstance(head, Standardised) else len(classes)
+        state = {"model": head.state_dict(), "dim": dim}
+        meta = {"classes": classes, "epoch": len(metrics), "metrics": metrics[-1]}
+        save_checkpoint(run.checkpoint("best"), state, meta)
+        save_checkpoint(run.checkpoint("last"), state, meta)
     atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in metrics))
     plot_learning_curves(metrics, run.folder / "curves.png")
     for name, videos_of in (("val", split.val), ("test", split.test)):
@@ -306,9 +323,10 @@ class FramesPipeline(FittedPipeline):
 
     kind: RunKind = "frames"
 
-    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
-        """Extract (or read the cached) features and fit the head (a resumed run fits again)."""
-        return train_frame_pipeline(config, folder)
+    def fit(self, config: RunConfig, folder: Path, *, resume: bool) -> list[dict[str, Any]]:
+        """Extract (or read the cached) features and fit the head (a recurrent head continues
+        from its last epoch on resume; a closed-form one is fitted again, identically)."""
+        return train_frame_pipeline(config, folder, resume=resume)
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The head's video scores on one split (features from the cache)."""

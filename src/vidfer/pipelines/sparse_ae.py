@@ -17,7 +17,8 @@ Steps of a run whose config has a ``sparse_ae`` section:
 
 The run folder is that of a 3D model (config.yaml, classes.json, metrics.jsonl, checkpoints/
 best.pt and last.pt, curves.png, eval_val/, eval_test/) plus basis.png, sparsity.json and
-features/. The checkpoints hold the auto-encoder and the classifier.
+features/. best.pt and last.pt hold the auto-encoder and the classifier (last.pt also what
+resuming the BLSTM needs); checkpoints/autoencoder.pt is the first stage's result.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.features.sparse_codes import BlockGrids, learn_autoencoder, patch_codes
 from vidfer.features.store import FeatureStore
 from vidfer.io.atomic import atomic_write_text
-from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.io.checkpoint import load_checkpoint
 from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import Standardised
 from vidfer.models.framewise_blstm import FramewiseBLSTM
 from vidfer.models.sparse_autoencoder import SparseAutoEncoder, build_autoencoder
 from vidfer.pipelines.base import FittedPipeline, Scored, Scorer, no_video_features
 from vidfer.pipelines.frames import head_optimizer
+from vidfer.training.resume import stage
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
@@ -152,8 +154,15 @@ def _build_head(settings: SparseAEConfig, dim: int, num_classes: int) -> Standar
     return Standardised(FramewiseBLSTM(dim, num_classes, settings.hidden), dim)
 
 
-def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[str, Any]]:
+def train_sparse_ae_pipeline(
+    config: RunConfig, out: str | Path, *, resume: bool = False
+) -> list[dict[str, Any]]:
     """Train the auto-encoder and the BLSTM; write the run folder (see the module docstring).
+
+    Each stage checkpoints: the auto-encoder once trained (``checkpoints/autoencoder.pt``), the
+    videos' codes as they are computed (the run's feature cache), the BLSTM after every epoch
+    (``checkpoints/last.pt``). With ``resume`` a run goes on from the last of them and ends
+    bit-identical to an uninterrupted one.
 
     Returns:
         The BLSTM's metrics lines, one per epoch.
@@ -176,7 +185,15 @@ def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[st
         train=[item.row.video_id for item in train_items],
         stopping=[item.row.video_id for item in val_items or test_items or train_items],
     )
-    model, ae_lines = learn_autoencoder(data, train_items, settings, config.seed, run.folder)
+
+    def learn() -> dict[str, Any]:
+        learnt, lines = learn_autoencoder(data, train_items, settings, config.seed, run.folder)
+        return {"autoencoder": learnt.state_dict(), "lines": lines}
+
+    learnt = stage(run.checkpoint("autoencoder"), learn, resume=resume)
+    model = build_autoencoder(settings)
+    model.load_state_dict(learnt["autoencoder"])
+    ae_lines = learnt["lines"]
 
     train, val, test = (
         video_sequences(model, settings, data, items, run.folder)
@@ -198,11 +215,9 @@ def train_sparse_ae_pipeline(config: RunConfig, out: str | Path) -> list[dict[st
         run.folder,
         meta,
         device,
+        resume=resume and run.checkpoint("last").exists(),
+        extra={"autoencoder": model.state_dict(), "dim": dim},
     )
-    state = {"model": head.state_dict(), "autoencoder": model.state_dict(), "dim": dim}
-    meta = {**meta, "epoch": len(lines), "metrics": lines[-1]}
-    save_checkpoint(run.checkpoint("best"), state, meta)
-    save_checkpoint(run.checkpoint("last"), state, meta)
     every_line = [*ae_lines, *({"stage": "blstm", **line} for line in lines)]
     atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in every_line))
     plot_learning_curves(lines, run.folder / "curves.png")
@@ -282,9 +297,9 @@ class SparseAEPipeline(FittedPipeline):
 
     kind: RunKind = "sparse_ae"
 
-    def fit(self, config: RunConfig, folder: Path) -> list[dict[str, Any]]:
-        """Learn the codes and the BLSTM (a resumed run trains again from the cached codes)."""
-        return train_sparse_ae_pipeline(config, folder)
+    def fit(self, config: RunConfig, folder: Path, *, resume: bool) -> list[dict[str, Any]]:
+        """Learn the codes and the BLSTM (a resumed run goes on from its last stage or epoch)."""
+        return train_sparse_ae_pipeline(config, folder, resume=resume)
 
     def evaluate(self, run: RunDir, split: str) -> EvalOutcome:
         """The BLSTM's video scores on one split."""

@@ -12,6 +12,7 @@ Output folder::
     OUT/settings.json               the settings and the run it builds on
     OUT/metrics.jsonl               one line per epoch
     OUT/checkpoints/best.pt         the classifier with the best validation loss (+ best.json)
+    OUT/checkpoints/last.pt         after every epoch: what ``--resume`` continues (+ last.json)
     OUT/eval_<split>/               predictions.csv, metrics.json, confusion.csv, confusion.png
     OUT/attention_profiles.json     per test video: step centres, attention profile, frame labels
     OUT/attention_profiles.png      attention matrix and profile of the first test videos
@@ -44,6 +45,7 @@ from vidfer.models.trained import load_run_model
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
 from vidfer.progress import track
 from vidfer.training.distributed import refuse_under_torchrun
+from vidfer.training.resume import record_settings
 from vidfer.training.sequences import (
     LabelledSequence,
     SequenceTraining,
@@ -151,17 +153,29 @@ def _profiles(
 
 
 def train_video_attention(
-    run_folder: str | Path, out: str | Path, settings: VideoAttentionSettings
+    run_folder: str | Path,
+    out: str | Path,
+    settings: VideoAttentionSettings,
+    *,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Two-step training on a trained run; writes ``out`` (see the module docstring).
+
+    Args:
+        run_folder: The trained run whose model gives the features.
+        out: The output folder to create (or to continue, with ``resume``).
+        settings: What to train.
+        resume: Continue an interrupted training of ``out`` from its ``checkpoints/last.pt``
+            (same run and settings); it ends as an uninterrupted one would.
 
     Returns:
         The test metrics (or the validation metrics when there is no test split).
 
     Raises:
-        ConfigError: on invalid settings, a dataset without train and val/test splits, or
+        ConfigError: on invalid settings, a dataset without train and val/test splits, an
+            ``out`` that holds a run (without ``resume``) or one made with other settings, or
             several processes (torchrun).
-        CheckpointError: if the run has no checkpoint.
+        CheckpointError: if the run has no checkpoint, or ``resume`` finds none in ``out``.
     """
     refuse_under_torchrun("video-attention")
     run = RunDir(run_folder)
@@ -179,10 +193,8 @@ def train_video_attention(
     if not split["train"] or not (split["val"] or split["test"]):
         raise ConfigError(f"{config.data.manifest}: needs train videos and val or test videos")
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        folder / "settings.json", {"run": str(run.folder), **settings.model_dump(mode="json")}
-    )
+    recorded = {"run": str(run.folder), **settings.model_dump(mode="json")}
+    resume = record_settings(folder, recorded, resume=resume)  # from an epoch checkpoint
 
     seed_everything(settings.seed, deterministic=True)
     channels = split["train"][0].features.shape[1]
@@ -214,6 +226,7 @@ def train_video_attention(
         folder,
         {"classes": classes},
         device,
+        resume=resume,
     )
     results: dict[str, Any] = {}
     for name in ("val", "test"):

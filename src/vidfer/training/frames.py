@@ -12,7 +12,9 @@ Run folder::
     OUT/classes.json           class names in output order
     OUT/metrics.jsonl          one line per epoch: train/val loss and accuracy, seconds
     OUT/checkpoints/best.pt    the weights with the best validation loss or accuracy (+ best.json)
-    OUT/checkpoints/last.pt    the weights after the last epoch (+ last.json)
+    OUT/checkpoints/last.pt    after every epoch: the weights, the optimiser, early stopping's
+                               state, the metrics and the random generators, from which
+                               ``--resume`` continues exactly (+ last.json)
     OUT/curves.png             learning curves
     OUT/eval_<split>/          the best weights on val and test images: predictions.csv
                                (one row per image), metrics.json, confusion.csv, confusion.png
@@ -35,7 +37,7 @@ from torch.utils.data import DataLoader
 from vidfer.config.steps import FrameTrainSettings
 from vidfer.data.images import Augmentation, ImageDataset, ImageSet, load_images
 from vidfer.device import resolve_device, seed_everything
-from vidfer.errors import ConfigError
+from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
@@ -48,6 +50,7 @@ from vidfer.models.frame_cnns import (
 from vidfer.models.frame_runs import RUN_KIND, load_frame_run, read_frame_settings
 from vidfer.progress import track
 from vidfer.training.distributed import refuse_under_torchrun
+from vidfer.training.resume import capture_rng, record_settings, restore_rng
 from vidfer.viz.plots import plot_learning_curves
 
 log = logging.getLogger(__name__)
@@ -186,6 +189,7 @@ class _Run:
         device: Where it trains.
         optimizer: The optimiser of the model's parameters.
         data: The train (augmented), val and test datasets.
+        resumed: Whether training continues from ``checkpoints/last.pt``.
     """
 
     folder: Path
@@ -194,14 +198,15 @@ class _Run:
     device: torch.device
     optimizer: torch.optim.Optimizer
     data: dict[str, ImageDataset]
+    resumed: bool
 
 
-def _start_run(source: str | Path, folder: Path, settings: FrameTrainSettings) -> _Run:
+def _start_run(
+    source: str | Path, folder: Path, settings: FrameTrainSettings, *, resume: bool
+) -> _Run:
     """Check the settings, load the images, build the model and write settings.json and
-    classes.json (the run exists from then on)."""
+    classes.json (the run exists from then on); with ``resume``, check them against the run's."""
     check_frame_cnn_params(settings.model, settings.params)
-    if (folder / "settings.json").exists():
-        raise ConfigError(f"{folder}: already holds a run; choose another --out or remove it")
     images = load_images(
         source, val_fraction=settings.val_fraction, seed=settings.seed, every=settings.every
     )
@@ -215,21 +220,18 @@ def _start_run(source: str | Path, folder: Path, settings: FrameTrainSettings) -
     optimizer = _optimizer(model, settings)
     data = _datasets(images, model, settings)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        folder / "settings.json",
-        {
-            **settings.model_dump(mode="json"),
-            "kind": RUN_KIND,
-            "params": params,
-            "source": str(Path(source).resolve()),
-            "source_kind": images.kind,
-            "images": counts,
-        },
-    )
+    recorded = {
+        **settings.model_dump(mode="json"),
+        "kind": RUN_KIND,
+        "params": params,
+        "source": str(Path(source).resolve()),
+        "source_kind": images.kind,
+        "images": counts,
+    }
+    resumed = record_settings(folder, recorded, resume=resume)
     atomic_write_json(folder / "classes.json", list(images.classes))
     log.info("%s: %s images, classes %s", source, counts, list(images.classes))
-    return _Run(folder, images, model, device, optimizer, data)
+    return _Run(folder, images, model, device, optimizer, data, resumed)
 
 
 def _run_epoch(run: _Run, settings: FrameTrainSettings, epoch: int) -> tuple[dict[str, Any], float]:
@@ -257,37 +259,56 @@ def _run_epoch(run: _Run, settings: FrameTrainSettings, epoch: int) -> tuple[dic
     return line, val.accuracy if settings.monitor == "accuracy" else -val.loss
 
 
+def _resumed(run: _Run) -> tuple[int, float, int, list[dict[str, Any]]]:
+    """Load ``checkpoints/last.pt`` into the run's model and optimiser and restore the random
+    generators; ``(epochs done, best score, bad epochs, metrics lines)``."""
+    path = run.folder / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    if "rng" not in state:
+        raise CheckpointError(
+            f"{path}: written by a version without exact resume (no generator state); "
+            "train again into another --out"
+        )
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    restore_rng(state["rng"])
+    return int(state["epoch"]), float(state["best"]), int(state["bad"]), state["metrics"]
+
+
 def _fit(run: _Run, settings: FrameTrainSettings) -> tuple[list[dict[str, Any]], bool]:
     """Train until ``settings.epochs`` or early stopping, saving metrics and checkpoints.
+
+    Each epoch's order is seeded by ``(seed, epoch)`` and its augmentation draws come from
+    torch's global generator, saved in ``last.pt`` with everything else that changes between
+    epochs: a resumed run ends bit-identical to an uninterrupted one.
 
     Returns:
         The metrics of every epoch and whether early stopping ended training.
     """
     checkpoints = run.folder / "checkpoints"
-    best, bad, metrics = -float("inf"), 0, []
-    for epoch in range(1, settings.epochs + 1):
+    done, best, bad, metrics = _resumed(run) if run.resumed else (0, -float("inf"), 0, [])
+    for epoch in range(done + 1, settings.epochs + 1):
+        if bad >= settings.patience:
+            break
         line, score = _run_epoch(run, settings, epoch)
         metrics.append(line)
         log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in line.items()})
         text = "".join(json.dumps(m) + "\n" for m in metrics)
         atomic_write_text(run.folder / "metrics.jsonl", text)
-        state = {
-            "model": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "epoch": epoch,
-        }
         meta = {"epoch": epoch, "metrics": line, "classes": list(run.images.classes)}
-        save_checkpoint(checkpoints / "last.pt", state, meta)
+        weights = {"model": run.model.state_dict(), "epoch": epoch}
         if score > best:
             best, bad = score, 0
             # The optimiser state only matters to continue training: not in best.pt.
-            weights = {"model": state["model"], "epoch": epoch}
             save_checkpoint(checkpoints / "best.pt", weights, meta)
         else:
             bad += 1
-            if bad >= settings.patience:
-                return metrics, True
-    return metrics, False
+        # Written after best.pt: a run killed in between redoes this epoch and its best.pt.
+        progress = {"optimizer": run.optimizer.state_dict(), "rng": capture_rng(), "best": best}
+        save_checkpoint(
+            checkpoints / "last.pt", {**weights, **progress, "bad": bad, "metrics": metrics}, meta
+        )
+    return metrics, bad >= settings.patience
 
 
 def _evaluate_best(run: _Run, batch_size: int) -> dict[str, dict[str, Any]]:
@@ -308,27 +329,35 @@ def _evaluate_best(run: _Run, batch_size: int) -> dict[str, dict[str, Any]]:
 
 
 def train_frames(
-    source: str | Path, out: str | Path, settings: FrameTrainSettings
+    source: str | Path,
+    out: str | Path,
+    settings: FrameTrainSettings,
+    *,
+    resume: bool = False,
 ) -> FrameTrainResult:
     """Train a frame CNN on the images of ``source``; writes the run folder ``out``.
 
     Args:
         source: A folder-per-class tree, a FER2013 CSV or a run config YAML (its prepared
             videos' frames); see :func:`vidfer.data.images.load_images`.
-        out: The run folder to create.
+        out: The run folder to create (or to continue, with ``resume``).
         settings: What to train and how.
+        resume: Continue an interrupted run of ``out`` from its ``checkpoints/last.pt`` (same
+            source and settings); it ends bit-identical to an uninterrupted run.
 
     Returns:
         How training ended, with the val and test metrics of the best weights.
 
     Raises:
-        ConfigError: on invalid settings, an existing run in ``out``, a source without
-            training or validation images, or several processes (torchrun).
+        ConfigError: on invalid settings, an existing run in ``out`` (without ``resume``) or
+            one made with other settings, a source without training or validation images, or
+            several processes (torchrun).
         ManifestError: on a bad FER2013 row.
-        CheckpointError: if ``init`` is not a usable frame run.
+        CheckpointError: if ``init`` is not a usable frame run, or ``resume`` finds no
+            checkpoint in ``out``.
     """
     refuse_under_torchrun("train-frames")
-    run = _start_run(source, Path(out), settings)
+    run = _start_run(source, Path(out), settings, resume=resume)
     metrics, stopped_early = _fit(run, settings)
     plot_learning_curves(metrics, run.folder / "curves.png")
     evaluations = _evaluate_best(run, settings.batch_size)

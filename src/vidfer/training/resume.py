@@ -1,4 +1,5 @@
-"""Exact resume: where a run stands inside an epoch, and the state of every random generator.
+"""Exact resume: where a run stands inside an epoch, the state of every random generator, and
+the settings a resumed run must share with the run it continues.
 
 A checkpoint taken between two optimiser steps holds, besides the weights, the optimiser and the
 sampler, an :class:`EpochProgress` (batches of the current epoch already trained and the running
@@ -14,12 +15,19 @@ Everything is tensors and plain values, so checkpoints still load with ``weights
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
+
+from vidfer.errors import CheckpointError, ConfigError
+from vidfer.io.atomic import atomic_write_json
+from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -106,3 +114,68 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def record_settings(folder: Path, settings: dict[str, Any], *, resume: bool) -> bool:
+    """Write ``folder/settings.json`` for a new run, or check it against a resumed run's.
+
+    Args:
+        folder: The run folder (created if missing).
+        settings: Everything that decides the run (JSON values).
+        resume: Continue the run of ``folder``: it must have been started with the same
+            settings.
+
+    Returns:
+        Whether training continues from ``checkpoints/last.pt`` (a resumed run killed before
+        its first ``last.pt`` starts training again).
+
+    Raises:
+        ConfigError: on a new run into a folder that holds a checkpoint, or a resumed run whose
+            settings differ (naming the options that differ).
+        CheckpointError: if ``resume`` finds no run in ``folder``.
+    """
+    path, last = folder / "settings.json", folder / "checkpoints" / "last.pt"
+    if not resume:
+        if last.exists():  # a run killed before its first checkpoint is simply started again
+            raise ConfigError(
+                f"{folder}: already holds a run; pass --resume to continue it or choose another "
+                "--out folder"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, settings)
+        return False
+    if not path.exists():
+        raise CheckpointError(f"{folder}: nothing to resume (no settings.json: no run started)")
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    wanted = json.loads(json.dumps(settings))  # tuples as lists, keys as strings
+    differ = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
+    if differ:
+        raise ConfigError(
+            f"{path}: the run was made with other settings ({', '.join(differ)} differ); "
+            "resume with the run's own settings or start a new run with another --out"
+        )
+    return last.exists()
+
+
+def stage(path: Path, run_stage: Callable[[], dict[str, Any]], *, resume: bool) -> dict[str, Any]:
+    """The state of one stage of a pipeline, computed once and kept in the checkpoint ``path``.
+
+    A resumed run that had finished the stage reads its state back and restores the random
+    generators as they were at the stage's end, so that the later stages draw what an
+    uninterrupted run's draw; otherwise ``run_stage`` computes it and it is saved atomically.
+
+    Args:
+        path: The stage's checkpoint (e.g. ``RUN/checkpoints/autoencoder.pt``).
+        run_stage: Computes the stage's state (tensors and plain values).
+        resume: Read ``path`` when it exists.
+
+    Returns:
+        The stage's state.
+    """
+    if resume and path.exists():
+        state = load_checkpoint(path)
+        restore_rng(state.pop("rng"))
+        return state
+    state = run_stage()
+    save_checkpoint(path, {**state, "rng": capture_rng()}, {"stage": path.stem})
+    return state

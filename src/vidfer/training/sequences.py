@@ -24,9 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidfer.config import TrainConfig
+from vidfer.errors import CheckpointError
 from vidfer.evaluation.evaluate import EvalOutcome
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
+from vidfer.training.resume import capture_rng, restore_rng
 
 Chooser = Callable[[np.random.Generator, int], np.ndarray]
 """``(rng, length) -> indices`` (increasing) of the steps a training video contributes."""
@@ -166,6 +168,23 @@ class SequenceTraining:
         )
 
 
+def _resumed(
+    checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[int, float, int, list[dict[str, Any]]]:
+    """Load an epoch checkpoint of :func:`fit_sequences` into ``model`` and ``optimizer`` and
+    restore the random generators; ``(epochs done, best loss, bad epochs, metrics lines)``."""
+    state = load_checkpoint(checkpoint)
+    if "optimizer" not in state or "rng" not in state:
+        raise CheckpointError(
+            f"{checkpoint}: not an epoch checkpoint of this training (no optimiser or generator "
+            "state); start a new run with another --out"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng(state["rng"])
+    return int(state["epoch"]), float(state["best_loss"]), int(state["bad"]), state["metrics"]
+
+
 def fit_sequences(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -175,18 +194,37 @@ def fit_sequences(
     folder: Path,
     meta: dict[str, Any],
     device: torch.device,
+    *,
+    resume: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model``; keep the best by ``monitor`` loss in ``folder/checkpoints/best.pt``.
 
     The model is left holding the best weights. ``folder/metrics.jsonl`` gets one line per
-    epoch (train loss and accuracy, monitored loss and accuracy, seconds).
+    epoch (train loss and accuracy, monitored loss and accuracy, seconds). After every epoch
+    ``folder/checkpoints/last.pt`` holds what continuing needs: the weights, the optimiser, the
+    early-stopping state, the metrics lines and the random generators (each epoch's order and
+    step choices depend only on ``(seed, epoch)``), so that a run resumed from it ends
+    bit-identical to an uninterrupted one.
+
+    Args:
+        resume: Continue from ``folder/checkpoints/last.pt`` (a finished run trains no more).
+        extra: More entries of both checkpoints (e.g. the input width), saved as they are.
 
     Returns:
         The metrics lines.
+
+    Raises:
+        CheckpointError: if ``resume`` finds no epoch checkpoint of this training.
     """
-    best_loss, bad, metrics = float("inf"), 0, []
     best = folder / "checkpoints" / "best.pt"
-    for epoch in range(settings.epochs):
+    last = best.with_name("last.pt")
+    start, best_loss, bad = 0, float("inf"), 0
+    metrics: list[dict[str, Any]] = []
+    if resume:
+        start, best_loss, bad, metrics = _resumed(last, model, optimizer)
+    stopped = settings.patience is not None and bad >= settings.patience
+    for epoch in range(start, 0 if stopped else settings.epochs):
         started = time.perf_counter()
         rng = np.random.default_rng([settings.seed, epoch])
         order = rng.permutation(len(train))
@@ -216,13 +254,19 @@ def fit_sequences(
         }
         metrics.append(line)
         atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+        weights = {**(extra or {}), "model": model.state_dict(), "epoch": epoch + 1}
+        epoch_meta = {**meta, "epoch": epoch + 1, "metrics": line}
         if outcome.loss < best_loss:
             best_loss, bad = outcome.loss, 0
-            state = {"model": model.state_dict(), "epoch": epoch + 1}
-            save_checkpoint(best, state, {**meta, "epoch": epoch + 1, "metrics": line})
+            save_checkpoint(best, weights, epoch_meta)
         else:
             bad += 1
-            if settings.patience is not None and bad >= settings.patience:
-                break
+        # Written after best.pt: a run killed in between redoes this epoch and its best.pt.
+        progress = {"optimizer": optimizer.state_dict(), "rng": capture_rng(), "metrics": metrics}
+        save_checkpoint(
+            last, {**weights, **progress, "best_loss": best_loss, "bad": bad}, epoch_meta
+        )
+        if settings.patience is not None and bad >= settings.patience:
+            break
     model.load_state_dict(load_checkpoint(best)["model"])
     return metrics

@@ -375,7 +375,8 @@ def check_run_folder(config: RunConfig, run: RunDir, *, resume: bool) -> None:
         CheckpointError: if ``resume`` is asked without a checkpoint.
     """
     if resume:
-        if not run.checkpoint("last").exists():
+        # A staged kind may have finished a stage (checkpoints/autoencoder.pt...) but no epoch.
+        if not any(run.checkpoint("last").parent.glob("*.pt")):
             raise CheckpointError(f"{run.folder}: nothing to resume (no checkpoints/last.pt)")
         if config_to_dict(run.config()) != config_to_dict(config):
             raise ConfigError(
