@@ -48,19 +48,45 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from vidfer.predict import predict_video
+def _single_video(videos: list[str]) -> bool:
+    """One video file: ``vidfer predict VIDEO`` writes its outputs into one folder."""
+    if len(videos) != 1:
+        return False
+    path = Path(videos[0])
+    return path.is_file() and path.suffix.lower() != ".csv"
 
-    out = args.out or str(Path(args.video).with_suffix("")) + "_vidfer"
-    prediction = predict_video(args.video, out, args.run, chunk_frames=args.chunk_frames)
-    if prediction.label is None:
-        console.print(f"{args.video}: {prediction.status}; written to {prediction.out_dir}")
-    else:
-        console.print(
-            f"{args.video}: {prediction.label} "
-            f"({prediction.probabilities[prediction.label]:.3f}); "
-            f"timeline, summary and plot in {prediction.out_dir}"
-        )
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    if _single_video(args.videos):
+        from vidfer.predict import predict_video
+
+        video = args.videos[0]
+        out = args.out or str(Path(video).with_suffix("")) + "_vidfer"
+        prediction = predict_video(video, out, args.run, chunk_frames=args.chunk_frames)
+        if prediction.label is None:
+            console.print(f"{video}: {prediction.status}; written to {prediction.out_dir}")
+        else:
+            console.print(
+                f"{video}: {prediction.label} "
+                f"({prediction.probabilities[prediction.label]:.3f}); "
+                f"timeline, summary and plot in {prediction.out_dir}"
+            )
+        return 0
+    from vidfer.predict import predict_many
+
+    result = predict_many(
+        args.videos,
+        args.out or "vidfer_predictions",
+        args.run,
+        chunk_frames=args.chunk_frames,
+        retry_failed=args.retry_failed,
+    )
+    rate = result.frames / max(result.seconds, 1e-9)
+    console.print(
+        f"{result.predicted} video(s) predicted, {result.skipped} already done, "
+        f"{result.failed} failed ({result.frames} frames, {rate:.1f} frames/s); "
+        f"index: {result.index}"
+    )
     return 0
 
 
@@ -102,11 +128,26 @@ def register(add: Add) -> None:
         "apply a trained model (or the pretrained FER2013 "
         "mini-Xception) to a video: per-frame timeline and video label",
     )
-    predict.add_argument("video")
+    predict.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO",
+        help="video files, folders, glob patterns or manifest CSVs; one video file writes its "
+        "outputs into --out, more into --out/<video>/ with --out/index.csv",
+    )
     predict.add_argument(
         "--run", default=None, help="a trained run folder (default: FER2013 mini-Xception on faces)"
     )
-    predict.add_argument("--out", default=None, help="output folder (default VIDEO_vidfer/)")
+    predict.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default VIDEO_vidfer/ for one video, vidfer_predictions/ for many)",
+    )
+    predict.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="many videos: score again those an earlier call into --out listed as failed",
+    )
     predict.add_argument(
         "--chunk-frames",
         type=int,

@@ -8,6 +8,7 @@ share (:class:`vidfer.evaluation.evaluate.ClipEvaluator`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from vidfer.evaluation.attention_maps import write_attention_maps
 from vidfer.evaluation.evaluate import ClipEvaluator, EvalOutcome
 from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
+from vidfer.models.base import VideoModel
+from vidfer.models.pooling import TemporalPooling
 from vidfer.models.trained import INIT_PARAMS, load_run_model
 from vidfer.models.weights import input_normalisation
 from vidfer.pipelines.base import Scored, Scorer
@@ -151,7 +154,7 @@ class ClipPipeline:
         In ``views`` mode (e.g. FstCN's clip pairs and crops) the video has one fused score and
         no per-frame one.
         """
-        model, pooling = load_run_model(run, device)
+        model, pooling = _scoring_model(run, device)
         evaluator = ClipEvaluator.of(model, pooling, run.config(), device, settings)
 
         def score(pieces: Iterable[np.ndarray]) -> Scored:
@@ -180,3 +183,16 @@ class ClipPipeline:
         """The backbone's features of every whole video, averaged over time (cached)."""
         found = extract_run_features(run, data, device)
         return {video: np.asarray(seq.features).mean(axis=0) for video, seq in found.items()}
+
+
+def _scoring_model(run: RunDir, device: torch.device) -> tuple[VideoModel, TemporalPooling]:
+    """The run's trained model, read once for the videos scored one after another (``vidfer
+    predict`` on many videos); read again when the checkpoint changes."""
+    checkpoint = run.best_or_last()
+    return _cached_model(run.folder.resolve(), checkpoint.stat().st_mtime_ns, str(device))
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_model(folder: Path, stamp: int, device: str) -> tuple[VideoModel, TemporalPooling]:
+    """:func:`load_run_model` memoised on the run folder, its checkpoint's time and the device."""
+    return load_run_model(RunDir(folder), device)

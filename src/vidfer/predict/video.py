@@ -17,9 +17,10 @@ Writes into the output folder:
 
 from __future__ import annotations
 
+import abc
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,13 @@ from vidfer.device import resolve_device
 from vidfer.errors import ConfigError, VideoError
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.io.run_folder import RunDir
-from vidfer.models.mini_xception import FER2013_CLASSES, load_mini_xception, preprocess
+from vidfer.io.sandbox import Sandbox
+from vidfer.models.mini_xception import (
+    FER2013_CLASSES,
+    MiniXception,
+    load_mini_xception,
+    preprocess,
+)
 from vidfer.pipelines import pipeline_for
 from vidfer.viz.plots import plot_timeline
 
@@ -72,12 +79,6 @@ class _Timeline:
     frames: np.ndarray  # (N,) source frame indices
     probabilities: np.ndarray  # (N, K), NaN where the frame was not scored
     faces: list[dict[str, Any]] | None  # face records per frame, or None without faces
-
-
-def _open(path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int) -> VideoStream:
-    if not path.is_file():
-        raise VideoError(path, "file not found; check the path")
-    return stream_video(path, prep, limits, piece_frames)
 
 
 def _finished(path: Path, stream: VideoStream) -> StoreRecord:
@@ -147,7 +148,6 @@ def _write(
         **extra,
     }
     atomic_write_text(out / "timeline.csv", _timeline_csv(timeline, times, classes))
-    atomic_write_json(out / "summary.json", summary)
     title = (
         f"{path.name}: {label} ({max(probabilities.values()):.2f})"
         if label
@@ -161,69 +161,150 @@ def _write(
         title=title,
         valid=~np.isnan(timeline.probabilities).any(axis=1),
     )
+    atomic_write_json(out / "summary.json", summary)  # last: a folder with it is complete
     return Prediction(status=status, label=label, probabilities=probabilities, out_dir=out)
 
 
-@torch.no_grad()
-def _predict_fer(path: Path, out: Path, chunk_frames: int) -> Prediction:
-    stream = _open(path, FER_PREPARE, LimitsConfig(), chunk_frames)
-    classes = list(FER2013_CLASSES)
-    extra: dict[str, Any] = {"model": "fer2013_mini_xception"}
-    if stream.status != "ok":
-        record = _finished(path, stream)
-        return _write(
-            out, path, record, _timeline(record, np.zeros((0, 7)), 7), classes, None, extra
+class Predictor(abc.ABC):
+    """A model ready to score new videos one after another (loaded once, on first use).
+
+    Attributes:
+        prep: The preprocessing its videos are read with.
+        limits: Limits on untrusted input (the decoding worker's too).
+        piece_frames: Decoded frames per piece.
+        classes: The class names, in the model's order.
+    """
+
+    prep: PrepareConfig
+    classes: list[str]
+    limits: LimitsConfig
+    piece_frames: int
+
+    def open(self, path: Path, sandbox: Sandbox[Any] | None = None) -> VideoStream:
+        """The video, ready to be read piece by piece (faces detected when the model uses them).
+
+        Args:
+            path: The video file.
+            sandbox: A decoding sandbox to reuse (:func:`vidfer.data.stream.decoding_sandbox`);
+                None starts one for this video.
+
+        Raises:
+            VideoError: if the file is missing or cannot be decoded.
+        """
+        if not path.is_file():
+            raise VideoError(path, "file not found; check the path")
+        return stream_video(path, self.prep, self.limits, self.piece_frames, sandbox=sandbox)
+
+    @abc.abstractmethod
+    def predict(
+        self, path: Path, stream: VideoStream, pieces: Iterable[np.ndarray], out: Path
+    ) -> Prediction:
+        """Score the video from its preprocessed ``pieces`` (those of ``stream``, all of them,
+        in order) and write the outputs into ``out``."""
+
+
+class FerPredictor(Predictor):
+    """The pretrained FER2013 mini-Xception on the aligned face of every frame."""
+
+    def __init__(self, piece_frames: int = FER_PIECE_FRAMES) -> None:
+        self.prep, self.limits, self.piece_frames = FER_PREPARE, LimitsConfig(), piece_frames
+        self.classes = list(FER2013_CLASSES)
+        self._model: MiniXception | None = None
+
+    def model(self) -> MiniXception:
+        """The model, read on first use."""
+        if self._model is None:
+            self._model = load_mini_xception().eval()
+        return self._model
+
+    @torch.no_grad()
+    def predict(
+        self, path: Path, stream: VideoStream, pieces: Iterable[np.ndarray], out: Path
+    ) -> Prediction:
+        """Smoothed per-frame probabilities, averaged into the video's."""
+        classes = self.classes
+        extra: dict[str, Any] = {"model": "fer2013_mini_xception"}
+        if stream.status != "ok":
+            record = _finished(path, stream)
+            empty = _timeline(record, np.zeros((0, 7)), 7)
+            return _write(out, path, record, empty, classes, None, extra)
+        model = self.model()
+        probs = np.concatenate(
+            # (n, 64, 64, 1) gray faces -> (n, 7)
+            [model.predict_proba(preprocess(faces[..., 0])).numpy() for faces in pieces]
         )
-    model = load_mini_xception().eval()
-    probs = np.concatenate(
-        [
-            model.predict_proba(preprocess(faces[..., 0])).numpy()  # (n, 64, 64) -> (n, 7)
-            for _, faces in stream.pieces()
-        ]
-    )
-    record = _finished(path, stream)
-    smoothed = uniform_filter1d(probs, size=FER_SMOOTHING, axis=0, mode="nearest")
-    video_probs = smoothed.mean(axis=0)
-    extra["smoothing_frames"] = FER_SMOOTHING
-    return _write(out, path, record, _timeline(record, smoothed, 7), classes, video_probs, extra)
-
-
-@torch.no_grad()
-def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -> Prediction:
-    """Score through the run's pipeline, as its evaluation does."""
-    config = run.config()
-    classes = run.classes()
-    settings = config.eval
-    if chunk_frames is not None:
-        settings = settings.model_copy(update={"chunk_frames": chunk_frames})
-    limits = config.data.limits
-    piece_frames = settings.chunk_frames or video_limits(limits).max_frames
-    stream = _open(path, config.data.prepare, limits, piece_frames)
-    pipeline = pipeline_for(config)
-    extra: dict[str, Any] = {"run": str(run.folder), "model": pipeline.model_name(config)}
-    if stream.status != "ok":
         record = _finished(path, stream)
-        empty = _timeline(record, np.zeros((0, len(classes))), len(classes))
-        return _write(out, path, record, empty, classes, None, extra)
-    score = pipeline.scorer(run, path, settings, resolve_device(config.train.device))
-    try:
-        scored = score(piece for _, piece in stream.pieces())
-    except ConfigError:
-        _finished(path, stream)  # a video too short to score: its record says why
-        raise
-    record = _finished(path, stream)
-    frames = len(record.frame_indices)
-    per_frame = scored.per_frame
-    if per_frame is None or len(per_frame) != frames:  # the model's steps are not frames
-        per_frame = np.full((frames, len(classes)), np.nan)
-    if scored.step_weights:
-        indices = np.asarray(record.frame_indices)
-        extra["clip_weights"] = [
-            {"frame": int(indices[round(centre)]), "weight": round(weight, 6)}
-            for centre, weight in scored.step_weights
-        ]
-    timed = _timeline(record, per_frame, len(classes))
-    return _write(out, path, record, timed, classes, scored.video, extra, why_not=scored.why_not)
+        smoothed = uniform_filter1d(probs, size=FER_SMOOTHING, axis=0, mode="nearest")
+        video_probs = smoothed.mean(axis=0)
+        extra["smoothing_frames"] = FER_SMOOTHING
+        timeline = _timeline(record, smoothed, 7)
+        return _write(out, path, record, timeline, classes, video_probs, extra)
+
+
+class RunPredictor(Predictor):
+    """A trained run, scoring through its pipeline as its evaluation does."""
+
+    def __init__(self, run: RunDir, chunk_frames: int | None = None) -> None:
+        self.run = run
+        self.config = run.config()
+        self.classes = run.classes()
+        settings = self.config.eval
+        if chunk_frames is not None:
+            settings = settings.model_copy(update={"chunk_frames": chunk_frames})
+        self.settings = settings
+        self.prep, self.limits = self.config.data.prepare, self.config.data.limits
+        self.piece_frames = settings.chunk_frames or video_limits(self.limits).max_frames
+        self.pipeline = pipeline_for(self.config)
+        self.device = resolve_device(self.config.train.device)
+
+    @torch.no_grad()
+    def predict(
+        self, path: Path, stream: VideoStream, pieces: Iterable[np.ndarray], out: Path
+    ) -> Prediction:
+        """The run's per-frame and video scores."""
+        classes = self.classes
+        extra: dict[str, Any] = {
+            "run": str(self.run.folder),
+            "model": self.pipeline.model_name(self.config),
+        }
+        if stream.status != "ok":
+            record = _finished(path, stream)
+            empty = _timeline(record, np.zeros((0, len(classes))), len(classes))
+            return _write(out, path, record, empty, classes, None, extra)
+        score = self.pipeline.scorer(self.run, path, self.settings, self.device)
+        try:
+            scored = score(pieces)
+        except ConfigError:
+            _finished(path, stream)  # a video too short to score: its record says why
+            raise
+        record = _finished(path, stream)
+        frames = len(record.frame_indices)
+        per_frame = scored.per_frame
+        if per_frame is None or len(per_frame) != frames:  # the model's steps are not frames
+            per_frame = np.full((frames, len(classes)), np.nan)
+        if scored.step_weights:
+            indices = np.asarray(record.frame_indices)
+            extra["clip_weights"] = [
+                {"frame": int(indices[round(centre)]), "weight": round(weight, 6)}
+                for centre, weight in scored.step_weights
+            ]
+        timed = _timeline(record, per_frame, len(classes))
+        return _write(
+            out, path, record, timed, classes, scored.video, extra, why_not=scored.why_not
+        )
+
+
+def make_predictor(
+    run_folder: str | Path | None = None, *, chunk_frames: int | None = None
+) -> Predictor:
+    """The predictor of a trained run, or of the default FER model when ``run_folder`` is None.
+
+    Raises:
+        CheckpointError: if ``run_folder`` is not a trained run.
+    """
+    if run_folder is None:
+        return FerPredictor(chunk_frames or FER_PIECE_FRAMES)
+    return RunPredictor(RunDir(run_folder), chunk_frames)
 
 
 def predict_video(
@@ -256,7 +337,7 @@ def predict_video(
         CheckpointError: if ``run_folder`` is not a trained run.
         AssetError: if the default model's weights have not been fetched.
     """
-    path, out = Path(video), Path(out_dir)
-    if run_folder is None:
-        return _predict_fer(path, out, chunk_frames or FER_PIECE_FRAMES)
-    return _predict_run(path, RunDir(run_folder), out, chunk_frames)
+    path = Path(video)
+    predictor = make_predictor(run_folder, chunk_frames=chunk_frames)
+    stream = predictor.open(path)
+    return predictor.predict(path, stream, (piece for _, piece in stream.pieces()), Path(out_dir))
