@@ -62,7 +62,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         video = args.videos[0]
         out = args.out or str(Path(video).with_suffix("")) + "_vidfer"
-        prediction = predict_video(video, out, args.run, chunk_frames=args.chunk_frames)
+        prediction = predict_video(
+            video, out, args.run, chunk_frames=args.chunk_frames, annotate=args.annotate
+        )
         if prediction.label is None:
             console.print(f"{video}: {prediction.status}; written to {prediction.out_dir}")
         else:
@@ -80,6 +82,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.run,
         chunk_frames=args.chunk_frames,
         retry_failed=args.retry_failed,
+        annotate=args.annotate,
     )
     rate = result.frames / max(result.seconds, 1e-9)
     console.print(
@@ -142,6 +145,12 @@ def register(add: Add) -> None:
         "--out",
         default=None,
         help="output folder (default VIDEO_vidfer/ for one video, vidfer_predictions/ for many)",
+    )
+    predict.add_argument(
+        "--annotate",
+        action="store_true",
+        help="also write annotated.mp4: the video with the face box, top classes and a timeline "
+        "strip drawn on it (H.264, the source's frames, timing and audio)",
     )
     predict.add_argument(
         "--retry-failed",

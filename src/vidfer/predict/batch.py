@@ -36,6 +36,7 @@ import numpy as np
 from vidfer.data.stream import VideoStream, decoding_sandbox
 from vidfer.errors import ConfigError, VidferError
 from vidfer.io.atomic import atomic_write_text
+from vidfer.predict.annotate import ANNOTATED
 from vidfer.predict.inputs import resolve_inputs
 from vidfer.predict.video import Prediction, Predictor, make_predictor
 from vidfer.progress import RateBar
@@ -149,10 +150,11 @@ def _folder_names(videos: Sequence[Path]) -> list[str]:
     ]
 
 
-def _done_row(video: str, folder: Path, output: str) -> IndexRow | None:
-    """The row of a video whose folder holds a complete prediction, else None."""
+def _done_row(video: str, folder: Path, output: str, also: str | None) -> IndexRow | None:
+    """The row of a video whose folder holds a complete prediction (and the file ``also``),
+    else None."""
     path = folder / "summary.json"
-    if not path.is_file():
+    if not path.is_file() or (also is not None and not (folder / also).is_file()):
         return None
     summary = json.loads(path.read_text(encoding="utf-8"))
     return IndexRow(
@@ -261,6 +263,7 @@ def predict_many(
     *,
     chunk_frames: int | None = None,
     retry_failed: bool = False,
+    annotate: bool = False,
     predictor: Predictor | None = None,
 ) -> BatchResult:
     """Score many videos with one model in one process; see the module's text.
@@ -272,6 +275,7 @@ def predict_many(
         run_folder: A trained run; None uses the pretrained FER2013 mini-Xception on faces.
         chunk_frames: Frames per piece, as in :func:`vidfer.predict.predict_video`.
         retry_failed: Score again the videos an earlier call listed as failed.
+        annotate: Also write each video's ``annotated.mp4`` (a video is done only with it).
         predictor: A ready predictor (then ``run_folder`` and ``chunk_frames`` are not read).
 
     Raises:
@@ -292,7 +296,7 @@ def predict_many(
     for video, key, name in zip(videos, keys, _folder_names(videos), strict=True):
         known = rows.get(key)
         output = known.output if known is not None else name
-        done = _done_row(key, out / output, output)
+        done = _done_row(key, out / output, output, ANNOTATED if annotate else None)
         if done is not None:
             rows[key] = done
         elif known is not None and known.failed and not retry_failed:
@@ -313,6 +317,8 @@ def predict_many(
                 prediction = predictor.predict(
                     video, stream, reader.pieces(number, frames), out / output
                 )
+                if annotate:
+                    predictor.annotate(video, prediction.out_dir)
                 rows[key] = _row(key, prediction, output)
             except VidferError as error:
                 failed += 1

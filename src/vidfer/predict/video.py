@@ -45,6 +45,8 @@ from vidfer.models.mini_xception import (
     preprocess,
 )
 from vidfer.pipelines import pipeline_for
+from vidfer.predict.annotate import annotate
+from vidfer.viz.annotated_video import Annotated
 from vidfer.viz.plots import plot_timeline
 
 FACE_COLUMNS = ("face", "x1", "y1", "x2", "y2")
@@ -195,6 +197,14 @@ class Predictor(abc.ABC):
             raise VideoError(path, "file not found; check the path")
         return stream_video(path, self.prep, self.limits, self.piece_frames, sandbox=sandbox)
 
+    def annotate(self, path: Path, out: Path) -> Annotated:
+        """Write ``out/annotated.mp4`` from the video and its prediction in ``out``.
+
+        Raises:
+            VideoError: if the video cannot be read again.
+        """
+        return annotate(path, out, self.classes, self.limits, self.piece_frames)
+
     @abc.abstractmethod
     def predict(
         self, path: Path, stream: VideoStream, pieces: Iterable[np.ndarray], out: Path
@@ -313,6 +323,7 @@ def predict_video(
     run_folder: str | Path | None = None,
     *,
     chunk_frames: int | None = None,
+    annotate: bool = False,
 ) -> Prediction:
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
@@ -328,6 +339,8 @@ def predict_video(
         run_folder: A trained run; None uses the pretrained FER2013 mini-Xception on faces.
         chunk_frames: Frames per chunk; None takes the run's ``eval.chunk_frames`` (the default
             model: ``FER_PIECE_FRAMES``). The scores do not depend on it.
+        annotate: Also write ``annotated.mp4``, the video with the prediction drawn on it
+            (:mod:`vidfer.predict.annotate`).
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
@@ -340,4 +353,9 @@ def predict_video(
     path = Path(video)
     predictor = make_predictor(run_folder, chunk_frames=chunk_frames)
     stream = predictor.open(path)
-    return predictor.predict(path, stream, (piece for _, piece in stream.pieces()), Path(out_dir))
+    prediction = predictor.predict(
+        path, stream, (piece for _, piece in stream.pieces()), Path(out_dir)
+    )
+    if annotate:
+        predictor.annotate(path, prediction.out_dir)
+    return prediction
