@@ -63,7 +63,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         video = args.videos[0]
         out = args.out or str(Path(video).with_suffix("")) + "_vidfer"
         prediction = predict_video(
-            video, out, args.run, chunk_frames=args.chunk_frames, annotate=args.annotate
+            video,
+            out,
+            args.run,
+            chunk_frames=args.chunk_frames,
+            annotate=args.annotate,
+            exported=args.exported,
         )
         if prediction.label is None:
             console.print(f"{video}: {prediction.status}; written to {prediction.out_dir}")
@@ -83,6 +88,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         chunk_frames=args.chunk_frames,
         retry_failed=args.retry_failed,
         annotate=args.annotate,
+        exported=args.exported,
     )
     rate = result.frames / max(result.seconds, 1e-9)
     console.print(
@@ -90,6 +96,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         f"{result.failed} failed ({result.frames} frames, {rate:.1f} frames/s); "
         f"index: {result.index}"
     )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vidfer.export import export_model
+
+    meta = export_model(args.run, args.format, args.out)
+    console.print(f"exported as {args.format}: {meta.parent} ({meta.name} beside the model)")
     return 0
 
 
@@ -153,6 +167,13 @@ def register(add: Add) -> None:
         "strip drawn on it (H.264, the source's frames, timing and audio)",
     )
     predict.add_argument(
+        "--exported",
+        default=None,
+        metavar="DIR",
+        help="score with the model 'vidfer export' wrote into DIR (ONNX Runtime or TorchScript, "
+        "on the CPU) instead of the PyTorch one",
+    )
+    predict.add_argument(
         "--retry-failed",
         action="store_true",
         help="many videos: score again those an earlier call into --out listed as failed",
@@ -164,3 +185,13 @@ def register(add: Add) -> None:
         help="frames decoded and scored at a time (default: the run's eval.chunk_frames); "
         "the scores do not depend on it, the memory does",
     )
+
+    export = add(
+        "export",
+        _cmd_export,
+        "export a clip run's model (temporally dense 3D models) or the default FER model as "
+        "ONNX or TorchScript, with model.json (classes, input contract, preprocessing)",
+    )
+    export.add_argument("run", nargs="?", default=None, help="a trained clip run (default: FER)")
+    export.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    export.add_argument("--out", default=None, help="output folder (default RUN/export)")

@@ -155,23 +155,7 @@ class ClipPipeline:
         no per-frame one.
         """
         model, pooling = _scoring_model(run, device)
-        evaluator = ClipEvaluator.of(model, pooling, run.config(), device, settings)
-
-        def score(pieces: Iterable[np.ndarray]) -> Scored:
-            counted = _Counted(pieces)
-            scores = evaluator.score(counted)
-            video_probs = scores.video.softmax(dim=0).numpy()  # (K,)
-            score_map = scores.score_map
-            if score_map is None:
-                return Scored(None, video_probs)
-            per_frame = score_map.per_frame(counted.frames).softmax(dim=0).T  # (K, T) -> (T, K)
-            # The pooling's temporal weights for the predicted class: which steps decided.
-            weights = evaluator.pooling.weights(score_map.scores.unsqueeze(0))  # (1, K, T')
-            chosen = weights[0, int(video_probs.argmax())].cpu()
-            steps = [(float(c), float(w)) for c, w in zip(score_map.centres, chosen, strict=True)]
-            return Scored(per_frame.cpu().numpy(), video_probs, step_weights=steps)
-
-        return score
+        return clip_scorer(model, pooling, run.config(), settings, device)
 
     def model_name(self, config: RunConfig) -> str:
         """The model's registered name."""
@@ -196,3 +180,32 @@ def _scoring_model(run: RunDir, device: torch.device) -> tuple[VideoModel, Tempo
 def _cached_model(folder: Path, stamp: int, device: str) -> tuple[VideoModel, TemporalPooling]:
     """:func:`load_run_model` memoised on the run folder, its checkpoint's time and the device."""
     return load_run_model(RunDir(folder), device)
+
+
+def clip_scorer(
+    model: VideoModel,
+    pooling: TemporalPooling,
+    config: RunConfig,
+    settings: EvalConfig,
+    device: torch.device,
+) -> Scorer:
+    """The scorer of a new video by a clip model (the run's, or a stand-in with its geometry
+    such as an exported model run by ONNX Runtime): per-frame and video scores as evaluation
+    gives them."""
+    evaluator = ClipEvaluator.of(model, pooling, config, device, settings)
+
+    def score(pieces: Iterable[np.ndarray]) -> Scored:
+        counted = _Counted(pieces)
+        scores = evaluator.score(counted)
+        video_probs = scores.video.softmax(dim=0).numpy()  # (K,)
+        score_map = scores.score_map
+        if score_map is None:
+            return Scored(None, video_probs)
+        per_frame = score_map.per_frame(counted.frames).softmax(dim=0).T  # (K, T) -> (T, K)
+        # The pooling's temporal weights for the predicted class: which steps decided.
+        weights = evaluator.pooling.weights(score_map.scores.unsqueeze(0))  # (1, K, T')
+        chosen = weights[0, int(video_probs.argmax())].cpu()
+        steps = [(float(c), float(w)) for c, w in zip(score_map.centres, chosen, strict=True)]
+        return Scored(per_frame.cpu().numpy(), video_probs, step_weights=steps)
+
+    return score

@@ -264,6 +264,7 @@ def predict_many(
     chunk_frames: int | None = None,
     retry_failed: bool = False,
     annotate: bool = False,
+    exported: str | Path | None = None,
     predictor: Predictor | None = None,
 ) -> BatchResult:
     """Score many videos with one model in one process; see the module's text.
@@ -276,7 +277,9 @@ def predict_many(
         chunk_frames: Frames per piece, as in :func:`vidfer.predict.predict_video`.
         retry_failed: Score again the videos an earlier call listed as failed.
         annotate: Also write each video's ``annotated.mp4`` (a video is done only with it).
-        predictor: A ready predictor (then ``run_folder`` and ``chunk_frames`` are not read).
+        exported: A ``vidfer export`` folder to score with (:func:`make_predictor`).
+        predictor: A ready predictor (then ``run_folder``, ``chunk_frames`` and ``exported``
+            are not read).
 
     Raises:
         ConfigError: if an input names nothing, or ``out_dir``'s index was written for other
@@ -288,7 +291,7 @@ def predict_many(
     videos = resolve_inputs(inputs)
     out = Path(out_dir)
     if predictor is None:
-        predictor = make_predictor(run_folder, chunk_frames=chunk_frames)
+        predictor = make_predictor(run_folder, chunk_frames=chunk_frames, exported=exported)
     index_path = out / INDEX
     rows = _read_index(index_path, predictor.classes)
     keys = [str(video.absolute()) for video in videos]

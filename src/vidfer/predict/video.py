@@ -35,6 +35,7 @@ from vidfer.data.store import StoreRecord
 from vidfer.data.stream import VideoStream, stream_video
 from vidfer.device import resolve_device
 from vidfer.errors import ConfigError, VideoError
+from vidfer.export import ExportedVideoModel, Runner, exported_geometry, load_exported
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 from vidfer.io.run_folder import RunDir
 from vidfer.io.sandbox import Sandbox
@@ -44,7 +45,10 @@ from vidfer.models.mini_xception import (
     load_mini_xception,
     preprocess,
 )
+from vidfer.models.trained import load_run_model
 from vidfer.pipelines import pipeline_for
+from vidfer.pipelines.base import Scorer
+from vidfer.pipelines.clip import clip_scorer
 from vidfer.predict.annotate import annotate
 from vidfer.viz.annotated_video import Annotated
 from vidfer.viz.plots import plot_timeline
@@ -216,9 +220,12 @@ class Predictor(abc.ABC):
 class FerPredictor(Predictor):
     """The pretrained FER2013 mini-Xception on the aligned face of every frame."""
 
-    def __init__(self, piece_frames: int = FER_PIECE_FRAMES) -> None:
+    def __init__(
+        self, piece_frames: int = FER_PIECE_FRAMES, exported: Runner | None = None
+    ) -> None:
         self.prep, self.limits, self.piece_frames = FER_PREPARE, LimitsConfig(), piece_frames
         self.classes = list(FER2013_CLASSES)
+        self.exported = exported  # faces (N, 1, 64, 64) -> probabilities (N, 7)
         self._model: MiniXception | None = None
 
     def model(self) -> MiniXception:
@@ -226,6 +233,13 @@ class FerPredictor(Predictor):
         if self._model is None:
             self._model = load_mini_xception().eval()
         return self._model
+
+    def _probabilities(self, gray: np.ndarray) -> np.ndarray:
+        """``(n, 7)`` probabilities of gray faces ``(n, 64, 64)``."""
+        faces = preprocess(gray)  # (n, 64, 64) -> (n, 1, 64, 64)
+        if self.exported is not None:
+            return self.exported(faces.numpy())
+        return self.model().predict_proba(faces).numpy()
 
     @torch.no_grad()
     def predict(
@@ -238,11 +252,7 @@ class FerPredictor(Predictor):
             record = _finished(path, stream)
             empty = _timeline(record, np.zeros((0, 7)), 7)
             return _write(out, path, record, empty, classes, None, extra)
-        model = self.model()
-        probs = np.concatenate(
-            # (n, 64, 64, 1) gray faces -> (n, 7)
-            [model.predict_proba(preprocess(faces[..., 0])).numpy() for faces in pieces]
-        )
+        probs = np.concatenate([self._probabilities(faces[..., 0]) for faces in pieces])
         record = _finished(path, stream)
         smoothed = uniform_filter1d(probs, size=FER_SMOOTHING, axis=0, mode="nearest")
         video_probs = smoothed.mean(axis=0)
@@ -254,8 +264,11 @@ class FerPredictor(Predictor):
 class RunPredictor(Predictor):
     """A trained run, scoring through its pipeline as its evaluation does."""
 
-    def __init__(self, run: RunDir, chunk_frames: int | None = None) -> None:
+    def __init__(
+        self, run: RunDir, chunk_frames: int | None = None, exported: Path | None = None
+    ) -> None:
         self.run = run
+        self.exported = exported
         self.config = run.config()
         self.classes = run.classes()
         settings = self.config.eval
@@ -266,6 +279,17 @@ class RunPredictor(Predictor):
         self.piece_frames = settings.chunk_frames or video_limits(self.limits).max_frames
         self.pipeline = pipeline_for(self.config)
         self.device = resolve_device(self.config.train.device)
+
+    def _scorer(self, path: Path) -> Scorer:
+        if self.exported is None:
+            return self.pipeline.scorer(self.run, path, self.settings, self.device)
+        if self.config.kind != "clip":
+            raise ConfigError(f"{self.run.folder}: --engine takes clip runs (3D models) only")
+        runner, meta = load_exported(self.exported)
+        _, pooling = load_run_model(self.run, "cpu")
+        model = ExportedVideoModel(runner, exported_geometry(meta), len(self.classes))
+        cpu = torch.device("cpu")
+        return clip_scorer(model, pooling, self.config, self.settings, cpu)
 
     @torch.no_grad()
     def predict(
@@ -281,7 +305,7 @@ class RunPredictor(Predictor):
             record = _finished(path, stream)
             empty = _timeline(record, np.zeros((0, len(classes))), len(classes))
             return _write(out, path, record, empty, classes, None, extra)
-        score = self.pipeline.scorer(self.run, path, self.settings, self.device)
+        score = self._scorer(path)
         try:
             scored = score(pieces)
         except ConfigError:
@@ -305,16 +329,34 @@ class RunPredictor(Predictor):
 
 
 def make_predictor(
-    run_folder: str | Path | None = None, *, chunk_frames: int | None = None
+    run_folder: str | Path | None = None,
+    *,
+    chunk_frames: int | None = None,
+    exported: str | Path | None = None,
 ) -> Predictor:
     """The predictor of a trained run, or of the default FER model when ``run_folder`` is None.
 
+    Args:
+        run_folder: A trained run, or None.
+        chunk_frames: Frames per piece (see :func:`predict_video`).
+        exported: A ``vidfer export`` folder whose model (ONNX Runtime or TorchScript) scores
+            in place of the PyTorch one; None: PyTorch.
+
     Raises:
         CheckpointError: if ``run_folder`` is not a trained run.
+        ConfigError: if ``exported`` holds no export, or one of another model.
     """
+    if exported is not None:
+        _, meta = load_exported(exported)
+        expected = "fer2013_mini_xception" if run_folder is None else "a clip run's model"
+        if (run_folder is None) != (meta["model"] == "fer2013_mini_xception"):
+            raise ConfigError(f"{exported}: exports {meta['model']}, not {expected}")
     if run_folder is None:
-        return FerPredictor(chunk_frames or FER_PIECE_FRAMES)
-    return RunPredictor(RunDir(run_folder), chunk_frames)
+        runner = None if exported is None else load_exported(exported)[0]
+        return FerPredictor(chunk_frames or FER_PIECE_FRAMES, runner)
+    return RunPredictor(
+        RunDir(run_folder), chunk_frames, None if exported is None else Path(exported)
+    )
 
 
 def predict_video(
@@ -324,6 +366,7 @@ def predict_video(
     *,
     chunk_frames: int | None = None,
     annotate: bool = False,
+    exported: str | Path | None = None,
 ) -> Prediction:
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
@@ -341,6 +384,8 @@ def predict_video(
             model: ``FER_PIECE_FRAMES``). The scores do not depend on it.
         annotate: Also write ``annotated.mp4``, the video with the prediction drawn on it
             (:mod:`vidfer.predict.annotate`).
+        exported: A ``vidfer export`` folder to score with (ONNX Runtime or TorchScript)
+            instead of the PyTorch model (:func:`make_predictor`).
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
@@ -351,7 +396,7 @@ def predict_video(
         AssetError: if the default model's weights have not been fetched.
     """
     path = Path(video)
-    predictor = make_predictor(run_folder, chunk_frames=chunk_frames)
+    predictor = make_predictor(run_folder, chunk_frames=chunk_frames, exported=exported)
     stream = predictor.open(path)
     prediction = predictor.predict(
         path, stream, (piece for _, piece in stream.pieces()), Path(out_dir)
