@@ -62,7 +62,7 @@ class _MeanHW(nn.Module):
         return x.mean(dim=(3, 4), keepdim=True)  # (B, F, T, H, W) -> (B, F, T, 1, 1)
 
 
-def _exportable(model: nn.Module) -> nn.Module:
+def exportable(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with its spatial-only adaptive poolings as plain means."""
     model = copy.deepcopy(model)
     for module in list(model.modules()):
@@ -142,7 +142,7 @@ def export_model(
                 "temporally dense); export takes dense models, whose time axis is dynamic"
             )
         out = Path(out_dir or run.folder / "export")
-        module = _exportable(model)
+        module = exportable(model)
         size = config.transforms.size
         frames = max(geometry.receptive_field + 2, 8)
         example = torch.zeros(1, 3, frames, size, size)

@@ -61,9 +61,17 @@ def test_clip_run_export_equals_pytorch_any_length(square_run, fmt, tmp_path):
     video = tmp_path / "v.mp4"
     write_video(video, moving_square(1, frames=45, size=40), 10.0)
     torch_pred = predict_video(video, tmp_path / "torch", run)
-    exported = predict_video(video, tmp_path / "exported", run, exported=tmp_path / fmt)
-    assert exported.label == torch_pred.label
-    assert exported.probabilities == pytest.approx(torch_pred.probabilities, abs=1e-4)
+    command = [sys.executable, "-m", "vidfer", "predict", str(video), "--run", str(run)]
+    command += ["--engine", fmt, "--exported", str(tmp_path / fmt), "--out", str(tmp_path / "x")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    exported = json.loads((tmp_path / "x" / "summary.json").read_text())
+    assert exported["label"] == torch_pred.label
+    assert exported["probabilities"] == pytest.approx(torch_pred.probabilities, abs=1e-4)
+    other = "torchscript" if fmt == "onnx" else "onnx"
+    command[command.index(fmt)] = other  # the engine must be the export's format
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 2 and f"holds a {fmt} export, not {other}" in result.stderr
 
 
 def test_export_refuses_unknown_format_and_wrong_model(tmp_path):

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from vidfer.cli.common import Add, console
+from vidfer.errors import ConfigError
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -56,7 +57,28 @@ def _single_video(videos: list[str]) -> bool:
     return path.is_file() and path.suffix.lower() != ".csv"
 
 
+def _exported(args: argparse.Namespace) -> str | None:
+    """The export folder ``--engine``/``--exported`` name (``RUN/export`` by default)."""
+    if args.engine == "torch":
+        if args.exported is not None:
+            raise ConfigError("--exported needs --engine onnx or --engine torchscript")
+        return None
+    folder = args.exported or (str(Path(args.run) / "export") if args.run else None)
+    if folder is None:
+        raise ConfigError(f"--engine {args.engine} without --run needs --exported DIR")
+    from vidfer.export import load_exported
+
+    _, meta = load_exported(folder)
+    if meta["format"] != args.engine:
+        raise ConfigError(
+            f"{folder}: holds a {meta['format']} export, not {args.engine}; run "
+            f"'vidfer export --format {args.engine}' or pick --engine {meta['format']}"
+        )
+    return folder
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
+    exported = _exported(args)
     if _single_video(args.videos):
         from vidfer.predict import predict_video
 
@@ -68,7 +90,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             args.run,
             chunk_frames=args.chunk_frames,
             annotate=args.annotate,
-            exported=args.exported,
+            exported=exported,
         )
         if prediction.label is None:
             console.print(f"{video}: {prediction.status}; written to {prediction.out_dir}")
@@ -88,7 +110,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         chunk_frames=args.chunk_frames,
         retry_failed=args.retry_failed,
         annotate=args.annotate,
-        exported=args.exported,
+        exported=exported,
     )
     rate = result.frames / max(result.seconds, 1e-9)
     console.print(
@@ -167,11 +189,14 @@ def register(add: Add) -> None:
         "strip drawn on it (H.264, the source's frames, timing and audio)",
     )
     predict.add_argument(
-        "--exported",
-        default=None,
-        metavar="DIR",
-        help="score with the model 'vidfer export' wrote into DIR (ONNX Runtime or TorchScript, "
-        "on the CPU) instead of the PyTorch one",
+        "--engine",
+        choices=["torch", "onnx", "torchscript"],
+        default="torch",
+        help="onnx / torchscript: score with the model 'vidfer export' wrote (RUN/export, or "
+        "--exported DIR) on the CPU instead of the PyTorch one",
+    )
+    predict.add_argument(
+        "--exported", default=None, metavar="DIR", help="the export folder for --engine"
     )
     predict.add_argument(
         "--retry-failed",
