@@ -182,7 +182,10 @@ def register(add: Add) -> None:
         "with --out/index.csv",
     )
     predict.add_argument(
-        "--run", default=None, help="a trained run folder (default: FER2013 mini-Xception on faces)"
+        "--run",
+        default=None,
+        help="a trained run folder, or a 'vidfer video-attention' output folder (default: "
+        "FER2013 mini-Xception on faces)",
     )
     predict.add_argument(
         "--out",

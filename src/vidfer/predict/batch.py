@@ -274,7 +274,8 @@ def predict_many(
         inputs: Video files, folders, glob patterns and manifests
             (:func:`vidfer.predict.inputs.resolve_inputs`).
         out_dir: Output folder: ``index.csv`` and one folder per video.
-        run_folder: A trained run; None uses the pretrained FER2013 mini-Xception on faces.
+        run_folder: A trained run or a ``vidfer video-attention`` output; None uses the
+            pretrained FER2013 mini-Xception on faces.
         chunk_frames: Frames per piece, as in :func:`vidfer.predict.predict_video`.
         retry_failed: Score again the videos an earlier call listed as failed.
         annotate: Also write each video's ``annotated.mp4`` (a video is done only with it).

@@ -50,6 +50,7 @@ from vidfer.models.trained import load_run_model
 from vidfer.pipelines import pipeline_for
 from vidfer.pipelines.base import Scorer
 from vidfer.pipelines.clip import clip_scorer
+from vidfer.pipelines.video_attention import VideoAttentionRun, is_video_attention_run
 from vidfer.predict.annotate import annotate
 from vidfer.viz.annotated_video import Annotated
 from vidfer.viz.plots import plot_timeline
@@ -274,7 +275,10 @@ class FerPredictor(Predictor):
 
 
 class RunPredictor(Predictor):
-    """A trained run, scoring through its pipeline as its evaluation does."""
+    """A trained run, scoring through its pipeline as its evaluation does; or a ``vidfer
+    video-attention`` output, scoring through its base run's model and its classifier
+    (:class:`~vidfer.pipelines.video_attention.VideoAttentionRun`), with the base run's
+    preprocessing."""
 
     def __init__(
         self,
@@ -285,8 +289,12 @@ class RunPredictor(Predictor):
     ) -> None:
         self.run = run
         self.exported = exported
-        self.config = run.config()
-        self.classes = run.classes()
+        self.attention = (
+            VideoAttentionRun(run.folder) if is_video_attention_run(run.folder) else None
+        )
+        base = run if self.attention is None else self.attention.base
+        self.config = base.config()
+        self.classes = base.classes()
         settings = self.config.eval
         if chunk_frames is not None:
             settings = settings.model_copy(update={"chunk_frames": chunk_frames})
@@ -298,6 +306,10 @@ class RunPredictor(Predictor):
         self.device = resolve_device(self.config.train.device)
 
     def _scorer(self, path: Path) -> Scorer:
+        if self.attention is not None:
+            if self.exported is not None:
+                raise ConfigError(f"{self.run.folder}: --engine takes clip runs (3D models) only")
+            return self.attention.scorer(self.settings, self.device)
         if self.exported is None:
             return self.pipeline.scorer(self.run, path, self.settings, self.device)
         if self.config.kind != "clip":
@@ -316,7 +328,9 @@ class RunPredictor(Predictor):
         classes = self.classes
         extra: dict[str, Any] = {
             "run": str(self.run.folder),
-            "model": self.pipeline.model_name(self.config),
+            "model": self.pipeline.model_name(self.config)
+            if self.attention is None
+            else self.attention.model_name(),
         }
         if stream.status != "ok":
             record = _finished(path, stream)
@@ -355,7 +369,7 @@ def make_predictor(
     """The predictor of a trained run, or of the default FER model when ``run_folder`` is None.
 
     Args:
-        run_folder: A trained run, or None.
+        run_folder: A trained run or a ``vidfer video-attention`` output, or None.
         chunk_frames: Frames per piece (see :func:`predict_video`).
         exported: A ``vidfer export`` folder whose model (ONNX Runtime or TorchScript) scores
             in place of the PyTorch one; None: PyTorch.
@@ -408,7 +422,8 @@ def predict_video(
         video: The video file, or a frame folder (a folder of ``.png``/``.jpg``/``.bmp`` frames
             in natural order: :mod:`vidfer.io.frame_folder`).
         out_dir: Output folder.
-        run_folder: A trained run; None uses the pretrained FER2013 mini-Xception on faces.
+        run_folder: A trained run or a ``vidfer video-attention`` output; None uses the
+            pretrained FER2013 mini-Xception on faces.
         chunk_frames: Frames per chunk; None takes the run's ``eval.chunk_frames`` (the default
             model: ``FER_PIECE_FRAMES``). The scores do not depend on it.
         annotate: Also write ``annotated.mp4``, the video with the prediction drawn on it
