@@ -8,6 +8,7 @@ The public Python API, each a thin layer under a ``vidfer`` command::
     result = vidfer.train(config, "runs/r3d")             # vidfer train
     metrics = vidfer.evaluate_run("runs/r3d", "test")     # vidfer evaluate
     vidfer.predict_video("new.mp4", "pred/", "runs/r3d")  # vidfer predict
+    vidfer.predict_many(["videos/"], "preds/", "runs/r3d")  # vidfer predict videos/ ...
 
 and the registries of names a config can use (``MODELS``, ``POOLINGS``, ``SAMPLERS``,
 ``ATTENTIONS``) and of the kinds of run (``PIPELINES``).
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from vidfer.experiment import run_experiment
     from vidfer.fusion.fuse import FusionSpec, fuse_runs
     from vidfer.pipelines import PIPELINES, evaluate_run, load_config, train
-    from vidfer.predict import Prediction, predict_video
+    from vidfer.predict import Prediction, predict_many, predict_video
     from vidfer.registry import ATTENTIONS, MODELS, POOLINGS, SAMPLERS
 
 _HOMES = {
@@ -39,6 +40,7 @@ _HOMES = {
     "PIPELINES": "vidfer.pipelines",
     "predict_video": "vidfer.predict",
     "Prediction": "vidfer.predict",
+    "predict_many": "vidfer.predict",
     "run_experiment": "vidfer.experiment",
     "fuse_runs": "vidfer.fusion.fuse",
     "FusionSpec": "vidfer.fusion.fuse",
@@ -57,6 +59,7 @@ __all__ = [
     "evaluate_run",
     "fuse_runs",
     "load_config",
+    "predict_many",
     "predict_video",
     "run_experiment",
     "train",

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 T = TypeVar("T")
 
@@ -31,3 +39,48 @@ def track(items: Iterable[T], *, total: int | None, description: str) -> Iterato
         for item in items:
             yield item
             bar.advance(task)
+
+
+class RateBar:
+    """A bar over items (e.g. videos) that also shows a rate of smaller units (frames/s) and the
+    time left; quiet when progress is off. Use it as a context manager.
+
+    Args:
+        total: Items to do.
+        description: The bar's label.
+        unit: The name of the smaller unit (``frames``).
+    """
+
+    def __init__(self, total: int, description: str, unit: str) -> None:
+        self.total, self.description, self.unit = total, description, unit
+        self._units = 0
+        self._start = time.monotonic()
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> RateBar:
+        if progress_enabled():
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total, rate="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, items: int, units: int) -> None:
+        """Count ``items`` done, ``units`` of them (frames) processed since the last call."""
+        self._units += units
+        if self._bar is None or self._task is None:
+            return
+        rate = self._units / max(time.monotonic() - self._start, 1e-9)
+        self._bar.update(self._task, advance=items, rate=f"{rate:.1f} {self.unit}/s")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from vidfer.cli.common import Add, console
+from vidfer.errors import ConfigError
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -54,26 +55,89 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from vidfer.predict import predict_video
+def _single_video(videos: list[str]) -> bool:
+    """One video file or frame folder: ``vidfer predict VIDEO`` writes its outputs into one
+    folder."""
+    if len(videos) != 1:
+        return False
+    from vidfer.predict.inputs import is_frame_folder
 
-    video = Path(args.video)
-    out = args.out or str(video if video.is_dir() else video.with_suffix("")) + "_vidfer"
-    prediction = predict_video(
-        video,
-        out,
+    path = Path(videos[0])
+    return (path.is_file() and path.suffix.lower() != ".csv") or is_frame_folder(path)
+
+
+def _exported(args: argparse.Namespace) -> str | None:
+    """The export folder ``--engine``/``--exported`` name (``RUN/export`` by default)."""
+    if args.engine == "torch":
+        if args.exported is not None:
+            raise ConfigError("--exported needs --engine onnx or --engine torchscript")
+        return None
+    folder = args.exported or (str(Path(args.run) / "export") if args.run else None)
+    if folder is None:
+        raise ConfigError(f"--engine {args.engine} without --run needs --exported DIR")
+    from vidfer.export import load_exported
+
+    _, meta = load_exported(folder)
+    if meta["format"] != args.engine:
+        raise ConfigError(
+            f"{folder}: holds a {meta['format']} export, not {args.engine}; run "
+            f"'vidfer export --format {args.engine}' or pick --engine {meta['format']}"
+        )
+    return folder
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    exported = _exported(args)
+    if _single_video(args.videos):
+        from vidfer.predict import predict_video
+
+        video = args.videos[0]
+        path = Path(video)
+        out = args.out or str(path if path.is_dir() else path.with_suffix("")) + "_vidfer"
+        prediction = predict_video(
+            video,
+            out,
+            args.run,
+            chunk_frames=args.chunk_frames,
+            annotate=args.annotate,
+            exported=exported,
+            frame_folder_fps=args.frame_folder_fps,
+        )
+        if prediction.label is None:
+            console.print(f"{video}: {prediction.status}; written to {prediction.out_dir}")
+        else:
+            console.print(
+                f"{video}: {prediction.label} "
+                f"({prediction.probabilities[prediction.label]:.3f}); "
+                f"timeline, summary and plot in {prediction.out_dir}"
+            )
+        return 0
+    from vidfer.predict import predict_many
+
+    result = predict_many(
+        args.videos,
+        args.out or "vidfer_predictions",
         args.run,
         chunk_frames=args.chunk_frames,
+        retry_failed=args.retry_failed,
+        annotate=args.annotate,
+        exported=exported,
         frame_folder_fps=args.frame_folder_fps,
     )
-    if prediction.label is None:
-        console.print(f"{args.video}: {prediction.status}; written to {prediction.out_dir}")
-    else:
-        console.print(
-            f"{args.video}: {prediction.label} "
-            f"({prediction.probabilities[prediction.label]:.3f}); "
-            f"timeline, summary and plot in {prediction.out_dir}"
-        )
+    rate = result.frames / max(result.seconds, 1e-9)
+    console.print(
+        f"{result.predicted} video(s) predicted, {result.skipped} already done, "
+        f"{result.failed} failed ({result.frames} frames, {rate:.1f} frames/s); "
+        f"index: {result.index}"
+    )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vidfer.export import export_model
+
+    meta = export_model(args.run, args.format, args.out)
+    console.print(f"exported as {args.format}: {meta.parent} ({meta.name} beside the model)")
     return 0
 
 
@@ -126,11 +190,46 @@ def register(add: Add) -> None:
         "apply a trained model (or the pretrained FER2013 "
         "mini-Xception) to a video: per-frame timeline and video label",
     )
-    predict.add_argument("video", help="a video file, or a folder of frame images")
     predict.add_argument(
-        "--run", default=None, help="a trained run folder (default: FER2013 mini-Xception on faces)"
+        "videos",
+        nargs="+",
+        metavar="VIDEO",
+        help="video files, frame folders (folders of frame images), folders, glob patterns or "
+        "manifest CSVs; one video writes its outputs into --out, more into --out/<video>/ "
+        "with --out/index.csv",
     )
-    predict.add_argument("--out", default=None, help="output folder (default VIDEO_vidfer/)")
+    predict.add_argument(
+        "--run",
+        default=None,
+        help="a trained run folder, or a 'vidfer video-attention' output folder (default: "
+        "FER2013 mini-Xception on faces)",
+    )
+    predict.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default VIDEO_vidfer/ for one video, vidfer_predictions/ for many)",
+    )
+    predict.add_argument(
+        "--annotate",
+        action="store_true",
+        help="also write annotated.mp4: the video with the face box, top classes and a timeline "
+        "strip drawn on it (H.264, the source's frames, timing and audio)",
+    )
+    predict.add_argument(
+        "--engine",
+        choices=["torch", "onnx", "torchscript"],
+        default="torch",
+        help="onnx / torchscript: score with the model 'vidfer export' wrote (RUN/export, or "
+        "--exported DIR) on the CPU instead of the PyTorch one",
+    )
+    predict.add_argument(
+        "--exported", default=None, metavar="DIR", help="the export folder for --engine"
+    )
+    predict.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="many videos: score again those an earlier call into --out listed as failed",
+    )
     predict.add_argument(
         "--chunk-frames",
         type=int,
@@ -144,3 +243,13 @@ def register(add: Add) -> None:
         default=None,
         help="frame rate of a frame folder (default: the run's data.frame_folder_fps, else 25)",
     )
+
+    export = add(
+        "export",
+        _cmd_export,
+        "export a clip run's model (temporally dense 3D models) or the default FER model as "
+        "ONNX or TorchScript, with model.json (classes, input contract, preprocessing)",
+    )
+    export.add_argument("run", nargs="?", default=None, help="a trained clip run (default: FER)")
+    export.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    export.add_argument("--out", default=None, help="output folder (default RUN/export)")

@@ -20,6 +20,7 @@ caller uses the current one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class VideoStream:
         status: ``ok``, or ``no_face`` when the face pipeline found too little face (then
             :meth:`pieces` yields nothing).
         reason: Why the status is not ``ok``.
+        sandbox: A :func:`decoding_sandbox` reused from video to video; None starts one per
+            decoding pass.
     """
 
     path: Path
@@ -71,6 +74,7 @@ class VideoStream:
     _indices: list[np.ndarray] = field(default_factory=list)  # source indices of the pieces
     _shape: tuple[int, ...] = ()  # (S, S, 3) of a stored frame
     _truncated: bool = False
+    sandbox: Sandbox[Any] | None = None  # a decoding sandbox shared by many videos
 
     def _decoded(self, short_side: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(source indices (n,), frames (n, H, W, 3))`` of every piece, decoded in a sandboxed
@@ -89,9 +93,12 @@ class VideoStream:
             video_limits(limits),
             self.folder_fps,
         )
-        with Sandbox(
-            _decode_pieces, 1, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
-        ) as sandbox:
+        owned: contextlib.AbstractContextManager[Sandbox[Any]] = (
+            decoding_sandbox(limits)
+            if self.sandbox is None
+            else contextlib.nullcontext(self.sandbox)
+        )
+        with owned as sandbox:
             for piece in sandbox.stream(task):
                 if isinstance(piece, Failure):
                     what = f"{piece.status}: decoding it failed"
@@ -180,12 +187,22 @@ def _decode_pieces(
     )
 
 
+def decoding_sandbox(limits: LimitsConfig) -> Sandbox[Any]:
+    """A sandbox with one decoding worker under ``limits``, which streams may share
+    (:func:`stream_video`'s ``sandbox``: no new worker per video)."""
+    return Sandbox(
+        _decode_pieces, 1, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
+    )
+
+
 def stream_video(
     path: Path,
     prep: PrepareConfig,
     limits: LimitsConfig,
     piece_frames: int,
     folder_fps: float = FRAME_FOLDER_FPS,
+    *,
+    sandbox: Sandbox[Any] | None = None,
 ) -> VideoStream:
     """Open a video (file or frame folder) for reading piece by piece; with faces on, run the
     detection pass now.
@@ -195,7 +212,7 @@ def stream_video(
             :class:`~vidfer.errors.QuarantinedVideoError` if it crashed, stalled or exhausted
             its decoding worker.
     """
-    stream = VideoStream(path, prep, limits, piece_frames, folder_fps)
+    stream = VideoStream(path, prep, limits, piece_frames, folder_fps, sandbox=sandbox)
     faces = prep.face_config()
     if faces is None:
         return stream

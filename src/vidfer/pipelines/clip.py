@@ -8,6 +8,7 @@ share (:class:`vidfer.evaluation.evaluate.ClipEvaluator`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from vidfer.io.run_folder import RunDir
 from vidfer.models import model_from_config
 from vidfer.models.base import TemporalGeometry, VideoModel
 from vidfer.models.contract import InputContract
+from vidfer.models.pooling import TemporalPooling
 from vidfer.models.trained import INIT_PARAMS, load_run_model
 from vidfer.models.weights import carried_input, weights_input
 from vidfer.pipelines.base import Scored, Scorer
@@ -267,24 +269,8 @@ class ClipPipeline:
         In ``views`` mode (e.g. FstCN's clip pairs and crops) the video has one fused score and
         no per-frame one.
         """
-        model, pooling = load_run_model(run, device)
-        evaluator = ClipEvaluator.of(model, pooling, run.config(), device, settings)
-
-        def score(pieces: Iterable[np.ndarray]) -> Scored:
-            counted = _Counted(pieces)
-            scores = evaluator.score(counted)
-            video_probs = scores.video.softmax(dim=0).numpy()  # (K,)
-            score_map = scores.score_map
-            if score_map is None:
-                return Scored(None, video_probs)
-            per_frame = score_map.per_frame(counted.frames).softmax(dim=0).T  # (K, T) -> (T, K)
-            # The pooling's temporal weights for the predicted class: which steps decided.
-            weights = evaluator.pooling.weights(score_map.scores.unsqueeze(0))  # (1, K, T')
-            chosen = weights[0, int(video_probs.argmax())].cpu()
-            steps = [(float(c), float(w)) for c, w in zip(score_map.centres, chosen, strict=True)]
-            return Scored(per_frame.cpu().numpy(), video_probs, step_weights=steps)
-
-        return score
+        model, pooling = _scoring_model(run, device)
+        return clip_scorer(model, pooling, run.config(), settings, device)
 
     def model_name(self, config: RunConfig) -> str:
         """The model's registered name."""
@@ -296,3 +282,45 @@ class ClipPipeline:
         """The backbone's features of every whole video, averaged over time (cached)."""
         found = extract_run_features(run, data, device)
         return {video: np.asarray(seq.features).mean(axis=0) for video, seq in found.items()}
+
+
+def _scoring_model(run: RunDir, device: torch.device) -> tuple[VideoModel, TemporalPooling]:
+    """The run's trained model, read once for the videos scored one after another (``vidfer
+    predict`` on many videos); read again when the checkpoint changes."""
+    checkpoint = run.best_or_last()
+    return _cached_model(run.folder.resolve(), checkpoint.stat().st_mtime_ns, str(device))
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_model(folder: Path, stamp: int, device: str) -> tuple[VideoModel, TemporalPooling]:
+    """:func:`load_run_model` memoised on the run folder, its checkpoint's time and the device."""
+    return load_run_model(RunDir(folder), device)
+
+
+def clip_scorer(
+    model: VideoModel,
+    pooling: TemporalPooling,
+    config: RunConfig,
+    settings: EvalConfig,
+    device: torch.device,
+) -> Scorer:
+    """The scorer of a new video by a clip model (the run's, or a stand-in with its geometry
+    such as an exported model run by ONNX Runtime): per-frame and video scores as evaluation
+    gives them."""
+    evaluator = ClipEvaluator.of(model, pooling, config, device, settings)
+
+    def score(pieces: Iterable[np.ndarray]) -> Scored:
+        counted = _Counted(pieces)
+        scores = evaluator.score(counted)
+        video_probs = scores.video.softmax(dim=0).numpy()  # (K,)
+        score_map = scores.score_map
+        if score_map is None:
+            return Scored(None, video_probs)
+        per_frame = score_map.per_frame(counted.frames).softmax(dim=0).T  # (K, T) -> (T, K)
+        # The pooling's temporal weights for the predicted class: which steps decided.
+        weights = evaluator.pooling.weights(score_map.scores.unsqueeze(0))  # (1, K, T')
+        chosen = weights[0, int(video_probs.argmax())].cpu()
+        steps = [(float(c), float(w)) for c, w in zip(score_map.centres, chosen, strict=True)]
+        return Scored(per_frame.cpu().numpy(), video_probs, step_weights=steps)
+
+    return score

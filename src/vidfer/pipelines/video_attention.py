@@ -16,11 +16,20 @@ Output folder::
     OUT/eval_<split>/               predictions.csv, metrics.json, confusion.csv, confusion.png
     OUT/attention_profiles.json     per test video: step centres, attention profile, frame labels
     OUT/attention_profiles.png      attention matrix and profile of the first test videos
+
+``vidfer predict VIDEO --run OUT`` scores a new video as the evaluation scored the test videos
+(:class:`VideoAttentionRun`): the run's frozen model turns the whole video into its feature
+sequence (:func:`run_feature_sequence`, as :func:`extract_run_features` stores it), which the
+classifier scores in one pass (:func:`vidfer.training.sequences.sequence_logits`, as
+:func:`~vidfer.training.sequences.score_sequences` does); the attention profile gives each
+step's weight.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,21 +37,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidfer.config import RunConfig
+from vidfer.config import EvalConfig, RunConfig
 from vidfer.config.steps import VideoAttentionSettings
 from vidfer.data.dataset import VideoItem
 from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.data.transforms import build_clip_transform
 from vidfer.device import resolve_device, seed_everything
-from vidfer.errors import ConfigError
+from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
 from vidfer.evaluation.scoring import ScoreMap, feature_sequence
 from vidfer.features.store import FeatureStore, file_identity
 from vidfer.io.atomic import atomic_write_json
+from vidfer.io.checkpoint import load_checkpoint
 from vidfer.io.run_folder import RunDir
 from vidfer.models.base import VideoModel
 from vidfer.models.trained import load_run_model
 from vidfer.models.video_attention import VideoAttentionClassifier, attention_profile
+from vidfer.pipelines.base import Scored, Scorer
 from vidfer.progress import track
 from vidfer.training.distributed import refuse_under_torchrun
 from vidfer.training.resume import record_settings
@@ -52,10 +63,14 @@ from vidfer.training.sequences import (
     fit_sequences,
     random_window,
     score_sequences,
+    sequence_logits,
 )
 from vidfer.viz.attention import plot_attention_profiles
 
 log = logging.getLogger(__name__)
+
+SETTINGS = "settings.json"
+"""The file of a video-attention output folder that names its settings and base run."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,11 @@ def run_feature_sequence(
     """A trained run's backbone features of prepared frames ``(T, H, W, 3)``: a map ``(F, T')``."""
     clip = build_clip_transform(config.transforms, train=False)(frames).to(device)  # (C,T,S,S)
     return feature_sequence(model, clip, config.eval)
+
+
+def stored_features(sequence: ScoreMap) -> np.ndarray:
+    """A feature map ``(F, T')`` as the feature store keeps it: float32 ``(T', F)``."""
+    return np.ascontiguousarray(sequence.scores.float().cpu().numpy().T, dtype=np.float32)
 
 
 def extract_run_features(
@@ -95,7 +115,7 @@ def extract_run_features(
             sequence = run_feature_sequence(model, config, data.store.frames(item.key), device)
             store.save(
                 item.key,
-                sequence.scores.float().cpu().numpy().T,  # (F, T') -> (T', F)
+                stored_features(sequence),
                 {"video_id": item.row.video_id, "centres": sequence.centres.tolist()},
             )
     sequences = {}
@@ -193,7 +213,7 @@ def train_video_attention(
     if not split["train"] or not (split["val"] or split["test"]):
         raise ConfigError(f"{config.data.manifest}: needs train videos and val or test videos")
     folder = Path(out)
-    recorded = {"run": str(run.folder), **settings.model_dump(mode="json")}
+    recorded = {"run": str(run.folder.resolve()), **settings.model_dump(mode="json")}
     resume = record_settings(folder, recorded, resume=resume)  # from an epoch checkpoint
 
     seed_everything(settings.seed, deterministic=True)
@@ -238,3 +258,101 @@ def train_video_attention(
                 atomic_write_json(folder / "attention_profiles.json", profiles)
                 plot_attention_profiles(profiles[:4], folder / "attention_profiles.png")
     return results
+
+
+def is_video_attention_run(folder: str | Path) -> bool:
+    """Whether ``folder`` is the output of ``vidfer video-attention``: its ``settings.json``
+    names a base run and the attention settings (a frame run's names neither)."""
+    path = Path(folder) / SETTINGS
+    try:
+        written = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(written, dict) and {"run", "range_frames"} <= written.keys()
+
+
+class VideoAttentionRun:
+    """A ``vidfer video-attention`` output folder, ready to score new videos (``vidfer
+    predict``): its base run's frozen model, then its classifier (both read once, on first use).
+
+    Args:
+        folder: The output folder (``settings.json``, ``checkpoints/best.pt``).
+
+    Raises:
+        ConfigError: if ``settings.json`` is unreadable or its base run is not there.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        path = self.folder / SETTINGS
+        try:
+            written = json.loads(path.read_text(encoding="utf-8"))
+            base = Path(written.pop("run"))
+            self.settings = VideoAttentionSettings(**written)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(
+                f"{path}: not the settings of a 'vidfer video-attention' output ({error}); "
+                "pass the --out folder of 'vidfer video-attention'"
+            ) from error
+        if not RunDir(base).config_path.is_file():
+            raise ConfigError(
+                f"{path}: its base run {base} is not there (no config.yaml); put the run it was "
+                "trained on back at that path"
+            )
+        self.base = RunDir(base)
+        self._models: tuple[VideoModel, VideoAttentionClassifier] | None = None
+
+    def models(self, device: torch.device) -> tuple[VideoModel, VideoAttentionClassifier]:
+        """The base run's trained model and the classifier, in eval mode on ``device``.
+
+        Raises:
+            CheckpointError: if a checkpoint is missing or does not fit.
+        """
+        if self._models is None:
+            model, _ = load_run_model(self.base, device)
+            checkpoint = self.folder / "checkpoints" / "best.pt"
+            state = load_checkpoint(checkpoint)["model"]
+            classifier = VideoAttentionClassifier(
+                int(state["norm.weight"].shape[0]),  # the features' channels C
+                len(self.base.classes()),
+                heads=self.settings.heads,
+                d_att=self.settings.d_att,
+                dropout=self.settings.dropout,
+                positional=self.settings.positional,
+            )
+            try:
+                classifier.load_state_dict(state)
+            except RuntimeError as error:
+                raise CheckpointError(
+                    f"{checkpoint}: does not fit the settings in {SETTINGS} ({error})"
+                ) from error
+            self._models = model.eval(), classifier.to(device).eval()
+        return self._models
+
+    def scorer(self, settings: EvalConfig, device: torch.device) -> Scorer:
+        """Scores a new video as evaluation scores a test video (see the module's text).
+
+        The whole video is held, as the feature store's extraction reads it; the steps'
+        weights are the attention profile (the attention each step receives).
+        """
+        model, classifier = self.models(device)
+        config = self.base.config().model_copy(update={"eval": settings})
+
+        def score(pieces: Iterable[np.ndarray]) -> Scored:
+            frames = np.concatenate(list(pieces))  # (T, S, S, 3): the whole video
+            sequence = run_feature_sequence(model, config, frames, device)
+            features = stored_features(sequence)  # (T', C)
+            classifier.record = True
+            try:
+                logits = sequence_logits(classifier, features, np.arange(len(features)), device)
+            finally:
+                classifier.record = False
+            profile = attention_profile(classifier.weights[0].cpu(), len(features))  # (T',)
+            steps = [(float(c), float(w)) for c, w in zip(sequence.centres, profile, strict=True)]
+            return Scored(None, logits.softmax(dim=0).numpy(), step_weights=steps)
+
+        return score
+
+    def model_name(self) -> str:
+        """``video_attention:`` and the base run's model."""
+        return f"video_attention:{self.base.config().model.name}"

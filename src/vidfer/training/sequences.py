@@ -89,18 +89,37 @@ def evenly_spaced(size: int | None) -> Callable[[int], np.ndarray]:
 ALL_STEPS = evenly_spaced(None)
 
 
+def pad_features(
+    sequences: Sequence[np.ndarray], steps: Sequence[np.ndarray], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded features ``(B, N, D)`` and prefix mask ``(B, N)`` of the ``steps`` of feature
+    sequences ``(T, D)``."""
+    longest = max(len(index) for index in steps)
+    features = torch.zeros(len(sequences), longest, sequences[0].shape[1])
+    mask = torch.zeros(len(sequences), longest, dtype=torch.bool)
+    for row, (sequence, index) in enumerate(zip(sequences, steps, strict=True)):
+        features[row, : len(index)] = torch.from_numpy(np.asarray(sequence[index]))
+        mask[row, : len(index)] = True
+    return features.to(device), mask.to(device)
+
+
 def pad_batch(
     sequences: Sequence[LabelledSequence], steps: Sequence[np.ndarray], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Padded features ``(B, N, D)``, prefix mask ``(B, N)`` and labels ``(B,)``."""
-    longest = max(len(index) for index in steps)
-    features = torch.zeros(len(sequences), longest, sequences[0].features.shape[1])
-    mask = torch.zeros(len(sequences), longest, dtype=torch.bool)
-    for row, (sequence, index) in enumerate(zip(sequences, steps, strict=True)):
-        features[row, : len(index)] = torch.from_numpy(np.asarray(sequence.features[index]))
-        mask[row, : len(index)] = True
+    features, mask = pad_features([sequence.features for sequence in sequences], steps, device)
     labels = torch.tensor([sequence.label for sequence in sequences])
-    return features.to(device), mask.to(device), labels.to(device)
+    return features, mask, labels.to(device)
+
+
+@torch.no_grad()
+def sequence_logits(
+    model: nn.Module, features: np.ndarray, steps: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """Video logits ``(K,)`` of one video's features ``(T, D)`` at ``steps``, in one pass
+    without padding (the model in eval mode): how evaluation and ``vidfer predict`` score."""
+    padded, mask = pad_features([features], [steps], device)  # (1, N, D), (1, N)
+    return model(padded, mask)[0].float().cpu()
 
 
 @torch.no_grad()
@@ -118,8 +137,8 @@ def score_sequences(
     model.eval()
     logits = []
     for sequence in sequences:
-        features, mask, _ = pad_batch([sequence], [select(len(sequence.features))], device)
-        logits.append(model(features, mask)[0].float().cpu())
+        steps = select(len(sequence.features))
+        logits.append(sequence_logits(model, sequence.features, steps, device))
         if after_each is not None:
             after_each()
     scores = torch.stack(logits)  # (N, K)
