@@ -187,6 +187,9 @@ def stream_video(
 ) -> VideoStream:
     """Open a video for reading piece by piece; with faces on, run the detection pass now.
 
+    ``sandbox`` is a :func:`decoding_sandbox` to decode in (``vidfer predict`` on many videos
+    reuses one worker); None starts one per decoding pass.
+
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
             :class:`~vidfer.errors.QuarantinedVideoError` if it crashed, stalled or exhausted
