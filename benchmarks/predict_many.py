@@ -61,7 +61,9 @@ def main() -> None:
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="vidfer_predict_many_"))
     try:
-        manifest = make_actions(work / "data", videos_per_class=max(3, -(-args.videos // 4)), size=48)
+        manifest = make_actions(
+            work / "data", videos_per_class=max(3, -(-args.videos // 4)), size=48
+        )
         videos = sorted((work / "data").rglob("*.mp4"))[: args.videos]
         folder = work / "videos"
         folder.mkdir(exist_ok=True)
