@@ -147,6 +147,8 @@ class TrainConfig(Section):
     # Videos (video_id) plotted at the end: a learning sampler's sampling maps (training videos)
     # and an attention module's maps (held-out videos); empty: the first four of each.
     plot_videos: list[str] = Field(default_factory=list)
+    # TensorBoard event files in RUN/tensorboard/ (curves, lr, confusion, sampling maps).
+    tensorboard: bool = False
 
     @field_validator("amp", mode="before")
     @classmethod

@@ -207,6 +207,9 @@ def stream_video(
     """Open a video (file or frame folder) for reading piece by piece; with faces on, run the
     detection pass now.
 
+    ``sandbox`` is a :func:`decoding_sandbox` to decode in (``vidfer predict`` on many videos
+    reuses one worker); None starts one per decoding pass.
+
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
             :class:`~vidfer.errors.QuarantinedVideoError` if it crashed, stalled or exhausted

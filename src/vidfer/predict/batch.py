@@ -219,7 +219,14 @@ class _Reader:
     def _get(self, number: int) -> tuple[str, Any]:
         """The next item of video ``number``, those of earlier (abandoned) videos dropped."""
         while True:
-            got, kind, value = self._queue.get()
+            try:
+                got, kind, value = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                if not self._thread.is_alive():  # it ended without handing the video over
+                    raise RuntimeError(
+                        "the video reader thread stopped; see the error above"
+                    ) from None
+                continue
             if got == number:
                 if kind == "error":
                     raise value

@@ -55,6 +55,7 @@ from vidfer.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from vidfer.training.resume import EpochProgress, capture_rng, restore_rng
 from vidfer.training.sampler_sync import SamplerFeed, write_distributed
 from vidfer.viz.plots import plot_learning_curves
+from vidfer.viz.tensorboard import TensorBoard
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ class _Setup:
     board: LoaderBoard | None
     trainee: Trainee
     loaders: EpochLoader
+    tensorboard: TensorBoard | None  # the main process's event writer (train.tensorboard)
 
 
 def _setup(config: RunConfig, run: RunDir) -> _Setup:
@@ -277,9 +279,10 @@ def _setup(config: RunConfig, run: RunDir) -> _Setup:
         train_mode,
     )
     loaders = EpochLoader(dataset, config, place, device)
+    tensorboard = TensorBoard(run.folder) if config.train.tensorboard and place.is_main else None
     return _Setup(
         config, run, place, device, data, classes, train_items, val_items, model, pooling,
-        dataset, board, trainee, loaders,
+        dataset, board, trainee, loaders, tensorboard,
     )  # fmt: skip
 
 
@@ -335,6 +338,8 @@ def _train_epochs(setup: _Setup, state: TrainState, metrics: list[dict[str, Any]
                 save_checkpoint(run.checkpoint("best"), checkpoint, meta)
             save_checkpoint(run.checkpoint("last"), checkpoint, meta)
             _write_metrics(run.metrics_path, metrics)
+            if setup.tensorboard is not None:
+                setup.tensorboard.epoch(line)
         log.info(
             "epoch %d: %s",
             state.epoch,
@@ -365,6 +370,13 @@ def _finish(setup: _Setup, metrics: list[dict[str, Any]], after: Sequence[AfterT
         done = TrainedRun(run, setup.config, sampler, data, setup.train_items, best, setup.device)
         for step in after:
             step(done)
+    if setup.tensorboard is not None:
+        epochs = len(metrics)
+        for split in ("val", "test"):
+            confusion = run.folder / f"eval_{split}" / "confusion.png"
+            setup.tensorboard.image(f"confusion/{split}", confusion, epochs)
+        setup.tensorboard.image("sampling_maps", run.folder / "sampling_maps.png", epochs)
+        setup.tensorboard.close()
 
 
 def check_run_folder(config: RunConfig, run: RunDir, *, resume: bool) -> None:
