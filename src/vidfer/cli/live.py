@@ -30,13 +30,13 @@ def _cmd_live(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     previous = signal.signal(signal.SIGINT, lambda *_: session.stop())  # Ctrl-C: a clean stop
-    opened: contextlib.AbstractContextManager[IO[str]] = (
-        contextlib.nullcontext(sys.stdout)
-        if args.out is None
-        else Path(args.out).open("w", encoding="utf-8")  # lines as they come: not atomic
-    )
     try:
-        with opened as out:
+        with contextlib.ExitStack() as stack:
+            out = (
+                sys.stdout
+                if args.out is None
+                else stack.enter_context(Path(args.out).open("w", encoding="utf-8"))
+            )  # lines as they come: not an atomic write
             for result in session:
                 _line(out, result.to_json())
             _line(out, session.summary.to_json())

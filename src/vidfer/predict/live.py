@@ -154,16 +154,23 @@ def _open_container(source: str) -> Any:
 class _Reader(threading.Thread):
     """Decodes the source into a deque of the newest ``window`` frames."""
 
-    def __init__(self, source: str, window: int, realtime: bool, pipe_size: tuple[int, int] | None):
+    def __init__(
+        self,
+        source: str,
+        container: Any,
+        window: int,
+        realtime: bool,
+        pipe_size: tuple[int, int] | None,
+    ) -> None:
         super().__init__(name="vidfer-live-reader", daemon=True)
-        self.source, self.realtime, self.pipe_size = source, realtime, pipe_size
+        self.source, self.container = source, container  # no container: the pipe
+        self.realtime, self.pipe_size = realtime, pipe_size
         self.frames: collections.deque[_Frame] = collections.deque(maxlen=window)
         self.ready = threading.Condition()
         self.read = self.dropped = 0
         self.done = False
         self.error = ""
         self.stopping = threading.Event()
-        self.container = None if source == "-" else _open_container(source)
 
     def _push(self, time_s: float, rgb: np.ndarray) -> None:
         with self.ready:
@@ -363,17 +370,25 @@ class LiveSession:
             if pipe_format is None:
                 raise ConfigError("SOURCE '-' reads raw rgb24 frames: give --pipe-format WxH")
             pipe_size = parse_pipe_format(pipe_format)
-        predictor = make_predictor(run_folder)
-        self.model: _Model = (
-            _FerModel(predictor)
-            if isinstance(predictor, FerPredictor)
-            else _RunModel(predictor, self.source)  # type: ignore[arg-type]
-        )
-        self.reader = _Reader(self.source, self.model.window, realtime, pipe_size)
+        container = None if pipe_size else _open_container(self.source)  # fails before loading
+        try:
+            self.model = self._model(run_folder)
+        except BaseException:
+            if container is not None:
+                container.close()
+            raise
+        self.reader = _Reader(self.source, container, self.model.window, realtime, pipe_size)
         self.preview = has_display() if preview is None else preview and has_display()
         self.summary = LiveSummary(self.source, window=self.model.window)
         self._stop = threading.Event()
         self._delays: list[float] = []
+
+    def _model(self, run_folder: str | Path | None) -> _Model:
+        predictor = make_predictor(run_folder)
+        if isinstance(predictor, FerPredictor):
+            return _FerModel(predictor)
+        assert isinstance(predictor, RunPredictor)
+        return _RunModel(predictor, self.source)
 
     def stop(self) -> None:
         """Ask the session to stop after the current step."""
