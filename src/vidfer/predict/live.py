@@ -49,6 +49,7 @@ from vidfer.predict.video import (
     RunPredictor,
     make_predictor,
 )
+from vidfer.viz.overlay import draw_box, draw_classes
 
 _WAIT_S = 0.05  # the scorer's longest wait for a frame before it checks for a stop
 
@@ -332,16 +333,15 @@ def has_display() -> bool:
     return True
 
 
-def _show(frame: _Frame, result: LiveResult) -> bool:
-    """Draw the result on the frame in the preview window; False when the user pressed q."""
-    image = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+def _show(frame: _Frame, result: LiveResult, classes: list[str]) -> bool:
+    """Draw the result on the frame in the preview window (as ``--annotate`` draws it); False
+    when the user pressed q."""
+    image = frame.rgb.copy()
     if result.box is not None:
-        x1, y1, x2, y2 = (round(v) for v in result.box)
-        cv2.rectangle(image, (x1, y1), (x2, y2), (0, 255, 0), 2)
-    if result.label is not None:
-        text = f"{result.label} {result.probabilities[result.label]:.2f}"
-        cv2.putText(image, text, (5, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
-    cv2.imshow("vidfer live", image)
+        draw_box(image, result.box)
+    probs = [result.probabilities.get(name, np.nan) for name in classes]
+    draw_classes(image, classes, np.array(probs), top=3)
+    cv2.imshow("vidfer live", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return cv2.waitKey(1) & 0xFF != ord("q")
 
 
@@ -439,7 +439,7 @@ class LiveSession:
                         round(delay, 1),
                     )
                     yield result
-                    if self.preview and not _show(frame, result):
+                    if self.preview and not _show(frame, result, classes):
                         self._stop.set()
         except KeyboardInterrupt:
             pass  # Ctrl-C: a clean stop
