@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from vidfer.errors import ConfigError, VideoError
+from vidfer.io.run_folder import RunDir
 from vidfer.predict.live import parse_pipe_format, run_live
 
 LIVE = [sys.executable, "-m", "vidfer", "live"]
@@ -120,3 +121,18 @@ def test_bad_sources_fail_with_one_clear_error(tmp_path):
     broken.write_bytes(b"\x00\x01not a video" * 100)
     with pytest.raises(VideoError, match=r"broken\.mp4.*cannot open it"):
         run_live(str(broken))
+
+
+def test_a_trained_clip_run_scores_its_clip_window(square_run):
+    run, manifest = square_run
+    video = next(manifest.parent.rglob("*.mp4"))
+    session = run_live(str(video), run, realtime=True, preview=False, threads=None)
+    results = list(session)
+    summary = session.summary
+    assert summary.status == "ok" and summary.window == 8  # the run's eval.clip_len
+    assert results and summary.frames_scored + summary.frames_dropped == summary.frames_read
+    classes = RunDir(run).classes()
+    for result in results:  # one per step, for its newest frame; no face pipeline: no box
+        assert result.box is None and list(result.probabilities) == classes
+        assert abs(sum(result.probabilities.values()) - 1) < 1e-4
+        assert result.frame >= 7  # a whole window was read before it

@@ -363,14 +363,14 @@ class LiveSession:
         threads: int | None = 1,
     ) -> None:
         self.source = str(source)
-        if threads is not None:  # one scoring thread leaves a core to the reader (and is faster
-            torch.set_num_threads(threads)  # than two on a busy machine: benchmarks/README.md)
         pipe_size = None
         if self.source == "-":
             if pipe_format is None:
                 raise ConfigError("SOURCE '-' reads raw rgb24 frames: give --pipe-format WxH")
             pipe_size = parse_pipe_format(pipe_format)
         container = None if pipe_size else _open_container(self.source)  # fails before loading
+        if threads is not None:  # one scoring thread leaves a core to the reader (and is faster
+            torch.set_num_threads(threads)  # than two on a busy machine: benchmarks/README.md)
         try:
             self.model = self._model(run_folder)
         except BaseException:
