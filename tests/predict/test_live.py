@@ -121,6 +121,17 @@ def test_bad_sources_fail_with_one_clear_error(tmp_path):
     broken.write_bytes(b"\x00\x01not a video" * 100)
     with pytest.raises(VideoError, match=r"broken\.mp4.*cannot open it"):
         run_live(str(broken))
+    audio = tmp_path / "audio.wav"  # a file PyAV opens, without a video stream
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with pytest.raises(VideoError, match=r"audio\.wav: has no video stream"):
+        run_live(str(audio))
 
 
 def test_a_trained_clip_run_scores_its_clip_window(square_run):

@@ -147,9 +147,13 @@ def _open_container(source: str) -> Any:
     elif source.startswith("/dev/video"):
         options["format"] = "v4l2"
     try:
-        return av.open(target, **options)
+        container = av.open(target, **options)
     except (av.FFmpegError, OSError) as error:
         raise VideoError(Path(source), f"cannot open it ({error}); check the source") from error
+    if not container.streams.video:
+        container.close()
+        raise VideoError(Path(source), "has no video stream; check the source")
+    return container
 
 
 class _Reader(threading.Thread):
@@ -216,8 +220,11 @@ class _Reader(threading.Thread):
                 self._pipe(sys.stdin.buffer)
             else:
                 self._decode()
-        except (av.FFmpegError, ValueError, OSError) as error:
-            self.error = f"{self.source}: the stream broke after {self.read} frames ({error})"
+        except Exception as error:  # reported in the summary, not lost with the thread
+            self.error = (
+                f"{self.source}: the stream broke after {self.read} frames "
+                f"({type(error).__name__}: {error})"
+            )
         finally:
             if self.container is not None:
                 self.container.close()
