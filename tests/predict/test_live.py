@@ -56,13 +56,15 @@ def _check(lines: list[dict[str, Any]], read: int) -> dict[str, Any]:
 def test_carphone_in_real_time(carphone, tmp_path):
     out = tmp_path / "live.jsonl"
     result = subprocess.run(
-        [*LIVE, str(carphone), "--realtime", "--no-preview", "--out", str(out)],
+        [*LIVE, str(carphone), "--realtime", "--no-preview", "--out", str(out), "--summary",
+         str(tmp_path / "summary.json")],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     summary = _check(lines, read=120)
     assert summary["status"] == "ok" and summary["window"] == 5
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
     # Played at 29.97 frames/s, the stream times are the file's own.
     times = [r["time_s"] for r in lines[:-1]]
     assert times[-1] <= 120 / 29.97 and times == sorted(times)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vidfer.cli.common import Add, err_console
+from vidfer.io.atomic import atomic_write_json
 
 
 def _line(out: IO[str], record: dict[str, Any]) -> None:
@@ -42,6 +43,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
             _line(out, session.summary.to_json())
     finally:
         signal.signal(signal.SIGINT, previous)
+    if args.summary is not None:
+        atomic_write_json(Path(args.summary), session.summary.to_json())
     summary = session.summary
     if summary.status != "ok":
         err_console.print(f"vidfer: error: {summary.reason}", markup=False, soft_wrap=True)
@@ -73,6 +76,9 @@ def register(add: Add) -> None:
         "--pipe-format", default=None, metavar="WxH", help="frame size of the rgb24 frames on -"
     )
     live.add_argument("--out", default=None, help="write the JSON lines here (default: stdout)")
+    live.add_argument(
+        "--summary", default=None, metavar="FILE", help="also write the summary as this JSON file"
+    )
     live.add_argument(
         "--threads", type=int, default=1, help="torch threads for scoring (default 1)"
     )
