@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from rich.logging import RichHandler
 
-from vidfer.cli import data, experiment, report, results, tools, train
+from vidfer.cli import data, experiment, live, report, results, tools, train
 from vidfer.cli.common import Handler, err_console
 from vidfer.errors import VidferError
 
-_MODULES = (data, train, experiment, results, report, tools)
+_MODULES = (data, train, experiment, results, live, report, tools)
 
 
 def _parser() -> argparse.ArgumentParser:

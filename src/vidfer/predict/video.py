@@ -247,7 +247,8 @@ class FerPredictor(Predictor):
             self._model = load_mini_xception().eval()
         return self._model
 
-    def _probabilities(self, gray: np.ndarray) -> np.ndarray:
+    @torch.no_grad()
+    def probabilities(self, gray: np.ndarray) -> np.ndarray:
         """``(n, 7)`` probabilities of gray faces ``(n, 64, 64)``."""
         faces = preprocess(gray)  # (n, 64, 64) -> (n, 1, 64, 64)
         if self.exported is not None:
@@ -265,7 +266,7 @@ class FerPredictor(Predictor):
             record = _finished(path, stream)
             empty = _timeline(record, np.zeros((0, 7)), 7)
             return _write(out, path, record, empty, classes, None, extra)
-        probs = np.concatenate([self._probabilities(faces[..., 0]) for faces in pieces])
+        probs = np.concatenate([self.probabilities(faces[..., 0]) for faces in pieces])
         record = _finished(path, stream)
         smoothed = uniform_filter1d(probs, size=FER_SMOOTHING, axis=0, mode="nearest")
         video_probs = smoothed.mean(axis=0)
@@ -305,7 +306,8 @@ class RunPredictor(Predictor):
         self.pipeline = pipeline_for(self.config)
         self.device = resolve_device(self.config.train.device)
 
-    def _scorer(self, path: Path) -> Scorer:
+    def scorer(self, path: Path) -> Scorer:
+        """The run's scorer of one video (of frames preprocessed as the run's store holds them)."""
         if self.attention is not None:
             if self.exported is not None:
                 raise ConfigError(f"{self.run.folder}: --engine takes clip runs (3D models) only")
@@ -336,7 +338,7 @@ class RunPredictor(Predictor):
             record = _finished(path, stream)
             empty = _timeline(record, np.zeros((0, len(classes))), len(classes))
             return _write(out, path, record, empty, classes, None, extra)
-        score = self._scorer(path)
+        score = self.scorer(path)
         try:
             scored = score(pieces)
         except ConfigError:
