@@ -118,10 +118,11 @@ def test_vidfer_models_counts_flops_on_the_meta_device() -> None:
 
 
 def test_a_run_folder_passes_on_the_input_its_run_was_trained_with(tmp_path: Path) -> None:
-    pretrain = parse_config(
-        {"data": DATA, "transforms": {"size": 96, "mean": [0.1, 0.2, 0.3], "std": [0.4] * 3}}
-    )
-    RunDir(tmp_path / "pretrain").initialise(pretrain, ["a", "b"])
+    manifest = tmp_path / "manifest.csv"  # the run folder records its hash
+    manifest.write_text("path,label\n")
+    transforms = {"size": 96, "mean": [0.1, 0.2, 0.3], "std": [0.4] * 3}
+    pretrain = parse_config({"data": {"manifest": str(manifest)}, "transforms": transforms})
+    RunDir(tmp_path / "pretrain").initialise(pretrain, ["a", "b"], train=[], stopping=[])
     config = _resolved(model={"name": "resnet3d_18", "weights": str(tmp_path / "pretrain")})
     assert config.transforms.size == 96 and config.transforms.mean == (0.1, 0.2, 0.3)
 

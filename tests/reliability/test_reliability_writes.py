@@ -46,7 +46,8 @@ def save_forever(path: Path, first: int) -> None:
 
 
 def temporaries(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name)
+    """The temporary files left in ``folder`` (none if a kill came before it was made)."""
+    return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name) if folder.exists() else []
 
 
 def kill_at_random_points(

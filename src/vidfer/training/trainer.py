@@ -140,8 +140,10 @@ def _restore(path: Path, trainee: Trainee) -> TrainState:
     if saved.get("scaler"):
         trainee.scaler.load_state_dict(saved["scaler"])
     trainee.feed.sampler.load_state_dict(saved["sampler"])
-    ranks = saved.get("rng_ranks", [saved.get("rng")])
-    if place.active and len(ranks) != place.world_size:
+    ranks = saved.get("rng_ranks") or ([saved["rng"]] if "rng" in saved else [])
+    if not ranks:  # checkpoints written before every generator was kept: torch's state only
+        torch.set_rng_state(saved["torch_rng"])
+    elif len(ranks) != place.world_size:
         log.warning(
             "%s was trained on %d process(es), resumed on %d: the dropout draws differ from an "
             "uninterrupted run",
@@ -149,7 +151,7 @@ def _restore(path: Path, trainee: Trainee) -> TrainState:
             len(ranks),
             place.world_size,
         )
-    elif "rng" in saved:
+    else:
         restore_rng(ranks[place.rank])
     progress = saved.get("progress", {})
     if place.active and len(saved.get("progress_ranks", [])) == place.world_size:
@@ -157,8 +159,6 @@ def _restore(path: Path, trainee: Trainee) -> TrainState:
         progress = saved["progress_ranks"][place.rank]
         trainee.feed.load_held(saved["held_ranks"][place.rank])
         trainee.scorer.model.load_state_dict(saved["buffers_ranks"][place.rank], strict=False)
-    else:  # checkpoints written before mid-epoch resume: the epoch's end, torch's state only
-        torch.set_rng_state(saved["torch_rng"])
     return TrainState(
         epoch=int(saved["epoch"]),
         best_val_loss=float(saved["best_val_loss"]),
