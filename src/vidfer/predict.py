@@ -29,7 +29,7 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.prepare import video_limits
+from vidfer.data.preprocess import video_limits
 from vidfer.data.store import StoreRecord
 from vidfer.data.stream import VideoStream, stream_video
 from vidfer.device import resolve_device

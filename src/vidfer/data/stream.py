@@ -1,19 +1,21 @@
-"""One video's preprocessed frames, piece by piece: ``vidfer predict`` on videos of any length.
+"""One video's preprocessed frames, piece by piece: ``vidfer prepare`` and ``vidfer predict`` on
+videos of any length.
 
-:func:`stream_video` applies a run's preprocessing (``data.prepare``) as
-:func:`vidfer.data.prepare.prepare_one` does, but holds one piece of at most ``piece_frames``
-frames at a time, so that memory does not grow with the video's length. With the face pipeline
-on, the video is decoded twice: the first pass detects the faces of every frame, piece by piece,
-keeping only boxes and landmarks; the main face is then tracked over the whole video (the track
-needs every frame's detections, and they are small); the second pass decodes again and crops the
-tracked face, piece by piece.
+:func:`stream_video` applies a run's preprocessing (``data.prepare``) and holds one piece of at
+most ``piece_frames`` frames at a time, so that memory does not grow with the video's length.
+With the face pipeline on, the video is decoded twice: the first pass detects the faces of every
+frame, piece by piece, keeping only boxes and landmarks; the main face is then tracked over the
+whole video (the track needs every frame's detections, and they are small); the second pass
+decodes again and crops the tracked face, piece by piece.
 
-The decoding runs in a sandboxed worker process (:meth:`vidfer.io.sandbox.Sandbox.stream`, under
-``data.limits.decode_timeout_s`` per piece and ``data.limits.decode_memory_mb``), as
-``vidfer prepare``'s does: a video that crashes the decoder, hangs or exhausts its memory raises a
-:class:`~vidfer.errors.QuarantinedVideoError` naming the file and its status, and the calling
-process goes on. The worker sends one piece at a time and decodes the next only while the
-caller uses the current one.
+For ``vidfer predict`` the decoding runs in a sandboxed worker process
+(:meth:`vidfer.io.sandbox.Sandbox.stream`, under ``data.limits.decode_timeout_s`` per piece and
+``data.limits.decode_memory_mb``), as ``vidfer prepare``'s does: a video that crashes the
+decoder, hangs or exhausts its memory raises a :class:`~vidfer.errors.QuarantinedVideoError`
+naming the file and its status, and the calling process goes on. The worker sends one piece at a
+time and decodes the next only while the caller uses the current one. ``vidfer prepare`` runs
+in such a worker already (:mod:`vidfer.data.prepare`): it decodes in its own process
+(``sandboxed=False``).
 """
 
 from __future__ import annotations
@@ -27,14 +29,22 @@ import numpy as np
 
 from vidfer import faults
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.prepare import finish_frames, no_face_reason, quarantine_error, video_limits
+from vidfer.data.preprocess import finish_frames, no_face_reason, quarantine_error, video_limits
 from vidfer.data.store import SourceIdentity, StoreRecord
+from vidfer.errors import DecoderError, VideoError
 from vidfer.faces.pipeline import crop_faces, get_detector, track_faces
 from vidfer.faces.tracks import MISSING, FaceTrack
 from vidfer.faces.types import FrameFaces
 from vidfer.io.sandbox import Failure, Sandbox
 from vidfer.io.video import DecodedVideo, decode_chunks
-from vidfer.io.video_probe import VideoLimits
+from vidfer.io.video_probe import VideoInfo, VideoLimits
+
+# Decoded frames of a piece are kept within this fraction of ``data.limits.decode_memory_mb``
+# (the rest: the face detector's batch, the crops, the decoder) and at most MAX_PIECE_FRAMES.
+_PIECE_SHARE = 8
+MAX_PIECE_FRAMES = 128
+
+Segment = tuple[float | None, float | None]
 
 
 @dataclass
@@ -52,31 +62,51 @@ class VideoStream:
         status: ``ok``, or ``no_face`` when the face pipeline found too little face (then
             :meth:`pieces` yields nothing).
         reason: Why the status is not ``ok``.
+        segment: Keep only the frames shown in ``[start, end)`` seconds (None: from the start,
+            to the end).
+        sandboxed: Decode in a sandboxed worker (else in this process, itself a worker).
+        decoded: Frames decoded (within the segment) by the last pass.
     """
 
     path: Path
     prep: PrepareConfig
     limits: LimitsConfig
     piece_frames: int
+    segment: Segment = (None, None)
+    sandboxed: bool = True
     track: FaceTrack | None = None
     faces: list[dict[str, Any]] | None = None
     status: str = "ok"
     reason: str = ""
+    decoded: int = 0
     _fps: tuple[float, float] = (0.0, 0.0)  # (kept frames, source stream) frame rates
     _indices: list[np.ndarray] = field(default_factory=list)  # source indices of the pieces
     _shape: tuple[int, ...] = ()  # (S, S, 3) of a stored frame
     _truncated: bool = False
 
     def _decoded(self, short_side: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(source indices (n,), frames (n, H, W, 3))`` of every piece, decoded in a sandboxed
-        worker.
+        """``(source indices (n,), frames (n, H, W, 3))`` of every non-empty piece, within the
+        segment.
 
         Raises:
-            VideoError: if the video cannot be decoded, as :func:`decode_chunks` raises it.
+            VideoError: if the video cannot be decoded, as :func:`decode_chunks` raises it
+                (:class:`~vidfer.errors.DecoderError` for whatever else the decoder raises).
             QuarantinedVideoError: if the decoding worker crashed or overran its time or memory.
         """
+        self.decoded = 0
+        task = (str(self.path), self.piece_frames, self.prep, short_side, video_limits(self.limits))
+        pieces = self._sandboxed(task) if self.sandboxed else _decode_pieces(*task)
+        for piece in pieces:
+            self._fps = (float(piece.fps), float(piece.info.fps))
+            self._truncated = piece.truncated
+            indices, frames = _within(piece, self.segment)
+            self.decoded += len(indices)
+            if len(indices):
+                yield indices, frames
+
+    def _sandboxed(self, task: tuple[Any, ...]) -> Iterator[DecodedVideo]:
+        """The pieces decoded in a sandboxed worker (see :meth:`_decoded`)."""
         limits = self.limits
-        task = (str(self.path), self.piece_frames, self.prep, short_side, video_limits(limits))
         with Sandbox(
             _decode_pieces, 1, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
         ) as sandbox:
@@ -84,9 +114,7 @@ class VideoStream:
                 if isinstance(piece, Failure):
                     what = f"{piece.status}: decoding it failed"
                     raise quarantine_error(self.path, piece, limits, what)
-                self._fps = (float(piece.fps), float(piece.info.fps))
-                self._truncated = piece.truncated
-                yield piece.frame_indices, piece.frames
+                yield piece
 
     def pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(source frame indices (n,), uint8 frames (n, S, S, 3))`` of the kept frames, in
@@ -117,7 +145,7 @@ class VideoStream:
     def record(self) -> StoreRecord:
         """The store record of what :meth:`pieces` yielded (call it after them); ``too_short``
         when fewer than ``prep.min_frames`` frames were kept."""
-        identity = SourceIdentity.of(self.path)
+        identity = SourceIdentity.of(self.path, self.segment)
         fps, source_fps = self._fps
         if self.status != "ok":
             return StoreRecord(
@@ -147,32 +175,81 @@ class VideoStream:
         )
 
 
+def _within(piece: DecodedVideo, segment: Segment) -> tuple[np.ndarray, np.ndarray]:
+    """The source indices ``(n,)`` and frames ``(n, H, W, 3)`` of a piece shown in ``segment``."""
+    start, end = segment
+    if start is None and end is None:
+        return piece.frame_indices, piece.frames
+    times = piece.frame_indices / piece.info.fps  # (n,) seconds of each kept frame
+    keep = np.ones(len(times), dtype=bool)
+    if start is not None:
+        keep &= times >= start
+    if end is not None:
+        keep &= times < end
+    return piece.frame_indices[keep], piece.frames[keep]
+
+
 def _decode_pieces(
     path: str, piece_frames: int, prep: PrepareConfig, short_side: int | None, limits: VideoLimits
 ) -> Iterator[DecodedVideo]:
-    """Sandboxed worker entry point: the video's pieces of ``piece_frames`` decoded frames."""
+    """Sandboxed worker entry point: the video's pieces of ``piece_frames`` decoded frames.
+
+    Raises:
+        VideoError: as :func:`decode_chunks`; :class:`~vidfer.errors.DecoderError` for whatever
+            else a hostile file makes the decoder raise.
+    """
     faults.inject("decode", Path(path).name)
-    yield from decode_chunks(
-        path,
-        piece_frames,
-        fps=prep.fps,
-        short_side=short_side,
-        max_frames=prep.max_frames,
-        limits=limits,
-    )
+    try:
+        yield from decode_chunks(
+            path,
+            piece_frames,
+            fps=prep.fps,
+            short_side=short_side,
+            max_frames=prep.max_frames,
+            limits=limits,
+        )
+    except (VideoError, MemoryError):
+        raise  # MemoryError: the sandbox quarantines the video
+    except Exception as error:
+        reason = f"the decoder failed ({type(error).__name__}: {error}); re-encode the file"
+        raise DecoderError(path, reason) from error
+
+
+def piece_frames_for(info: VideoInfo, limits: LimitsConfig) -> int:
+    """Decoded frames per piece for a video: full-resolution frames within a share of
+    ``limits.decode_memory_mb``, between 1 and :data:`MAX_PIECE_FRAMES`."""
+    if limits.decode_memory_mb is None:
+        return MAX_PIECE_FRAMES
+    frame_bytes = info.width * info.height * 3
+    budget = limits.decode_memory_mb * 1024 * 1024 // _PIECE_SHARE
+    return int(min(max(budget // frame_bytes, 1), MAX_PIECE_FRAMES))
 
 
 def stream_video(
-    path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int
+    path: Path,
+    prep: PrepareConfig,
+    limits: LimitsConfig,
+    piece_frames: int,
+    *,
+    segment: Segment = (None, None),
+    sandboxed: bool = True,
 ) -> VideoStream:
     """Open a video for reading piece by piece; with faces on, run the detection pass now.
+
+    Args:
+        path: The video file.
+        prep: The preprocessing settings.
+        limits: Limits on untrusted input.
+        piece_frames: Decoded frames per piece.
+        segment: Keep only the frames shown in ``[start, end)`` seconds.
+        sandboxed: Decode in a sandboxed worker; False in a process that is one already.
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
             :class:`~vidfer.errors.QuarantinedVideoError` if it crashed, stalled or exhausted
             its decoding worker.
     """
-    stream = VideoStream(path, prep, limits, piece_frames)
+    stream = VideoStream(path, prep, limits, piece_frames, segment, sandboxed)
     faces = prep.face_config()
     if faces is None:
         return stream
@@ -182,7 +259,7 @@ def stream_video(
     for indices, frames in stream._decoded(None):
         detections.extend(detector.detect(frames))
         sources.append(indices)
-    source = np.concatenate(sources)  # (T,) source index of every decoded frame
+    source = np.concatenate(sources) if sources else np.zeros(0, np.int64)  # (T,) source indices
     track, records = track_faces(detections, faces)
     # Records name source frames, so that timelines can place every decoded frame.
     stream.faces = [{**item, "frame": int(source[item["frame"]])} for item in records]
