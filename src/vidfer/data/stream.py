@@ -256,9 +256,18 @@ def stream_video(
     detector = get_detector(faces.detector, faces.min_face_size, faces.batch_size)
     detections: list[FrameFaces] = []
     sources: list[np.ndarray] = []
+    # The detector sees the batches of faces.batch_size frames it would see in one array (its
+    # batch's candidates go through R-Net and O-Net together, so results depend on the batch).
+    waiting = np.zeros((0, 0, 0, 3), np.uint8)  # (n, H, W, 3) frames short of a full batch
     for indices, frames in stream._decoded(None):
-        detections.extend(detector.detect(frames))
         sources.append(indices)
+        held = np.concatenate([waiting, frames]) if len(waiting) else frames  # (n, H, W, 3)
+        full = len(held) - len(held) % faces.batch_size
+        if full:
+            detections.extend(detector.detect(held[:full]))
+        waiting = held[full:]
+    if len(waiting):
+        detections.extend(detector.detect(waiting))
     source = np.concatenate(sources) if sources else np.zeros(0, np.int64)  # (T,) source indices
     track, records = track_faces(detections, faces)
     # Records name source frames, so that timelines can place every decoded frame.
