@@ -71,7 +71,9 @@ def test_face_crops_in_pieces_equal_the_whole_video(tmp_path: Path) -> None:
     track spans the pieces, so crops and per-frame records are those of the whole video."""
     fetch_assets(["carphone", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])
     path = asset_path("carphone")
-    prep = PrepareConfig(max_frames=40, faces={"size": 48, "missing": "interpolate", "batch_size": 12})
+    prep = PrepareConfig(
+        max_frames=40, faces={"size": 48, "missing": "interpolate", "batch_size": 12}
+    )
     limits = LimitsConfig(decode_memory_mb=5)
     assert piece_frames_for(probe(path), limits) == 8
     store = open_store(tmp_path, prep)
