@@ -42,7 +42,7 @@ from vidfer.io.video_probe import VideoInfo, VideoLimits
 # Decoded frames of a piece are kept within this fraction of ``data.limits.decode_memory_mb``
 # (the rest: the face detector's batch, the crops, the decoder) and at most MAX_PIECE_FRAMES.
 _PIECE_SHARE = 8
-MAX_PIECE_FRAMES = 128
+MAX_PIECE_FRAMES = 32
 
 Segment = tuple[float | None, float | None]
 
