@@ -29,6 +29,9 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from vidfer.config import LimitsConfig, PrepareConfig
+from vidfer.config.faces import FaceConfig
+from vidfer.data.face_template import resolved_faces
+from vidfer.data.prepare import open_store
 from vidfer.data.preprocess import video_limits
 from vidfer.data.store import StoreRecord
 from vidfer.data.stream import VideoStream, stream_video
@@ -74,10 +77,16 @@ class _Timeline:
     faces: list[dict[str, Any]] | None  # face records per frame, or None without faces
 
 
-def _open(path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int) -> VideoStream:
+def _open(
+    path: Path,
+    prep: PrepareConfig,
+    limits: LimitsConfig,
+    piece_frames: int,
+    faces: FaceConfig | None = None,
+) -> VideoStream:
     if not path.is_file():
         raise VideoError(path, "file not found; check the path")
-    return stream_video(path, prep, limits, piece_frames)
+    return stream_video(path, prep, limits, piece_frames, faces=faces)
 
 
 def _finished(path: Path, stream: VideoStream) -> StoreRecord:
@@ -198,7 +207,11 @@ def _predict_run(path: Path, run: RunDir, out: Path, chunk_frames: int | None) -
         settings = settings.model_copy(update={"chunk_frames": chunk_frames})
     limits = config.data.limits
     piece_frames = settings.chunk_frames or video_limits(limits).max_frames
-    stream = _open(path, config.data.prepare, limits, piece_frames)
+    # A dataset_mean face template is the one the run's store was prepared with.
+    faces = resolved_faces(
+        config.data.prepare, open_store(config.data.store_root, config.data.prepare)
+    )
+    stream = _open(path, config.data.prepare, limits, piece_frames, faces)
     pipeline = pipeline_for(config)
     extra: dict[str, Any] = {"run": str(run.folder), "model": pipeline.model_name(config)}
     if stream.status != "ok":

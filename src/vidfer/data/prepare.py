@@ -26,6 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from vidfer.config import LimitsConfig, PrepareConfig
+from vidfer.data.face_template import (
+    ensure_template,
+    load_track,
+    resolved_faces,
+    track_path,
+    wants_dataset_mean,
+)
 from vidfer.data.manifest import ManifestRow
 from vidfer.data.preprocess import quarantine_error, video_limits
 from vidfer.data.store import FrameAppender, PreparedStore, SourceIdentity, StoreRecord
@@ -74,17 +81,19 @@ def prepare_into(
     """
     try:
         with store.frames_writer(identity.key()) as out:
-            record = _stream_into(out, path, identity, prep, limits, segment)
+            record = _stream_into(out, store, path, identity, prep, limits, segment)
             if not record.ok:
                 raise _Rejected(record)
     except _Rejected as rejected:
         record = rejected.record
     store.write(record, None)
+    track_path(store, identity.key()).unlink(missing_ok=True)  # the first pass's, used now
     return record
 
 
 def _stream_into(
     out: FrameAppender,
+    store: PreparedStore,
     path: Path,
     identity: SourceIdentity,
     prep: PrepareConfig,
@@ -92,10 +101,20 @@ def _stream_into(
     segment: Segment,
 ) -> StoreRecord:
     """Append the video's stored frames to ``out``; the record of what was appended."""
+    detected = None
+    if wants_dataset_mean(prep):  # faces tracked by the first pass, aligned to its template
+        detected = load_track(track_path(store, identity.key()))
     try:
         info = probe(path, video_limits(limits))
         stream = stream_video(
-            path, prep, limits, piece_frames_for(info, limits), segment=segment, sandboxed=False
+            path,
+            prep,
+            limits,
+            piece_frames_for(info, limits),
+            segment=segment,
+            sandboxed=False,
+            faces=resolved_faces(prep, store),
+            detected=detected,
         )
         for _, frames in stream.pieces():
             out.append(frames)
@@ -253,6 +272,9 @@ def prepare_rows(
                 if cached is not None:
                     records[row.video_id] = admit(cached, limits)
             todo = [item for item in todo if item[0].video_id not in records]
+            if wants_dataset_mean(prep):
+                videos = [(row.path, identity, (row.start, row.end)) for row, identity in todo]
+                ensure_template(videos, store, prep, limits, workers)
             _prepare_in_sandbox(todo, records, store, prep, limits, workers)
         log.info("prepared %d video(s) into %s", len(todo), store.folder)
     return PrepareResult(store=store, records=records, decoded=len(todo))

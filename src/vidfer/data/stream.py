@@ -29,10 +29,11 @@ import numpy as np
 
 from vidfer import faults
 from vidfer.config import LimitsConfig, PrepareConfig
+from vidfer.config.faces import FaceConfig
 from vidfer.data.preprocess import finish_frames, no_face_reason, quarantine_error, video_limits
 from vidfer.data.store import SourceIdentity, StoreRecord
 from vidfer.errors import DecoderError, VideoError
-from vidfer.faces.pipeline import crop_faces, get_detector, track_faces
+from vidfer.faces.pipeline import crop_faces, get_detector, track_faces, track_records
 from vidfer.faces.tracks import MISSING, FaceTrack
 from vidfer.faces.types import FrameFaces
 from vidfer.io.sandbox import Failure, Sandbox
@@ -45,6 +46,19 @@ _PIECE_SHARE = 8
 MAX_PIECE_FRAMES = 32
 
 Segment = tuple[float | None, float | None]
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A video's detection pass: the main face's track and each tracked frame's source index.
+
+    Attributes:
+        track: The main-face track, one entry per decoded frame.
+        source: ``(T,)`` int64 source frame index of each.
+    """
+
+    track: FaceTrack
+    source: np.ndarray
 
 
 @dataclass
@@ -66,6 +80,7 @@ class VideoStream:
             to the end).
         sandboxed: Decode in a sandboxed worker (else in this process, itself a worker).
         decoded: Frames decoded (within the segment) by the last pass.
+        options: The face pipeline's options (None: no faces).
     """
 
     path: Path
@@ -79,6 +94,7 @@ class VideoStream:
     status: str = "ok"
     reason: str = ""
     decoded: int = 0
+    options: FaceConfig | None = None
     _fps: tuple[float, float] = (0.0, 0.0)  # (kept frames, source stream) frame rates
     _indices: list[np.ndarray] = field(default_factory=list)  # source indices of the pieces
     _shape: tuple[int, ...] = ()  # (S, S, 3) of a stored frame
@@ -126,7 +142,7 @@ class VideoStream:
         if self.status != "ok":
             return
         self._indices = []
-        faces = self.prep.face_config()
+        faces = self.options
         position = 0  # the piece's first decoded frame, in the track's numbering
         for indices, frames in self._decoded(None if faces is not None else self.prep.size):
             if faces is not None and self.track is not None:
@@ -233,6 +249,8 @@ def stream_video(
     *,
     segment: Segment = (None, None),
     sandboxed: bool = True,
+    faces: FaceConfig | None = None,
+    detected: Detected | None = None,
 ) -> VideoStream:
     """Open a video for reading piece by piece; with faces on, run the detection pass now.
 
@@ -243,6 +261,9 @@ def stream_video(
         piece_frames: Decoded frames per piece.
         segment: Keep only the frames shown in ``[start, end)`` seconds.
         sandboxed: Decode in a sandboxed worker; False in a process that is one already.
+        faces: The face options to use instead of ``prep``'s (a resolved ``dataset_mean``
+            template).
+        detected: The video's detection pass, already done (it is not done again).
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
@@ -250,9 +271,27 @@ def stream_video(
             its decoding worker.
     """
     stream = VideoStream(path, prep, limits, piece_frames, segment, sandboxed)
-    faces = prep.face_config()
-    if faces is None:
+    stream.options = faces if faces is not None else prep.face_config()
+    if stream.options is None:
         return stream
+    found = detected if detected is not None else detect_faces(stream, stream.options)
+    # Records name source frames, so that timelines can place every decoded frame.
+    records = track_records(found.track)
+    stream.faces = [{**item, "frame": int(found.source[item["frame"]])} for item in records]
+    stream.track = found.track
+    fraction = found.track.found_fraction
+    if fraction < stream.options.min_face_fraction:
+        stream.status = "no_face"
+        stream.reason = no_face_reason(fraction, len(found.source), stream.options)
+    return stream
+
+
+def detect_faces(stream: VideoStream, faces: FaceConfig) -> Detected:
+    """The detection pass: the main face's track through the video's pieces.
+
+    Raises:
+        VideoError: if the video cannot be decoded.
+    """
     detector = get_detector(faces.detector, faces.min_face_size, faces.batch_size)
     detections: list[FrameFaces] = []
     sources: list[np.ndarray] = []
@@ -269,11 +308,5 @@ def stream_video(
     if len(waiting):
         detections.extend(detector.detect(waiting))
     source = np.concatenate(sources) if sources else np.zeros(0, np.int64)  # (T,) source indices
-    track, records = track_faces(detections, faces)
-    # Records name source frames, so that timelines can place every decoded frame.
-    stream.faces = [{**item, "frame": int(source[item["frame"]])} for item in records]
-    stream.track = track
-    if track.found_fraction < faces.min_face_fraction:
-        stream.status = "no_face"
-        stream.reason = no_face_reason(track.found_fraction, len(source), faces)
-    return stream
+    track, _ = track_faces(detections, faces)
+    return Detected(track, source)
