@@ -47,6 +47,10 @@ def test_a_full_gpu_runs_every_check_on_the_device(gpu):
     trained = [check for check in checks if check.work != "mtcnn"]
     assert all(check.train["device"] == "cuda" for check in trained)
     assert gpu.plan(gpu.Machine(cuda=True), "cuda:1")[0].train["device"] == "cuda:1"
+    [one] = [check for check in checks if check.work == "torchrun"]
+    assert one.processes == 1 and one.name == "torchrun, 1 process(es), NCCL"
+    many = gpu.plan(gpu.Machine(cuda=True, nccl=True, gpus=4))
+    assert [check.processes for check in many if check.work == "torchrun"] == [2]
 
 
 def test_what_the_gpu_lacks_is_skipped_with_its_reason(gpu):
@@ -54,7 +58,7 @@ def test_what_the_gpu_lacks_is_skipped_with_its_reason(gpu):
     skipped = {check.name: check.skip for check in checks if check.skip}
     assert skipped == {
         "train, amp bf16": "this GPU has no bfloat16",
-        "torchrun, 1 process, NCCL": "torch was built without NCCL",
+        "torchrun, 1 process(es), NCCL": "torch was built without NCCL",
     }
     table = gpu.report(gpu.Machine(cuda=True, name="T4"), [(checks[0], None)])
     assert "T4" in table and "skipped: this GPU has no bfloat16" in table
