@@ -249,8 +249,9 @@ def predict_video(
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
     The video is decoded, its faces detected and aligned (when the run uses them) and scored in
-    chunks, so that memory does not grow with its length (frame-feature runs excepted: they read
-    the whole video). A sparse auto-encoder run computes its block features chunk by chunk and
+    chunks, so that memory does not grow with its length (a frame-feature run computes its
+    frame CNNs' features chunk by chunk; only one whose extractor is a clip run's backbone
+    reads the whole video). A sparse auto-encoder run computes its block features chunk by chunk and
     holds only them, one vector per block, for its bidirectional LSTM; an activity run holds
     only the codes of its moving blocks.
 
