@@ -314,7 +314,7 @@ def report(machine: Machine, rows: list[tuple[Check, Outcome | None]]) -> str:
     """The table: one row per check."""
     lines = [
         f"GPU self-check on {machine.name or 'the CPU (simulated)'}",
-        f"| check | ran | GPU s | CPU s | speed-up | agreement | {'':2}",
+        "| check | ran | GPU s | CPU s | speed-up | agreement | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for check, outcome in rows:
