@@ -29,7 +29,10 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.prepare import video_limits
+from vidfer.config.faces import FaceConfig
+from vidfer.data.face_template import resolved_faces
+from vidfer.data.prepare import open_store
+from vidfer.data.preprocess import video_limits
 from vidfer.data.store import StoreRecord
 from vidfer.data.stream import VideoStream, stream_video
 from vidfer.device import resolve_device
@@ -76,11 +79,16 @@ class _Timeline:
 
 
 def _open(
-    path: Path, prep: PrepareConfig, limits: LimitsConfig, piece_frames: int, folder_fps: float
+    path: Path,
+    prep: PrepareConfig,
+    limits: LimitsConfig,
+    piece_frames: int,
+    folder_fps: float,
+    faces: FaceConfig | None = None,
 ) -> VideoStream:
     if not (path.is_file() or path.is_dir()):
         raise VideoError(path, "no such file or frame folder; check the path")
-    return stream_video(path, prep, limits, piece_frames, folder_fps)
+    return stream_video(path, prep, limits, piece_frames, folder_fps=folder_fps, faces=faces)
 
 
 def _finished(path: Path, stream: VideoStream) -> StoreRecord:
@@ -204,7 +212,11 @@ def _predict_run(
     limits = config.data.limits
     piece_frames = settings.chunk_frames or video_limits(limits).max_frames
     rate = folder_fps or config.data.frame_folder_fps
-    stream = _open(path, config.data.prepare, limits, piece_frames, rate)
+    # A dataset_mean face template is the one the run's store was prepared with.
+    faces = resolved_faces(
+        config.data.prepare, open_store(config.data.store_root, config.data.prepare)
+    )
+    stream = _open(path, config.data.prepare, limits, piece_frames, rate, faces)
     pipeline = pipeline_for(config)
     extra: dict[str, Any] = {"run": str(run.folder), "model": pipeline.model_name(config)}
     if stream.status != "ok":
@@ -243,8 +255,9 @@ def predict_video(
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
     The video is decoded, its faces detected and aligned (when the run uses them) and scored in
-    chunks, so that memory does not grow with its length (frame-feature runs excepted: they read
-    the whole video). A sparse auto-encoder run computes its block features chunk by chunk and
+    chunks, so that memory does not grow with its length (a frame-feature run computes its
+    frame CNNs' features chunk by chunk; only one whose extractor is a clip run's backbone
+    reads the whole video). A sparse auto-encoder run computes its block features chunk by chunk and
     holds only them, one vector per block, for its bidirectional LSTM; an activity run holds
     only the codes of its moving blocks.
 
