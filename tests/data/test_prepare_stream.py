@@ -16,9 +16,11 @@ from vidfer.data.preprocess import finish_frames
 from vidfer.data.store import SourceIdentity
 from vidfer.data.stream import MAX_PIECE_FRAMES, piece_frames_for
 from vidfer.faces import process_faces
-from vidfer.io.video import decode
+from vidfer.io.video import decode, probe_source
 from vidfer.io.video_probe import probe
 from vidfer.io.writer import write_video
+
+from helpers import write_frame_folder
 
 
 def sliding_square(frames: int, height: int, width: int) -> np.ndarray:
@@ -67,13 +69,13 @@ def test_a_video_larger_than_the_memory_limit_prepares(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_face_crops_in_pieces_equal_the_whole_video(tmp_path: Path) -> None:
-    """Pieces of 8 frames (a 5 MB allowance on carphone), detector batches of 12: the main-face
-    track spans the pieces, so crops and per-frame records are those of the whole video."""
+    """Pieces of 8 frames (a 5 MB allowance on carphone), detector batches of 12, every frame
+    detected (``detect_every: 1``, the batch semantics): the main-face track spans the pieces, so
+    crops and per-frame records are those of the whole video."""
     fetch_assets(["carphone", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])
     path = asset_path("carphone")
-    prep = PrepareConfig(
-        max_frames=40, faces={"size": 48, "missing": "interpolate", "batch_size": 12}
-    )
+    faces = {"size": 48, "missing": "interpolate", "batch_size": 12, "detect_every": 1}
+    prep = PrepareConfig(max_frames=40, faces=faces)
     limits = LimitsConfig(decode_memory_mb=5)
     assert piece_frames_for(probe(path), limits) == 8
     store = open_store(tmp_path, prep)
@@ -89,6 +91,45 @@ def test_face_crops_in_pieces_equal_the_whole_video(tmp_path: Path) -> None:
     assert record.faces == [
         {**item, "frame": int(video.frame_indices[item["frame"]])} for item in found.frames
     ]
+
+
+@pytest.mark.slow
+def test_keyframe_detection_in_pieces_follows_the_whole_videos_face(tmp_path: Path) -> None:
+    """The default keyframe detection (``detect_every: 8``) in pieces of 8 frames: one
+    detector carries the faces across the pieces, so the main face is found in the frames the
+    whole video's keyframe detection finds it in, at the same place."""
+    fetch_assets(["carphone", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])
+    path = asset_path("carphone")
+    prep = PrepareConfig(max_frames=40, faces={"size": 48, "missing": "interpolate"})
+    assert prep.face_config() is not None and prep.face_config().detect_every > 1
+    store = open_store(tmp_path, prep)
+    identity = SourceIdentity.of(path)
+    record = prepare_into(store, path, identity, prep, LimitsConfig(decode_memory_mb=5))
+    assert record.ok, record.reason
+
+    video = decode(path, max_frames=40)
+    found = process_faces(video.frames, prep.face_config())
+    assert record.frame_indices == video.frame_indices[found.kept].tolist()
+    assert record.faces is not None
+    streamed = np.array([item["box"] for item in record.faces], np.float64)  # (T, 4)
+    whole = np.array([item["box"] for item in found.frames], np.float64)  # (T, 4)
+    assert np.abs(streamed - whole).max() < 2.0  # pixels
+
+
+def test_a_frame_folder_prepares_piece_by_piece(tmp_path: Path) -> None:
+    """A frame folder goes through the streaming path: pieces of 1 image (a 1 MB allowance)
+    store the frames of the whole folder decoded at once."""
+    folder = write_frame_folder(tmp_path / "clip", sliding_square(12, 240, 320))
+    prep = PrepareConfig(size=32)
+    limits = LimitsConfig(decode_memory_mb=1)
+    assert piece_frames_for(probe_source(folder, frame_folder_fps=10.0), limits) == 1
+    store = open_store(tmp_path / "store", prep)
+    identity = SourceIdentity.of(folder, folder_fps=10.0)
+    record = prepare_into(store, folder, identity, prep, limits)
+    assert record.ok, record.reason
+    assert record.fps == 10.0 and record.source.folder_fps == 10.0
+    whole = decode(folder, short_side=32, frame_folder_fps=10.0).frames  # (12, 32, 42, 3)
+    np.testing.assert_array_equal(store.frames(identity.key()), finish_frames(whole, prep))
 
 
 def test_a_rejected_video_leaves_no_array(tmp_path: Path) -> None:
