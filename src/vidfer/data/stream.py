@@ -321,16 +321,18 @@ def detect_faces(stream: VideoStream, faces: FaceConfig) -> Detected:
     detector = video_detector(faces)
     detections: list[FrameFaces] = []
     sources: list[np.ndarray] = []
-    # The detector sees the batches of faces.batch_size frames it would see in one array (its
-    # batch's candidates go through R-Net and O-Net together, so results depend on the batch);
-    # a keyframe detector reads them in order, carrying faces from one call to the next.
+    # The detector is called on batches of exactly faces.batch_size frames, whatever the piece
+    # size: those an MTCNN would make of one array (its batch's candidates go through R-Net and
+    # O-Net together, so results depend on the batch), and a keyframe detector's chunks (it
+    # batches a chunk's keyframes), read in order, faces carried from one call to the next.
+    batch = faces.batch_size
     waiting = np.zeros((0, 0, 0, 3), np.uint8)  # (n, H, W, 3) frames short of a full batch
     for indices, frames in stream._decoded(None):
         sources.append(indices)
         held = np.concatenate([waiting, frames]) if len(waiting) else frames  # (n, H, W, 3)
-        full = len(held) - len(held) % faces.batch_size
-        if full:
-            detections.extend(detector.detect(held[:full]))
+        full = len(held) - len(held) % batch
+        for start in range(0, full, batch):
+            detections.extend(detector.detect(held[start : start + batch]))
         waiting = held[full:]
     if len(waiting):
         detections.extend(detector.detect(waiting))
