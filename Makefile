@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vidfer-installed
 
-.PHONY: demo test lint assets setup browser clean
+.PHONY: demo test lint assets setup browser clean gpu-check
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ browser:
 # Two pytest-xdist workers (one per core), each taking whole test files (see tests/conftest.py).
 test: assets lint browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The GPU self-check (benchmarks/gpu.py): GPU against CPU, check by check; says so without CUDA.
+gpu-check: assets
+	$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf demo_out .pytest_cache .mypy_cache .ruff_cache

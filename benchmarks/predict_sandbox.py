@@ -33,7 +33,7 @@ import av
 import numpy as np
 
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.prepare import finish_frames, video_limits
+from vidfer.data.preprocess import finish_frames, video_limits
 from vidfer.data.stream import stream_video
 from vidfer.io.video import decode_chunks
 

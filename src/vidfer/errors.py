@@ -98,6 +98,12 @@ class VideoTooShortError(VideoError):
     status = "too_short"
 
 
+class DecoderError(VideoError):
+    """The decoder raised something other than a video error (a hostile or exotic file)."""
+
+    status = "decoder_error"
+
+
 class QuarantinedVideoError(VideoError):
     """Decoding the video killed, stalled or exhausted its sandboxed worker process
     (:mod:`vidfer.io.sandbox`); the calling process is unharmed."""

@@ -136,6 +136,11 @@ def test_paper_config_trains_end_to_end(name: str, setup: dict[str, Path], tmp_p
     expected = written[order.index(row["video_id"])]
     got = np.array(list(prediction.probabilities.values()))
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    # Read in pieces of 5 frames (frame CNNs see one piece at a time): the same probabilities.
+    pieces = predict_video(
+        setup["manifest"].parent / row["path"], tmp_path / "pieces", run, chunk_frames=5
+    )
+    np.testing.assert_allclose(list(pieces.probabilities.values()), got, atol=1e-4)
     with (tmp_path / "pred" / "timeline.csv").open(newline="") as handle:
         timeline = list(csv.DictReader(handle))
     scored = [r for r in timeline if r[f"p_{prediction.label}"] != ""]

@@ -19,7 +19,7 @@ from test_reliability_inputs import damaged
 from reliability_helpers import count_into, misbehave_later, write_run_config
 from vidfer.cli import main
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.prepare import finish_frames, video_limits
+from vidfer.data.preprocess import finish_frames, video_limits
 from vidfer.data.stream import stream_video
 from vidfer.errors import VideoError
 from vidfer.faults import ENV as FAULTS_ENV

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from vidfer.config.base import Section
 
 DetectorName = Literal["mtcnn", "haar"]
+DATASET_MEAN = "dataset_mean"
 MissingPolicy = Literal["drop", "interpolate"]
 
 
@@ -27,8 +28,10 @@ class FaceConfig(Section):
         grayscale: Keep one gray channel (``C = 1``).
         equalize: Histogram-equalise each crop (Kahou et al.).
         eyes_only: Align from the two eyes only (Xu et al.) instead of all 5 landmarks.
-        template: Optional ``(5, 2)`` crop points to align to (e.g. a dataset's
-            :func:`~vidfer.faces.align.mean_shape_template` for ``size``/``margin``).
+        template: Optional ``(5, 2)`` crop points to align to, or ``"dataset_mean"``: Kahou et
+            al.'s dataset mean shape, computed by ``vidfer prepare`` in a first pass over the
+            dataset's detected faces (:mod:`vidfer.data.face_template`) and kept with the
+            prepared store, so that a resumed preparation and ``vidfer predict`` use it too.
         min_face_size: Smallest face side searched for, in pixels.
         min_score: Detection score that starts the main-face track.
         min_iou: Box overlap that continues the track from frame to frame.
@@ -52,7 +55,7 @@ class FaceConfig(Section):
     grayscale: bool = False
     equalize: bool = False
     eyes_only: bool = False
-    template: tuple[tuple[float, float], ...] | None = None
+    template: tuple[tuple[float, float], ...] | Literal["dataset_mean"] | None = None
     min_face_size: int = Field(20, ge=12)
     min_score: float = Field(0.9, ge=0, le=1)
     min_iou: float = Field(0.3, gt=0, le=1)
@@ -65,9 +68,9 @@ class FaceConfig(Section):
     @field_validator("template")
     @classmethod
     def _five_or_two_points(
-        cls, value: tuple[tuple[float, float], ...] | None
-    ) -> tuple[tuple[float, float], ...] | None:
-        if value is not None and len(value) not in (2, 5):
+        cls, value: tuple[tuple[float, float], ...] | str | None
+    ) -> tuple[tuple[float, float], ...] | str | None:
+        if isinstance(value, tuple) and len(value) not in (2, 5):
             raise ValueError("give 5 (or 2) (x, y) points")
         return value
 

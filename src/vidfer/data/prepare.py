@@ -1,7 +1,8 @@
 """``vidfer prepare``: decode every video of a manifest once into the prepared store.
 
 Each video is probed (limits checked before decoding), decoded, resized so its short side is
-``size``, optionally center-cropped and converted to grayscale, and written to the store. A file
+``size``, optionally center-cropped and converted to grayscale, and written to the store, piece
+by piece (:mod:`vidfer.data.stream`): memory holds one piece, whatever the video's length. A file
 that cannot be used is recorded with its status and reason and listed in ``rejects.jsonl``; the
 run goes on. Entries already in the store are not decoded again, so an interrupted run resumes
 where it stopped.
@@ -24,40 +25,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from vidfer import faults
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.manifest import ManifestRow
-from vidfer.data.store import PreparedStore, SourceIdentity, StoreRecord
-from vidfer.errors import (
-    CrashedVideoError,
-    OutOfMemoryVideoError,
-    QuarantinedVideoError,
-    TimedOutVideoError,
-    VideoError,
+from vidfer.data.face_template import (
+    ensure_template,
+    load_track,
+    resolved_faces,
+    track_path,
+    wants_dataset_mean,
 )
-from vidfer.faces.pipeline import FaceConfig, process_faces
+from vidfer.data.manifest import ManifestRow
+from vidfer.data.preprocess import quarantine_error, video_limits
+from vidfer.data.store import FrameAppender, PreparedStore, SourceIdentity, StoreRecord
+from vidfer.data.stream import Segment, piece_frames_for, stream_video
+from vidfer.errors import VideoError
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.io.sandbox import Failure, Sandbox
-from vidfer.io.video import decode
-from vidfer.io.video_probe import VideoLimits
+from vidfer.io.video import probe_source
 from vidfer.progress import track
 
 log = logging.getLogger(__name__)
-
-
-def video_limits(config: LimitsConfig) -> VideoLimits:
-    """The I/O layer's limits from their config section."""
-    return VideoLimits(
-        max_file_bytes=int(config.max_file_mb * 1024 * 1024),
-        max_width=config.max_width,
-        max_height=config.max_height,
-        max_duration_s=config.max_duration_s,
-        max_frames=config.max_frames,
-    )
 
 
 def open_store(root: Path, prep: PrepareConfig) -> PreparedStore:
@@ -65,140 +52,89 @@ def open_store(root: Path, prep: PrepareConfig) -> PreparedStore:
     return PreparedStore(root, prep.key(), prep.model_dump())
 
 
-def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    """Center-crop frames ``(T, H, W, C)`` to ``(T, size, size, C)`` (no-op on a short side)."""
-    height, width = frames.shape[1:3]
-    top = max((height - size) // 2, 0)
-    left = max((width - size) // 2, 0)
-    return frames[:, top : top + size, left : left + size]
+class _Rejected(Exception):
+    """Raised inside a store write to drop its array: the video's record is a rejection."""
+
+    def __init__(self, record: StoreRecord) -> None:
+        super().__init__(record.status)
+        self.record = record
 
 
-def to_grayscale(frames: np.ndarray) -> np.ndarray:
-    """RGB frames ``(T, H, W, 3)`` to grayscale repeated on 3 channels ``(T, H, W, 3)``."""
-    # cv2 converts a (T*H, W, 3) image in one call: stack the frames vertically.
-    count, height, width, _ = frames.shape
-    gray = cv2.cvtColor(
-        np.ascontiguousarray(frames).reshape(count * height, width, 3), cv2.COLOR_RGB2GRAY
-    )  # (T*H, W)
-    gray = gray.reshape(count, height, width, 1)  # (T, H, W, 1)
-    return np.repeat(gray, 3, axis=3)  # (T, H, W, 3)
-
-
-def finish_frames(frames: np.ndarray, prep: PrepareConfig) -> np.ndarray:
-    """The last, per-frame steps of preprocessing: decoded frames or face crops to stored frames.
-
-    Center crop (without faces, when ``prep.crop``), gray crops to 3 channels, grayscale.
-    Frame by frame, so a video can be finished in pieces.
-    """
-    if prep.face_config() is None and prep.crop:
-        frames = center_crop(frames, prep.size)
-    if frames.shape[3] == 1:
-        frames = np.repeat(frames, 3, axis=3)  # gray face crops: (T, S, S, 1) -> (T, S, S, 3)
-    if prep.grayscale:
-        frames = to_grayscale(frames)
-    return frames
-
-
-def no_face_reason(fraction: float, frames: int, faces: FaceConfig) -> str:
-    """The rejection reason of a video whose main face was found in too few frames."""
-    return (
-        f"main face found in {fraction:.0%} of {frames} frames, "
-        f"below faces.min_face_fraction={faces.min_face_fraction}"
-    )
-
-
-def _segment(
-    frames: np.ndarray,
-    indices: np.ndarray,
-    source_fps: float,
-    start: float | None,
-    end: float | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    if start is None and end is None:
-        return frames, indices
-    times = indices / source_fps  # (T,) seconds of each kept frame
-    keep = np.ones(len(indices), dtype=bool)
-    if start is not None:
-        keep &= times >= start
-    if end is not None:
-        keep &= times < end
-    return frames[keep], indices[keep]
-
-
-def prepare_one(
+def prepare_into(
+    store: PreparedStore,
     path: Path,
     identity: SourceIdentity,
     prep: PrepareConfig,
-    limits: VideoLimits,
-    segment: tuple[float | None, float | None] = (None, None),
-) -> tuple[StoreRecord, np.ndarray | None]:
-    """Decode and preprocess one video (a file or a frame folder) in memory.
+    limits: LimitsConfig,
+    segment: Segment = (None, None),
+) -> StoreRecord:
+    """Decode and preprocess one video (a file or a frame folder) into the store, piece by piece.
+
+    Decoding, the face pipeline and the write go one piece at a time
+    (:func:`vidfer.data.stream.stream_video`; pieces sized by
+    :func:`~vidfer.data.stream.piece_frames_for` from the probed frame size and
+    ``limits.decode_memory_mb``), so memory is bounded by a piece, not by the video's length or
+    resolution. The array is written as it comes and appears, complete, only when the video is
+    kept; then the record is written.
 
     Args:
+        store: The store folder to write into.
         path: The video file or frame folder.
         identity: Its identity (a frame folder's frame rate is ``identity.folder_fps``).
         prep: Preprocessing settings.
-        limits: Bounds for untrusted input.
+        limits: Limits on untrusted input.
         segment: The (start, end) seconds to keep, or (None, None) for all.
 
     Returns:
-        The record and the frames ``(T, size, size, 3)`` uint8 (None when rejected).
+        The record written (``ok`` or a rejection).
     """
-    faces = prep.face_config()
     try:
-        # The face detector wants the full resolution; the crops have their own size.
-        short_side = None if faces is not None else prep.size
-        video = decode(
+        with store.frames_writer(identity.key()) as out:
+            record = _stream_into(out, store, path, identity, prep, limits, segment)
+            if not record.ok:
+                raise _Rejected(record)
+    except _Rejected as rejected:
+        record = rejected.record
+    store.write(record, None)
+    track_path(store, identity.key()).unlink(missing_ok=True)  # the first pass's, used now
+    return record
+
+
+def _stream_into(
+    out: FrameAppender,
+    store: PreparedStore,
+    path: Path,
+    identity: SourceIdentity,
+    prep: PrepareConfig,
+    limits: LimitsConfig,
+    segment: Segment,
+) -> StoreRecord:
+    """Append the video's stored frames to ``out``; the record of what was appended."""
+    detected = None
+    if wants_dataset_mean(prep):  # faces tracked by the first pass, aligned to its template
+        detected = load_track(track_path(store, identity.key()))
+    try:
+        folder_fps = identity.folder_fps or FRAME_FOLDER_FPS
+        info = probe_source(path, video_limits(limits), folder_fps)
+        stream = stream_video(
             path,
-            fps=prep.fps,
-            short_side=short_side,
-            max_frames=prep.max_frames,
-            limits=limits,
-            frame_folder_fps=identity.folder_fps or FRAME_FOLDER_FPS,
+            prep,
+            limits,
+            piece_frames_for(info, limits),
+            segment=segment,
+            sandboxed=False,
+            folder_fps=folder_fps,
+            faces=resolved_faces(prep, store),
+            detected=detected,
         )
+        for _, frames in stream.pieces():
+            out.append(frames)
     except VideoError as error:
-        return StoreRecord(source=identity, status=error.status, reason=error.reason), None
-    except MemoryError:
-        raise  # the sandbox quarantines the video
-    except Exception as error:  # whatever a hostile file makes the decoder raise
-        reason = f"the decoder failed ({type(error).__name__}: {error}); re-encode the file"
-        return StoreRecord(source=identity, status="decoder_error", reason=reason), None
-    frames, indices = _segment(video.frames, video.frame_indices, video.info.fps, *segment)
-    if len(frames) == 1 and prep.max_frames != 1:
+        return StoreRecord(source=identity, status=error.status, reason=error.reason)
+    if stream.decoded == 1 and prep.max_frames != 1:
         reason = "one frame: a still image, not a video; remove it from the manifest"
-        return StoreRecord(source=identity, status="single_frame", reason=reason), None
-    face_records = None
-    if faces is not None and len(frames):
-        found = process_faces(frames, faces)
-        # Per-frame records name source frames, so timelines can place every decoded frame.
-        face_records = [{**item, "frame": int(indices[item["frame"]])} for item in found.frames]
-        if found.status != "ok":
-            reason = no_face_reason(found.face_fraction, len(frames), faces)
-            record = StoreRecord(
-                source=identity,
-                status=found.status,
-                reason=reason,
-                fps=float(video.fps),
-                source_fps=float(video.info.fps),
-                faces=face_records,
-            )
-            return record, None
-        frames, indices = found.crops, indices[found.kept]
-    if len(frames) < prep.min_frames:
-        reason = f"{len(frames)} frame(s), fewer than data.prepare.min_frames={prep.min_frames}"
-        return StoreRecord(source=identity, status="too_short", reason=reason), None
-    frames = finish_frames(frames, prep)
-    record = StoreRecord(
-        source=identity,
-        status="ok",
-        fps=float(video.fps),
-        source_fps=float(video.info.fps),
-        frame_indices=[int(i) for i in indices],
-        shape=list(frames.shape),
-        truncated=bool(video.truncated),
-        faces=face_records,
-    )
-    return record, frames
+        return StoreRecord(source=identity, status="single_frame", reason=reason)
+    return admit(dataclasses.replace(stream.record(), source=identity), limits)
 
 
 def admit(record: StoreRecord, limits: LimitsConfig) -> StoreRecord:
@@ -227,42 +163,12 @@ def _prepare_task(
     identity: SourceIdentity,
     prep: PrepareConfig,
     limits: LimitsConfig,
-    segment: tuple[float | None, float | None],
+    segment: Segment,
     store_root: str,
 ) -> StoreRecord:
-    """Worker entry point: prepare one video and write it to the store."""
-    faults.inject("decode", Path(path).name)
-    record, frames = prepare_one(Path(path), identity, prep, video_limits(limits), segment)
-    record = admit(record, limits)
-    open_store(Path(store_root), prep).write(record, frames if record.ok else None)
-    return record
-
-
-_QUARANTINED: dict[str, type[QuarantinedVideoError]] = {
-    error.status: error for error in (CrashedVideoError, TimedOutVideoError, OutOfMemoryVideoError)
-}
-
-
-def quarantine_error(
-    path: object, failure: Failure, limits: LimitsConfig, what: str
-) -> QuarantinedVideoError:
-    """The error of a video whose sandboxed worker crashed, overran its time or its memory.
-
-    Args:
-        path: The video file.
-        failure: What the sandbox saw.
-        limits: The limits the worker ran under (the reason names the one to raise).
-        what: The start of the reason, e.g. ``quarantined: preparing it failed``.
-
-    Returns:
-        The error of ``failure.status``, its reason ``WHAT, what happened[; the limit to
-        raise]``.
-    """
-    option = {
-        "timeout": f"; raise data.limits.decode_timeout_s={limits.decode_timeout_s:g} to retry",
-        "out_of_memory": f"; raise data.limits.decode_memory_mb={limits.decode_memory_mb} to retry",
-    }.get(failure.status, "")
-    return _QUARANTINED[failure.status](path, f"{what}, {failure.reason}{option}")
+    """Worker entry point: prepare one video into the store."""
+    store = open_store(Path(store_root), prep)
+    return prepare_into(store, Path(path), identity, prep, limits, segment)
 
 
 def _quarantined(identity: SourceIdentity, failure: Failure, limits: LimitsConfig) -> StoreRecord:
@@ -387,6 +293,9 @@ def prepare_rows(
                 if cached is not None:
                     records[row.video_id] = admit(cached, limits)
             todo = [item for item in todo if item[0].video_id not in records]
+            if wants_dataset_mean(prep):
+                videos = [(row.path, identity, (row.start, row.end)) for row, identity in todo]
+                ensure_template(videos, store, prep, limits, workers)
             _prepare_in_sandbox(todo, records, store, prep, limits, workers)
         log.info("prepared %d video(s) into %s", len(todo), store.folder)
     return PrepareResult(store=store, records=records, decoded=len(todo))

@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import struct
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,12 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from vidfer.io.atomic import atomic_write_json, atomic_write_with, remove_temporaries
+from vidfer.io.atomic import atomic_path, atomic_write_json, atomic_write_with, remove_temporaries
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS, list_images
 
 log = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
+
+# The largest frame count a header is reserved for (more digits than any video has frames).
+_MAX_FRAMES_DIGITS = 10**18
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,80 @@ class PreparedStore:
             atomic_write_with(self.frames_path(key), lambda handle: np.save(handle, array))
         atomic_write_json(self.record_path(key), record.to_json())
 
+    @contextlib.contextmanager
+    def frames_writer(self, key: str) -> Iterator[FrameAppender]:
+        """Write the frame array of entry ``key`` piece by piece, atomically.
+
+        The pieces go to a temporary file as they come (memory holds one piece, whatever the
+        video's length); the array appears under its name, complete, when the block exits
+        cleanly, and not at all when it raises. Write the record after the block.
+        """
+        self.ensure()
+        with atomic_path(self.frames_path(key)) as tmp, open(tmp, "wb") as handle:
+            appender = FrameAppender(handle)
+            yield appender
+            appender.finish()
+
     def frames(self, key: str) -> np.ndarray:
         """Memory-mapped frames ``(T, H, W, C)`` uint8 of entry ``key`` (read-only)."""
         return np.load(self.frames_path(key), mmap_mode="r")
+
+
+def _npy_header(shape: tuple[int, ...], length: int | None = None) -> bytes:
+    """The ``.npy`` (format 1.0) header of a C-ordered uint8 array of ``shape``.
+
+    Args:
+        shape: The array's shape.
+        length: The header's total length in bytes, padded with spaces (as numpy pads its own);
+            None: the shortest multiple of 64 that holds it.
+    """
+    text = repr({"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    prefix = 10  # magic (6), version (2), header length (2)
+    if length is None:
+        length = -(-(prefix + len(text) + 1) // 64) * 64
+    body = text.ljust(length - prefix - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1")
+
+
+class FrameAppender:
+    """Frames ``(n, H, W, C)`` uint8 appended to an open ``.npy`` file, the header written last.
+
+    The first piece reserves a header long enough for any frame count; :meth:`finish` writes the
+    real shape into it (padded to the same length), so the file is an ordinary ``.npy``.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._frame_shape: tuple[int, ...] | None = None
+        self._header_length = 0
+        self.count = 0
+
+    def append(self, frames: np.ndarray) -> None:
+        """Append ``(n, H, W, C)`` uint8 frames (every piece the same ``H, W, C``)."""
+        if frames.dtype != np.uint8 or frames.ndim != 4:
+            raise ValueError(
+                f"frames must be uint8 (n, H, W, C); got {frames.dtype} {frames.shape}"
+            )
+        if self._frame_shape is None:
+            self._frame_shape = tuple(frames.shape[1:])
+            header = _npy_header((_MAX_FRAMES_DIGITS, *self._frame_shape))
+            self._header_length = len(header)
+            self._handle.write(header)
+        elif tuple(frames.shape[1:]) != self._frame_shape:
+            raise ValueError(f"frames {frames.shape[1:]} differ from the first {self._frame_shape}")
+        self._handle.write(np.ascontiguousarray(frames).tobytes())
+        self.count += len(frames)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(T, H, W, C)`` of what was appended so far (``(0,)`` before any frame)."""
+        return (self.count, *self._frame_shape) if self._frame_shape is not None else (0,)
+
+    def finish(self) -> None:
+        """Write the header of the frames appended (an empty ``(0,)`` array when none)."""
+        if self._frame_shape is None:
+            self._handle.write(_npy_header((0,)))
+            return
+        self._handle.seek(0)
+        self._handle.write(_npy_header(self.shape, self._header_length))
+        self._handle.seek(0, 2)

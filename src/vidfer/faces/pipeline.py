@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidfer.config.faces import DetectorName, FaceConfig
+from vidfer.config.faces import DATASET_MEAN, DetectorName, FaceConfig
 from vidfer.errors import ConfigError
 from vidfer.faces.align import alignment_matrices, warp_faces
 from vidfer.faces.tracks import FaceTrack, KeyframeDetector, Refiner, track_main_face
@@ -110,11 +110,8 @@ def _rounded(values: np.ndarray | None, digits: int) -> Any:
 def track_faces(
     faces: Sequence[FrameFaces], cfg: FaceConfig
 ) -> tuple[FaceTrack, list[dict[str, Any]]]:
-    """The main face's track through a video's detections, and one JSON-able record per frame.
-
-    Records hold ``frame`` (position in ``faces``), ``status``, ``box``, ``landmarks`` and
-    ``score`` (None where not available).
-    """
+    """The main face's track through a video's detections, and one JSON-able record per frame
+    (:func:`track_records`)."""
     track = track_main_face(
         faces,
         min_score=cfg.min_score,
@@ -122,7 +119,13 @@ def track_faces(
         max_gap=cfg.max_gap,
         missing=cfg.missing,
     )
-    records = [
+    return track, track_records(track)
+
+
+def track_records(track: FaceTrack) -> list[dict[str, Any]]:
+    """One JSON-able record per frame of a track: ``frame`` (position in the track),
+    ``status``, ``box``, ``landmarks`` and ``score`` (None where not available)."""
+    return [
         {
             "frame": t,
             "status": track.status[t],
@@ -132,7 +135,20 @@ def track_faces(
         }
         for t in range(len(track))
     ]
-    return track, records
+
+
+def _template(cfg: FaceConfig) -> np.ndarray | None:
+    """The crop points ``(k, 2)`` to align to (None: the canonical template).
+
+    Raises:
+        ConfigError: for a ``dataset_mean`` template not resolved from a prepared store.
+    """
+    if cfg.template == DATASET_MEAN:
+        raise ConfigError(
+            "faces.template: dataset_mean is computed over a dataset by vidfer prepare; "
+            "prepare the dataset, or give the (x, y) crop points"
+        )
+    return None if cfg.template is None else np.asarray(cfg.template, np.float32)
 
 
 def crop_faces(
@@ -150,13 +166,12 @@ def crop_faces(
     Returns:
         Crops ``(N, S, S, C)`` uint8 and the matrices ``(N, 2, 3)`` from frame to crop pixels.
     """
-    template = None if cfg.template is None else np.asarray(cfg.template, np.float32)
     matrices = alignment_matrices(
         None if track.landmarks is None else track.landmarks[positions],
         track.boxes[positions],
         cfg.size,
         margin=cfg.margin,
-        template=template,
+        template=_template(cfg),
         eyes_only=cfg.eyes_only,
     )
     crops = warp_faces(frames, matrices, cfg.size, grayscale=cfg.grayscale, equalize=cfg.equalize)
@@ -179,6 +194,7 @@ def process_faces(
     cfg = cfg or FaceConfig()
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}")
+    _template(cfg)  # fails before detecting on an unresolved template
     faces = video_detector(cfg, detector).detect(frames) if len(frames) else []
     track, records = track_faces(faces, cfg)
     channels = 1 if cfg.grayscale else 3

@@ -33,7 +33,7 @@ import numpy as np
 
 from vidfer import faults
 from vidfer.config import LimitsConfig
-from vidfer.data.prepare import quarantine_error
+from vidfer.data.preprocess import quarantine_error
 from vidfer.errors import CorruptVideoError
 from vidfer.io.sandbox import Failure, Sandbox
 

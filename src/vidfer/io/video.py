@@ -8,7 +8,8 @@ lossless video give the same arrays. Everything below holds for both.
 The header is first checked as :func:`vidfer.io.video_probe.probe` does (against
 :class:`~vidfer.io.video_probe.VideoLimits`), then :func:`iter_frames` streams
 ``(original index, RGB frame)`` pairs for long videos; :func:`decode_chunks` groups the same
-stream into pieces of bounded size, and :func:`decode` collects it into one array. All optionally
+stream into pieces of bounded size, and :func:`decode` collects it into one array
+(:func:`probe_source` checks a file or a folder without decoding anything). All optionally
 subsample to a target frame rate and resize so that the shorter side has a given length
 (in swscale, during the pixel-format conversion).
 
@@ -214,6 +215,26 @@ def decode_chunks(
     return _pieces(
         source, _Plan.make(source.info, fps, short_side), chunk_frames, max_frames, limits
     )
+
+
+def probe_source(
+    path: str | os.PathLike[str],
+    limits: VideoLimits = VideoLimits(),
+    frame_folder_fps: float = FRAME_FOLDER_FPS,
+) -> VideoInfo:
+    """Header metadata of a video file or a frame folder, checked against ``limits``; decodes
+    nothing (:func:`~vidfer.io.video_probe.probe` for a file,
+    :func:`~vidfer.io.frame_folder.probe_folder` for a folder).
+
+    Args:
+        path: Video file or frame folder.
+        limits: Bounds for untrusted input.
+        frame_folder_fps: The nominal frame rate of a frame folder (unused for a file).
+
+    Raises:
+        VideoError: as :func:`decode` raises it before decoding.
+    """
+    return _Source.probe(path, frame_folder_fps, limits).info
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ and :func:`write_missing` lists them for fusion.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,27 +149,53 @@ def video_features(
 
 def new_video_features(
     frames: FramesConfig,
-    video: np.ndarray,
+    pieces: Iterable[np.ndarray],
     path: Path,
     limits: LimitsConfig,
     device: torch.device,
 ) -> tuple[VideoFeatures | None, str]:
-    """The features of a new video (its file, its prepared frames ``(T, H, W, 3)``), as in
-    training, and ``ok``; or None and the reason a modality is missing (``no_audio``,
-    ``corrupt_audio``, ...). The soundtrack is decoded in a sandboxed worker under ``limits``."""
+    """The features of a new video (its file, its prepared frames piece by piece, each
+    ``(n, H, W, 3)``), as in training, and ``ok``; or None and the reason a modality is missing
+    (``no_audio``, ``corrupt_audio``, ...). The soundtrack is decoded in a sandboxed worker
+    under ``limits``.
+
+    Frame CNNs see one piece at a time (their features are per frame): memory holds a piece and
+    the features. Only a clip run's backbone (``video_run``) needs the whole video, and only
+    then are the pieces kept. The pieces are read to the end in every case.
+    """
+    sound = None
+    if any(extractor.audio is not None for extractor in frames.extractors):
+        sound = sandboxed_audio_features(path, limits)
+        if sound.features is None:
+            for _ in pieces:  # read to the end all the same: the caller's record needs it
+                pass
+            return None, sound.status
+    cnns = {
+        i: load_frame_source(extractor, device)
+        for i, extractor in enumerate(frames.extractors)
+        if extractor.audio is None and extractor.video_run is None
+    }
+    rows: dict[int, list[np.ndarray]] = {i: [] for i in cnns}
+    held: list[np.ndarray] | None = (
+        [] if any(e.video_run is not None for e in frames.extractors) else None
+    )
+    for piece in pieces:
+        for i, source in cnns.items():
+            extractor = frames.extractors[i]
+            rows[i].append(frame_features(source, piece, extractor.spatial, extractor.batch_size))
+        if held is not None:
+            held.append(piece)
     raw = []
-    for extractor in frames.extractors:
-        if extractor.audio is not None:
-            sound = sandboxed_audio_features(path, limits)
-            if sound.features is None:
-                return None, sound.status
+    for i, extractor in enumerate(frames.extractors):
+        if sound is not None and extractor.audio is not None:
+            assert sound.features is not None
             raw.append(sound.features[None])  # one step: (1, 1582)
-        elif extractor.video_run is not None:
+        elif extractor.video_run is not None and held is not None:
             run = RunDir(extractor.video_run)
             model, _ = load_run_model(run, device)
+            video = np.concatenate(held)  # (T, S, S, 3): the whole video, for the clip run
             sequence = run_feature_sequence(model, run.config(), video, device)
             raw.append(sequence.scores.float().cpu().numpy().T)  # (F, T') -> (T', F)
         else:
-            source = load_frame_source(extractor, device)
-            raw.append(frame_features(source, video, extractor.spatial, extractor.batch_size))
+            raw.append(np.concatenate(rows[i]))  # pieces' (n, C) -> (T, C)
     return video_features(frames, "", -1, raw), "ok"

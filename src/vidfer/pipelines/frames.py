@@ -335,16 +335,16 @@ class FramesPipeline(FittedPipeline):
     def scorer(
         self, run: RunDir, video: Path, settings: EvalConfig, device: torch.device
     ) -> Scorer:
-        """The head's scores of the whole video (a missing modality, e.g. no sound: none)."""
+        """The head's scores of the whole video (a missing modality, e.g. no sound: none), its
+        frame features computed piece by piece."""
         config = run.config()
         frames_config = config.frames
         assert frames_config is not None
         head = load_frame_head(run, device)
 
         def score(pieces: Iterable[np.ndarray]) -> Scored:
-            frames = np.concatenate(list(pieces))  # (T, S, S, 3): the whole video
             found, status = new_video_features(
-                frames_config, frames, video, config.data.limits, device
+                frames_config, pieces, video, config.data.limits, device
             )
             if found is None:
                 return Scored(None, None, status)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vidfer.config import LimitsConfig
-from vidfer.data.prepare import quarantine_error
+from vidfer.data.preprocess import quarantine_error
 from vidfer.io.sandbox import Failure, Sandbox
 from vidfer.viz.annotated_video import Annotated, Overlay, write_annotated
 

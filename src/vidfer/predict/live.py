@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from vidfer.config import PrepareConfig
-from vidfer.data.prepare import finish_frames
+from vidfer.data.preprocess import finish_frames
 from vidfer.errors import ConfigError, VideoError
 from vidfer.faces.pipeline import crop_faces, get_detector, track_faces
 from vidfer.faces.tracks import MISSING

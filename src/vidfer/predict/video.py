@@ -30,7 +30,10 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from vidfer.config import LimitsConfig, PrepareConfig
-from vidfer.data.prepare import video_limits
+from vidfer.config.faces import FaceConfig
+from vidfer.data.face_template import resolved_faces
+from vidfer.data.prepare import open_store
+from vidfer.data.preprocess import video_limits
 from vidfer.data.store import StoreRecord
 from vidfer.data.stream import VideoStream, stream_video
 from vidfer.device import resolve_device
@@ -181,6 +184,8 @@ class Predictor(abc.ABC):
         limits: Limits on untrusted input (the decoding worker's too).
         piece_frames: Decoded frames per piece.
         folder_fps: The frame rate of a frame folder (times in the timeline).
+        faces: The face options to read with, when not ``prep``'s own (a run's resolved
+            ``dataset_mean`` template); None: ``prep``'s.
         classes: The class names, in the model's order.
     """
 
@@ -189,6 +194,7 @@ class Predictor(abc.ABC):
     limits: LimitsConfig
     piece_frames: int
     folder_fps: float
+    faces: FaceConfig | None = None  # the face options, when not prep's own
 
     def open(self, path: Path, sandbox: Sandbox[Any] | None = None) -> VideoStream:
         """The video, ready to be read piece by piece (faces detected when the model uses them).
@@ -204,7 +210,13 @@ class Predictor(abc.ABC):
         if not (path.is_file() or path.is_dir()):
             raise VideoError(path, "no such file or frame folder; check the path")
         return stream_video(
-            path, self.prep, self.limits, self.piece_frames, self.folder_fps, sandbox=sandbox
+            path,
+            self.prep,
+            self.limits,
+            self.piece_frames,
+            folder_fps=self.folder_fps,
+            faces=self.faces,
+            sandbox=sandbox,
         )
 
     def annotate(self, path: Path, out: Path) -> Annotated:
@@ -301,6 +313,8 @@ class RunPredictor(Predictor):
             settings = settings.model_copy(update={"chunk_frames": chunk_frames})
         self.settings = settings
         self.prep, self.limits = self.config.data.prepare, self.config.data.limits
+        # A dataset_mean face template is the one the run's store was prepared with.
+        self.faces = resolved_faces(self.prep, open_store(self.config.data.store_root, self.prep))
         self.piece_frames = settings.chunk_frames or video_limits(self.limits).max_frames
         self.folder_fps = folder_fps or self.config.data.frame_folder_fps
         self.pipeline = pipeline_for(self.config)
