@@ -31,7 +31,7 @@ from helpers import moving_square, write_square_dataset
 
 
 def test_a_stream_accounts_for_its_worker_whatever_it_does():
-    with Sandbox(misbehave_later, 1, timeout_s=2, memory_mb=256) as sandbox:
+    with Sandbox(misbehave_later, 1, timeout_s=5, memory_mb=256) as sandbox:
         for what, status in (("segv", "crashed"), ("hang", "timeout"), ("hog", "out_of_memory")):
             items = list(sandbox.stream((what, 2)))
             assert items[:2] == [f"{what}0", f"{what}1"] and len(items) == 3

@@ -182,8 +182,9 @@ class PreparedStore:
         Several processes may prepare into one folder at once (the ranks of a distributed run,
         each with its share of the videos). The first one, alone, deletes the temporary files of
         runs that were killed; one that finds others preparing leaves the files (they may be
-        theirs) and writes beside them, after any clean-up in progress. The lock dies with its
-        process: a killed run leaves none.
+        theirs) and writes beside them, after any clean-up in progress. The last one out deletes
+        what its own stopped workers left. The lock dies with its process: a killed run leaves
+        none.
         """
         self.ensure()
         with open(self.folder / ".lock", "a+b") as handle:
@@ -200,6 +201,11 @@ class PreparedStore:
             try:
                 yield
             finally:
+                # Alone again (no other process prepares here): delete what this run's workers
+                # left when they were stopped mid-write (e.g. beside one that filled the disk).
+                with contextlib.suppress(BlockingIOError):
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    remove_temporaries(self.folder)
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def record_path(self, key: str) -> Path:
