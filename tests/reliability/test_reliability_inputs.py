@@ -33,6 +33,7 @@ from vidfer.io.sandbox import Failure, Sandbox
 from vidfer.io.writer import write_video
 
 from helpers import moving_square, write_audio_only
+from slow_start import misbehave_after_a_slow_start
 
 
 def encode(path: Path, frames: np.ndarray, pts: list[int] | None = None, rate: int = 10) -> Path:
@@ -181,6 +182,16 @@ def test_quarantine_is_remembered_and_decided_again_under_other_limits(
     relaxed = config.model_copy(update={"limits": LimitsConfig(decode_timeout_s=60)})
     third = load_dataset(relaxed)
     assert third.result.decoded == 1 and len(third.items) == 9 and not third.rejects()
+
+
+def test_a_replacement_worker_is_given_its_start_up_time(monkeypatch):
+    # After a crash the fresh worker must import the task's module again; on a loaded machine
+    # that can take longer than the task's limit, which runs only from its "ready".
+    monkeypatch.setenv("VIDFER_TEST_START_S", "1.5")
+    with Sandbox(misbehave_after_a_slow_start, 1, timeout_s=1, memory_mb=None) as sandbox:
+        outcomes = dict(sandbox.map([("segv",), ("a",)]))
+    assert isinstance(outcomes[0], Failure) and outcomes[0].status == "crashed"
+    assert outcomes[1] == "A"
 
 
 def test_the_sandbox_accounts_for_every_task_whatever_its_worker_does():

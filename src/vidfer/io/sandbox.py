@@ -300,6 +300,7 @@ class Sandbox(Generic[R]):
         pending.extendleft(reversed(worker.tasks))
         fresh = self._start()
         worker.process, worker.conn, worker.tasks = fresh.process, fresh.conn, deque()
+        worker.ready = False  # its next task's time limit allows for the fresh one's start
 
 
 def _describe_exit(code: int | None) -> str:
