@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reliability_helpers import misbehave, run_vidfer, vidfer_env, write_run_config
+from slow_start import misbehave_after_a_slow_start
 from vidfer.cli import main
 from vidfer.config import DataConfig, LimitsConfig, parse_config
 from vidfer.data.adapters.folder import write_folder_manifest
@@ -33,7 +34,6 @@ from vidfer.io.sandbox import Failure, Sandbox
 from vidfer.io.writer import write_video
 
 from helpers import moving_square, write_audio_only
-from slow_start import misbehave_after_a_slow_start
 
 
 def encode(path: Path, frames: np.ndarray, pts: list[int] | None = None, rate: int = 10) -> Path:
