@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from vidfer.config import load_config, parse_config
 from vidfer.errors import ConfigError
+from vidfer.io.run_folder import RunDir
 
 
 def write(tmp_path, data) -> str:
@@ -22,6 +23,27 @@ def test_minimal_config_resolves_paths_relative_to_the_file(tmp_path):
     assert config.data.manifest == tmp_path / "data" / "m.csv"
     assert config.data.store_root == tmp_path / "data" / ".vidfer_store"
     assert config.model.name == "resnet3d_18" and config.train.epochs == 20
+
+
+def test_a_config_given_by_a_relative_path_resolves_to_absolute_paths(tmp_path, monkeypatch):
+    # A run folder stores the resolved config: its paths must mean the same from anywhere.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "run.yaml").write_text(yaml.safe_dump({"data": {"manifest": "m.csv"}}))
+    assert load_config("cfg/run.yaml").data.manifest == tmp_path / "cfg" / "m.csv"
+
+
+def test_a_run_folder_of_an_earlier_version_reads_its_relative_paths_from_the_cwd(
+    tmp_path, monkeypatch
+):
+    # Earlier versions stored "data/m.csv" for a config given as "data/run.yaml": relative to
+    # the working directory of the training, not to the run folder.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(
+        yaml.safe_dump({"data": {"manifest": "data/m.csv"}})
+    )
+    monkeypatch.chdir(tmp_path)
+    assert RunDir(tmp_path / "run").config().data.manifest == tmp_path / "data" / "m.csv"
 
 
 def test_overrides_are_parsed_as_yaml(tmp_path):

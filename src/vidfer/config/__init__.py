@@ -241,8 +241,8 @@ def parse_config(raw: object, *, source: str = "config", base: Path | None = Non
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
-    if base is not None:
-        raw = _resolve_paths(json.loads(json.dumps(raw, default=str)), base)
+    if base is not None:  # absolute, so that a run folder's copy means the same from anywhere
+        raw = _resolve_paths(json.loads(json.dumps(raw, default=str)), base.absolute())
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from vidfer.config import RunConfig, config_to_dict, load_config
+from vidfer.config import RunConfig, config_to_dict, parse_config, read_yaml_mapping
 from vidfer.errors import CheckpointError
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
 
@@ -142,7 +142,10 @@ class RunDir:
                 "pass the --out folder of a 'vidfer train' run"
             )
         if self._config is None:
-            self._config = load_config(self.config_path)
+            # Its paths are absolute; earlier versions wrote, for a config given by a relative
+            # path, paths relative to the working directory: that is where they resolve.
+            raw = read_yaml_mapping(self.config_path)
+            self._config = parse_config(raw, source=str(self.config_path), base=Path.cwd())
         return self._config
 
     def classes(self) -> list[str]:
