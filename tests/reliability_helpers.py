@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import yaml
 
+from vidfer.io.sandbox import heartbeat
+
 
 def vidfer_env(**extra: str) -> dict[str, str]:
     """The environment of a ``vidfer`` subprocess: one intra-op thread, like the test process,
@@ -109,6 +111,16 @@ def store_records(folder: Path) -> list[Path]:
         for path in folder.glob("*.json")
         if not path.name.startswith(".") and path.name != "prepare.json"
     )
+
+
+def work_in_steps(steps: int, seconds: float, beat: bool) -> int:
+    """A sandbox task of ``steps`` steps of ``seconds`` each, calling ``heartbeat`` after each
+    step when ``beat``."""
+    for _ in range(steps):
+        time.sleep(seconds)
+        if beat:
+            heartbeat()
+    return steps
 
 
 def misbehave_later(what: str, items: int) -> Iterator[str]:

@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reliability_helpers import misbehave, run_vidfer, vidfer_env, write_run_config
+from reliability_helpers import misbehave, run_vidfer, vidfer_env, work_in_steps, write_run_config
 from slow_start import misbehave_after_a_slow_start
 from vidfer.cli import main
 from vidfer.config import DataConfig, LimitsConfig, parse_config
@@ -192,6 +192,15 @@ def test_a_replacement_worker_is_given_its_start_up_time(monkeypatch):
         outcomes = dict(sandbox.map([("segv",), ("a",)]))
     assert isinstance(outcomes[0], Failure) and outcomes[0].status == "crashed"
     assert outcomes[1] == "A"
+
+
+def test_a_task_that_beats_is_limited_per_step_not_as_a_whole():
+    # Four steps of 0.7 s under a 1.5 s limit: a video prepared piece by piece goes on as long
+    # as each piece comes in time; the same task silent for 2.8 s is a timeout.
+    with Sandbox(work_in_steps, 1, timeout_s=1.5, memory_mb=None) as sandbox:
+        outcomes = dict(sandbox.map([(4, 0.7, True), (4, 0.7, False)]))
+    assert outcomes[0] == 4
+    assert isinstance(outcomes[1], Failure) and outcomes[1].status == "timeout"
 
 
 def test_the_sandbox_accounts_for_every_task_whatever_its_worker_does():

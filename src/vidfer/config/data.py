@@ -36,12 +36,14 @@ class LimitsConfig(Section):
 
     The size, resolution, duration and frame count are checked from probed metadata before
     decoding. Decoding runs in worker processes (:mod:`vidfer.io.sandbox`): a video whose decoding
-    crashes its worker, runs longer than ``decode_timeout_s`` or needs more than
+    crashes its worker, spends longer than ``decode_timeout_s`` on a piece or needs more than
     ``decode_memory_mb`` is quarantined (status ``crashed``, ``timeout``, ``out_of_memory``).
 
     Attributes:
-        decode_timeout_s: Longest time to prepare one video (decode, faces, write); in
-            ``vidfer predict``, to decode one piece of it (``eval.chunk_frames`` frames).
+        decode_timeout_s: Longest time a video's preparation may take for one piece of its
+            frames (decode, faces, write; the limit starts again after each piece, so a long
+            valid video is not stopped for its length, a hung one is); in ``vidfer predict``,
+            to decode one piece (``eval.chunk_frames`` frames).
         decode_memory_mb: Memory one video's preparation may take in its worker (address space,
             beyond the worker's own); None: no limit.
         keep_truncated: Keep the frames decoded before the end of a file that was cut short

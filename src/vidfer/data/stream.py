@@ -41,7 +41,7 @@ from vidfer.faces.pipeline import crop_faces, track_faces, track_records, video_
 from vidfer.faces.tracks import MISSING, FaceTrack
 from vidfer.faces.types import FrameFaces
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
-from vidfer.io.sandbox import Failure, Sandbox
+from vidfer.io.sandbox import Failure, Sandbox, heartbeat
 from vidfer.io.video import DecodedVideo, decode_chunks
 from vidfer.io.video_probe import VideoInfo, VideoLimits
 
@@ -134,6 +134,7 @@ class VideoStream:
             self._truncated = piece.truncated
             indices, frames = _within(piece, self.segment)
             self.decoded += len(indices)
+            heartbeat()  # in a preparation worker: this video's time limit bounds a piece
             if len(indices):
                 yield indices, frames
 

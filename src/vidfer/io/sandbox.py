@@ -16,6 +16,10 @@ exception raised by the function is not a failure of the input: it is raised aga
 :meth:`Sandbox.map` runs the function once per input; :meth:`Sandbox.stream` runs a function that
 yields (a video's decoded pieces) and hands its items over one at a time, so that the parent never
 holds more than about two of them (``vidfer predict`` on long videos).
+
+A task's time limit runs from its start; a long task made of bounded steps (a video prepared
+piece by piece) calls :func:`heartbeat` after each step, which starts the limit again: it then
+bounds a step, so that a long valid input is not stopped for its length while a hung one is.
 """
 
 from __future__ import annotations
@@ -50,6 +54,16 @@ _MIB = 1 << 20
 _QUEUED = 2  # tasks handed to a worker at once: the next one waits in its pipe, never the worker
 _START_S = 120.0  # longest a worker may take to start (import the function's module)
 _NEXT = "next"  # the parent asks a streaming worker for its next item
+_PARENT: Connection | None = None  # in a worker process: its connection to the parent
+
+
+def heartbeat() -> None:
+    """Tell the parent that the running task made progress: its time limit starts again.
+
+    Outside a sandbox worker (e.g. the same code run in the calling process) it does nothing.
+    """
+    if _PARENT is not None:
+        wire.send(_PARENT, ("alive", None))
 
 
 @dataclass(frozen=True)
@@ -240,7 +254,7 @@ class Sandbox(Generic[R]):
                 self._replace(worker, pending)
                 return task, Failure("crashed", "its worker sent something that is not an answer")
             else:
-                if kind == "ready":
+                if kind in ("ready", "alive"):  # started, or its task made progress
                     worker.ready = True
                     worker.deadline = time.monotonic() + self.timeout_s
                     return None
@@ -340,6 +354,8 @@ def _serve(conn: Connection, fn: Callable[..., Any], memory_bytes: int | None, p
     :class:`_Stream`: a stream) until it sends None or goes away. ``fn``'s module was imported
     when the process started: it is not counted in the memory limit nor in the first task's
     time."""
+    global _PARENT
+    _PARENT = conn
     _die_with_parent(parent)
     if memory_bytes is not None:
         _limit_memory(memory_bytes)
