@@ -1,5 +1,6 @@
 """The public API: every name of ``vidfer.__all__`` resolves, is documented, and ``import vidfer``
-stays cheap; a script without a ``__main__`` guard prepares videos (its workers do not run it)."""
+stays cheap; a script without a ``__main__`` guard prepares and trains (its workers do not run
+it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import vidfer
 
@@ -38,25 +40,33 @@ UNGUARDED = """\
 import vidfer
 
 print("the script runs")
-data = vidfer.DataConfig.model_validate(
-    {{"manifest": {manifest!r}, "store": {store!r}, "prepare": {{"size": 16}}, "workers": 2}}
-)
-print(len(vidfer.load_dataset(data).items), "videos ready")
+config = vidfer.load_config("run.yaml")
+print(len(vidfer.load_dataset(config.data).items), "videos ready")
+print(vidfer.train(config, "run").epochs, "epoch")
 """
 
 
 @pytest.mark.slow
-def test_a_script_without_a_main_guard_prepares(square_dataset: Path, tmp_path: Path) -> None:
-    script = tmp_path / "unguarded.py"
-    script.write_text(UNGUARDED.format(manifest=str(square_dataset), store=str(tmp_path / "store")))
+def test_a_script_without_a_main_guard_prepares_and_trains(
+    square_dataset: Path, tmp_path: Path
+) -> None:
+    config = {
+        "data": {"manifest": str(square_dataset), "prepare": {"size": 16}, "workers": 2},
+        "sampler": {"clip_len": 8},
+        "transforms": {"size": 16},
+        "model": {"name": "resnet3d_18", "params": {"width": 0.125}},
+        "train": {"epochs": 1, "batch_size": 4},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "unguarded.py").write_text(UNGUARDED)
     result = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, "unguarded.py"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         env=os.environ,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     # Once: the spawned decoding workers did not run the script again.
-    assert result.stdout.splitlines() == ["the script runs", "8 videos ready"]
+    assert result.stdout.splitlines() == ["the script runs", "8 videos ready", "1 epoch"]
