@@ -15,6 +15,11 @@ class ConfigError(VidferError):
     """A configuration file or option is invalid."""
 
 
+class MissingExtraError(ConfigError):
+    """A feature needs an optional extra that is not installed (the message gives the
+    ``pip install 'vidfer[EXTRA]'`` line)."""
+
+
 class ManifestError(VidferError):
     """A manifest CSV is invalid (the message names the line)."""
 

@@ -1,8 +1,9 @@
-"""Utility commands: the model list, the offline assets and the demo."""
+"""Utility commands: the model list, the offline assets, the shipped configs and the demo."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.table import Table
@@ -61,6 +62,31 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from vidfer.config.shipped import shipped_config, shipped_configs
+    from vidfer.errors import ConfigError
+    from vidfer.io.atomic import atomic_write_text
+
+    if args.action == "list":
+        for path in shipped_configs():
+            console.print(path.name, highlight=False, markup=False)
+        return 0
+    if args.name is None:
+        raise ConfigError(
+            f"vidfer configs {args.action}: give a config name (see `vidfer configs list`)"
+        )
+    source = shipped_config(args.name)
+    if args.action == "show":
+        sys.stdout.write(source.read_text(encoding="utf-8"))  # as it is: never wrapped
+        return 0
+    target = Path(args.to) / source.name
+    if target.exists() and not args.force:
+        raise ConfigError(f"{target}: already exists; pass --force to overwrite it")
+    atomic_write_text(target, source.read_text(encoding="utf-8"))
+    console.print(f"wrote {target}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from vidfer.demo import run_demo
 
@@ -85,6 +111,21 @@ def register(add: Add) -> None:
     assets.add_argument("action", choices=["fetch", "list"])
     assets.add_argument("names", nargs="*", help="assets to fetch (default: all)")
     assets.add_argument("--force", action="store_true", help="download again even if present")
+
+    configs = add(
+        "configs",
+        _cmd_configs,
+        "the run configs shipped with vidfer: list them, show one, or copy one to edit and run",
+    )
+    configs.add_argument("action", choices=["list", "show", "copy"])
+    configs.add_argument("name", nargs="?", help="a config name, e.g. dfew_resnet3d18.yaml")
+    configs.add_argument(
+        "--to",
+        default="configs",
+        help="copy: the folder to write into (default configs/: its ../data/ paths then mean "
+        "./data/, as in the repository)",
+    )
+    configs.add_argument("--force", action="store_true", help="copy: overwrite an existing file")
 
     demo = add("demo", _cmd_demo, "synthetic data -> train -> evaluate -> predict, on the CPU")
     demo.add_argument("--out", default="demo_out")

@@ -39,6 +39,7 @@ from vidfer.config.model import (
     ViewsConfig,
 )
 from vidfer.config.protocol import ProtocolConfig
+from vidfer.config.shipped import is_shipped_name
 from vidfer.config.steps import FrameTrainSettings, VideoAttentionSettings
 from vidfer.errors import ConfigError
 
@@ -276,6 +277,12 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if is_shipped_name(path):  # a bare name: the packaged config is to be copied first
+            raise ConfigError(
+                f"{path}: config file not found here; it is a shipped config: "
+                f"`vidfer configs copy {path.name}` writes configs/{path.name} (its data paths, "
+                f"../data/..., are relative to that folder)"
+            ) from None
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)

@@ -6,6 +6,10 @@ paralinguistic challenge set (openSMILE, ``IS10_paraling_compat.conf``, shipped 
 of the video file itself (no separate wav), mixes it down to mono and resamples it to 16 kHz, and
 openSMILE's functionals over the whole signal give one vector per video.
 
+openSMILE is the optional ``audio`` extra (``pip install 'vidfer[audio]'``), imported only when
+features are computed; without it, :func:`require_audio` (called before any work) raises
+:class:`vidfer.errors.MissingExtraError` saying so.
+
 A video without an audio stream, or whose audio is too short for the functionals, has no vector:
 :class:`AudioFeatures` says why (``no_audio``, ``too_short``), and the pipelines and the fusion
 treat it as a missing modality instead of failing.
@@ -21,6 +25,7 @@ modality, and the calling process goes on.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -34,13 +39,14 @@ import numpy as np
 from vidfer import faults
 from vidfer.config import LimitsConfig
 from vidfer.data.preprocess import quarantine_error
-from vidfer.errors import CorruptVideoError
+from vidfer.errors import CorruptVideoError, MissingExtraError
 from vidfer.io.sandbox import Failure, Sandbox
 
 RATE = 16_000
 """Sampling rate of the signal given to openSMILE (Hz)."""
 IS10_SIZE = 1582
 """Features of the IS10 paralinguistic set."""
+AUDIO_EXTRA = "pip install 'vidfer[audio]'"
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,21 @@ def audio_signal(path: str | os.PathLike[str]) -> np.ndarray | None:
     return np.concatenate(chunks, axis=1)[0].astype(np.float32) / 32768.0
 
 
+def require_audio() -> None:
+    """Check that openSMILE (the ``audio`` extra) is installed, without importing it.
+
+    Raises:
+        MissingExtraError: if it is not.
+    """
+    if importlib.util.find_spec("opensmile") is None:
+        raise MissingExtraError(
+            f"openSMILE audio features (frames.extractors: {{audio: is10}}) need the audio "
+            f"extra: {AUDIO_EXTRA}"
+        )
+
+
 def _is10_config() -> str:
+    require_audio()
     import opensmile
 
     root = Path(opensmile.__file__).parent / "core" / "config" / "is09-13"
@@ -100,6 +120,7 @@ def _is10_config() -> str:
 @functools.cache
 def _smile() -> Any:
     """One openSMILE extractor for the process (building it parses the configuration)."""
+    require_audio()
     import opensmile
 
     return opensmile.Smile(feature_set=_is10_config(), feature_level="func")
@@ -162,7 +183,11 @@ def map_sandboxed_audio_features(
         ``(index in paths, features)`` in the order the files finish; a file whose sound cannot
         be decoded, or whose worker crashed or overran its time or memory, has no features and
         a status and reason saying so.
+
+    Raises:
+        MissingExtraError: without the audio extra (before any worker starts).
     """
+    require_audio()
     tasks = [(str(path),) for path in paths]
     with Sandbox(
         _audio_task, workers, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb

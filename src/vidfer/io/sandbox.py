@@ -20,6 +20,12 @@ holds more than about two of them (``vidfer predict`` on long videos).
 A task's time limit runs from its start; a long task made of bounded steps (a video prepared
 piece by piece) calls :func:`heartbeat` after each step, which starts the limit again: it then
 bounds a step, so that a long valid input is not stopped for its length while a hung one is.
+
+A worker does not import the caller's script again (``spawn`` would, to find functions defined
+in it): :func:`_script_hidden` hides the parent's ``__main__`` while a worker starts, unless the
+function itself lives there. A user's script that calls ``vidfer.train`` or prepares videos
+therefore works without an ``if __name__ == "__main__":`` guard, and workers start without the
+script's imports.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -55,6 +62,7 @@ _QUEUED = 2  # tasks handed to a worker at once: the next one waits in its pipe,
 _START_S = 120.0  # longest a worker may take to start (import the function's module)
 _NEXT = "next"  # the parent asks a streaming worker for its next item
 _PARENT: Connection | None = None  # in a worker process: its connection to the parent
+_MAIN_LOCK = threading.Lock()  # one worker start at a time hides and restores ``__main__``
 
 
 def heartbeat() -> None:
@@ -294,7 +302,8 @@ class Sandbox(Generic[R]):
         process = self._context.Process(
             target=_serve, args=(child, self.fn, memory, os.getpid()), daemon=True
         )
-        process.start()
+        with _script_hidden(self.fn):
+            process.start()
         child.close()  # the worker's end: closing ours lets recv() see the worker's death
         return _Worker(process, parent)
 
@@ -315,6 +324,29 @@ class Sandbox(Generic[R]):
         fresh = self._start()
         worker.process, worker.conn, worker.tasks = fresh.process, fresh.conn, deque()
         worker.ready = False  # its next task's time limit allows for the fresh one's start
+
+
+@contextlib.contextmanager
+def _script_hidden(fn: Callable[..., Any]) -> Iterator[None]:
+    """While a worker starts: the parent's ``__main__`` without ``__spec__`` and ``__file__``, so
+    that ``spawn`` does not run the caller's script again in the worker (a script without an
+    ``if __name__ == "__main__":`` guard would start workers from there, and fail). Kept as it is
+    when ``fn`` is defined in ``__main__``: the worker needs the script to find it."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(fn, "__module__", None) == "__main__":
+        yield
+        return
+    names = ("__spec__", "__file__")
+    with _MAIN_LOCK:
+        saved = {name: vars(main)[name] for name in names if name in vars(main)}
+        vars(main).pop("__file__", None)
+        vars(main)["__spec__"] = None
+        try:
+            yield
+        finally:
+            for name in names:
+                vars(main).pop(name, None)
+            vars(main).update(saved)
 
 
 def _describe_exit(code: int | None) -> str:

@@ -40,6 +40,7 @@ from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.device import resolve_device, seed_everything
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
+from vidfer.features.audio import require_audio
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.io.run_folder import RunDir
@@ -220,11 +221,14 @@ def train_frame_pipeline(
 
     Raises:
         ConfigError: on a dataset without a train split, or an unusable extractor/classifier.
+        MissingExtraError: on an audio extractor without the audio extra.
     """
     frames = config.frames
     assert frames is not None
     if frames.classifier.name == "average" and len(frames.extractors) != 1:
         raise ConfigError("frames.classifier average takes exactly one extractor (a logits layer)")
+    if any(extractor.audio is not None for extractor in frames.extractors):
+        require_audio()  # before the videos are prepared
     run = RunDir(out)
     device = resolve_device(config.train.device)
     seed_everything(config.seed, deterministic=config.train.deterministic)
