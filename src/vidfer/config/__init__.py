@@ -300,7 +300,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     raw = read_yaml_mapping(path)
     for item in overrides or []:
         apply_override(raw, item)
-    return parse_config(raw, source=str(path), base=path.parent)
+    return parse_config(raw, source=str(path), base=path.absolute().parent)
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
