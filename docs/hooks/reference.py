@@ -64,9 +64,7 @@ def public_homes() -> dict[str, str]:
     """Each name of ``vidfer.__all__`` and the object that documents it (``module.name``)."""
     import vidfer
 
-    return {
-        name: f"{vidfer._HOMES.get(name, 'vidfer.registry')}.{name}" for name in vidfer.__all__
-    }
+    return {name: f"{vidfer._HOMES.get(name, 'vidfer.registry')}.{name}" for name in vidfer.__all__}
 
 
 def _literal_block(doc: str) -> list[str]:
@@ -179,6 +177,8 @@ def _dedent_doc(doc: str) -> str:
 def _type_name(annotation: Any) -> str:
     if annotation is type(None):
         return "None"
+    if annotation is Ellipsis:
+        return "..."
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         return " | ".join(_type_name(a) for a in typing.get_args(annotation))
     origin = typing.get_origin(annotation)
@@ -195,10 +195,8 @@ def _type_name(annotation: Any) -> str:
 def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
-    if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
-    else:
-        value = field.default
+    factory = field.default_factory
+    value = field.default if factory is None else factory()  # type: ignore[call-arg]
     if value is PydanticUndefined:
         return "required"
     if isinstance(value, BaseModel):
@@ -208,6 +206,12 @@ def _default(field: FieldInfo) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(text: str) -> str:
+    """A docstring's reStructuredText roles and literals as Markdown code."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`")
 
 
 def config_reference() -> str:
@@ -229,11 +233,11 @@ def config_reference() -> str:
         lines += [f"`{model.__module__}.{model.__name__}`", ""]
         summary = _dedent_doc(model.__doc__ or "").split("\n\n")[0]
         if summary:
-            lines += [" ".join(summary.split()), ""]
+            lines += [markdown(" ".join(summary.split())), ""]
         docs = attribute_docs(model)
         lines += ["| option | type | default | description |", "| --- | --- | --- | --- |"]
         for name, field in model.model_fields.items():
-            text = field.description or docs.get(name, "")
+            text = markdown(field.description or docs.get(name, ""))
             nested = _sections_in(field.annotation) or MAPPED_SECTIONS.get((model.__name__, name))
             if nested:
                 child = f"{path}.{name}" if path else name
@@ -256,7 +260,7 @@ def _anchor(path: str) -> str:
 
 
 def cli_commands() -> dict[str, argparse.ArgumentParser]:
-    """Every command of the ``vidfer`` parser (``vidfer`` itself, then e.g. ``vidfer synth actions``)."""
+    """Every command of the ``vidfer`` parser, by its full name (``vidfer``, ``vidfer train``)."""
     from vidfer.cli import _parser
 
     found: dict[str, argparse.ArgumentParser] = {}
@@ -278,7 +282,7 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
         if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
             continue
         names = ", ".join(action.option_strings) or (action.metavar or action.dest)
-        text = (action.help or "") % {"default": action.default, "prog": parser.prog}
+        text = markdown((action.help or "") % {"default": action.default, "prog": parser.prog})
         if action.choices and not isinstance(action.choices, dict):
             text += f" (one of: {', '.join(str(c) for c in action.choices)})"
         shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
@@ -300,9 +304,10 @@ def cli_reference() -> str:
     for name, parser in cli_commands().items():
         lines += [f"## `{name}` {{#{cli_anchor(name)}}}", ""]
         if parser.description:
-            lines += [parser.description, ""]
-        usage = parser.format_usage().strip().removeprefix("usage: ")
-        lines += ["```text", usage, "```", ""]
+            lines += [markdown(parser.description), ""]
+        usage = parser.format_usage().strip().removeprefix("usage: ").splitlines()
+        usage = usage[:1] + [line.removeprefix(" " * len("usage: ")) for line in usage[1:]]
+        lines += ["```text", *usage, "```", ""]
         rows = _option_rows(parser)
         if rows:
             lines += ["| argument | help | default |", "| --- | --- | --- |", *rows, ""]
@@ -327,7 +332,8 @@ def benchmarks_page() -> str:
 
 def home_page() -> str:
     """README.md as the site's home page: its links into ``docs/`` made relative to the site,
-    benchmarks/README.md as the benchmarks page (any other link to the repository fails --strict)."""
+    benchmarks/README.md as the benchmarks page (another link into the repository fails
+    --strict)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     text = text.replace("](docs/", "](")
     return text.replace("](benchmarks/README.md)", "](benchmarks.md)")

@@ -144,7 +144,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def register(add: Add) -> None:
     """Add this module's subcommands to the parser."""
     evaluate = add("evaluate", _cmd_evaluate, "evaluate a trained run on whole videos")
-    evaluate.add_argument("run")
+    evaluate.add_argument("run", help="a trained run folder")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
 
     maps = add(
@@ -152,7 +152,7 @@ def register(add: Add) -> None:
         _cmd_attention_maps,
         "plot a trained attention module's maps over whole videos (attention_maps.png)",
     )
-    maps.add_argument("run")
+    maps.add_argument("run", help="a trained clip run with an attention module")
     maps.add_argument("--split", default="test", choices=["train", "val", "test"])
     maps.add_argument("--videos", nargs="*", default=[], help="video ids (default: first four)")
 
@@ -182,7 +182,7 @@ def register(add: Add) -> None:
     )
     fuse.add_argument("--samples", type=int, default=100_000, help="uniform random-search draws")
     fuse.add_argument("--block", type=int, default=100_000, help="local draws per sigma (0: none)")
-    fuse.add_argument("--seed", type=int, default=0)
+    fuse.add_argument("--seed", type=int, default=0, help="seed of the random search")
 
     predict = add(
         "predict",

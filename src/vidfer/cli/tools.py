@@ -87,4 +87,4 @@ def register(add: Add) -> None:
     assets.add_argument("--force", action="store_true", help="download again even if present")
 
     demo = add("demo", _cmd_demo, "synthetic data -> train -> evaluate -> predict, on the CPU")
-    demo.add_argument("--out", default="demo_out")
+    demo.add_argument("--out", default="demo_out", help="output folder")
