@@ -4,7 +4,8 @@
   of :mod:`vidfer.config`): type, default, and the description from the section's docstring
   (its ``Attributes:``) or the field's own ``description``;
 - ``reference/cli.md``: every command and option of the ``vidfer`` argparse parser, with its help;
-- ``api/index.md``: every name of ``vidfer.__all__``, documented from its home module;
+- in ``api/index.md``, at its marker: every name of ``vidfer.__all__``, documented from its home
+  module;
 - ``index.md``: README.md, the landing page, its links made relative to the site;
 - ``benchmarks.md``: benchmarks/README.md as it is, its links made to point into the repository.
 
@@ -24,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
@@ -36,6 +39,7 @@ from pydantic_core import PydanticUndefined  # noqa: E402
 
 HOME_PAGE = "index.md"
 API_PAGE = "api/index.md"
+API_MARKER = "<!-- vidfer.__all__"
 CONFIG_PAGE = "reference/configuration.md"
 CLI_PAGE = "reference/cli.md"
 BENCHMARKS_PAGE = "benchmarks.md"
@@ -50,7 +54,6 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         (CONFIG_PAGE, config_reference()),
         (CLI_PAGE, cli_reference()),
         (BENCHMARKS_PAGE, benchmarks_page()),
-        (API_PAGE, api_index()),
         (HOME_PAGE, home_page()),
     ):
         files.append(File.generated(config, path, content=text))
@@ -78,30 +81,10 @@ def _literal_block(doc: str) -> list[str]:
 
 
 def api_index() -> str:
-    """The public API page: the stable names, each documented from its home module."""
+    """The generated part of the public API page: vidfer's example and every stable name."""
     import vidfer
 
-    lines = [
-        "# Public API",
-        "",
-        "`import vidfer` gives the names below. **They are the stable API**: they keep their",
-        "names and signatures across minor versions, and a change is announced. Everything else",
-        "(the `vidfer.*` modules of the other pages of this section) is internal: documented for",
-        "contributors, free to change.",
-        "",
-        "Each name is imported on first use, so that `import vidfer` is cheap and a decoding",
-        "worker does not import torch. **Scripts that prepare, train or predict must guard their",
-        'entry point with `if __name__ == "__main__":`**: decoding runs in `spawn` worker',
-        "processes, which import the script again.",
-        "",
-        "```python",
-        *_literal_block(vidfer.__doc__ or ""),
-        "```",
-        "",
-        "`vidfer.load_config` returns the config resolved as a run records it (its model's input",
-        "contract filled in and checked); `vidfer.config.load_config` reads it as written.",
-        "",
-    ]
+    lines = ["```python", *_literal_block(vidfer.__doc__ or ""), "```", ""]
     for name, target in public_homes().items():
         lines += [
             f"## `vidfer.{name}` {{#vidfer.{name}}}",
@@ -114,6 +97,16 @@ def api_index() -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Fill the public API page's marker with :func:`api_index`."""
+    if page.file.src_uri != API_PAGE:
+        return markdown
+    marker = re.search(re.escape(API_MARKER) + r".*?-->", markdown, flags=re.S)
+    if marker is None:
+        raise PluginError(f"docs/{API_PAGE}: the marker {API_MARKER!r}...--> is missing")
+    return markdown[: marker.start()] + api_index() + markdown[marker.end() :]
 
 
 # ---------------------------------------------------------------- configuration reference
