@@ -24,6 +24,17 @@ def test_minimal_config_resolves_paths_relative_to_the_file(tmp_path):
     assert config.model.name == "resnet3d_18" and config.train.epochs == 20
 
 
+def test_a_config_named_by_a_relative_path_records_absolute_paths(tmp_path, monkeypatch):
+    # A run folder records the resolved config; a relative manifest path would then be read
+    # against the run folder (the README's `vidfer train configs/... --out runs/x`).
+    (tmp_path / "configs").mkdir()
+    write(tmp_path / "configs", {"data": {"manifest": "../data/m.csv"}})
+    monkeypatch.chdir(tmp_path)
+    config = load_config("configs/run.yaml")
+    assert config.data.manifest.is_absolute()
+    assert config.data.manifest.resolve() == tmp_path / "data" / "m.csv"
+
+
 def test_overrides_are_parsed_as_yaml(tmp_path):
     path = write(tmp_path, {"data": {"manifest": "m.csv"}})
     config = load_config(path, ["train.epochs=3", "model.params={width: 0.5}", "seed=7"])
