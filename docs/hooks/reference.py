@@ -16,6 +16,7 @@ path, so the pages describe the code beside them, not an installed copy.
 from __future__ import annotations
 
 import argparse
+import html
 import re
 import sys
 import types
@@ -198,7 +199,15 @@ def _default(field: FieldInfo) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: a code span holding ``|`` becomes HTML (a table would
+    split it, and ``\\|`` is not unescaped inside a code span), other pipes are escaped."""
+
+    def code(match: re.Match[str]) -> str:
+        inner = html.escape(match.group(1), quote=False).replace("|", "&#124;")
+        return f"<code>{inner}</code>"
+
+    text = re.sub(r"`([^`]*\|[^`]*)`", code, text.replace("\n", " "))
+    return text.replace("|", "\\|")
 
 
 def markdown(text: str) -> str:
@@ -237,10 +246,8 @@ def config_reference() -> str:
                 if typing.get_origin(field.annotation) is list:
                     child += "[]"
                 text = (text + " " if text else "") + f"See [`{child}`](#{_anchor(child)})."
-            lines.append(
-                f"| `{name}` | `{_cell(_type_name(field.annotation))}` | {_cell(_default(field))} "
-                f"| {_cell(text)} |"
-            )
+            kind = _cell(f"`{_type_name(field.annotation)}`")
+            lines.append(f"| `{name}` | {kind} | {_cell(_default(field))} | {_cell(text)} |")
         lines.append("")
     return "\n".join(lines)
 
