@@ -212,8 +212,12 @@ def _cell(text: str) -> str:
 
 def markdown(text: str) -> str:
     """A docstring's reStructuredText roles and literals as Markdown code."""
-    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text)
-    return text.replace("``", "`")
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text).replace("``", "`")
+    parts = text.split("`")  # the odd parts are code, which Markdown escapes itself
+    return "`".join(
+        part if index % 2 else part.replace("<", "&lt;").replace(">", "&gt;")
+        for index, part in enumerate(parts)
+    )
 
 
 def config_reference() -> str:
