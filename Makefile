@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vidfer-installed
 
-.PHONY: demo test lint assets setup browser clean gpu-check
+.PHONY: demo test lint assets setup browser clean gpu-check docs
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ lint: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
 
+# The documentation site at http://127.0.0.1:8000 (mkdocs serve; `make test` builds it with
+# --strict in tests/test_docs.py).
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
+
 # Two pytest-xdist workers (one per core), each taking whole test files (see tests/conftest.py).
 test: assets lint browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
@@ -37,4 +42,4 @@ gpu-check: assets
 	$(BIN)/python benchmarks/gpu.py
 
 clean:
-	rm -rf demo_out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf demo_out site .pytest_cache .mypy_cache .ruff_cache

@@ -141,6 +141,10 @@ def _option_types(builder: Callable[..., Any]) -> dict[str, TypeAdapter[Any]]:
 # The project's registries. Modules register their builders on import; ``vidfer.models`` and
 # ``vidfer.data`` import every module that registers something.
 MODELS: Registry[VideoModel] = Registry("model")
+"""Clip model families by ``model.name`` (``resnet3d_18``, ``c3d``, ...; ``vidfer models``)."""
 POOLINGS: Registry[TemporalPooling] = Registry("pooling")
+"""Temporal poolings by ``pooling.name`` (``avg``, ``max``, ``softmax``, ``adaptive_softmax``)."""
 SAMPLERS: Registry[ClipSampler] = Registry("sampler")
+"""Clip samplers by ``sampler.name`` (``uniform``, ``stochastic_softmax``, ...)."""
 ATTENTIONS: Registry[AttentionModule] = Registry("attention")
+"""Attention modules by ``model.attention.name`` (``mask``, ``context_mask``, ``stn``, ...)."""

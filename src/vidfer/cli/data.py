@@ -82,10 +82,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def register(add: Add) -> None:
     """Add this module's subcommands to the parser."""
     synth = add("synth", _cmd_synth, "write a synthetic dataset (mp4 files + manifest.csv)")
-    synth.add_argument("name", choices=["expressions", "actions"])
+    synth.add_argument("name", choices=["expressions", "actions"], help="which dataset")
     synth.add_argument("out", help="output folder")
-    synth.add_argument("--videos-per-class", type=int, default=None)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--videos-per-class", type=int, default=None, help="(actions 20, expressions 12)"
+    )
+    synth.add_argument("--seed", type=int, default=0, help="seed of the generated videos")
     synth.add_argument(
         "--scenes",
         action="store_true",
@@ -97,7 +99,7 @@ def register(add: Add) -> None:
         _cmd_manifest,
         "write manifest.csv for a dataset in its own layout (default: ROOT/<label>/<video>)",
     )
-    manifest.add_argument("root")
+    manifest.add_argument("root", help="the dataset's folder, as distributed")
     manifest.add_argument(
         "--layout",
         default="folder",
@@ -125,13 +127,13 @@ def register(add: Add) -> None:
     prepare.add_argument("--size", type=int, default=112, help="short side (manifest mode)")
     prepare.add_argument("--no-crop", action="store_true", help="keep the aspect ratio")
     prepare.add_argument("--fps", type=float, default=None, help="target frame rate")
-    prepare.add_argument("--grayscale", action="store_true")
+    prepare.add_argument("--grayscale", action="store_true", help="store gray frames")
     prepare.add_argument(
         "--faces",
         action="store_true",
         help="store aligned crops of the main face (MTCNN), SIZE x SIZE",
     )
-    prepare.add_argument("--workers", type=int, default=2)
+    prepare.add_argument("--workers", type=int, default=2, help="sandboxed decoding workers")
     prepare.add_argument(
         "--frame-folder-fps",
         type=float,

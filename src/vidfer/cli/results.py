@@ -144,23 +144,30 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def register(add: Add) -> None:
     """Add this module's subcommands to the parser."""
     evaluate = add("evaluate", _cmd_evaluate, "evaluate a trained run on whole videos")
-    evaluate.add_argument("run")
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("run", help="a trained run folder")
+    evaluate.add_argument(
+        "--split", default="test", choices=["train", "val", "test"], help="the split to score"
+    )
 
     maps = add(
         "attention-maps",
         _cmd_attention_maps,
         "plot a trained attention module's maps over whole videos (attention_maps.png)",
     )
-    maps.add_argument("run")
-    maps.add_argument("--split", default="test", choices=["train", "val", "test"])
+    maps.add_argument("run", help="a trained clip run with an attention module")
+    maps.add_argument(
+        "--split", default="test", choices=["train", "val", "test"], help="the videos' split"
+    )
     maps.add_argument("--videos", nargs="*", default=[], help="video ids (default: first four)")
 
     fuse = add("fuse", _cmd_fuse, "decision-level fusion of trained runs, with a comparison report")
     fuse.add_argument("runs", nargs="+", help="two or more run folders (same dataset)")
     fuse.add_argument("--out", required=True, help="output folder")
     fuse.add_argument(
-        "--method", choices=["search", "weights", "mean", "sci", "max", "network"], default="search"
+        "--method",
+        choices=["search", "weights", "mean", "sci", "max", "network"],
+        default="search",
+        help="how the runs are combined",
     )
     fuse.add_argument(
         "--weights", type=float, nargs="+", default=None, help="per run (--method weights)"
@@ -182,7 +189,7 @@ def register(add: Add) -> None:
     )
     fuse.add_argument("--samples", type=int, default=100_000, help="uniform random-search draws")
     fuse.add_argument("--block", type=int, default=100_000, help="local draws per sigma (0: none)")
-    fuse.add_argument("--seed", type=int, default=0)
+    fuse.add_argument("--seed", type=int, default=0, help="seed of the random search")
 
     predict = add(
         "predict",
@@ -251,5 +258,10 @@ def register(add: Add) -> None:
         "ONNX or TorchScript, with model.json (classes, input contract, preprocessing)",
     )
     export.add_argument("run", nargs="?", default=None, help="a trained clip run (default: FER)")
-    export.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    export.add_argument(
+        "--format",
+        choices=["onnx", "torchscript"],
+        required=True,
+        help="the exported file's format",
+    )
     export.add_argument("--out", default=None, help="output folder (default RUN/export)")

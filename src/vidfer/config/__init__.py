@@ -112,6 +112,12 @@ class RunConfig(Section):
     activity modality (:class:`ActivityConfig`), none of them for a clip model. A section the
     kind does not read (:data:`NOT_FOR_KIND`) is an error naming it. ``eval.clip_len`` follows
     from ``sampler.clip_len`` unless given.
+
+    Attributes:
+        seed: The one seed every generator of the run derives from (initialisation, epoch
+            order, clip draws, augmentation), so that a resumed run ends as an uninterrupted one.
+        kind: ``clip``, ``frames``, ``sparse_ae`` or ``activity``; left out, it follows from the
+            section given.
     """
 
     seed: int = 0

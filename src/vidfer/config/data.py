@@ -40,6 +40,11 @@ class LimitsConfig(Section):
     ``decode_memory_mb`` is quarantined (status ``crashed``, ``timeout``, ``out_of_memory``).
 
     Attributes:
+        max_file_mb: Largest file in MB (a frame folder: its images' total size).
+        max_width: Largest frame width in pixels.
+        max_height: Largest frame height in pixels.
+        max_duration_s: Longest duration in seconds.
+        max_frames: Most frames in a video.
         decode_timeout_s: Longest time a video's preparation may take for one piece of its
             frames (decode, faces, write; the limit starts again after each piece, so a long
             valid video is not stopped for its length, a hung one is); in ``vidfer predict``,
@@ -104,6 +109,18 @@ class DataConfig(Section):
     """The dataset: manifest, store location, classes and preprocessing.
 
     Attributes:
+        manifest: The manifest CSV (``path,label`` and the optional columns); a relative path is
+            relative to the config's folder.
+        root: The folder the manifest's paths are relative to and must stay inside (None: the
+            manifest's folder).
+        store: The prepared store (None: ``.vidfer_store/`` beside the manifest).
+        classes: The class names in order; a manifest label not among them is an error (None:
+            the manifest's labels, sorted).
+        prepare: How videos become stored frames.
+        limits: Limits on untrusted video files.
+        workers: Sandboxed worker processes decoding videos in preparation.
+        max_reject_fraction: Preparation fails when more than this share of the videos is
+            rejected.
         frame_folder_fps: The frame rate of the manifest's frame folders (a row whose path is a
             folder of images: :mod:`vidfer.io.frame_folder`), which the images do not state.
             The default 25 (``vidfer.io.frame_folder.FRAME_FOLDER_FPS``) is Oulu-CASIA's and the

@@ -23,6 +23,11 @@ class ExtractorConfig(Section):
     step per video; videos without sound are a missing modality).
 
     Attributes:
+        cnn: A frame CNN by name (:data:`~vidfer.models.frame_cnns.FRAME_CNNS`).
+        params: Parameters of ``cnn``'s builder.
+        frame_run: A ``vidfer train-frames`` run folder; relative to the config's folder.
+        video_run: A ``vidfer train`` run of a 3D model; relative to the config's folder.
+        audio: ``is10``: openSMILE's INTERSPEECH 2010 functionals of the video's sound.
         layer: Frame CNN layer whose output is the feature (its ``feature_layers`` names, e.g.
             ``conv2``, ``fc6``, ``features``, ``logits``); ignored for ``video_run``.
         spatial: ``avg`` averages a convolutional map over space, ``flatten`` keeps it whole
@@ -55,6 +60,11 @@ class ClassifierConfig(Section):
     SVM) -- both over aggregated features, with C (and gamma) chosen on the validation split
     and probabilities calibrated -- and ``irnn``, ``lstm``, ``bilstm`` (sequence models over the
     per-frame features, trained with the ``optim`` and ``train`` sections).
+
+    Attributes:
+        name: One of the names above.
+        params: The classifier's options (e.g. ``C`` and ``gamma_scale`` grids of the SVMs,
+            ``hidden`` of the recurrent models).
     """
 
     name: Literal["average", "linear_svm", "rbf_svm", "irnn", "lstm", "bilstm"]

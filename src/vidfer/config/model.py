@@ -13,7 +13,18 @@ from vidfer.config.base import Section
 
 
 class SamplerConfig(Section):
-    """A clip sampler from the registry and its parameters."""
+    """A clip sampler from the registry and its parameters.
+
+    Attributes:
+        name: A sampler of :data:`~vidfer.registry.SAMPLERS`: ``uniform``, ``center``,
+            ``every_window``, ``temporal_resize``, ``strided``, ``clip_pairs`` (FstCN), and the
+            learning ``stochastic_softmax``, ``reinforce``, ``guided``.
+        clip_len: Frames per clip.
+        stride: Step between the frames of a clip, in frames (1: consecutive frames).
+        num_clips: Clips drawn per video and epoch (the learning samplers take 1).
+        params: The sampler's own options (e.g. ``gamma``, ``warmup``, ``explore`` of
+            ``stochastic_softmax``).
+    """
 
     name: str = "uniform"
     clip_len: int = Field(16, ge=1)
@@ -23,7 +34,19 @@ class SamplerConfig(Section):
 
 
 class TransformConfig(Section):
-    """Clip augmentation (applied identically to every frame of a clip) and normalisation."""
+    """Clip augmentation (applied identically to every frame of a clip) and normalisation.
+
+    Attributes:
+        size: Side of the square crop a clip is given to the model at (a random resized crop in
+            training, a resize and centre crop in evaluation).
+        crop_scale: Range of the area share of the random resized crop.
+        flip: Probability of a horizontal flip.
+        rotation: Largest random rotation, in degrees.
+        color_jitter: Brightness, contrast, saturation and hue of the colour jitter (0: none).
+        mean: Per-channel mean of the [0, 1] pixels, subtracted. Left out, the model's input
+            contract gives it (its weights' normalisation).
+        std: Per-channel standard deviation the pixels are divided by; as ``mean``.
+    """
 
     size: int = Field(112, ge=8)
     crop_scale: tuple[float, float] = (0.5, 1.0)
@@ -43,7 +66,13 @@ class TransformConfig(Section):
 
 
 class AttentionConfig(Section):
-    """An attention module between the model's features and its classifier."""
+    """An attention module between the model's features and its classifier.
+
+    Attributes:
+        name: A module of :data:`~vidfer.registry.ATTENTIONS`: ``mask``, ``context_mask``,
+            ``stn``, ``self_attention``.
+        params: The module's options (e.g. ``dims``, ``hidden``, ``combine``, ``heads``).
+    """
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -53,6 +82,10 @@ class ModelConfig(Section):
     """A model from the registry; ``params`` go to its builder; optional ``attention`` module.
 
     Attributes:
+        name: A model family of :data:`~vidfer.registry.MODELS` (``vidfer models`` lists them).
+        params: Options of the family's builder (e.g. ``width``, ``temporal_stride``,
+            ``temporal_padding``).
+        attention: An attention module between the features and the classifier (None: none).
         weights: Initial weights of the backbone (:mod:`vidfer.models.weights`): a published
             weights name of the family (e.g. ``KINETICS400_V1``), a checkpoint file, or a vidfer
             run folder; a relative path is relative to the config's folder. None: the builder's
@@ -74,7 +107,13 @@ class ModelConfig(Section):
 
 
 class PoolingConfig(Section):
-    """Temporal pooling of the score map into video scores."""
+    """Temporal pooling of the score map into video scores.
+
+    Attributes:
+        name: A pooling of :data:`~vidfer.registry.POOLINGS`: ``avg``, ``max``, ``softmax``,
+            ``adaptive_softmax``.
+        params: The pooling's options (e.g. ``gamma`` of ``softmax``).
+    """
 
     name: str = "avg"
     params: dict[str, Any] = Field(default_factory=dict)
@@ -86,6 +125,16 @@ class OptimConfig(Section):
     ``freeze``, ``layer_decay`` and ``freeze_bn`` are fine-tuning controls of clip models.
 
     Attributes:
+        name: ``adamw`` or ``sgd`` (with ``momentum``).
+        lr: Learning rate of the backbone.
+        head_lr: Learning rate of the head (None: ``lr``).
+        weight_decay: Weight decay of the backbone.
+        head_weight_decay: Weight decay of the head (None: ``weight_decay``).
+        momentum: SGD momentum.
+        schedule: Learning-rate schedule over the epochs: ``none``, ``cosine`` or ``step``.
+        step_size: Epochs between two decays of the ``step`` schedule.
+        gamma: Factor of each decay of the ``step`` schedule.
+        warmup_epochs: Epochs of linear warm-up before the schedule.
         freeze: Stages of a clip model's backbone that are not trained (e.g. ``[stem, layer1]``
             for the 3D ResNets): their weights and BatchNorm statistics stay as loaded. The
             stages are the backbone's top-level modules, input to output
@@ -116,6 +165,21 @@ class TrainConfig(Section):
     """The training loop.
 
     Attributes:
+        epochs: Maximum epochs.
+        batch_size: Clips per optimiser step; with several processes the global batch, which
+            each of N processes loads ``batch_size / N`` of.
+        accumulate: Batches whose gradients are summed before each optimiser step.
+        clip_grad: Largest gradient norm (None: no clipping).
+        patience: Stop after this many epochs without a better validation loss (None: no early
+            stopping).
+        num_workers: Loader processes reading and augmenting clips (0: in the training process).
+        device: ``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda``.
+        deterministic: Ask torch for deterministic kernels (``torch.use_deterministic_algorithms``).
+        plot_videos: Videos (``video_id``) plotted at the end: a learning sampler's sampling maps
+            (training videos) and an attention module's maps (held-out videos); empty: the first
+            four of each.
+        tensorboard: Also write TensorBoard event files into ``RUN/tensorboard/`` (curves, learning
+            rate, confusion matrices, sampling maps).
         checkpoint_every_steps: Also write ``checkpoints/last.pt`` every this many optimiser
             steps inside an epoch, so that a killed run resumes mid-epoch (None: at epoch ends).
         on_nan: A batch whose loss is NaN or infinite stops the run (``stop``, naming the step
@@ -144,10 +208,7 @@ class TrainConfig(Section):
     checkpoint_every_steps: int | None = Field(None, ge=1)
     on_nan: Literal["stop", "skip"] = "stop"
     loader_timeout_s: float = Field(300.0, gt=0)
-    # Videos (video_id) plotted at the end: a learning sampler's sampling maps (training videos)
-    # and an attention module's maps (held-out videos); empty: the first four of each.
     plot_videos: list[str] = Field(default_factory=list)
-    # TensorBoard event files in RUN/tensorboard/ (curves, lr, confusion, sampling maps).
     tensorboard: bool = False
 
     @field_validator("amp", mode="before")
@@ -160,14 +221,24 @@ class TrainConfig(Section):
 
 
 class ViewsConfig(Section):
-    """Multi-view testing (``eval.mode: views``; FstCN §2.4)."""
+    """Multi-view testing (``eval.mode: views``; FstCN §2.4).
 
-    clips: int = Field(5, ge=1)  # evenly spaced clips (pairs) per video, from the run's sampler
-    crops: Literal[1, 9] = 9  # centre crop, or the 3x3 grid of crops
-    flip: bool = True  # and their horizontal flips
-    resize: int | None = Field(None, ge=8)  # short side before cropping (None: as stored)
-    view_fusion: Literal["sci", "mean"] = "sci"  # over the crops of one clip (eq. 6)
-    clip_fusion: Literal["max", "mean"] = "max"  # over the clips (eq. 7)
+    Attributes:
+        clips: Evenly spaced clips (pairs) per video, drawn by the run's sampler.
+        crops: 1: the centre crop; 9: the 3x3 grid of crops.
+        flip: Also the horizontal flip of every crop.
+        resize: Short side of the frames before cropping (None: as stored).
+        view_fusion: Fusion of the views of one clip: ``sci`` (sparsity concentration index,
+            eq. 6) or ``mean``.
+        clip_fusion: Fusion of the clips: ``max`` (per class, eq. 7) or ``mean``.
+    """
+
+    clips: int = Field(5, ge=1)
+    crops: Literal[1, 9] = 9
+    flip: bool = True
+    resize: int | None = Field(None, ge=8)
+    view_fusion: Literal["sci", "mean"] = "sci"
+    clip_fusion: Literal["max", "mean"] = "max"
 
 
 class EvalConfig(Section):

@@ -1,10 +1,11 @@
 """Training on several processes and machines: PyTorch's DistributedDataParallel under torchrun.
 
 ``vidfer train CONFIG --out RUN --nproc N`` starts ``torchrun`` with N processes on this machine;
-on several machines every machine runs ``torchrun ... -m vidfer train`` itself (README). Each
-process reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``),
-joins the process group (gloo on CPUs, NCCL on GPUs, one GPU per process) and trains a replica of
-the model whose gradients DDP averages over the processes after every backward pass.
+on several machines every machine runs ``torchrun ... -m vidfer train`` itself
+(docs/guide/distributed.md). Each process reads torchrun's environment (``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``), joins the process group (gloo on CPUs, NCCL
+on GPUs, one GPU per process) and trains a replica of the model whose gradients DDP averages
+over the processes after every backward pass.
 
 What keeps the processes one run:
 
