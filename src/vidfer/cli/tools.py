@@ -119,7 +119,11 @@ def register(add: Add) -> None:
         _cmd_configs,
         "the run configs shipped with vidfer: list them, show one, or copy one to edit and run",
     )
-    configs.add_argument("action", choices=["list", "show", "copy"])
+    configs.add_argument(
+        "action",
+        choices=["list", "show", "copy"],
+        help="list the shipped configs, show one, or copy one into --to",
+    )
     configs.add_argument("name", nargs="?", help="a config name, e.g. dfew_resnet3d18.yaml")
     configs.add_argument(
         "--to",
