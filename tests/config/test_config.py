@@ -24,6 +24,19 @@ def test_minimal_config_resolves_paths_relative_to_the_file(tmp_path):
     assert config.model.name == "resnet3d_18" and config.train.epochs == 20
 
 
+def test_a_config_named_relative_to_the_working_folder_gives_absolute_paths(
+    tmp_path, monkeypatch
+):
+    """``vidfer train configs/x.yaml`` then ``vidfer evaluate runs/x``: the run folder records
+    the resolved config, read from another folder, so its paths must not depend on the cwd."""
+    (tmp_path / "configs").mkdir()
+    write(tmp_path / "configs", {"data": {"manifest": "../data/m.csv"}})
+    monkeypatch.chdir(tmp_path)
+    config = load_config("configs/run.yaml", ["train.epochs=1"])
+    assert config.data.manifest.is_absolute()
+    assert config.data.manifest == tmp_path / "configs" / ".." / "data" / "m.csv"
+
+
 def test_overrides_are_parsed_as_yaml(tmp_path):
     path = write(tmp_path, {"data": {"manifest": "m.csv"}})
     config = load_config(path, ["train.epochs=3", "model.params={width: 0.5}", "seed=7"])

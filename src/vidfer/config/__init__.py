@@ -300,7 +300,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     raw = read_yaml_mapping(path)
     for item in overrides or []:
         apply_override(raw, item)
-    return parse_config(raw, source=str(path), base=path.parent)
+    # Absolute: a run folder records the resolved config and is read from anywhere.
+    return parse_config(raw, source=str(path), base=path.absolute().parent)
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
