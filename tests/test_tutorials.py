@@ -37,7 +37,7 @@ def console_commands(page: Path) -> list[str]:
         if stripped == "```":
             in_block = continued = False
         elif continued:
-            commands[-1] = commands[-1][:-1] + " " + stripped
+            commands[-1] = commands[-1][:-1].rstrip() + " " + stripped
         elif stripped.startswith("$ "):
             commands.append(stripped[2:])
         else:
