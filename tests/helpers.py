@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import av
@@ -112,3 +115,31 @@ def write_video_with_tone(
                 container.mux(audio.encode(frame))
             container.mux(audio.encode())
     return path
+
+
+# Runs ``vidfer`` commands one after the other through the real CLI entry point, in one Python:
+# a documented sequence of commands costs one start of Python and torch, not one per command.
+_SESSION = """
+import json, sys
+from vidfer.cli import main
+for args in json.loads(sys.argv[1]):
+    print("$ vidfer " + " ".join(args), file=sys.stderr, flush=True)
+    status = main(args)
+    if status:
+        sys.exit(f"exit status {status}")
+"""
+
+
+def run_vidfer_session(
+    commands: Sequence[Sequence[str]], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``vidfer`` commands (their arguments, without ``vidfer``) in order in one subprocess,
+    stopping at the first that fails (its exit status, non-zero, is the subprocess's)."""
+    return subprocess.run(
+        [sys.executable, "-c", _SESSION, json.dumps([list(args) for args in commands])],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )

@@ -1,5 +1,6 @@
 """Every command of the README runs: the five-minute tour's ``vidfer`` commands one after the
-other, then its Python example, in a fresh folder holding a copy of ``configs/``."""
+other (through the real entry point, in one Python), then its Python example, in a fresh
+folder holding a copy of ``configs/``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import run_vidfer_session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,17 +53,9 @@ def test_every_readme_command_is_run_or_skipped_with_a_reason() -> None:
 @pytest.mark.slow
 def test_readme_tour_and_python_example_run(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    for words in commands():
-        if words[0] != "vidfer":
-            continue
-        result = subprocess.run(
-            [sys.executable, "-m", "vidfer", *words[1:]],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert result.returncode == 0, f"{' '.join(words)}\n{result.stderr[-3000:]}"
+    tour = [words[1:] for words in commands() if words[0] == "vidfer"]
+    result = run_vidfer_session(tour, tmp_path)  # one Python for the six commands
+    assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "runs/actions/report.html").exists()
     for index, code in enumerate(blocks("python")):
         script = tmp_path / f"readme_example_{index}.py"

@@ -1,10 +1,12 @@
 """The paper tutorials run: every ``$ vidfer ...`` line of the ```console blocks of
-docs/tutorials/<paper>.md is run, in the page's order, as a real ``vidfer`` subprocess (the
-venv's command) in a fresh folder laid out like the repository (``configs/`` and
-``docs/tutorials/configs/`` copied into it), so that a tutorial that no longer runs fails here.
+docs/tutorials/<paper>.md is run, in the page's order, through the real ``vidfer`` entry point
+in one subprocess per page (:func:`helpers.run_vidfer_session`) in a fresh folder laid out like
+the repository (``configs/`` and ``docs/tutorials/configs/`` copied into it), so that a
+tutorial that no longer runs fails here.
 
 The pages keep their commands tiny (3 videos per class, 32-48 pixel frames, narrow networks,
-a few epochs); most of each command's time is starting Python with torch.
+a few epochs); one Python per page, as starting Python with torch would cost more than most
+commands.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import os
 import resource
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import run_vidfer_session
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "docs" / "tutorials"
@@ -87,16 +90,12 @@ def test_tutorial_commands_run(paper: str, tmp_path: Path) -> None:
         "OMP_NUM_THREADS": "1",
     }
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    for command in console_commands(TUTORIALS / f"{paper}.md"):
-        args = shlex.split(command)
-        result = subprocess.run(
-            args, cwd=folder, env=env, capture_output=True, text=True, timeout=900
-        )
-        assert result.returncode == 0, (
-            f"$ {command}\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
-        )
+    commands = [shlex.split(command) for command in console_commands(TUTORIALS / f"{paper}.md")]
+    result = run_vidfer_session([args[1:] for args in commands], folder, env)
+    assert result.returncode == 0, f"{result.stdout[-2000:]}{result.stderr[-4000:]}"
+    for args in commands:
         if "--out" in args:
-            assert (folder / args[args.index("--out") + 1]).exists(), command
+            assert (folder / args[args.index("--out") + 1]).exists(), args
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     print(f"{paper}: {cpu:.1f} s CPU in its commands")
