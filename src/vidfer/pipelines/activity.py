@@ -89,6 +89,32 @@ def _outcome(head: Standardised, x: np.ndarray, items: list[VideoItem]) -> EvalO
     )
 
 
+def _fit_svms(
+    model: SynchronyAutoEncoder,
+    vocabulary: np.ndarray,
+    data: PreparedDataset,
+    splits: tuple[list[VideoItem], list[VideoItem]],
+    settings: ActivityConfig,
+    seed: int,
+) -> tuple[Standardised, dict[str, Any], EvalOutcome | None]:
+    """Step 5: the SVMs on the bags of words of the train videos, their C chosen on the val
+    videos (``splits``); the SVMs, their metrics line and the val outcome (None without val)."""
+    train_items, val_items = splits
+    train_x, train_y = _histograms(model, vocabulary, data, train_items, settings)
+    val = _histograms(model, vocabulary, data, val_items, settings) if val_items else None
+    head, chosen = fit_svm_head(
+        settings.classifier, train_x, train_y, len(data.manifest.classes), val=val, seed=seed
+    )
+    line: dict[str, Any] = {"stage": "svm", "epoch": 1, **chosen}
+    train_outcome = _outcome(head, train_x, train_items)
+    line.update(train_loss=train_outcome.loss, train_accuracy=train_outcome.accuracy)
+    val_outcome = None
+    if val is not None:
+        val_outcome = _outcome(head, val[0], val_items)
+        line.update(val_loss=val_outcome.loss, val_accuracy=val_outcome.accuracy)
+    return head, line, val_outcome
+
+
 def train_activity_pipeline(
     config: RunConfig, out: str | Path, *, resume: bool = False
 ) -> list[dict[str, Any]]:
@@ -137,17 +163,8 @@ def train_activity_pipeline(
         return {"vocabulary": torch.from_numpy(fit_vocabulary(rows, settings, config.seed))}
 
     vocabulary = stage(run.checkpoint("vocabulary"), words, resume=resume)["vocabulary"].numpy()
-    train_x, train_y = _histograms(model, vocabulary, data, train_items, settings)
-    val = _histograms(model, vocabulary, data, val_items, settings) if val_items else None
-    head, chosen = fit_svm_head(
-        settings.classifier, train_x, train_y, len(classes), val=val, seed=config.seed
-    )
-    line: dict[str, Any] = {"stage": "svm", "epoch": 1, **chosen}
-    train_outcome = _outcome(head, train_x, train_items)
-    line.update(train_loss=train_outcome.loss, train_accuracy=train_outcome.accuracy)
-    if val is not None:
-        val_outcome = _outcome(head, val[0], val_items)
-        line.update(val_loss=val_outcome.loss, val_accuracy=val_outcome.accuracy)
+    splits = (train_items, val_items)
+    head, line, val_outcome = _fit_svms(model, vocabulary, data, splits, settings, config.seed)
     line["seconds"] = round(time.perf_counter() - started, 3)
     lines.append(line)
 
@@ -160,7 +177,7 @@ def train_activity_pipeline(
     save_checkpoint(run.checkpoint("best"), state, meta)
     save_checkpoint(run.checkpoint("last"), state, meta)
     atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in lines))
-    if val is not None:
+    if val_outcome is not None:
         write_evaluation(run.folder / "eval_val", val_outcome, classes)
     if test_items:
         test_x, _ = _histograms(model, vocabulary, data, test_items, settings)
