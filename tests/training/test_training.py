@@ -23,12 +23,11 @@ from vidfer.pipelines import train
 from helpers import BROKEN
 
 
-def vidfer(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def vidfer(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "vidfer", *args], capture_output=True, text=True, timeout=600
     )
-    if check:
-        assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     return result
 
 
@@ -156,7 +155,7 @@ def _model_state(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(square_dataset, tmp_path):
     config = write_config(tmp_path, square_dataset, train={"epochs": 4, "batch_size": 2})
-    vidfer("prepare", str(config))  # both runs start from the same store
+    assert main(["prepare", str(config)]) == 0  # both runs start from the same store
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     vidfer("train", str(config), "--out", str(straight))
 
@@ -230,7 +229,7 @@ def test_loader_workers_do_not_change_the_run(square_dataset, tmp_path):
             folder, square_dataset, train={"epochs": epochs, "batch_size": 3}, sampler=sampler
         )
         if name == "uniform":
-            vidfer("prepare", str(config))
+            assert main(["prepare", str(config)]) == 0
         for workers in (0, 2):
             overrides = [f"train.num_workers={workers}"]
             train(load_config(config, overrides), folder / f"w{workers}")
