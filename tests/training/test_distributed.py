@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,9 +121,11 @@ def _vidfer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _kill_after_epoch(args: list[str], cwd: Path, run: Path, epoch: int) -> dict[str, int]:
-    """Start ``vidfer ARGS``, SIGKILL all its processes once ``run`` has the end-of-epoch
-    checkpoint of ``epoch`` (or a later one); returns the metadata of the checkpoint left."""
+def _kill_at(
+    args: list[str], cwd: Path, run: Path, wanted: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Start ``vidfer ARGS``, SIGKILL all its processes once the metadata of ``run``'s last
+    checkpoint is ``wanted``; returns the metadata of the checkpoint left."""
     process = subprocess.Popen(
         [sys.executable, "-m", "vidfer", *args],
         cwd=cwd,
@@ -133,31 +137,7 @@ def _kill_after_epoch(args: list[str], cwd: Path, run: Path, epoch: int) -> dict
     meta = run / "checkpoints" / "last.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if meta.exists():
-            written = json.loads(meta.read_text())
-            if written["epoch"] >= epoch and not written.get("batch"):
-                os.killpg(process.pid, signal.SIGKILL)
-                break
-        time.sleep(0.01)
-    process.wait(timeout=60)
-    return dict(json.loads(meta.read_text()))
-
-
-def _kill_mid_epoch(args: list[str], cwd: Path, run: Path) -> dict[str, int]:
-    """Start ``vidfer ARGS``, SIGKILL all its processes at its first mid-epoch checkpoint;
-    returns that checkpoint's metadata."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vidfer", *args],
-        cwd=cwd,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    meta = run / "checkpoints" / "last.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if meta.exists() and json.loads(meta.read_text()).get("batch"):
+        if meta.exists() and wanted(json.loads(meta.read_text())):
             os.killpg(process.pid, signal.SIGKILL)
             break
         time.sleep(0.01)
@@ -214,14 +194,17 @@ def test_two_processes_train_like_one_and_resume_exactly(tmp_path):
 
     # Killed inside an epoch, resumed on 2 processes and killed after an epoch, resumed again.
     killed = tmp_path / "killed"
-    meta = _kill_mid_epoch(
-        ["train", "run.yaml", "--out", "killed", "--nproc", "2"], tmp_path, killed
-    )
+    args = ["train", "run.yaml", "--out", "killed", "--nproc", "2"]
+    meta = _kill_at(args, tmp_path, killed, lambda m: bool(m.get("batch")))
     assert meta["batch"] > 0 and meta["step"] < 24  # killed inside an epoch
     mid = load_checkpoint(killed / "checkpoints" / "last.pt")
     assert len(mid["held_ranks"]) == len(mid["rng_ranks"]) == 2  # every rank's own state
     resume = ["train", "--resume", "killed", "--nproc", "2"]
-    assert _kill_after_epoch(resume, tmp_path, killed, meta["epoch"] + 2)["epoch"] < 6
+    after_epoch = meta["epoch"] + 2  # an end-of-epoch checkpoint (no batch) of a later epoch
+    left = _kill_at(
+        resume, tmp_path, killed, lambda m: m["epoch"] >= after_epoch and not m.get("batch")
+    )
+    assert left["epoch"] < 6
     _vidfer(*resume, cwd=tmp_path)
     resumed = load_checkpoint(killed / "checkpoints" / "last.pt")
     assert resumed["epoch"] == 6 and resumed["step"] == saved["step"]
