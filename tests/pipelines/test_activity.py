@@ -15,17 +15,16 @@ from vidfer.cli import main
 from vidfer.config import ActivityConfig, ClassifierConfig, parse_config
 from vidfer.data.synth import make_actions
 from vidfer.errors import ConfigError
+from vidfer.features.bag_of_words import bag_of_words, fit_vocabulary
+from vidfer.features.synchrony_codes import (
+    build_activity_autoencoder,
+    frames_of_blocks,
+    stream_descriptors,
+)
 from vidfer.io.writer import write_video
 from vidfer.models.frame_heads import fit_svm_head
 from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
-from vidfer.pipelines.activity import (
-    _frames_of_blocks,
-    activity_timeline,
-    bag_of_words,
-    build_activity_autoencoder,
-    fit_vocabulary,
-    stream_descriptors,
-)
+from vidfer.pipelines.activity import activity_timeline
 
 
 def test_bag_of_words_counts_nearest_words():
@@ -89,7 +88,7 @@ def test_synchrony_autoencoder_learns_and_is_seeded():
 def test_frames_of_blocks_puts_channels_inside_each_frame():
     # One patch, C=2 channels, T=3 frames, 2 pixels: values encode (c, t, pixel).
     patch = np.array([[100 * c + 10 * t + p for c in range(2) for t in range(3) for p in range(2)]])
-    rows = _frames_of_blocks(patch, channels=2, depth=3)  # (1, 3, 4)
+    rows = frames_of_blocks(patch, channels=2, depth=3)  # (1, 3, 4)
     np.testing.assert_array_equal(rows[0, 1], [10, 11, 110, 111])
 
 

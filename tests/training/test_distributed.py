@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,9 +121,11 @@ def _vidfer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _kill_after_epoch(args: list[str], cwd: Path, run: Path, epoch: int) -> int:
-    """Start ``vidfer ARGS``, SIGKILL all its processes once ``run`` has a checkpoint of
-    ``epoch``; returns the epoch of the last checkpoint left."""
+def _kill_at(
+    args: list[str], cwd: Path, run: Path, wanted: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Start ``vidfer ARGS``, SIGKILL all its processes once the metadata of ``run``'s last
+    checkpoint is ``wanted``; returns the metadata of the checkpoint left."""
     process = subprocess.Popen(
         [sys.executable, "-m", "vidfer", *args],
         cwd=cwd,
@@ -133,16 +137,22 @@ def _kill_after_epoch(args: list[str], cwd: Path, run: Path, epoch: int) -> int:
     meta = run / "checkpoints" / "last.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if meta.exists() and json.loads(meta.read_text())["epoch"] >= epoch:
+        if meta.exists() and wanted(json.loads(meta.read_text())):
             os.killpg(process.pid, signal.SIGKILL)
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     process.wait(timeout=60)
-    return int(json.loads(meta.read_text())["epoch"])
+    return dict(json.loads(meta.read_text()))
 
 
 @pytest.mark.slow
-def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
+def test_two_processes_train_like_one_and_resume_exactly(tmp_path):
+    """Two processes train as one does and write one consistent run. With
+    ``train.checkpoint_every_steps``, rank 0 writes mid-epoch checkpoints with every rank's
+    random states, held sampler observations, running sums and BatchNorm statistics: a run
+    SIGKILLed at its first one and resumed on 2 processes, then SIGKILLed after an epoch and
+    resumed again, ends with the uninterrupted run's weights and sampler state, bit for bit.
+    (One run of each kind: the uninterrupted run is the reference of both resumes.)"""
     manifest = _write_colour_dataset(tmp_path / "colours")
     config = {
         "seed": 0,
@@ -155,7 +165,8 @@ def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
         "transforms": {"size": 16, "flip": 0.0, "crop_scale": [0.9, 1.0]},
         "model": {"name": "resnet3d_18", "params": {"width": 0.125}},
         "optim": {"lr": 0.003},
-        "train": {"epochs": 6, "batch_size": 4},  # 2 clips per process
+        # 16 videos, 2 per process and step: 4 steps per epoch, a checkpoint after steps 2, 6, ...
+        "train": {"epochs": 6, "batch_size": 4, "checkpoint_every_steps": 2},
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     train(load_config(tmp_path / "run.yaml"), tmp_path / "one")  # one process, here
@@ -172,7 +183,7 @@ def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
     lines = run.metrics_path.read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 7))  # written once
     saved = load_checkpoint(run.checkpoint("last"))
-    assert len(saved["rng_ranks"]) == 2 and saved["epoch"] == 6
+    assert len(saved["rng_ranks"]) == 2 and saved["epoch"] == 6 and saved["step"] == 24
     assert all(len(history) == 6 for history in saved["sampler"]["history"])  # every epoch
     report = json.loads((tmp_path / "two" / "distributed.json").read_text())
     assert report["world_size"] == 2 and report["backend"] == "gloo"
@@ -181,68 +192,22 @@ def test_two_processes_train_like_one_and_write_one_consistent_run(tmp_path):
     model, _ = load_run_model(run, "cpu")  # one loadable model
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
-    # Killed after an epoch and resumed on 2 processes: the uninterrupted run's weights, exactly.
+    # Killed inside an epoch, resumed on 2 processes and killed after an epoch, resumed again.
     killed = tmp_path / "killed"
     args = ["train", "run.yaml", "--out", "killed", "--nproc", "2"]
-    assert _kill_after_epoch(args, tmp_path, killed, 2) < 6
-    _vidfer("train", "--resume", "killed", "--nproc", "2", cwd=tmp_path)
+    meta = _kill_at(args, tmp_path, killed, lambda m: bool(m.get("batch")))
+    assert meta["batch"] > 0 and meta["step"] < 24  # killed inside an epoch
+    mid = load_checkpoint(killed / "checkpoints" / "last.pt")
+    assert len(mid["held_ranks"]) == len(mid["rng_ranks"]) == 2  # every rank's own state
+    resume = ["train", "--resume", "killed", "--nproc", "2"]
+    after_epoch = meta["epoch"] + 2  # an end-of-epoch checkpoint (no batch) of a later epoch
+    left = _kill_at(
+        resume, tmp_path, killed, lambda m: m["epoch"] >= after_epoch and not m.get("batch")
+    )
+    assert left["epoch"] < 6
+    _vidfer(*resume, cwd=tmp_path)
     resumed = load_checkpoint(killed / "checkpoints" / "last.pt")
-    assert resumed["epoch"] == 6
+    assert resumed["epoch"] == 6 and resumed["step"] == saved["step"]
     for name, tensor in saved["model"].items():
         assert torch.equal(resumed["model"][name], tensor), name
     assert state_digest(resumed["sampler"]) == state_digest(saved["sampler"])
-
-
-def _kill_mid_epoch(args: list[str], cwd: Path, run: Path) -> dict[str, int]:
-    """Start ``vidfer ARGS``, SIGKILL all its processes at its first mid-epoch checkpoint;
-    returns that checkpoint's metadata."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vidfer", *args],
-        cwd=cwd,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    meta = run / "checkpoints" / "last.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if meta.exists() and json.loads(meta.read_text()).get("batch"):
-            os.killpg(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    process.wait(timeout=60)
-    return dict(json.loads(meta.read_text()))
-
-
-@pytest.mark.slow
-def test_two_processes_resume_a_mid_epoch_checkpoint_exactly(tmp_path):
-    """``train.checkpoint_every_steps`` with 2 processes: rank 0 writes the checkpoint with every
-    rank's random states, held sampler observations, running sums and BatchNorm statistics;
-    SIGKILLed there and resumed on 2 processes, the run ends with the uninterrupted run's weights
-    and sampler state, bit for bit."""
-    manifest = _write_colour_dataset(tmp_path / "colours")
-    config = {
-        "seed": 0,
-        "data": {"manifest": str(manifest), "prepare": {"size": 16}, "workers": 1},
-        "sampler": {"name": "stochastic_softmax", "clip_len": 8, "params": {"warmup": 0}},
-        "transforms": {"size": 16, "flip": 0.0, "crop_scale": [0.9, 1.0]},
-        "model": {"name": "resnet3d_18", "params": {"width": 0.125}},
-        "optim": {"lr": 0.003},
-        # 16 videos, 2 per process and step: 4 steps per epoch, a checkpoint after steps 2, 6
-        "train": {"epochs": 2, "batch_size": 4, "checkpoint_every_steps": 2},
-    }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    _vidfer("train", "run.yaml", "--out", "whole", "--nproc", "2", cwd=tmp_path)
-    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
-    args = ["train", "run.yaml", "--out", "killed", "--nproc", "2"]
-    meta = _kill_mid_epoch(args, tmp_path, tmp_path / "killed")
-    assert meta["batch"] > 0 and meta["step"] < 8  # killed inside an epoch
-    mid = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
-    assert len(mid["held_ranks"]) == len(mid["rng_ranks"]) == 2  # every rank's own state
-    _vidfer("train", "--resume", "killed", "--nproc", "2", cwd=tmp_path)
-    resumed = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
-    assert resumed["epoch"] == whole["epoch"] == 2 and resumed["step"] == whole["step"] == 8
-    for name, tensor in whole["model"].items():
-        assert torch.equal(resumed["model"][name], tensor), name
-    assert state_digest(resumed["sampler"]) == state_digest(whole["sampler"])

@@ -14,18 +14,20 @@ import pytest
 import torch
 import yaml
 
+from vidfer.cli import main
+from vidfer.config import load_config
 from vidfer.errors import CheckpointError
 from vidfer.io.checkpoint import load_checkpoint
+from vidfer.pipelines import train
 
 from helpers import BROKEN
 
 
-def vidfer(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def vidfer(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "vidfer", *args], capture_output=True, text=True, timeout=600
     )
-    if check:
-        assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     return result
 
 
@@ -108,17 +110,19 @@ def test_train_evaluate_predict_through_the_cli(square_dataset, tmp_path):
     assert (out / "timeline.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["train", "missing.yaml", "--out", "x"], "missing.yaml: config file not found"),
-        (["evaluate", "not_a_run"], "not a vidfer run folder"),
-        (["train", "--resume", "nowhere"], "nowhere: not a vidfer run folder"),
-        (["video-attention", "nowhere", "--out", "x"], "nowhere: not a vidfer run folder"),
-        (["attention-maps", "nowhere"], "nowhere: not a vidfer run folder"),
-    ],
-)
-def test_cli_user_errors_are_one_line(tmp_path, args, message):
+CLI_USER_ERRORS = [
+    (["train", "missing.yaml", "--out", "x"], "missing.yaml: config file not found"),
+    (["evaluate", "not_a_run"], "not a vidfer run folder"),
+    (["train", "--resume", "nowhere"], "nowhere: not a vidfer run folder"),
+    (["video-attention", "nowhere", "--out", "x"], "nowhere: not a vidfer run folder"),
+    (["attention-maps", "nowhere"], "nowhere: not a vidfer run folder"),
+]
+
+
+def test_cli_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    """The first through ``python -m vidfer`` (exit status 2, no traceback), the others through
+    the same ``vidfer.cli.main`` in this process (an exception would fail the test)."""
+    (args, message), *others = CLI_USER_ERRORS
     result = subprocess.run(
         [sys.executable, "-m", "vidfer", *args],
         capture_output=True,
@@ -128,14 +132,18 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
     )
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.chdir(tmp_path)
+    for args, message in others:
+        assert main(args) == 2, args
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1, error
 
 
-def test_unknown_label_fails_before_any_work(square_dataset, tmp_path):
+def test_unknown_label_fails_before_any_work(square_dataset, tmp_path, capsys):
     square_dataset.write_text(square_dataset.read_text() + "videos/left/0.mp4,up,train,s9\n")
     config = write_config(tmp_path, square_dataset, data={"classes": ["left", "right"]})
-    result = vidfer("train", str(config), "--out", str(tmp_path / "run"), check=False)
-    assert result.returncode == 2
-    assert "manifest.csv:10: unknown label 'up'" in result.stderr
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert "manifest.csv:10: unknown label 'up'" in capsys.readouterr().err
     assert not (square_dataset.parent / ".vidfer_store").exists()
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -147,7 +155,7 @@ def _model_state(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(square_dataset, tmp_path):
     config = write_config(tmp_path, square_dataset, train={"epochs": 4, "batch_size": 2})
-    vidfer("prepare", str(config))  # both runs start from the same store
+    assert main(["prepare", str(config)]) == 0  # both runs start from the same store
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     vidfer("train", str(config), "--out", str(straight))
 
@@ -199,38 +207,40 @@ def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
         load_checkpoint(tmp_path / "none.pt")
 
 
-@pytest.mark.parametrize(
-    "sampler",
-    [
-        {"name": "uniform", "clip_len": 8},
-        # Learning sampler: workers copy it each epoch, the main process observes the scores.
+SAMPLERS = {
+    "uniform": ({"name": "uniform", "clip_len": 8}, 1),
+    # Learning sampler: workers copy it each epoch, the main process observes the scores.
+    "stochastic_softmax": (
         {"name": "stochastic_softmax", "clip_len": 8, "params": {"warmup": 1, "explore": 1}},
-    ],
-    ids=["uniform", "stochastic_softmax"],
-)
-def test_loader_workers_do_not_change_the_run(square_dataset, tmp_path, sampler):
-    epochs = 1 if sampler["name"] == "uniform" else 3
-    config = write_config(
-        tmp_path, square_dataset, train={"epochs": epochs, "batch_size": 3}, sampler=sampler
-    )
-    vidfer("prepare", str(config))
-    for workers in (0, 2):
-        vidfer(
-            "train",
-            str(config),
-            "--out",
-            str(tmp_path / f"w{workers}"),
-            "--set",
-            f"train.num_workers={workers}",
+        3,
+    ),
+}
+"""Sampler and epochs of each pair of runs of ``test_loader_workers_do_not_change_the_run``."""
+
+
+def test_loader_workers_do_not_change_the_run(square_dataset, tmp_path):
+    """Two loader workers train the run none train, bit for bit, with either kind of sampler.
+    One ``vidfer prepare`` for all four runs (one store), trained in this process (the workers
+    are forked from it as from the CLI's)."""
+    for name, (sampler, epochs) in SAMPLERS.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        config = write_config(
+            folder, square_dataset, train={"epochs": epochs, "batch_size": 3}, sampler=sampler
         )
-    serial, parallel = _model_state(tmp_path / "w0"), _model_state(tmp_path / "w2")
-    for name in serial:
-        assert torch.equal(serial[name], parallel[name]), name
-    if sampler["name"] != "uniform":
-        states = [
-            load_checkpoint(tmp_path / f"w{w}" / "checkpoints" / "last.pt")["sampler"]
-            for w in (0, 2)
-        ]
-        assert states[0]["history"] == states[1]["history"]
-        assert all(len(h) == 3 for h in states[0]["history"])
-        assert any(v.abs().sum() > 0 for v in states[0]["values"])
+        if name == "uniform":
+            assert main(["prepare", str(config)]) == 0
+        for workers in (0, 2):
+            overrides = [f"train.num_workers={workers}"]
+            train(load_config(config, overrides), folder / f"w{workers}")
+        serial, parallel = _model_state(folder / "w0"), _model_state(folder / "w2")
+        for key in serial:
+            assert torch.equal(serial[key], parallel[key]), (name, key)
+        if name != "uniform":
+            states = [
+                load_checkpoint(folder / f"w{w}" / "checkpoints" / "last.pt")["sampler"]
+                for w in (0, 2)
+            ]
+            assert states[0]["history"] == states[1]["history"]
+            assert all(len(h) == 3 for h in states[0]["history"])
+            assert any(v.abs().sum() > 0 for v in states[0]["values"])

@@ -141,8 +141,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(add: Add) -> None:
-    """Add this module's subcommands to the parser."""
+def _add_evaluate(add: Add) -> None:
+    """``vidfer evaluate`` and ``vidfer attention-maps``."""
     evaluate = add("evaluate", _cmd_evaluate, "evaluate a trained run on whole videos")
     evaluate.add_argument("run", help="a trained run folder")
     evaluate.add_argument(
@@ -160,6 +160,9 @@ def register(add: Add) -> None:
     )
     maps.add_argument("--videos", nargs="*", default=[], help="video ids (default: first four)")
 
+
+def _add_fuse(add: Add) -> None:
+    """``vidfer fuse`` and its weight-search options."""
     fuse = add("fuse", _cmd_fuse, "decision-level fusion of trained runs, with a comparison report")
     fuse.add_argument("runs", nargs="+", help="two or more run folders (same dataset)")
     fuse.add_argument("--out", required=True, help="output folder")
@@ -191,6 +194,9 @@ def register(add: Add) -> None:
     fuse.add_argument("--block", type=int, default=100_000, help="local draws per sigma (0: none)")
     fuse.add_argument("--seed", type=int, default=0, help="seed of the random search")
 
+
+def _add_predict(add: Add) -> None:
+    """``vidfer predict``: inputs, output, engine and decoding options."""
     predict = add(
         "predict",
         _cmd_predict,
@@ -251,6 +257,9 @@ def register(add: Add) -> None:
         help="frame rate of a frame folder (default: the run's data.frame_folder_fps, else 25)",
     )
 
+
+def _add_export(add: Add) -> None:
+    """``vidfer export``."""
     export = add(
         "export",
         _cmd_export,
@@ -265,3 +274,9 @@ def register(add: Add) -> None:
         help="the exported file's format",
     )
     export.add_argument("--out", default=None, help="output folder (default RUN/export)")
+
+
+def register(add: Add) -> None:
+    """Add this module's subcommands to the parser."""
+    for add_command in (_add_evaluate, _add_fuse, _add_predict, _add_export):
+        add_command(add)

@@ -45,6 +45,7 @@ from vidfer.fusion.predictions import Aligned, align, read_predictions
 from vidfer.fusion.provenance import check_unseen, same_classes, same_manifest
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
 from vidfer.io.atomic import atomic_write_json, atomic_write_text
+from vidfer.io.run_folder import RunVideos
 from vidfer.training.sequences import LabelledSequence, score_sequences
 
 Method = Literal["search", "weights", "mean", "sci", "max", "network"]
@@ -184,6 +185,90 @@ def _network(spec: FusionSpec, folder: Path, num_classes: int) -> dict[str, np.n
     return dict(zip(outcome.video_ids, outcome.probabilities, strict=True))
 
 
+def _search_provenance(
+    spec: FusionSpec, records: Sequence[RunVideos | None]
+) -> tuple[list[str], list[str]]:
+    """Check that no run trained (or, unless allowed, early-stopped) on ``search_split``; the
+    report's warnings (its first lines) and the runs whose overlap was not checked (no
+    ``videos.json``)."""
+    on_split = [read_predictions(run, spec.search_split) for run in spec.runs]
+    found = check_unseen(
+        spec.runs,
+        records,
+        spec.search_split,
+        {video for run in on_split for video in run.video_ids},
+        allow_stopping=spec.search_on_stopping,
+    )
+    warnings = [ON_TEST] if spec.search_split == "test" else []
+    if found.stopped_on:
+        warnings.append(ON_STOPPING.format(runs=", ".join(found.stopped_on)))
+    return warnings, found.unchecked
+
+
+def _method_weights(
+    spec: FusionSpec, classes: Sequence[str], record: dict[str, Any]
+) -> np.ndarray | None:
+    """Per-run, per-class weights ``(M, K)`` of the weighted methods (``None`` for the others);
+    adds the search's record to ``record``."""
+    models = len(spec.runs)
+    if spec.method == "search":
+        searched = align([read_predictions(run, spec.search_split) for run in spec.runs])
+        result = random_search(searched.scores, searched.labels, spec.search, searched.present)
+        record["search"] = {
+            "split": spec.search_split,
+            "accuracy": result.accuracy,
+            "evaluations": result.evaluations,
+            "history": result.history,
+            "settings": asdict(spec.search),
+        }
+        return result.weights
+    if spec.method == "weights":
+        assert spec.weights is not None
+        given = np.asarray(spec.weights, dtype=float) / sum(spec.weights)
+        return np.repeat(given[:, None], len(classes), axis=1)  # (M,) -> (M, K)
+    if spec.method == "mean":
+        return np.full((models, len(classes)), 1.0 / models)
+    return None
+
+
+def _compare_split(
+    spec: FusionSpec,
+    split: str,
+    classes: Sequence[str],
+    fusion: np.ndarray | dict[str, np.ndarray] | None,
+    folder: Path,
+) -> dict[str, Any]:
+    """Fuse one split, write its ``eval_<split>/``; every run's and the fusion's metrics.
+
+    ``fusion`` is the weights ``(M, K)`` of a weighted method, the network's probabilities per
+    video (``network``), or ``None`` (``sci``, ``max``).
+    """
+    runs = align([read_predictions(run, split) for run in spec.runs])
+    labels = runs.labels
+    if isinstance(fusion, dict):
+        lacking = [v for v in runs.video_ids if v not in fusion]
+        if lacking:
+            raise ConfigError(f"fuse --method network: no features of every run for {lacking[:3]}")
+        fused = np.stack([fusion[v] for v in runs.video_ids])
+    else:
+        fused = _fused(spec.method, fusion, runs)
+    outcome = EvalOutcome(
+        loss=float(-np.log(np.maximum(fused[np.arange(len(labels)), labels], 1e-12)).mean()),
+        probabilities=fused,
+        labels=labels,
+        video_ids=runs.video_ids,
+    )
+    rows = {  # each run on the videos it has a prediction for
+        str(run): _summary(classification_metrics(labels[has], s[has].argmax(axis=1), classes))
+        for run, s, has in zip(spec.runs, runs.scores, runs.present, strict=True)
+    }
+    label = f"fusion ({spec.method})"
+    if spec.method == "search" and split == spec.search_split:
+        label += " [weights searched on this split]"
+    rows[label] = _summary(write_evaluation(folder / f"eval_{split}", outcome, classes))
+    return rows
+
+
 def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
     """Fuse the runs and write ``out`` (see the module docstring).
 
@@ -201,83 +286,29 @@ def fuse_runs(spec: FusionSpec, out: str | Path) -> dict[str, Any]:
     records = same_classes(spec.runs)
     classes = read_predictions(spec.runs[0], spec.eval_splits[0]).classes
     names = [str(run) for run in spec.runs]
-    weights: np.ndarray | None = None
     warnings: list[str] = []
     unchecked: list[str] | None = None  # runs without videos.json: overlap not checked
     if spec.method in LEARNING:
-        on_split = [read_predictions(run, spec.search_split) for run in spec.runs]
-        found = check_unseen(
-            spec.runs,
-            records,
-            spec.search_split,
-            {video for run in on_split for video in run.video_ids},
-            allow_stopping=spec.search_on_stopping,
-        )
-        if spec.search_split == "test":
-            warnings.append(ON_TEST)
-        if found.stopped_on:
-            warnings.append(ON_STOPPING.format(runs=", ".join(found.stopped_on)))
-        unchecked = found.unchecked
+        warnings, unchecked = _search_provenance(spec, records)
     same_manifest(spec.runs, records)  # after: a run trained on the split is named as such
     record: dict[str, Any] = {"warnings": warnings} if warnings else {}
     record.update(method=spec.method, runs=names, classes=classes)
     if unchecked is not None:
         record["unchecked_runs"] = unchecked
-    models = len(spec.runs)
-    if spec.method == "search":
-        searched = align(on_split)
-        result = random_search(searched.scores, searched.labels, spec.search, searched.present)
-        weights = result.weights
-        record["search"] = {
-            "split": spec.search_split,
-            "accuracy": result.accuracy,
-            "evaluations": result.evaluations,
-            "history": result.history,
-            "settings": asdict(spec.search),
-        }
-    elif spec.method == "weights":
-        assert spec.weights is not None
-        given = np.asarray(spec.weights, dtype=float) / sum(spec.weights)
-        weights = np.repeat(given[:, None], len(classes), axis=1)  # (M,) -> (M, K)
-    elif spec.method == "mean":
-        weights = np.full((models, len(classes)), 1.0 / models)
+    weights = _method_weights(spec, classes, record)
     if weights is not None:
         record["weights"] = {
             name: dict(zip(classes, map(float, row), strict=True))
             for name, row in zip(names, weights, strict=True)
         }
     folder = Path(out)
-    network = _network(spec, folder, len(classes)) if spec.method == "network" else None
-    if network is not None:
+    fusion: np.ndarray | dict[str, np.ndarray] | None = weights
+    if spec.method == "network":
+        fusion = _network(spec, folder, len(classes))
         record["network"] = asdict(spec.network)
-    comparison: dict[str, dict[str, Any]] = {}
-    for split in spec.eval_splits:
-        runs = align([read_predictions(run, split) for run in spec.runs])
-        labels = runs.labels
-        if network is not None:
-            lacking = [v for v in runs.video_ids if v not in network]
-            if lacking:
-                raise ConfigError(
-                    f"fuse --method network: no features of every run for {lacking[:3]}"
-                )
-            fused = np.stack([network[v] for v in runs.video_ids])
-        else:
-            fused = _fused(spec.method, weights, runs)
-        outcome = EvalOutcome(
-            loss=float(-np.log(np.maximum(fused[np.arange(len(labels)), labels], 1e-12)).mean()),
-            probabilities=fused,
-            labels=labels,
-            video_ids=runs.video_ids,
-        )
-        rows = {  # each run on the videos it has a prediction for
-            name: _summary(classification_metrics(labels[has], s[has].argmax(axis=1), classes))
-            for name, s, has in zip(names, runs.scores, runs.present, strict=True)
-        }
-        label = f"fusion ({spec.method})"
-        if spec.method == "search" and split == spec.search_split:
-            label += " [weights searched on this split]"
-        rows[label] = _summary(write_evaluation(folder / f"eval_{split}", outcome, classes))
-        comparison[split] = rows
+    comparison = {
+        split: _compare_split(spec, split, classes, fusion, folder) for split in spec.eval_splits
+    }
     atomic_write_json(folder / "fusion.json", record)
     atomic_write_json(folder / "comparison.json", comparison)
     table = _table(comparison, classes)

@@ -2,7 +2,8 @@
 
 Layer for layer torchvision's ``mc3_18``, with the same parameter names, so a torchvision state
 dict (without ``fc``) loads directly: the 3x7x7 stem and layer 1 of the 3D ResNet-18
-(:mod:`vidfer.models.resnet3d`), then layers 2-4 whose convolutions are (1, 3, 3), only spatial.
+(:mod:`vidfer.models.resnet3d`), then layers 2-4 whose convolutions are (1, 3, 3), only spatial
+(:func:`~vidfer.models.resnet_blocks.conv1x3x3`, shared with R(2+1)D).
 torchvision's MC3-18 never strides in time (its 2D convolutions and their shortcuts stride in
 height and width only), so it is temporally dense as published: one score per frame through a
 1x1x1 convolution (:class:`~vidfer.models.heads.ConvHead`). Only the stem and layer 1 see
@@ -12,38 +13,10 @@ every output step sees exactly its own 11-frame window (one pass equals scoring 
 
 from __future__ import annotations
 
-from torch import nn
-
 from vidfer.models.resnet3d import basic_stem
-from vidfer.models.resnet_blocks import BasicBlock, Stride, conv3x3x3
+from vidfer.models.resnet_blocks import BasicBlock, conv1x3x3, conv3x3x3
 from vidfer.models.video_resnet import Architecture, ResNetOptions, VideoResNet, takes_options
 from vidfer.registry import MODELS
-
-
-def conv1x3x3(
-    in_planes: int,
-    out_planes: int,
-    midplanes: int,
-    *,
-    stride: Stride = (1, 1, 1),
-    temporal_padding: int = 1,
-    groups: int = 1,
-) -> nn.Conv3d:
-    """torchvision's ``Conv3DNoTemporal``: a (1, 3, 3) convolution, spatial only.
-
-    ``midplanes`` is unused (nothing sits between two convs) and so is ``temporal_padding``
-    (a temporal kernel of 1 needs none).
-    """
-    return nn.Conv3d(
-        in_planes,
-        out_planes,
-        (1, 3, 3),
-        stride=stride,
-        padding=(0, 1, 1),
-        groups=groups,
-        bias=False,
-    )
-
 
 MC3_18 = Architecture(
     original="torchvision's mc3_18",

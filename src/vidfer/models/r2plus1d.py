@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from vidfer.models.options import scaled_channels
-from vidfer.models.resnet_blocks import BasicBlock, Stride
+from vidfer.models.resnet_blocks import BasicBlock, Stride, conv1x3x3
 from vidfer.models.video_resnet import Architecture, ResNetOptions, VideoResNet, takes_options
 from vidfer.registry import MODELS
 
@@ -46,18 +46,15 @@ class Conv2Plus1D(nn.Sequential):
         temporal_padding: int = 1,
         groups: int = 1,
     ) -> None:
-        t, h, w = stride
         super().__init__(
-            nn.Conv3d(
-                in_planes, midplanes, (1, 3, 3), (1, h, w), (0, 1, 1), groups=groups, bias=False
-            ),
+            conv1x3x3(in_planes, midplanes, midplanes, stride=stride, groups=groups),
             nn.BatchNorm3d(midplanes),
             nn.ReLU(inplace=True),
             nn.Conv3d(
                 midplanes,
                 out_planes,
                 (3, 1, 1),
-                (t, 1, 1),
+                (stride[0], 1, 1),
                 (temporal_padding, 0, 0),
                 groups=groups,
                 bias=False,

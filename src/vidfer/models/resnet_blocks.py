@@ -1,8 +1,9 @@
 """The residual blocks of the 3D ResNet skeleton (:mod:`vidfer.models.video_resnet`).
 
 A block takes its convolutions from a builder, as torchvision's video ``BasicBlock`` takes its
-``conv_builder``: :func:`conv3x3x3` for the 3D ResNet and the ResNeXt, a factorised (2+1)D conv
-for R(2+1)D. Its shortcut, crop and final ReLU are those of :class:`ResidualBlock`.
+``conv_builder``: :func:`conv3x3x3` for the 3D ResNet and the ResNeXt, :func:`conv1x3x3` for
+MC3's spatial-only layers, a factorised (2+1)D conv (:func:`conv1x3x3` then a temporal conv) for
+R(2+1)D. Its shortcut, crop and final ReLU are those of :class:`ResidualBlock`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,27 @@ def conv3x3x3(
     padding = (temporal_padding, 1, 1)
     return nn.Conv3d(
         in_planes, out_planes, 3, stride=stride, padding=padding, groups=groups, bias=False
+    )
+
+
+def conv1x3x3(
+    in_planes: int,
+    out_planes: int,
+    midplanes: int,
+    *,
+    stride: Stride = (1, 1, 1),
+    temporal_padding: int = 1,
+    groups: int = 1,
+) -> nn.Conv3d:
+    """A (1, 3, 3) convolution, spatial only: torchvision's ``Conv3DNoTemporal`` (MC3's layers
+    2-4) and the first half of its ``Conv2Plus1D``.
+
+    It strides in height and width only (``stride``'s time step is for a temporal conv after it);
+    ``midplanes`` and ``temporal_padding`` are unused (a temporal kernel of 1 needs no padding).
+    """
+    _, h, w = stride
+    return nn.Conv3d(
+        in_planes, out_planes, (1, 3, 3), (1, h, w), (0, 1, 1), groups=groups, bias=False
     )
 
 

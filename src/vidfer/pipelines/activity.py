@@ -1,7 +1,8 @@
 """Kahou et al. (2015, §4) through ``vidfer train``: the activity modality.
 
 Local motion features learned without labels, a bag of words, an SVM. Steps of a run whose
-config has an ``activity`` section:
+config has an ``activity`` section (1-2: :mod:`vidfer.features.synchrony_codes`, 3-4:
+:mod:`vidfer.features.bag_of_words`, 5 and the run: here):
 
 1. a synchrony auto-encoder (:mod:`vidfer.models.synchrony_autoencoder`, after Konda et al.
    2014, as Kahou et al. used) learned on the moving ``16 x 16 x 10`` blocks of the training
@@ -28,13 +29,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 from vidfer.config import ActivityConfig, EvalConfig, RunConfig, RunKind
 from vidfer.data.dataset import VideoItem
@@ -42,18 +41,18 @@ from vidfer.data.prepared import PreparedDataset, load_dataset
 from vidfer.device import seed_everything
 from vidfer.errors import ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
-from vidfer.features.spacetime_patches import (
-    BlockCutter,
-    grid_patches,
-    video_blocks,
-    video_volume,
+from vidfer.features.bag_of_words import bag_of_words, fit_vocabulary, nearest_words
+from vidfer.features.synchrony_codes import (
+    build_activity_autoencoder,
+    descriptors,
+    learn_activity_codes,
+    stream_descriptors,
 )
-from vidfer.features.sparse_codes import neighbourhood_centres, training_patches
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.checkpoint import load_checkpoint, save_checkpoint
 from vidfer.io.run_folder import RunDir
 from vidfer.models.frame_heads import Standardised, fit_svm_head, svm_head
-from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder, train_synchrony_autoencoder
+from vidfer.models.synchrony_autoencoder import SynchronyAutoEncoder
 from vidfer.pipelines.base import FittedPipeline, Scored, Scorer, no_video_features
 from vidfer.pipelines.frame_timeline import TIMELINE_WINDOW
 from vidfer.training.resume import stage
@@ -62,188 +61,6 @@ from vidfer.training.resume import stage
 def _settings(config: RunConfig) -> ActivityConfig:
     assert config.activity is not None
     return config.activity
-
-
-def _frames_of_blocks(patches: np.ndarray, channels: int, depth: int) -> np.ndarray:
-    """Flattened ``(..., C T M M)`` patches -> ``(..., T, C M M)``: one row per frame."""
-    pixels = patches.shape[-1] // (channels * depth)  # M*M, explicit: there may be no patch
-    shaped = patches.reshape(*patches.shape[:-1], channels, depth, pixels)  # (..., C, T, M*M)
-    return np.ascontiguousarray(np.swapaxes(shaped, -3, -2)).reshape(
-        *patches.shape[:-1], depth, channels * pixels
-    )  # -> (..., T, C, M*M) -> (..., T, C*M*M)
-
-
-def build_activity_autoencoder(settings: ActivityConfig, seed: int = 0) -> SynchronyAutoEncoder:
-    """An untrained synchrony auto-encoder with the config's sizes."""
-    channels = 1 if settings.grayscale else 3
-    return SynchronyAutoEncoder(
-        channels * settings.patch * settings.patch,
-        settings.depth,
-        settings.hidden,
-        settings.components,
-        settings.corruption,
-        seed,
-    )
-
-
-def learn_activity_codes(
-    data: PreparedDataset, items: list[VideoItem], settings: ActivityConfig, seed: int
-) -> tuple[SynchronyAutoEncoder, list[dict[str, Any]]]:
-    """Train the synchrony auto-encoder on the moving blocks of ``items``.
-
-    Returns:
-        The model and one metrics line per epoch (mean reconstruction error).
-    """
-    started = time.perf_counter()
-    neighbourhoods = training_patches(data, items, settings, seed)  # (P, C, T', M', M')
-    blocks = neighbourhood_centres(neighbourhoods, settings.patch, settings.depth)
-    channels = blocks.shape[1]
-    # (P, C, T, M, M) -> (P, C*T*M*M) -> (P, T, C*M*M)
-    rows = _frames_of_blocks(blocks.reshape(len(blocks), -1), channels, settings.depth)
-    model = build_activity_autoencoder(settings, seed)
-    losses = train_synchrony_autoencoder(
-        model,
-        rows,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        seed=seed,
-    )
-    seconds = round(time.perf_counter() - started, 3)
-    lines: list[dict[str, Any]] = [
-        {"stage": "autoencoder", "ae_epoch": epoch + 1, "loss": loss, "blocks": len(rows)}
-        for epoch, loss in enumerate(losses)
-    ]
-    lines[-1]["seconds"] = seconds
-    return model.eval(), lines
-
-
-def _grid_blocks(blocks: np.ndarray, settings: ActivityConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The grid blocks of space-time blocks ``(k, T, H, W, C)`` and their shares of moving pixels.
-
-    A pixel moves when one of its channels changes by more than ``motion_pixel`` from the
-    block's first frame to its last.
-
-    Returns:
-        ``(k, G, T, C M M)``: every grid block, one row per frame; ``(k, G)``: moving shares.
-    """
-    channels = blocks.shape[4]
-    patches = grid_patches(blocks, settings.patch)  # (k, G, C*T*M*M)
-    rows = _frames_of_blocks(patches, channels, settings.depth)  # -> (k, G, T, C*M*M)
-    change = np.abs(rows[:, :, -1] - rows[:, :, 0])  # (k, G, C*M*M)
-    pixels = settings.patch * settings.patch
-    # (k, G, C*M*M) -> (k, G, C, M*M) -> (k, G, M*M): a pixel moves when one of its channels does.
-    moving = (change.reshape(*change.shape[:2], channels, pixels) > settings.motion_pixel).any(2)
-    return rows, moving.mean(axis=2)  # (k, G, M*M) -> (k, G)
-
-
-def _codes(model: SynchronyAutoEncoder, rows: np.ndarray) -> np.ndarray:
-    """Synchrony amplitudes ``(B, K)`` of grid blocks ``(B, T, C M M)``."""
-    return model.features(torch.from_numpy(rows)).numpy()
-
-
-@dataclass(frozen=True)
-class VideoDescriptors:
-    """A video's local descriptors and where they are.
-
-    Attributes:
-        codes: ``(B, K)``: the codes of its moving grid blocks, block after block.
-        blocks: ``(B,)``: the space-time block of each code.
-        starts: ``(S,)``: the first frame of each space-time block.
-        frames: Frames of the video.
-    """
-
-    codes: np.ndarray
-    blocks: np.ndarray
-    starts: np.ndarray
-    frames: int
-
-
-def stream_descriptors(
-    model: SynchronyAutoEncoder, pieces: Iterable[np.ndarray], settings: ActivityConfig
-) -> VideoDescriptors:
-    """The codes of a video's moving grid blocks, its stored frames given piece by piece.
-
-    A grid block moves as a training block does: more than ``motion_share`` of its pixels
-    change by more than ``motion_pixel`` from its first to its last frame. Only a piece's
-    blocks and the frames a later block needs are held besides the codes
-    (:class:`~vidfer.features.spacetime_patches.BlockCutter`): the result does not depend on
-    the pieces.
-
-    Args:
-        model: The trained auto-encoder.
-        pieces: The video's stored frames ``(n, H, W, 3)``, in order.
-        settings: The run's ``activity`` section.
-
-    Raises:
-        ConfigError: if the video has fewer frames than a block.
-    """
-    cutter = BlockCutter(settings.depth, settings.block_stride or settings.depth)
-    codes, owners = [], []
-    done = 0  # space-time blocks of the previous pieces
-    for piece in pieces:
-        volume = video_volume(piece, settings.frame_size, settings.grayscale)  # (n, h, w, C)
-        rows, share = _grid_blocks(cutter.push(volume), settings)  # (k, G, T, D), (k, G)
-        keep = share > settings.motion_share  # (k, G)
-        codes.append(_codes(model, rows[keep]))  # (b, T, D) -> (b, K)
-        owners.append(done + np.nonzero(keep)[0])  # (b,)
-        done += len(rows)
-    starts = cutter.close()
-    return VideoDescriptors(np.concatenate(codes), np.concatenate(owners), starts, cutter.frames)
-
-
-def descriptors(
-    model: SynchronyAutoEncoder, data: PreparedDataset, item: VideoItem, settings: ActivityConfig
-) -> np.ndarray:
-    """One video's local descriptors ``(B, K)``: the codes of its moving grid blocks.
-
-    :func:`stream_descriptors` of the video as one piece; a video with no moving block keeps
-    its most moving ones, so that every video has a bag of words.
-    """
-    frames = data.store.frames(item.key)
-    found = stream_descriptors(model, [frames], settings)
-    if len(found.codes):
-        return found.codes
-    volume = video_volume(frames, settings.frame_size, settings.grayscale)  # (L, h, w, C)
-    blocks = video_blocks(volume, settings.depth, settings.block_stride or settings.depth)
-    rows, share = _grid_blocks(blocks, settings)  # (S, G, T, D), (S, G)
-    return _codes(model, rows[share == share.max()])  # (B, T, D) -> (B, K)
-
-
-def fit_vocabulary(per_video: list[np.ndarray], settings: ActivityConfig, seed: int) -> np.ndarray:
-    """k-means centres ``(words, N)`` of at most ``settings.descriptors`` training descriptors.
-
-    Raises:
-        ConfigError: if there are fewer descriptors than words.
-    """
-    rows = np.concatenate(per_video)
-    if len(rows) < settings.words:
-        raise ConfigError(
-            f"activity.words {settings.words}: the training videos give only {len(rows)} "
-            "descriptors; lower activity.words"
-        )
-    rng = np.random.default_rng(seed)
-    if len(rows) > settings.descriptors:
-        rows = rows[rng.choice(len(rows), settings.descriptors, replace=False)]
-    kmeans = KMeans(n_clusters=settings.words, n_init=3, random_state=seed).fit(rows)
-    return np.asarray(kmeans.cluster_centers_, dtype=np.float32)
-
-
-def nearest_words(rows: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
-    """The word ``(P,)`` of ``(W, N)`` nearest to each descriptor of ``(P, N)``."""
-    # Squared distances without the (P, W, N) difference tensor: |r|^2 - 2 r.c + |c|^2.
-    distances = (
-        (rows**2).sum(axis=1, keepdims=True)
-        - 2.0 * rows @ vocabulary.T
-        + (vocabulary**2).sum(axis=1)
-    )  # (P, W)
-    return distances.argmin(axis=1)
-
-
-def bag_of_words(rows: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
-    """Share of a video's descriptors ``(P, N)`` nearest to each word of ``(W, N)``: ``(W,)``."""
-    counts = np.bincount(nearest_words(rows, vocabulary), minlength=len(vocabulary))
-    return (counts / max(len(rows), 1)).astype(np.float32)
 
 
 def _histograms(
@@ -270,6 +87,32 @@ def _outcome(head: Standardised, x: np.ndarray, items: list[VideoItem]) -> EvalO
         labels=labels,
         video_ids=[item.row.video_id for item in items],
     )
+
+
+def _fit_svms(
+    model: SynchronyAutoEncoder,
+    vocabulary: np.ndarray,
+    data: PreparedDataset,
+    splits: tuple[list[VideoItem], list[VideoItem]],
+    settings: ActivityConfig,
+    seed: int,
+) -> tuple[Standardised, dict[str, Any], EvalOutcome | None]:
+    """Step 5: the SVMs on the bags of words of the train videos, their C chosen on the val
+    videos (``splits``); the SVMs, their metrics line and the val outcome (None without val)."""
+    train_items, val_items = splits
+    train_x, train_y = _histograms(model, vocabulary, data, train_items, settings)
+    val = _histograms(model, vocabulary, data, val_items, settings) if val_items else None
+    head, chosen = fit_svm_head(
+        settings.classifier, train_x, train_y, len(data.manifest.classes), val=val, seed=seed
+    )
+    line: dict[str, Any] = {"stage": "svm", "epoch": 1, **chosen}
+    train_outcome = _outcome(head, train_x, train_items)
+    line.update(train_loss=train_outcome.loss, train_accuracy=train_outcome.accuracy)
+    val_outcome = None
+    if val is not None:
+        val_outcome = _outcome(head, val[0], val_items)
+        line.update(val_loss=val_outcome.loss, val_accuracy=val_outcome.accuracy)
+    return head, line, val_outcome
 
 
 def train_activity_pipeline(
@@ -320,17 +163,8 @@ def train_activity_pipeline(
         return {"vocabulary": torch.from_numpy(fit_vocabulary(rows, settings, config.seed))}
 
     vocabulary = stage(run.checkpoint("vocabulary"), words, resume=resume)["vocabulary"].numpy()
-    train_x, train_y = _histograms(model, vocabulary, data, train_items, settings)
-    val = _histograms(model, vocabulary, data, val_items, settings) if val_items else None
-    head, chosen = fit_svm_head(
-        settings.classifier, train_x, train_y, len(classes), val=val, seed=config.seed
-    )
-    line: dict[str, Any] = {"stage": "svm", "epoch": 1, **chosen}
-    train_outcome = _outcome(head, train_x, train_items)
-    line.update(train_loss=train_outcome.loss, train_accuracy=train_outcome.accuracy)
-    if val is not None:
-        val_outcome = _outcome(head, val[0], val_items)
-        line.update(val_loss=val_outcome.loss, val_accuracy=val_outcome.accuracy)
+    splits = (train_items, val_items)
+    head, line, val_outcome = _fit_svms(model, vocabulary, data, splits, settings, config.seed)
     line["seconds"] = round(time.perf_counter() - started, 3)
     lines.append(line)
 
@@ -343,7 +177,7 @@ def train_activity_pipeline(
     save_checkpoint(run.checkpoint("best"), state, meta)
     save_checkpoint(run.checkpoint("last"), state, meta)
     atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in lines))
-    if val is not None:
+    if val_outcome is not None:
         write_evaluation(run.folder / "eval_val", val_outcome, classes)
     if test_items:
         test_x, _ = _histograms(model, vocabulary, data, test_items, settings)

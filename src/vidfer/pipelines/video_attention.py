@@ -172,39 +172,20 @@ def _profiles(
     return out
 
 
-def train_video_attention(
-    run_folder: str | Path,
-    out: str | Path,
-    settings: VideoAttentionSettings,
-    *,
-    resume: bool = False,
-) -> dict[str, Any]:
-    """Two-step training on a trained run; writes ``out`` (see the module docstring).
+Splits = dict[str, list[FeatureSequence]]
+"""The feature sequences of the ``train``, ``val`` and ``test`` videos."""
 
-    Args:
-        run_folder: The trained run whose model gives the features.
-        out: The output folder to create (or to continue, with ``resume``).
-        settings: What to train.
-        resume: Continue an interrupted training of ``out`` from its ``checkpoints/last.pt``
-            (same run and settings); it ends as an uninterrupted one would.
 
-    Returns:
-        The test metrics (or the validation metrics when there is no test split).
+def _split_features(run: RunDir, out: Path, device: torch.device) -> Splits:
+    """Step 1 over the run's dataset (:func:`extract_run_features`), by split.
 
     Raises:
-        ConfigError: on invalid settings, a dataset without train and val/test splits, an
-            ``out`` that holds a run (without ``resume``) or one made with other settings, or
-            several processes (torchrun).
-        CheckpointError: if the run has no checkpoint, or ``resume`` finds none in ``out``.
+        ConfigError: on a dataset without train videos and val or test videos.
     """
-    refuse_under_torchrun("video-attention")
-    run = RunDir(run_folder)
     config = run.config()
-    device = resolve_device(config.train.device)
-    data = load_dataset(config.data, rejects_path=Path(out) / "rejects.jsonl")
+    data = load_dataset(config.data, rejects_path=out / "rejects.jsonl")
     if not data.manifest.has_splits():
         raise ConfigError(f"{config.data.manifest}: video attention needs train/val/test splits")
-    classes = run.classes()
     sequences = extract_run_features(run, data, device)
     split = {
         name: [sequences[item.row.video_id] for item in data.split(name)]
@@ -212,10 +193,20 @@ def train_video_attention(
     }
     if not split["train"] or not (split["val"] or split["test"]):
         raise ConfigError(f"{config.data.manifest}: needs train videos and val or test videos")
-    folder = Path(out)
-    recorded = {"run": str(run.folder.resolve()), **settings.model_dump(mode="json")}
-    resume = record_settings(folder, recorded, resume=resume)  # from an epoch checkpoint
+    return split
 
+
+def _fit_classifier(
+    settings: VideoAttentionSettings,
+    split: Splits,
+    classes: list[str],
+    folder: Path,
+    device: torch.device,
+    *,
+    resume: bool,
+) -> VideoAttentionClassifier:
+    """Step 2: the attention classifier trained on ``train``, stopped early on ``val`` (else
+    ``test``), its checkpoints in ``folder``."""
     seed_everything(settings.seed, deterministic=True)
     channels = split["train"][0].features.shape[1]
     model = VideoAttentionClassifier(
@@ -248,6 +239,18 @@ def train_video_attention(
         device,
         resume=resume,
     )
+    return model
+
+
+def _write_results(
+    model: VideoAttentionClassifier,
+    split: Splits,
+    classes: list[str],
+    folder: Path,
+    device: torch.device,
+) -> dict[str, Any]:
+    """``eval_<split>/`` of val and test, and the attention profiles of test (else val); the
+    last split's metrics."""
     results: dict[str, Any] = {}
     for name in ("val", "test"):
         if split[name]:
@@ -258,6 +261,43 @@ def train_video_attention(
                 atomic_write_json(folder / "attention_profiles.json", profiles)
                 plot_attention_profiles(profiles[:4], folder / "attention_profiles.png")
     return results
+
+
+def train_video_attention(
+    run_folder: str | Path,
+    out: str | Path,
+    settings: VideoAttentionSettings,
+    *,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Two-step training on a trained run; writes ``out`` (see the module docstring).
+
+    Args:
+        run_folder: The trained run whose model gives the features.
+        out: The output folder to create (or to continue, with ``resume``).
+        settings: What to train.
+        resume: Continue an interrupted training of ``out`` from its ``checkpoints/last.pt``
+            (same run and settings); it ends as an uninterrupted one would.
+
+    Returns:
+        The test metrics (or the validation metrics when there is no test split).
+
+    Raises:
+        ConfigError: on invalid settings, a dataset without train and val/test splits, an
+            ``out`` that holds a run (without ``resume``) or one made with other settings, or
+            several processes (torchrun).
+        CheckpointError: if the run has no checkpoint, or ``resume`` finds none in ``out``.
+    """
+    refuse_under_torchrun("video-attention")
+    run = RunDir(run_folder)
+    device = resolve_device(run.config().train.device)
+    folder = Path(out)
+    classes = run.classes()
+    split = _split_features(run, folder, device)
+    recorded = {"run": str(run.folder.resolve()), **settings.model_dump(mode="json")}
+    resume = record_settings(folder, recorded, resume=resume)  # from an epoch checkpoint
+    model = _fit_classifier(settings, split, classes, folder, device, resume=resume)
+    return _write_results(model, split, classes, folder, device)
 
 
 def is_video_attention_run(folder: str | Path) -> bool:

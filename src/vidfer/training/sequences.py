@@ -204,6 +204,36 @@ def _resumed(
     return int(state["epoch"]), float(state["best_loss"]), int(state["bad"]), state["metrics"]
 
 
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: Sequence[LabelledSequence],
+    settings: SequenceTraining,
+    epoch: int,
+    device: torch.device,
+) -> tuple[float, float]:
+    """One epoch over ``train`` in an order and with step choices drawn from ``(seed, epoch)``;
+    ``(mean loss, accuracy)`` of its batches."""
+    rng = np.random.default_rng([settings.seed, epoch])
+    order = rng.permutation(len(train))
+    model.train()
+    total, correct = 0.0, 0
+    for first in range(0, len(order), settings.batch_size):
+        chosen = [train[i] for i in order[first : first + settings.batch_size]]
+        steps = [settings.choose(rng, len(s.features)) for s in chosen]
+        features, mask, labels = pad_batch(chosen, steps, device)
+        logits = model(features, mask)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad)
+        optimizer.step()
+        total += float(loss.detach()) * len(chosen)
+        correct += int((logits.argmax(dim=1) == labels).sum())
+    return total / len(order), correct / len(order)
+
+
 def fit_sequences(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -245,28 +275,12 @@ def fit_sequences(
     stopped = settings.patience is not None and bad >= settings.patience
     for epoch in range(start, 0 if stopped else settings.epochs):
         started = time.perf_counter()
-        rng = np.random.default_rng([settings.seed, epoch])
-        order = rng.permutation(len(train))
-        model.train()
-        total, correct = 0.0, 0
-        for first in range(0, len(order), settings.batch_size):
-            chosen = [train[i] for i in order[first : first + settings.batch_size]]
-            steps = [settings.choose(rng, len(s.features)) for s in chosen]
-            features, mask, labels = pad_batch(chosen, steps, device)
-            logits = model(features, mask)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.clip_grad is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad)
-            optimizer.step()
-            total += float(loss.detach()) * len(chosen)
-            correct += int((logits.argmax(dim=1) == labels).sum())
+        train_loss, train_accuracy = _train_epoch(model, optimizer, train, settings, epoch, device)
         outcome = score_sequences(model, monitor, device, settings.select)
         line = {
             "epoch": epoch + 1,
-            "train_loss": total / len(order),
-            "train_accuracy": correct / len(order),
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
             "val_loss": outcome.loss,
             "val_accuracy": outcome.accuracy,
             "seconds": round(time.perf_counter() - started, 3),
