@@ -35,9 +35,9 @@ from vidfer.io.writer import write_video
 EVERY_FRAME = """
 import sys
 from vidfer.config import PrepareConfig
-import vidfer.predict.video as video
-faces = dict(video.FER_PREPARE.faces or {}, detect_every=1)
-video.FER_PREPARE = PrepareConfig(faces=faces)
+import vidfer.predict.fer as fer
+faces = dict(fer.FER_PREPARE.faces or {}, detect_every=1)
+fer.FER_PREPARE = PrepareConfig(faces=faces)
 from vidfer.cli import main
 sys.exit(main(sys.argv[1:]))
 """
