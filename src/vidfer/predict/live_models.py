@@ -38,7 +38,7 @@ from vidfer.predict.predictor import Predictor
 if TYPE_CHECKING:
     from vidfer.predict.run_predictor import RunPredictor
 
-Scored = list[tuple[int, list[float] | None, np.ndarray | None]]
+WindowResults = list[tuple[int, list[float] | None, np.ndarray | None]]
 """``(position among the new frames, box, probabilities (K,) or None)`` per result."""
 
 
@@ -94,7 +94,7 @@ class LiveModel(abc.ABC):
         return finish_frames(crops, self.prep), boxes
 
     @abc.abstractmethod
-    def score(self, rgb: np.ndarray) -> Scored:
+    def score(self, rgb: np.ndarray) -> WindowResults:
         """``(position among the new frames, box, probabilities (K,) or None)`` per result."""
 
 
@@ -107,10 +107,10 @@ class FerModel(LiveModel):
         self.recent: collections.deque[np.ndarray] = collections.deque(maxlen=FER_SMOOTHING)
         predictor.probabilities(np.zeros((1, 64, 64), np.uint8))  # warm up before the first frame
 
-    def score(self, rgb: np.ndarray) -> Scored:
+    def score(self, rgb: np.ndarray) -> WindowResults:
         faces, boxes = self._faces(rgb)
         probs = iter(self.predictor.probabilities(faces[..., 0]) if len(faces) else [])
-        results: Scored = []
+        results: WindowResults = []
         for i, box in enumerate(boxes):
             if box is None:
                 results.append((i, None, None))
@@ -133,7 +133,7 @@ class RunModel(LiveModel):
         self.scorer = predictor.scorer(Path(source))
         self.clip: collections.deque[np.ndarray] = collections.deque(maxlen=self.window)
 
-    def score(self, rgb: np.ndarray) -> Scored:
+    def score(self, rgb: np.ndarray) -> WindowResults:
         frames, boxes = self._faces(rgb)
         self.clip.extend(frames)
         if len(self.clip) < self.window or not len(frames):
