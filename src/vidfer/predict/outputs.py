@@ -75,6 +75,7 @@ def place_timeline(record: StoreRecord, scored: np.ndarray, num_classes: int) ->
 
 
 def timeline_csv(timeline: Timeline, times: np.ndarray, classes: Sequence[str]) -> str:
+    """The text of ``timeline.csv``: one row per decoded frame, its time ``times`` ``(N,)``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["frame", "time_s", *FACE_COLUMNS, *[f"p_{name}" for name in classes]])
