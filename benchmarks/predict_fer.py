@@ -9,7 +9,10 @@ Two real ``vidfer predict`` processes score it, alternating, start-up included:
   frame, the front end before issue 22).
 
 It prints each one's time and frames/s, their ratio, and whether they agree: the video label,
-and the frames in which a face was found (from ``timeline.csv``).
+and the frames in which a face was found (from ``timeline.csv``). It also prints the time Python
+spends importing the modules of the command's default-model path (``python -X importtime``,
+summed, best of ``--repeats``): less sensitive to a shared machine's load than the whole
+command, and the part of it that does not depend on the video.
 
 Usage:
     .venv/bin/python benchmarks/predict_fer.py [--loops 10] [--repeats 2]
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,9 +39,9 @@ from vidfer.io.writer import write_video
 EVERY_FRAME = """
 import sys
 from vidfer.config import PrepareConfig
-import vidfer.predict.video as video
-faces = dict(video.FER_PREPARE.faces or {}, detect_every=1)
-video.FER_PREPARE = PrepareConfig(faces=faces)
+import vidfer.predict.fer as fer
+faces = dict(fer.FER_PREPARE.faces or {}, detect_every=1)
+fer.FER_PREPARE = PrepareConfig(faces=faces)
 from vidfer.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -50,6 +54,26 @@ def command(how: str, video: Path, out: Path) -> list[str]:
     if how == "keyframes":
         return [sys.executable, "-m", "vidfer", *args]
     return [sys.executable, "-c", EVERY_FRAME, *args]
+
+
+IMPORTS = "import vidfer.cli, vidfer.predict.video, vidfer.faces.mtcnn"
+"""What ``vidfer predict VIDEO`` imports with the default model."""
+
+
+def import_seconds() -> float:
+    """Seconds Python spends importing :data:`IMPORTS` in a fresh process (``-X importtime``)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", IMPORTS],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    own = [
+        int(line.split("|")[0].split(":")[1])  # "import time: self [us] | cumulative | name"
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and line.split("|")[0].split(":")[1].strip().isdigit()
+    ]
+    return sum(own) / 1e6
 
 
 def face_frames(out: Path) -> list[int]:
@@ -76,6 +100,7 @@ def main() -> None:
                 start = time.perf_counter()
                 subprocess.run(command(how, video, out), check=True, capture_output=True)
                 best[how] = min(best[how], time.perf_counter() - start)
+        imports = min(import_seconds() for _ in range(args.repeats))
         outs = {how: Path(folder) / f"{how.replace(' ', '_')}_0" for how in best}
         labels = {
             how: json.loads((o / "summary.json").read_text())["label"] for how, o in outs.items()
@@ -91,6 +116,8 @@ def main() -> None:
     for how, seconds in best.items():
         print(f"{how:>12}: {seconds:6.1f} s  {len(frames) / seconds:6.1f} frames/s (whole command)")
     print(f"every frame / keyframes: {best['every frame'] / best['keyframes']:.2f}x")
+    print(f"imports of the default-model path (python -X importtime, summed): {imports:.2f} s")
+    print(f"load average {os.getloadavg()}")
     print(f"same label: {labels['keyframes'] == labels['every frame']} ({labels['keyframes']})")
     same = found["keyframes"] == found["every frame"]
     print(f"face found in the same frames: {same} ({len(found['keyframes'])} of {len(frames)})")

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from vidfer.pipelines import PIPELINES, evaluate_run, load_config, train
     from vidfer.pipelines.video_attention import train_video_attention
     from vidfer.predict import Prediction, predict_many, predict_video
-    from vidfer.predict.live import run_live
+    from vidfer.predict.live import LiveOptions, run_live
     from vidfer.registry import ATTENTIONS, MODELS, POOLINGS, SAMPLERS
     from vidfer.training.frames import train_frames
     from vidfer.viz.report import write_report
@@ -97,6 +97,7 @@ _HOMES = {
     "Prediction": "vidfer.predict",
     "predict_many": "vidfer.predict",
     "run_live": "vidfer.predict.live",
+    "LiveOptions": "vidfer.predict.live",
     "export_model": "vidfer.export",
     "load_exported": "vidfer.export",
     "write_report": "vidfer.viz.report",
@@ -116,6 +117,7 @@ __all__ = [
     "DataConfig",
     "FrameTrainSettings",
     "FusionSpec",
+    "LiveOptions",
     "Prediction",
     "RunConfig",
     "VideoAttentionSettings",

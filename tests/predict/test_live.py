@@ -3,6 +3,7 @@ Ctrl-C mid-stream, and the errors of a bad source, all through the real command.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -17,7 +18,8 @@ import pytest
 
 from vidfer.errors import ConfigError, VideoError
 from vidfer.io.run_folder import RunDir
-from vidfer.predict.live import parse_pipe_format, run_live
+from vidfer.predict.live import LiveOptions, run_live
+from vidfer.predict.live_sources import parse_pipe_format
 
 LIVE = [sys.executable, "-m", "vidfer", "live"]
 
@@ -139,7 +141,8 @@ def test_bad_sources_fail_with_one_clear_error(tmp_path):
 def test_a_trained_clip_run_scores_its_clip_window(square_run):
     run, manifest = square_run
     video = next(manifest.parent.rglob("*.mp4"))
-    session = run_live(str(video), run, realtime=True, preview=False, threads=None)
+    options = LiveOptions(realtime=True, preview=False, threads=None)
+    session = run_live(str(video), run, options)
     results = list(session)
     summary = session.summary
     assert summary.status == "ok" and summary.window == 8  # the run's eval.clip_len
@@ -149,3 +152,29 @@ def test_a_trained_clip_run_scores_its_clip_window(square_run):
         assert result.box is None and list(result.probabilities) == classes
         assert abs(sum(result.probabilities.values()) - 1) < 1e-4
         assert result.frame >= 7  # a whole window was read before it
+
+
+def test_the_live_model_detects_faces_on_keyframes_as_predict_does(carphone):
+    """The stream is read as one video: full detections every ``faces.detect_every`` frames,
+    the face carried between, in whatever chunks the scorer takes; the face found in every frame
+    and each box where a full detection of that frame puts it (within a few pixels)."""
+    from vidfer.faces.pipeline import get_detector
+    from vidfer.faces.tracks import KeyframeDetector
+    from vidfer.predict.live_models import live_model
+    from vidfer.predict.video import make_predictor
+
+    frames = _frames(carphone)[:40]  # (40, 144, 176, 3)
+    model = live_model(make_predictor(), str(carphone))
+    assert model.faces is not None and isinstance(model.detector, KeyframeDetector)
+    boxes: list[list[float] | None] = []
+    sizes = itertools.cycle([1, 3, 1, 5, 2, 4])  # the scorer's takes: at most one window
+    while len(boxes) < len(frames):
+        take = frames[len(boxes) : len(boxes) + next(sizes)]
+        boxes += [box for _, box, _ in model.score(take)]
+    every = model.faces.detect_every
+    assert model.detector.full_detections == -(-len(frames) // every)  # keyframes only
+    full = get_detector("mtcnn", model.faces.min_face_size).detect(frames)
+    assert all(box is not None for box in boxes)
+    largest = [f.boxes[np.argmax(f.areas)] for f in full]  # (4,) per frame
+    gaps = [np.abs(np.array(box) - big).max() for box, big in zip(boxes, largest, strict=True)]
+    assert max(gaps) < 5, gaps

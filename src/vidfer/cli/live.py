@@ -20,16 +20,15 @@ def _line(out: IO[str], record: dict[str, Any]) -> None:
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
-    from vidfer.predict.live import run_live
+    from vidfer.predict.live import LiveOptions, run_live
 
-    session = run_live(
-        args.source,
-        args.run,
+    options = LiveOptions(
         realtime=args.realtime,
         pipe_format=args.pipe_format,
         preview=False if args.no_preview else None,
         threads=args.threads,
     )
+    session = run_live(args.source, args.run, options)
     previous = signal.signal(signal.SIGINT, lambda *_: session.stop())  # Ctrl-C: a clean stop
     try:
         with contextlib.ExitStack() as stack:

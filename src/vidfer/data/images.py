@@ -20,16 +20,18 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from vidfer.config import DataConfig
 from vidfer.errors import ConfigError, ManifestError
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -300,6 +302,8 @@ def _hold_out_val(images: ImageSet, fraction: float, seed: int) -> ImageSet:
             for i in train
         ]
     )
+    from sklearn.model_selection import train_test_split  # only to hold out a val split
+
     units, first = np.unique(groups, return_index=True)
     unit_labels = images.labels[train][first]
     try:
@@ -392,6 +396,8 @@ class Augmentation:
 
     def transform(self, size: int) -> v2.Transform:
         """The random transform of uint8 ``(3, H, W)`` images to ``(3, size, size)``."""
+        from torchvision.transforms import v2  # torchvision only where images are augmented
+
         steps: list[v2.Transform] = [
             v2.RandomResizedCrop(size, scale=(self.crop_scale, 1.0), ratio=(1.0, 1.0))
         ]
@@ -400,6 +406,14 @@ class Augmentation:
         if self.rotation > 0:
             steps.append(v2.RandomRotation(self.rotation))
         return v2.Compose(steps)
+
+
+def _centre_square(image: torch.Tensor) -> torch.Tensor:
+    """The central square of a ``(C, H, W)`` image (torchvision's ``center_crop`` offsets)."""
+    height, width = image.shape[1:]
+    side = min(height, width)
+    top, left = round((height - side) / 2.0), round((width - side) / 2.0)
+    return image[:, top : top + side, left : left + side]
 
 
 class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
@@ -438,10 +452,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         index = int(self.indices[position])
         image = torch.from_numpy(np.array(self.images.image(index)))  # a writable copy
         image = image.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
-        if self.transform is not None:
-            image = self.transform(image)  # (3, S, S)
-        else:
-            side = min(image.shape[1:])
-            image = v2.functional.center_crop(image, [side, side])  # (3, side, side)
+        # (3, H, W) -> (3, S, S) augmented, or its central square (3, side, side)
+        image = self.transform(image) if self.transform is not None else _centre_square(image)
         x = self.prepare(image.permute(1, 2, 0)[None])[0]  # (1, H, W, 3) -> (C, S, S)
         return x, int(self.images.labels[index])

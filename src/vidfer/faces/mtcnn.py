@@ -15,8 +15,9 @@ load unchanged. The cascade follows the original algorithm with facenet-pytorch'
   (W, H, C) order — reproduced below.
 
 Where facenet-pytorch 2.6.0 clamps a box to the frame and stretches the clipped crop, this module
-crops with zero padding as the original cascade does (``torchvision.ops.roi_align``), so a face at
-the border is not distorted before R-Net/O-Net.
+crops with zero padding as the original cascade does (:func:`vidfer.faces.box_ops.roi_align`,
+torchvision's ``roi_align`` without importing torchvision), so a face at the border is not
+distorted before R-Net/O-Net.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, roi_align
 
 from vidfer.assets import asset_path
+from vidfer.faces.box_ops import batched_nms, roi_align
 from vidfer.faces.types import FrameFaces
 from vidfer.io.checkpoint import read_state_dict
 
@@ -200,7 +201,8 @@ def _nms_min(
     """Greedy NMS where overlap is intersection over the smaller box, within each group.
 
     O-Net's last pass uses this "Min" overlap so that a small box inside a larger face box is
-    removed even though their IoU is low. torchvision only offers IoU, and few boxes remain here.
+    removed even though their IoU is low. :func:`batched_nms` is IoU only, and few boxes remain
+    here.
     """
     order = scores.argsort(descending=True)
     # Shift each frame's boxes far apart so that one pass never mixes frames.
@@ -231,7 +233,7 @@ def _crops(
     source pixel in each output bin, close to the area resampling the networks were run with.
     """
     rois = torch.cat([frames[:, None].to(boxes), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
-    return roi_align(images, rois, output_size=(size, size), sampling_ratio=-1, aligned=True)
+    return roi_align(images, rois, size)
 
 
 class MTCNN(nn.Module):

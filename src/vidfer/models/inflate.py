@@ -18,7 +18,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.vgg import make_layers
 
 from vidfer.errors import AssetError, ConfigError
 from vidfer.models.base import HeadedVideoModel, VideoModel, chain_geometry
@@ -261,6 +260,8 @@ class I3DVGG16(VideoModel):
         self.input_dropout = nn.Dropout(dropout_input)
         self.num_classes = num_classes
         cfg = [c if isinstance(c, str) else scaled_channels(c, width) for c in _VGG16_CFG]
+        from torchvision.models.vgg import make_layers  # torchvision only when it is built
+
         self.features = inflate_module(make_layers(cfg), time_kernel)
         convs = [m for m in self.features.modules() if isinstance(m, nn.Conv3d)]
         for conv in convs:  # torchvision's VGG initialisation

@@ -107,11 +107,19 @@ class KerasConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, filters, H', W')``."""
-        if self.same:
-            x = _pad_same(x, self.kernel, self.stride, 0.0)
-        if self.depthwise is not None:
-            x = self.depthwise(x)
-        return self.conv(x)
+        spatial = self.conv if self.depthwise is None else self.depthwise
+        if self.same and self.stride == (1, 1) and all(k % 2 for k in self.kernel):
+            # Stride 1, odd kernel: "same" pads (k - 1) / 2 on every side, which the
+            # convolution does itself, without F.pad's copy of the input.
+            half = (self.kernel[0] // 2, self.kernel[1] // 2)
+            x = F.conv2d(
+                x, spatial.weight, spatial.bias, spatial.stride, half, groups=spatial.groups
+            )
+        else:
+            if self.same:
+                x = _pad_same(x, self.kernel, self.stride, 0.0)
+            x = spatial(x)
+        return x if self.depthwise is None else self.conv(x)
 
 
 class MaxPoolSame(nn.Module):

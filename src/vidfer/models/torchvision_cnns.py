@@ -16,8 +16,6 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torchvision.models import vgg16 as tv_vgg16
-from torchvision.models.resnet import BasicBlock, ResNet
 
 from vidfer.errors import ConfigError
 from vidfer.io.checkpoint import read_state_dict
@@ -100,7 +98,9 @@ class VGG16CNN(FrameCNN):
         check_channels(in_channels)
         if pool < 1:
             raise ConfigError(f"vgg16: pool must be >= 1, got {pool}")
-        self.net = tv_vgg16(weights=None, num_classes=num_classes, dropout=dropout)
+        from torchvision.models import vgg16  # torchvision only when the model is built
+
+        self.net = vgg16(weights=None, num_classes=num_classes, dropout=dropout)
         if pool != 7:
             self.net.avgpool = nn.AdaptiveAvgPool2d(pool)
             self.net.classifier[0] = nn.Linear(512 * pool * pool, 4096)
@@ -177,6 +177,8 @@ class ResNetCNN(FrameCNN):
         check_channels(in_channels)
         if len(blocks) != 4 or min(blocks) < 1:
             raise ConfigError(f"resnet: blocks must be 4 positive counts, got {list(blocks)}")
+        from torchvision.models.resnet import BasicBlock, ResNet  # only when it is built
+
         self.net = ResNet(BasicBlock, list(blocks), num_classes=num_classes)
         if in_channels == 1:
             self.net.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)

@@ -23,7 +23,6 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torchvision.models import video
 
 from vidfer.errors import ConfigError
 from vidfer.models.fixed_clips import FixedClipVideo, fixed_clip_geometry
@@ -112,7 +111,9 @@ class S3D(TorchvisionVideo):
 
     def torchvision_model(self) -> nn.Module:
         """torchvision's ``s3d``."""
-        return video.s3d(weights=None)
+        from torchvision.models.video import s3d  # torchvision only when it is built
+
+        return s3d(weights=None)
 
     def clip_features(self, clips: torch.Tensor) -> torch.Tensor:
         """The features averaged over time."""
@@ -133,7 +134,9 @@ class MViTV2S(TorchvisionVideo):
 
     def torchvision_model(self) -> nn.Module:
         """torchvision's ``mvit_v2_s``; it keeps the token grid its blocks start from."""
-        net = video.mvit_v2_s(weights=None)
+        from torchvision.models.video import mvit_v2_s  # only when it is built
+
+        net = mvit_v2_s(weights=None)
         encoding = net.pos_encoding
         self.token_grid = (encoding.temporal_size, *encoding.spatial_size)
         return net
@@ -164,7 +167,9 @@ class Swin3DT(TorchvisionVideo):
 
     def torchvision_model(self) -> nn.Module:
         """torchvision's ``swin3d_t``."""
-        return video.swin3d_t(weights=None)
+        from torchvision.models.video import swin3d_t  # only when it is built
+
+        return swin3d_t(weights=None)
 
     def clip_features(self, clips: torch.Tensor) -> torch.Tensor:
         """The normalised tokens averaged over time, channels first."""

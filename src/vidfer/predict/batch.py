@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,9 @@ from vidfer.errors import ConfigError, VidferError
 from vidfer.io.atomic import atomic_write_text
 from vidfer.predict.annotate import ANNOTATED
 from vidfer.predict.inputs import resolve_inputs
-from vidfer.predict.video import Prediction, Predictor, make_predictor
+from vidfer.predict.outputs import Prediction
+from vidfer.predict.predictor import Predictor
+from vidfer.predict.video import make_predictor
 from vidfer.progress import RateBar
 
 INDEX = "index.csv"
@@ -263,6 +265,82 @@ def _row(video: str, prediction: Prediction, output: str) -> IndexRow:
     )
 
 
+@dataclass(frozen=True)
+class _Todo:
+    """A video to score: its path, its key in the index, its output folder's name."""
+
+    video: Path
+    key: str
+    output: str
+
+
+@dataclass
+class _Index:
+    """``index.csv``: its rows by video key (those of an earlier call first), rewritten whole."""
+
+    path: Path
+    classes: list[str]
+    rows: dict[str, IndexRow] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = _read_index(self.path, self.classes)
+
+    def write(self) -> None:
+        """Write every row atomically."""
+        atomic_write_text(self.path, _index_csv(list(self.rows.values()), self.classes))
+
+
+def _todo(
+    videos: Sequence[Path],
+    keys: Sequence[str],
+    out: Path,
+    rows: dict[str, IndexRow],
+    *,
+    annotate: bool,
+    retry_failed: bool,
+) -> list[_Todo]:
+    """The videos still to score, in order; those already done get their row in ``rows``."""
+    todo = []
+    for video, key, name in zip(videos, keys, _folder_names(videos), strict=True):
+        known = rows.get(key)
+        output = known.output if known is not None else name
+        done = _done_row(key, out / output, output, ANNOTATED if annotate else None)
+        if done is not None:
+            rows[key] = done
+        elif known is None or not known.failed or retry_failed:
+            todo.append(_Todo(video, key, output))
+    return todo
+
+
+def _score_all(
+    predictor: Predictor, todo: Sequence[_Todo], out: Path, index: _Index, *, annotate: bool
+) -> tuple[int, int]:
+    """Score the videos, read a queue ahead, the index rewritten after each; returns the frames
+    scored and the videos that failed."""
+    frames, failed = [0], 0
+    with (
+        RateBar(len(todo), "predict", "frames") as bar,
+        _Reader(predictor, [item.video for item in todo]) as reader,
+    ):
+        for number, item in enumerate(todo):
+            before = frames[0]
+            try:
+                stream = reader.open(number)
+                prediction = predictor.predict(
+                    item.video, stream, reader.pieces(number, frames), out / item.output
+                )
+                if annotate:
+                    predictor.annotate(item.video, prediction.out_dir)
+                index.rows[item.key] = _row(item.key, prediction, item.output)
+            except VidferError as error:
+                failed += 1
+                status = str(getattr(error, "status", "error"))
+                index.rows[item.key] = IndexRow(item.key, status, "", {}, item.output, str(error))
+            index.write()
+            bar.advance(1, frames[0] - before)
+    return frames[0], failed
+
+
 def predict_many(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
@@ -308,50 +386,18 @@ def predict_many(
             exported=exported,
             frame_folder_fps=frame_folder_fps,
         )
-    index_path = out / INDEX
-    rows = _read_index(index_path, predictor.classes)
+    index = _Index(out / INDEX, predictor.classes)
     keys = [str(video.absolute()) for video in videos]
-    todo: list[tuple[Path, str, str]] = []  # (video, key, output folder name)
-    for video, key, name in zip(videos, keys, _folder_names(videos), strict=True):
-        known = rows.get(key)
-        output = known.output if known is not None else name
-        done = _done_row(key, out / output, output, ANNOTATED if annotate else None)
-        if done is not None:
-            rows[key] = done
-        elif known is not None and known.failed and not retry_failed:
-            continue
-        else:
-            todo.append((video, key, output))
+    todo = _todo(videos, keys, out, index.rows, annotate=annotate, retry_failed=retry_failed)
     out.mkdir(parents=True, exist_ok=True)
-    skipped = len(videos) - len(todo)
-    frames, failed = [0], 0
-    with (
-        RateBar(len(todo), "predict", "frames") as bar,
-        _Reader(predictor, [video for video, _, _ in todo]) as reader,
-    ):
-        for number, (video, key, output) in enumerate(todo):
-            before = frames[0]
-            try:
-                stream = reader.open(number)
-                prediction = predictor.predict(
-                    video, stream, reader.pieces(number, frames), out / output
-                )
-                if annotate:
-                    predictor.annotate(video, prediction.out_dir)
-                rows[key] = _row(key, prediction, output)
-            except VidferError as error:
-                failed += 1
-                status = str(getattr(error, "status", "error"))
-                rows[key] = IndexRow(key, status, "", {}, output, str(error))
-            atomic_write_text(index_path, _index_csv(list(rows.values()), predictor.classes))
-            bar.advance(1, frames[0] - before)
-    atomic_write_text(index_path, _index_csv(list(rows.values()), predictor.classes))
+    frames, failed = _score_all(predictor, todo, out, index, annotate=annotate)
+    index.write()
     return BatchResult(
-        index=index_path,
-        rows=[rows[key] for key in keys if key in rows],
+        index=index.path,
+        rows=[index.rows[key] for key in keys if key in index.rows],
         predicted=len(todo) - failed,
-        skipped=skipped,
+        skipped=len(videos) - len(todo),
         failed=failed,
-        frames=frames[0],
+        frames=frames,
         seconds=time.monotonic() - started,
     )

@@ -1,0 +1,153 @@
+"""The two box operations of the MTCNN cascade, without torchvision.
+
+:func:`batched_nms` and :func:`roi_align` compute what ``torchvision.ops.batched_nms`` and
+``torchvision.ops.roi_align`` (``aligned=True``, adaptive sampling ratio) compute, with numpy and
+plain torch, so that face detection does not import torchvision: importing it costs more than a
+second (it imports ``torch._dynamo``), a tenth of a whole ``vidfer predict`` of a short video.
+``tests/faces/test_box_ops.py`` checks both against torchvision's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_SAMPLES = 1 << 22  # bilinear samples computed at once by roi_align (bounds its memory)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy IoU suppression of ``(K, 4)`` boxes; kept indices ``(k,)``, best score first.
+
+    As torchvision's kernel: scores sorted stably, areas without the +1 of pixel counts, a box
+    suppressed when its IoU with a kept one is above ``threshold``.
+    """
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes.T  # (K,) each
+    areas = (x2 - x1) * (y2 - y1)
+    keep = []
+    while len(order):
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        width = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0)
+        height = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0)
+        inter = width * height
+        with np.errstate(invalid="ignore", divide="ignore"):
+            overlap = inter / (areas[i] + areas[rest] - inter)
+        order = rest[~(overlap > threshold)]  # a NaN overlap suppresses nothing
+    return np.array(keep, dtype=np.int64)
+
+
+def batched_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Greedy IoU suppression within each group (each frame of a batch).
+
+    Args:
+        boxes: ``(K, 4)`` boxes ``x1, y1, x2, y2``.
+        scores: ``(K,)`` scores.
+        groups: ``(K,)`` group of each box; boxes of different groups never suppress each other.
+        threshold: IoU above which the lower-scoring box is suppressed.
+
+    Returns:
+        ``(k,)`` int64 indices of the kept boxes, best score first.
+    """
+    if not len(boxes):
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    box = boxes.detach().cpu().numpy()
+    score = scores.detach().cpu().numpy()
+    group = groups.detach().cpu().numpy()
+    kept = [
+        members[_nms(box[members], score[members], threshold)]
+        for members in (np.flatnonzero(group == g) for g in np.unique(group))
+    ]
+    keep = np.concatenate(kept)
+    keep = keep[np.argsort(-score[keep], kind="stable")]
+    return torch.from_numpy(keep).to(boxes.device)
+
+
+def _samples(start: torch.Tensor, length: torch.Tensor, size: int, grid: int) -> torch.Tensor:
+    """Sample coordinates ``(R, size * grid)`` along one axis: ``grid`` per output bin, at the
+    centres of equal parts of each bin (torchvision's order of float operations)."""
+    bins = torch.arange(size, dtype=start.dtype, device=start.device)  # (size,)
+    within = torch.arange(grid, dtype=start.dtype, device=start.device) + 0.5  # (grid,)
+    bin_size = (length / size)[:, None, None]  # (R, 1, 1)
+    at = start[:, None, None] + bins[None, :, None] * bin_size  # (R, size, 1)
+    return (at + within[None, None, :] * bin_size / grid).reshape(len(start), size * grid)
+
+
+def _clamped(coords: torch.Tensor, extent: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates ``(R, n)`` along an axis of ``extent`` pixels as torchvision's
+    ``bilinear_interpolate`` reads them: clamped to the edge pixels' centres, and whether each is
+    inside (no further than one pixel outside; the others sample zero)."""
+    inside = (coords >= -1.0) & (coords <= extent)
+    return coords.clamp(0, extent - 1), inside
+
+
+def _align_group(
+    images: torch.Tensor, rois: torch.Tensor, size: int, grid: tuple[int, int]
+) -> torch.Tensor:
+    """:func:`roi_align` of rois ``(R, 5)`` that share their sampling grid ``(gh, gw)``."""
+    channels, height, width = images.shape[1:]
+    gh, gw = grid
+    start_x, start_y = rois[:, 1] - 0.5, rois[:, 2] - 0.5  # (R,) aligned: pixel centres at +0.5
+    ys, y_in = _clamped(_samples(start_y, rois[:, 4] - 0.5 - start_y, size, gh), height)
+    xs, x_in = _clamped(_samples(start_x, rois[:, 3] - 0.5 - start_x, size, gw), width)
+    # Pixel centres to grid_sample's [-1, 1] (align_corners=True); an axis of one pixel: 0.
+    yn = ys * (2 / (height - 1)) - 1 if height > 1 else torch.zeros_like(ys)  # (R, n)
+    xn = xs * (2 / (width - 1)) - 1 if width > 1 else torch.zeros_like(xs)  # (R, m)
+    n, m = ys.shape[1], xs.shape[1]
+    points = torch.stack(
+        [xn[:, None, :].expand(-1, n, -1), yn[:, :, None].expand(-1, -1, m)], dim=3
+    )  # (R, n, m, 2) as x, y
+    values = images.new_empty((len(rois), channels, n, m))
+    frames = rois[:, 0].long()
+    for frame in frames.unique().tolist():
+        mine = (frames == frame).nonzero()[:, 0]  # (r,)
+        sampled = F.grid_sample(
+            images[frame : frame + 1],
+            points[mine].reshape(1, len(mine) * n, m, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )  # (1, C, r * n, m)
+        values[mine] = sampled.reshape(channels, len(mine), n, m).transpose(0, 1)
+    if not (y_in.all() and x_in.all()):  # samples beyond a border read zero
+        values *= y_in[:, None, :, None] & x_in[:, None, None, :]  # (R, C, n, m)
+    # The mean of each bin's gh x gw samples, one axis at a time (the last axis is contiguous).
+    values = values.reshape(len(rois), channels, n, size, gw).sum(dim=4)  # (R, C, n, size)
+    values = values.reshape(len(rois), channels, size, gh, size).sum(dim=3)
+    return values / (gh * gw)  # (R, C, size, size)
+
+
+def roi_align(images: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
+    """Average bilinear samples of boxes of images into ``size x size`` crops.
+
+    torchvision's ``roi_align(images, rois, (size, size), spatial_scale=1, sampling_ratio=-1,
+    aligned=True)``: pixel ``i``'s centre at ``i + 0.5``, each output bin the mean of
+    ``ceil(box side / size)`` samples per axis, zero beyond one pixel outside the image.
+
+    Args:
+        images: ``(N, C, H, W)`` float images.
+        rois: ``(R, 5)`` rows ``frame index, x1, y1, x2, y2``.
+        size: The crops' side.
+
+    Returns:
+        ``(R, C, size, size)`` crops.
+    """
+    crops = images.new_zeros((len(rois), images.shape[1], size, size))
+    if not len(rois):
+        return crops
+    sides = (rois[:, 3:5] - 0.5) - (rois[:, 1:3] - 0.5)  # (R, 2): width, height, in float32
+    # Samples per bin and axis: ceil(side / size); a box without area gives zeros.
+    counts = torch.where(sides > 0, torch.ceil(sides / size), 0).long().tolist()  # (R, 2)
+    grids = [(int(h), int(w)) for w, h in counts]
+    for grid in sorted(set(grids)):
+        if not grid[0] or not grid[1]:
+            continue
+        members = [i for i, g in enumerate(grids) if g == grid]
+        step = max(_SAMPLES // (size * size * grid[0] * grid[1]), 1)  # bounds the memory
+        for start in range(0, len(members), step):
+            chunk = torch.tensor(members[start : start + step], dtype=torch.long)
+            crops[chunk] = _align_group(images, rois[chunk], size, grid)
+    return crops

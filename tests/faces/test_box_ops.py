@@ -1,0 +1,42 @@
+"""The cascade's box operations without torchvision give torchvision's results."""
+
+from __future__ import annotations
+
+import torch
+from torchvision import ops
+
+from vidfer.faces.box_ops import batched_nms, roi_align
+
+
+def _boxes(generator: torch.Generator, count: int, extent: float) -> torch.Tensor:
+    corner = torch.rand(count, 2, generator=generator) * extent  # (K, 2)
+    side = torch.rand(count, 2, generator=generator) * extent / 2 + 0.5  # (K, 2)
+    return torch.cat([corner, corner + side], dim=1)  # (K, 4)
+
+
+def test_batched_nms_keeps_what_torchvision_keeps() -> None:
+    generator = torch.Generator().manual_seed(0)
+    for count, threshold in [(0, 0.5), (1, 0.5), (300, 0.5), (300, 0.7), (2000, 0.3)]:
+        boxes = _boxes(generator, count, 60.0)
+        scores = torch.rand(count, generator=generator)
+        scores[: count // 10] = 0.5  # ties: the order among them may differ
+        groups = torch.randint(0, 4, (count,), generator=generator)
+        expected = ops.batched_nms(boxes, scores, groups, threshold)
+        kept = batched_nms(boxes, scores, groups, threshold)
+        assert torch.equal(kept.sort().values, expected.sort().values)
+        assert torch.equal(scores[kept], scores[expected])  # best score first
+
+
+def test_roi_align_samples_as_torchvision_does() -> None:
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(3, 3, 37, 53, generator=generator) * 255  # (N, C, H, W)
+    boxes = _boxes(generator, 200, 70.0) - 10  # some beyond the borders
+    boxes[:5, 2:] = boxes[:5, :2]  # boxes without area
+    boxes[5:10] *= 0.1  # tiny boxes
+    frames = torch.randint(0, 3, (200, 1), generator=generator).float()
+    rois = torch.cat([frames, boxes], dim=1)  # (R, 5)
+    for size in (24, 48, 7):
+        expected = ops.roi_align(images, rois, (size, size), sampling_ratio=-1, aligned=True)
+        got = roi_align(images, rois, size)
+        assert got.shape == expected.shape
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-3)
