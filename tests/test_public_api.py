@@ -70,3 +70,17 @@ def test_a_script_without_a_main_guard_prepares_and_trains(
     assert result.returncode == 0, result.stderr
     # Once: the spawned decoding workers did not run the script again.
     assert result.stdout.splitlines() == ["the script runs", "8 videos ready", "1 epoch"]
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "64"), ("7", "7")])
+def test_importing_vidfer_bounds_onednns_primitive_cache_unless_the_user_set_it(given, expected):
+    # oneDNN's default (1024 primitives, one per layer and input shape) grew a preparation
+    # worker by ~0.5 GiB on a long video (benchmarks/prepare_memory.py).
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if given is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
+    code = "import os, vidfer; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == expected

@@ -48,7 +48,14 @@ script is started again in every loader worker.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# oneDNN (PyTorch's CPU convolutions) keeps one primitive per layer and input shape, up to 1024,
+# each with its own buffers; shapes that vary (MTCNN's candidate counts, videos of different
+# lengths) made a preparation worker grow by about 0.5 GiB over a 10-minute video. 64 still
+# holds a training step's primitives. It is read at the first convolution; set it to override.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 if TYPE_CHECKING:
     from vidfer.assets import asset_path, fetch_assets, list_assets
