@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import yaml
 
-from vidfer.io.sandbox import heartbeat
+from vidfer.io.sandbox_worker import heartbeat
 
 
 def vidfer_env(**extra: str) -> dict[str, str]:

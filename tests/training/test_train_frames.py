@@ -17,9 +17,8 @@ import yaml
 
 from vidfer.cli import main
 from vidfer.config import parse_config, parse_section
+from vidfer.data.image_dataset import Augmentation, ImageDataset
 from vidfer.data.images import (
-    Augmentation,
-    ImageDataset,
     ImageSet,
     _hold_out_val,
     load_images,

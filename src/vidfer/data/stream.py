@@ -41,7 +41,8 @@ from vidfer.faces.pipeline import crop_faces, track_faces, track_records, video_
 from vidfer.faces.tracks import MISSING, FaceTrack
 from vidfer.faces.types import FrameFaces
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
-from vidfer.io.sandbox import Failure, Sandbox, heartbeat
+from vidfer.io.sandbox import Failure, Sandbox
+from vidfer.io.sandbox_worker import heartbeat
 from vidfer.io.video import DecodedVideo, decode_chunks
 from vidfer.io.video_probe import VideoInfo, VideoLimits
 

@@ -1,10 +1,13 @@
-"""The two box operations of the MTCNN cascade, without torchvision.
+"""The box operations of the MTCNN cascade, without torchvision.
 
-:func:`batched_nms` and :func:`roi_align` compute what ``torchvision.ops.batched_nms`` and
-``torchvision.ops.roi_align`` (``aligned=True``, adaptive sampling ratio) compute, with numpy and
-plain torch, so that face detection does not import torchvision: importing it costs more than a
-second (it imports ``torch._dynamo``), a tenth of a whole ``vidfer predict`` of a short video.
-``tests/faces/test_box_ops.py`` checks both against torchvision's.
+Squaring and regressing boxes, suppression by IoU (:func:`batched_nms`) and by overlap over the
+smaller box (:func:`batched_nms_min`), and crops of boxes (:func:`crop_boxes`, through
+:func:`roi_align`). :func:`batched_nms` and :func:`roi_align` compute what
+``torchvision.ops.batched_nms`` and ``torchvision.ops.roi_align`` (``aligned=True``, adaptive
+sampling ratio) compute, with numpy and plain torch, so that face detection does not import
+torchvision: importing it costs more than a second (it imports ``torch._dynamo``), a tenth of a
+whole ``vidfer predict`` of a short video. ``tests/faces/test_box_ops.py`` checks both against
+torchvision's.
 """
 
 from __future__ import annotations
@@ -151,3 +154,58 @@ def roi_align(images: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tens
             chunk = torch.tensor(members[start : start + step], dtype=torch.long)
             crops[chunk] = _align_group(images, rois[chunk], size, grid)
     return crops
+
+
+def square_boxes(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow ``(K, 4)`` boxes to squares about their centres (the cascade's ``rerec``)."""
+    wh = boxes[:, 2:4] - boxes[:, 0:2]  # (K, 2)
+    side = wh.max(dim=1, keepdim=True).values  # (K, 1)
+    top_left = boxes[:, 0:2] + 0.5 * wh - 0.5 * side
+    return torch.cat([top_left, top_left + side], dim=1)
+
+
+def regress_boxes(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Apply ``(K, 4)`` offsets in units of the inclusive box size (the cascade's ``bbreg``)."""
+    wh = boxes[:, 2:4] - boxes[:, 0:2] + 1  # (K, 2)
+    return boxes + offsets * wh.repeat(1, 2)  # (K, 2) -> (K, 4) as w, h, w, h
+
+
+def batched_nms_min(
+    boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Greedy NMS where overlap is intersection over the smaller box, within each group.
+
+    O-Net's last pass uses this "Min" overlap so that a small box inside a larger face box is
+    removed even though their IoU is low. :func:`batched_nms` is IoU only, and few boxes remain
+    here.
+    """
+    order = scores.argsort(descending=True)
+    # Shift each frame's boxes far apart so that one pass never mixes frames.
+    offsets = groups[order].to(boxes) * (boxes.max() - boxes.min() + 2)
+    b = boxes[order] + offsets[:, None]  # (K, 4)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)  # (K,)
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])  # (K, K, 2)
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])  # (K, K, 2)
+    inter = (rb - lt + 1).clamp(min=0).prod(dim=2)  # (K, K)
+    overlap = inter / torch.minimum(area[:, None], area[None, :])
+    suppressed = torch.zeros(len(b), dtype=torch.bool, device=b.device)
+    keep = []
+    for i in range(len(b)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= overlap[i] > threshold
+    return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
+
+
+def crop_boxes(
+    images: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Resample each box of its frame to ``size x size``, zero outside the frame.
+
+    A box ``x1..x2`` covers the pixel edges ``[x1 - 1, x2]``; ``aligned=True`` puts pixel ``i``'s
+    centre at ``i + 0.5`` in that frame. The adaptive sampling ratio averages about one sample per
+    source pixel in each output bin, close to the area resampling the networks were run with.
+    """
+    rois = torch.cat([frames[:, None].to(boxes), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
+    return roi_align(images, rois, size)

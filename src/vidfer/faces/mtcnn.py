@@ -32,7 +32,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidfer.assets import asset_path
-from vidfer.faces.box_ops import batched_nms, roi_align
+from vidfer.faces.box_ops import (
+    batched_nms,
+    batched_nms_min,
+    crop_boxes,
+    regress_boxes,
+    square_boxes,
+)
 from vidfer.faces.types import FrameFaces
 from vidfer.io.checkpoint import read_state_dict
 
@@ -181,61 +187,6 @@ def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -
     return scales
 
 
-def _square(boxes: torch.Tensor) -> torch.Tensor:
-    """Grow ``(K, 4)`` boxes to squares about their centres (the cascade's ``rerec``)."""
-    wh = boxes[:, 2:4] - boxes[:, 0:2]  # (K, 2)
-    side = wh.max(dim=1, keepdim=True).values  # (K, 1)
-    top_left = boxes[:, 0:2] + 0.5 * wh - 0.5 * side
-    return torch.cat([top_left, top_left + side], dim=1)
-
-
-def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Apply ``(K, 4)`` offsets in units of the inclusive box size (the cascade's ``bbreg``)."""
-    wh = boxes[:, 2:4] - boxes[:, 0:2] + 1  # (K, 2)
-    return boxes + offsets * wh.repeat(1, 2)  # (K, 2) -> (K, 4) as w, h, w, h
-
-
-def _nms_min(
-    boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float
-) -> torch.Tensor:
-    """Greedy NMS where overlap is intersection over the smaller box, within each group.
-
-    O-Net's last pass uses this "Min" overlap so that a small box inside a larger face box is
-    removed even though their IoU is low. :func:`batched_nms` is IoU only, and few boxes remain
-    here.
-    """
-    order = scores.argsort(descending=True)
-    # Shift each frame's boxes far apart so that one pass never mixes frames.
-    offsets = groups[order].to(boxes) * (boxes.max() - boxes.min() + 2)
-    b = boxes[order] + offsets[:, None]  # (K, 4)
-    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)  # (K,)
-    lt = torch.maximum(b[:, None, :2], b[None, :, :2])  # (K, K, 2)
-    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])  # (K, K, 2)
-    inter = (rb - lt + 1).clamp(min=0).prod(dim=2)  # (K, K)
-    overlap = inter / torch.minimum(area[:, None], area[None, :])
-    suppressed = torch.zeros(len(b), dtype=torch.bool, device=b.device)
-    keep = []
-    for i in range(len(b)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= overlap[i] > threshold
-    return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
-
-
-def _crops(
-    images: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor, size: int
-) -> torch.Tensor:
-    """Resample each box of its frame to ``size x size``, zero outside the frame.
-
-    A box ``x1..x2`` covers the pixel edges ``[x1 - 1, x2]``; ``aligned=True`` puts pixel ``i``'s
-    centre at ``i + 0.5`` in that frame. The adaptive sampling ratio averages about one sample per
-    source pixel in each output bin, close to the area resampling the networks were run with.
-    """
-    rois = torch.cat([frames[:, None].to(boxes), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
-    return roi_align(images, rois, size)
-
-
 class MTCNN(nn.Module):
     """The three-stage cascade over batches of video frames.
 
@@ -324,7 +275,7 @@ class MTCNN(nn.Module):
             if not len(cand):
                 results.extend(FrameFaces.empty(5) for _ in range(len(images)))
                 continue
-            found = self._output(images, _square(cand), owner.to(images.device))
+            found = self._output(images, square_boxes(cand), owner.to(images.device))
             results.extend(_per_frame(len(images), *found))
         return results
 
@@ -381,23 +332,23 @@ class MTCNN(nn.Module):
         # P-Net's offsets are in units of the exclusive window size (no +1), unlike later stages.
         wh = cand[:, 2:4] - cand[:, 0:2]  # (K, 2)
         boxes = cand[:, 0:4] + cand[:, 5:9] * wh.repeat(1, 2)
-        return _square(boxes), frames
+        return square_boxes(boxes), frames
 
     def _refine(
         self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared."""
-        offsets, scores = self.rnet(_normalise(_crops(images, frames, boxes, 24)))
+        offsets, scores = self.rnet(_normalise(crop_boxes(images, frames, boxes, 24)))
         ok = scores > self.thresholds[1]
         boxes, offsets, scores, frames = boxes[ok], offsets[ok], scores[ok], frames[ok]
         keep = batched_nms(boxes, scores, frames, 0.7)
-        return _square(_regress(boxes[keep], offsets[keep])), frames[keep]
+        return square_boxes(regress_boxes(boxes[keep], offsets[keep])), frames[keep]
 
     def _output(
         self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stage 3: O-Net's final scores, boxes and landmarks (``(K, 5, 2)``)."""
-        offsets, points, scores = self.onet(_normalise(_crops(images, frames, boxes, 48)))
+        offsets, points, scores = self.onet(_normalise(crop_boxes(images, frames, boxes, 48)))
         ok = scores > self.thresholds[2]
         boxes, offsets, points = boxes[ok], offsets[ok], points[ok]
         scores, frames = scores[ok], frames[ok]
@@ -405,10 +356,10 @@ class MTCNN(nn.Module):
         wh = boxes[:, 2:4] - boxes[:, 0:2] + 1  # (K, 2)
         fractions = points.reshape(-1, 2, 5).permute(0, 2, 1)  # (K, 10) -> (K, 2, 5) -> (K, 5, 2)
         landmarks = fractions * wh[:, None, :] + boxes[:, None, 0:2] - 1  # (K, 5, 2)
-        boxes = _regress(boxes, offsets)
+        boxes = regress_boxes(boxes, offsets)
         if not len(boxes):
             return boxes, scores, landmarks, frames
-        keep = _nms_min(boxes, scores, frames, 0.7)
+        keep = batched_nms_min(boxes, scores, frames, 0.7)
         return boxes[keep], scores[keep], landmarks[keep], frames[keep]
 
 

@@ -31,19 +31,13 @@ script's imports.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
-import itertools
-import logging
 import os
-import resource
 import signal
 import sys
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -52,26 +46,14 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from vidfer.io import wire
-
-log = logging.getLogger(__name__)
+from vidfer.io.sandbox_worker import NEXT, Stream, serve
 
 R = TypeVar("R")
 T = TypeVar("T")
 _MIB = 1 << 20
 _QUEUED = 2  # tasks handed to a worker at once: the next one waits in its pipe, never the worker
 _START_S = 120.0  # longest a worker may take to start (import the function's module)
-_NEXT = "next"  # the parent asks a streaming worker for its next item
-_PARENT: Connection | None = None  # in a worker process: its connection to the parent
 _MAIN_LOCK = threading.Lock()  # one worker start at a time hides and restores ``__main__``
-
-
-def heartbeat() -> None:
-    """Tell the parent that the running task made progress: its time limit starts again.
-
-    Outside a sandbox worker (e.g. the same code run in the calling process) it does nothing.
-    """
-    if _PARENT is not None:
-        wire.send(_PARENT, ("alive", None))
 
 
 @dataclass(frozen=True)
@@ -91,13 +73,6 @@ class Failure:
 
 class RemoteTraceback(Exception):
     """The traceback of an exception raised in a worker (the ``__cause__`` of its re-raise)."""
-
-
-@dataclass(frozen=True)
-class _Stream:
-    """The request that starts a stream: ``fn(*args)``'s items, one per :data:`_NEXT`."""
-
-    args: tuple[Any, ...]
 
 
 @dataclass
@@ -210,7 +185,7 @@ class Sandbox(Generic[R]):
         if not self._workers:
             self._workers.append(self._start())
         worker = self._workers[0]
-        self._send(worker, 0, _Stream(task))
+        self._send(worker, 0, Stream(task))
         try:
             while True:
                 outcome = self._await(worker)
@@ -219,7 +194,7 @@ class Sandbox(Generic[R]):
                     return
                 if not outcome:  # the worker's "no more items"
                     return
-                self._send(worker, 0, _NEXT)  # made while the caller uses this one
+                self._send(worker, 0, NEXT)  # made while the caller uses this one
                 yield outcome[0]
         finally:
             if worker.tasks:  # stopped early: the worker is making an item nobody will read
@@ -300,7 +275,7 @@ class Sandbox(Generic[R]):
         parent, child = self._context.Pipe()
         memory = None if self.memory_mb is None else self.memory_mb * _MIB
         process = self._context.Process(
-            target=_serve, args=(child, self.fn, memory, os.getpid()), daemon=True
+            target=serve, args=(child, self.fn, memory, os.getpid()), daemon=True
         )
         with _script_hidden(self.fn):
             process.start()
@@ -356,108 +331,3 @@ def _describe_exit(code: int | None) -> str:
     name = signal.Signals(-code).name
     hint = ", perhaps the out-of-memory killer" if name == "SIGKILL" else ""
     return f"killed by {name}{hint}"
-
-
-def _limit_memory(extra_bytes: int) -> None:
-    """Cap this process's address space at its current size plus ``extra_bytes``."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            line = next(line for line in status if line.startswith("VmSize:"))
-        current = int(line.split()[1]) * 1024  # "VmSize:   123456 kB"
-        resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, current + extra_bytes))
-    except (OSError, ValueError, StopIteration) as error:
-        # No /proc or no RLIMIT_AS (macOS): the time limit still applies.
-        log.debug("no memory limit for the sandbox worker: %s", error)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this worker when its parent dies (a SIGKILLed run leaves no worker
-    behind to write into a store that the next run has taken over)."""
-    if sys.platform != "linux":
-        return
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # it died before the request
-        os._exit(1)
-
-
-def _serve(conn: Connection, fn: Callable[..., Any], memory_bytes: int | None, parent: int) -> None:
-    """A worker's loop: run ``fn`` on the arguments the parent sends (a tuple: one call; a
-    :class:`_Stream`: a stream) until it sends None or goes away. ``fn``'s module was imported
-    when the process started: it is not counted in the memory limit nor in the first task's
-    time."""
-    global _PARENT
-    _PARENT = conn
-    _die_with_parent(parent)
-    if memory_bytes is not None:
-        _limit_memory(memory_bytes)
-    wire.send(conn, ("ready", None))
-    while True:
-        request = _receive(conn)
-        if request is None:
-            return
-        if isinstance(request, _Stream):
-            going = _stream(conn, fn, request.args)
-        else:
-            going = _reply(conn, _attempt(functools.partial(fn, *request)))
-        if not going:
-            return
-
-
-def _stream(conn: Connection, fn: Callable[..., Iterable[Any]], args: tuple[Any, ...]) -> bool:
-    """Send ``fn(*args)``'s items, each as ``("ok", (item,))`` once asked for (the first at
-    once), then ``("ok", ())``; returns whether the worker may serve on."""
-    items = _lazy(fn, args)
-    while True:
-        outcome = _attempt(lambda: tuple(itertools.islice(items, 1)))
-        if not _reply(conn, outcome):
-            return False
-        if outcome[0] == "error" or outcome[1] == ():
-            return True
-        if _receive(conn) != _NEXT:
-            return False  # the parent is gone
-
-
-def _lazy(fn: Callable[..., Iterable[Any]], args: tuple[Any, ...]) -> Iterator[Any]:
-    """``fn(*args)``'s items; ``fn`` is called at the first ``next()`` (its errors come from
-    there, as its items' do)."""
-    yield from fn(*args)
-
-
-def _attempt(step: Callable[[], Any]) -> tuple[str, Any]:
-    """``("ok", step())``, else ``("memory", None)`` or ``("error", (error, traceback))``."""
-    try:
-        return "ok", step()
-    except MemoryError:
-        return "memory", None
-    except Exception as error:  # re-raised in the parent
-        return "error", (_portable(error), traceback.format_exc())
-
-
-def _receive(conn: Connection) -> Any:
-    """The parent's next request; None when it asks to stop or is gone."""
-    try:
-        return conn.recv()
-    except (EOFError, OSError):
-        return None
-
-
-def _reply(conn: Connection, outcome: tuple[str, Any]) -> bool:
-    """Send ``outcome`` (:mod:`vidfer.io.wire`); returns whether the worker may serve on."""
-    try:
-        wire.send(conn, outcome)
-    except MemoryError:  # encoding a large answer went over the limit all the same
-        with contextlib.suppress(OSError, ValueError, MemoryError):
-            wire.send(conn, ("memory", None))
-        return False
-    except TypeError as error:  # a value the transport does not carry: a bug, raised in the parent
-        return _reply(conn, ("error", (RuntimeError(str(error)), traceback.format_exc())))
-    except (OSError, ValueError):
-        return False
-    # After a MemoryError native libraries may be left in a bad state: start afresh.
-    return outcome[0] != "memory"
-
-
-def _portable(error: Exception) -> Exception:
-    """``error`` if :mod:`vidfer.io.wire` carries it, else a RuntimeError with its text."""
-    return error if wire.carries(error) else RuntimeError(f"{type(error).__name__}: {error}")

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from vidfer.config.steps import FrameTrainSettings
-from vidfer.data.images import Augmentation, ImageDataset, ImageSet, load_images
+from vidfer.data.image_dataset import Augmentation, ImageDataset
+from vidfer.data.images import ImageSet, load_images
 from vidfer.device import resolve_device, seed_everything
 from vidfer.errors import CheckpointError, ConfigError
 from vidfer.evaluation.evaluate import EvalOutcome, write_evaluation
