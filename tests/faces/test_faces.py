@@ -24,7 +24,7 @@ from vidfer.faces import (
 )
 from vidfer.faces.align import similarity_matrix, transform_points
 from vidfer.faces.haar import HaarDetector
-from vidfer.faces.mtcnn import load_mtcnn
+from vidfer.faces.mtcnn import _candidate_calls, load_mtcnn
 from vidfer.faces.pipeline import track_faces, video_detector
 from vidfer.faces.tracks import KeyframeDetector, iou
 
@@ -315,6 +315,49 @@ def test_mtcnn_batch_gives_the_frame_by_frame_faces(carphone_faces) -> None:
     _same_faces(
         [mtcnn().detect(bikes[i : i + 1])[0] for i in range(2)], mtcnn().detect(bikes), 1e-3
     )
+
+
+def test_candidate_calls_are_bounded_and_give_one_calls_outputs() -> None:
+    import torch
+
+    net = mtcnn().onet
+    sizes: set[int] = set()
+    for count in (1, 3, 128, 300):
+        crops = torch.rand(count, 3, 48, 48) * 2 - 1  # (K, 3, 48, 48) normalised pixels
+        crops = crops.contiguous(memory_format=torch.channels_last)
+        hook = net.register_forward_hook(lambda _m, inputs, _o: sizes.add(len(inputs[0])))
+        with torch.inference_mode():
+            chunked = _candidate_calls(net, crops)
+        hook.remove()
+        with torch.inference_mode():
+            whole = net(crops)
+        for a, b in zip(chunked, whole, strict=True):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    # 3 -> 4 (padded), 300 -> 128 + 128 + 64 (44 padded): few shapes, none over 128.
+    assert sizes == {1, 4, 64, 128}
+
+
+def test_crops_near_their_boxes_are_the_whole_frames_crops() -> None:
+    import torch
+
+    from vidfer.faces.box_ops import crop_boxes
+
+    frames = decode("bikes")[[32, 120]]  # (2, 272, 640, 3)
+    boxes = torch.tensor(
+        [
+            [300.3, 100.7, 340.2, 140.6],  # inside
+            [-20.5, -10.0, 30.0, 40.5],  # over the top-left corner
+            [610.0, 250.2, 660.7, 300.0],  # over the bottom-right corner
+            [700.0, 10.0, 760.0, 70.0],  # outside: all zero
+            [1.0, 1.0, 640.0, 272.0],  # the whole frame
+        ]
+    )
+    owner = torch.tensor([0, 1, 0, 1, 1])
+    images = mtcnn()._images(frames)  # (2, 3, 272, 640)
+    whole = crop_boxes(images, owner, boxes, 48)  # (5, 3, 48, 48)
+    near = mtcnn()._crops_near(frames, boxes, owner, 48)
+    torch.testing.assert_close(near, (whole - 127.5) * 0.0078125, atol=1e-4, rtol=0)
 
 
 def test_mtcnn_refine_finds_the_faces_again_in_their_boxes(carphone_faces) -> None:

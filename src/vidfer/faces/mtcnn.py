@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 _PNET_CELL = 12  # P-Net's receptive field: one output cell scores a 12x12 window
 _PNET_STRIDE = 2  # P-Net's output stride (its single 2x2 max-pool)
+_CANDIDATES = 128  # candidate crops per R-Net/O-Net call (see _candidate_calls)
+_PNET_PIXELS = 1 << 19  # pyramid-level pixels per P-Net call (see _pnet_calls)
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -56,6 +59,43 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
     small networks, with the same values (to float rounding).
     """
     return ((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+
+
+def _candidate_calls(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``net`` over candidate crops ``(K, 3, s, s)`` in calls of at most ``_CANDIDATES`` crops,
+    each call padded with zero crops to a power of two; the outputs of the ``K`` crops.
+
+    The candidate count changes from batch to batch. Run as one call, every new count is a new
+    input shape, for which oneDNN builds and caches another convolution primitive, and the largest
+    count of a video sets the peak of its activations: a preparation worker's memory then grows
+    with the video's length. In bounded calls of at most 8 padded sizes per network, memory is set
+    by ``_CANDIDATES``. Each crop's outputs do not depend on the others in its call.
+    """
+    outputs = []
+    for start in range(0, len(crops), _CANDIDATES):
+        part = crops[start : start + _CANDIDATES]  # (k, 3, s, s)
+        padded = torch.zeros(
+            (1 << (len(part) - 1).bit_length(), *part.shape[1:]), dtype=part.dtype
+        ).to(part.device, memory_format=torch.channels_last)  # (2^ceil(log2 k), 3, s, s)
+        padded[: len(part)] = part
+        outputs.append([out[: len(part)] for out in net(padded)])
+    return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
+
+
+def _pnet_calls(pnet: nn.Module, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """P-Net over a pyramid level ``(N, 3, h, w)`` of a batch of frames, in calls of at most
+    ``_PNET_PIXELS`` level pixels (at least one frame): its offsets ``(N, 4, h', w')`` and face
+    probabilities ``(N, h', w')``.
+
+    On HD frames one call over the whole batch makes activations of hundreds of megabytes, whose
+    sizes change with the number of frames detected at once; freed, they leave the heap too
+    fragmented to reuse, and a preparation worker's peak memory creeps up with the video's length.
+    Small videos still go through in one call.
+    """
+    frames_per_call = max(1, _PNET_PIXELS // (level.shape[2] * level.shape[3]))
+    parts = [pnet(part) for part in level.split(frames_per_call)]
+    offsets, prob = zip(*parts, strict=True)
+    return torch.cat(offsets), torch.cat(prob)
 
 
 class PNet(nn.Module):
@@ -265,19 +305,44 @@ class MTCNN(nn.Module):
                 f"refine needs one box array per frame; got {len(boxes)} for {len(frames)}"
             )
         results: list[FrameFaces] = []
+        device = next(self.parameters()).device
         for start in range(0, len(frames), self.batch_size):
-            images = self._images(frames[start : start + self.batch_size])
+            chunk = frames[start : start + self.batch_size]
             mine = [
-                np.asarray(b, np.float32).reshape(-1, 4) for b in boxes[start : start + len(images)]
+                np.asarray(b, np.float32).reshape(-1, 4) for b in boxes[start : start + len(chunk)]
             ]
-            cand = torch.from_numpy(np.concatenate(mine)).to(images.device)  # (K, 4)
+            cand = square_boxes(torch.from_numpy(np.concatenate(mine)).to(device))  # (K, 4)
             owner = torch.repeat_interleave(torch.tensor([len(b) for b in mine]))  # (K,) frame
             if not len(cand):
-                results.extend(FrameFaces.empty(5) for _ in range(len(images)))
+                results.extend(FrameFaces.empty(5) for _ in range(len(chunk)))
                 continue
-            found = self._output(images, square_boxes(cand), owner.to(images.device))
-            results.extend(_per_frame(len(images), *found))
+            crops = self._crops_near(chunk, cand, owner, 48)  # (K, 3, 48, 48)
+            found = self._scored_output(crops, cand, owner.to(device))
+            results.extend(_per_frame(len(chunk), *found))
         return results
+
+    def _crops_near(
+        self, frames: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor, size: int
+    ) -> torch.Tensor:
+        """Crops ``(K, 3, size, size)`` of boxes ``(K, 4)`` of ``(T, H, W, 3)`` uint8 frames
+        (``owner`` ``(K,)``: each box's frame), normalised, each resampled from its frame's
+        pixels round the box only: what :func:`crop_boxes` of the whole frame gives, to float
+        rounding, without converting whole (HD) frames to float for a face or two each."""
+        height, width = frames.shape[1:3]
+        crops = torch.zeros((len(boxes), 3, size, size), device=boxes.device)
+        for k, ((x1, y1, x2, y2), frame) in enumerate(
+            zip(boxes.tolist(), owner.tolist(), strict=True)
+        ):
+            # A box samples pixel edges [x1 - 1, x2] (centres 0.5 in) and their bilinear
+            # neighbours: 3 pixels either side hold them all; beyond the frame stays zero.
+            left, top = max(0, math.floor(x1) - 3), max(0, math.floor(y1) - 3)
+            right, bottom = min(width, math.ceil(x2) + 3), min(height, math.ceil(y2) + 3)
+            if right <= left or bottom <= top:
+                continue  # the box lies outside the frame: all zero
+            part = self._images(frames[frame : frame + 1, top:bottom, left:right])  # (1, 3, h, w)
+            moved = boxes[k : k + 1] - boxes.new_tensor([left, top, left, top])  # (1, 4)
+            crops[k] = crop_boxes(part, owner.new_zeros(1).to(boxes.device), moved, size)[0]
+        return _normalise(crops)
 
     def _images(self, frames: np.ndarray) -> torch.Tensor:
         """``(N, H, W, 3)`` uint8 frames as ``(N, 3, H, W)`` float on the networks' device."""
@@ -309,7 +374,7 @@ class MTCNN(nn.Module):
         for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
             size = (int(height * scale + 1), int(width * scale + 1))
             level = F.interpolate(images, size=size, mode="area")  # (N, 3, h, w)
-            offsets, prob = self.pnet(_normalise(level))  # (N, 4, h', w'), (N, h', w')
+            offsets, prob = _pnet_calls(self.pnet, _normalise(level))  # (N, 4, h', w'), (N, h', w')
             hits = (prob >= self.thresholds[0]).nonzero()  # (K, 3): frame, row, col
             frames = hits[:, 0]
             scores = prob[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K,)
@@ -338,7 +403,8 @@ class MTCNN(nn.Module):
         self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared."""
-        offsets, scores = self.rnet(_normalise(crop_boxes(images, frames, boxes, 24)))
+        crops = _normalise(crop_boxes(images, frames, boxes, 24))  # (K, 3, 24, 24)
+        offsets, scores = _candidate_calls(self.rnet, crops)
         ok = scores > self.thresholds[1]
         boxes, offsets, scores, frames = boxes[ok], offsets[ok], scores[ok], frames[ok]
         keep = batched_nms(boxes, scores, frames, 0.7)
@@ -348,7 +414,14 @@ class MTCNN(nn.Module):
         self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stage 3: O-Net's final scores, boxes and landmarks (``(K, 5, 2)``)."""
-        offsets, points, scores = self.onet(_normalise(crop_boxes(images, frames, boxes, 48)))
+        crops = _normalise(crop_boxes(images, frames, boxes, 48))  # (K, 3, 48, 48)
+        return self._scored_output(crops, boxes, frames)
+
+    def _scored_output(
+        self, crops: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """O-Net on the crops ``(K, 3, 48, 48)`` of ``boxes`` ``(K, 4)``: stage 3's result."""
+        offsets, points, scores = _candidate_calls(self.onet, crops)
         ok = scores > self.thresholds[2]
         boxes, offsets, points = boxes[ok], offsets[ok], points[ok]
         scores, frames = scores[ok], frames[ok]
