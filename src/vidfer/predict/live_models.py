@@ -64,7 +64,10 @@ class LiveModel(abc.ABC):
         self.detector: FaceDetector | None = None
         if self.faces is not None:
             detector = get_detector(
-                self.faces.detector, self.faces.min_face_size, self.faces.batch_size
+                self.faces.detector,
+                self.faces.min_face_size,
+                self.faces.batch_size,
+                self.faces.device,
             )
             detector.detect(np.zeros((1, 120, 160, 3), np.uint8))  # weights read, run once
             # The stream is one video read in order, in the chunks the scorer takes.
