@@ -18,6 +18,7 @@ This module does not import torch: worker processes start quickly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from vidfer.data.preprocess import quarantine_error, video_limits
 from vidfer.data.store import FrameAppender, PreparedStore, SourceIdentity, StoreRecord
 from vidfer.data.stream import Segment, piece_frames_for, stream_video
 from vidfer.errors import VideoError
-from vidfer.faces.pipeline import check_device
+from vidfer.faces.pipeline import check_device, load_detector
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.io.sandbox import Failure, Sandbox
@@ -322,8 +323,13 @@ def _prepare_in_sandbox(
         (str(row.path), identity, prep, limits, (row.start, row.end), str(store.folder.parent))
         for row, identity in todo
     ]
+    faces = prep.face_config()
     with Sandbox(
-        _prepare_task, workers, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
+        _prepare_task,
+        workers,
+        timeout_s=limits.decode_timeout_s,
+        memory_mb=limits.decode_memory_mb,
+        setup=None if faces is None else functools.partial(load_detector, faces),
     ) as sandbox:
         for index, outcome in track(sandbox.map(tasks), total=len(tasks), description="preparing"):
             row, identity = todo[index]

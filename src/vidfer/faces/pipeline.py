@@ -99,6 +99,19 @@ def get_detector(
     raise ConfigError(f"faces.detector = {name!r} is invalid: use 'mtcnn' or 'haar'")
 
 
+def load_detector(cfg: FaceConfig) -> None:
+    """Build ``cfg``'s detector into :func:`get_detector`'s cache and run it once on a blank
+    frame.
+
+    A preparation worker does this as it starts (the ``setup`` of
+    :class:`vidfer.io.sandbox.Sandbox`), before its memory limit is set: MTCNN on a GPU creates
+    a CUDA context and loads its libraries, which reserve more address space than
+    ``data.limits.decode_memory_mb`` would allow.
+    """
+    detector = get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size, cfg.device)
+    detector.detect(np.zeros((1, 120, 160, 3), np.uint8))
+
+
 def check_device(cfg: FaceConfig) -> None:
     """Fail now if ``cfg`` asks MTCNN for a device this machine does not have.
 
