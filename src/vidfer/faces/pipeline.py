@@ -106,7 +106,7 @@ def load_detector(cfg: FaceConfig) -> None:
     A preparation worker does this as it starts (the ``setup`` of
     :class:`vidfer.io.sandbox.Sandbox`), before its memory limit is set: MTCNN on a GPU creates
     a CUDA context and loads its libraries, which reserve more address space than
-    ``data.limits.decode_memory_mb`` would allow.
+    ``data.limits.decode_memory_mb`` would allow. ``vidfer live`` does it before the first frame.
     """
     detector = get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size, cfg.device)
     detector.detect(np.zeros((1, 120, 160, 3), np.uint8))
