@@ -144,7 +144,7 @@ def shifted_agreement(frames: np.ndarray, every: FaceResult) -> str:
     moved = np.zeros_like(frames[found])  # (N, H, W, 3), column 0 black
     moved[:, :, 1:] = frames[found][:, :, :-1]
     cfg = FaceConfig()
-    detector = get_detector("mtcnn", cfg.min_face_size, cfg.batch_size)
+    detector = get_detector("mtcnn", cfg.min_face_size, cfg.batch_size, cfg.device)
     main = np.array([every.frames[i]["box"] for i in found])  # (N, 4)
     centres = (main[:, :2] + main[:, 2:]) / 2 + np.array([1.0, 0.0])  # (N, 2) once moved
     pairs = []

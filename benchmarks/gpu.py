@@ -11,7 +11,8 @@ and whether the results agree.
 - the same training under ``torchrun`` (one process, NCCL);
 - dense evaluation of one trained run on each device (same weights: the probabilities should
   agree to float precision);
-- MTCNN face detection on the carphone sample (boxes, landmarks);
+- MTCNN face detection on the carphone sample, through ``vidfer prepare``'s path
+  (``faces.device``, sandboxed workers): the main face's track on each device;
 - ``vidfer predict`` of a trained run on a new video.
 
 Without CUDA it says so and exits 0. What runs where is decided by :func:`plan` alone, a pure
@@ -268,29 +269,41 @@ class SelfCheck:
         return Outcome(gpu_s, cpu_s, text, ok)
 
     def _check_mtcnn(self, check: Check) -> Outcome:
+        """``vidfer prepare``'s face pipeline (``load_dataset(..., device=)``, as ``--device``
+        sets ``faces.device``: sandboxed workers, MTCNN on the device) on the carphone sample,
+        into one store per device; its main-face track compared frame by frame."""
+        import shutil
+
+        from vidfer import load_dataset
         from vidfer.assets import asset_path, fetch_assets
-        from vidfer.faces.mtcnn import load_mtcnn
-        from vidfer.io.video import decode
+        from vidfer.config import DataConfig
 
         fetch_assets(["carphone", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])
-        frames = decode(asset_path("carphone")).frames  # (120, 144, 176, 3)
-        found = {}
-        seconds = {}
+        folder = self.out / "faces"
+        folder.mkdir(exist_ok=True)
+        shutil.copy(asset_path("carphone"), folder / "carphone.mp4")  # 120 frames, 176 x 144
+        (folder / "manifest.csv").write_text("path,label\ncarphone.mp4,talk\n")
+        seconds, tracks = {}, {}
         for side, device in (("gpu", self.accelerator), ("cpu", "cpu")):
-            detector = load_mtcnn(device=device)
-            detector.detect(frames[:2])  # warm-up
-            seconds[side], found[side] = _timed(lambda d=detector: d.detect(frames))
-        both = [
-            (g, c) for g, c in zip(found["gpu"], found["cpu"], strict=True) if len(g) and len(c)
-        ]
-        same_count = sum(len(g) == len(c) for g, c in zip(found["gpu"], found["cpu"], strict=True))
-        shift = max((float(np.abs(g.boxes[0] - c.boxes[0]).max()) for g, c in both), default=0.0)
-        text = (
-            f"face count equal in {same_count}/{len(frames)} frames, max box shift {shift:.2g} px"
-        )
-        return Outcome(
-            seconds["gpu"], seconds["cpu"], text, same_count == len(frames) and shift < 1
-        )
+            data = DataConfig.model_validate(
+                {
+                    "manifest": folder / "manifest.csv",
+                    "store": folder / f"store_{side}",
+                    "workers": 1,
+                    "prepare": {"faces": {"size": 64}},
+                }
+            )
+            seconds[side], dataset = _timed(lambda d=data, on=device: load_dataset(d, device=on))
+            [item] = dataset.items
+            record = dataset.store.load_record(item.key)
+            tracks[side] = [] if record is None else record.faces or []
+        pairs = list(zip(tracks["gpu"], tracks["cpu"], strict=True))
+        same = sum(g["status"] == c["status"] for g, c in pairs)
+        boxes = [(g["box"], c["box"]) for g, c in pairs if g["box"] and c["box"]]
+        shift = max((float(np.abs(np.subtract(g, c)).max()) for g, c in boxes), default=0.0)
+        text = f"face status equal in {same}/{len(pairs)} frames, max box shift {shift:.2g} px"
+        ok = bool(pairs) and same == len(pairs) and shift < 1
+        return Outcome(seconds["gpu"], seconds["cpu"], text, ok)
 
     def _check_predict(self, check: Check) -> Outcome:
         from vidfer import predict_video

@@ -29,8 +29,13 @@ from vidfer.errors import ConfigError
 AmpMode = Literal["auto", "off", "bf16", "fp16"]
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, *, option: str = "train.device") -> torch.device:
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Args:
+        name: The device's name.
+        option: The option or flag that gave it, named in the errors (e.g.
+            ``data.prepare.faces.device``, ``--device``).
 
     Raises:
         ConfigError: if CUDA is asked for and none is available.
@@ -41,11 +46,11 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(
-            f"option 'train.device': unknown device {name!r}; use auto, cpu or cuda"
+            f"option {option!r}: unknown device {name!r}; use auto, cpu or cuda"
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "option 'train.device': CUDA was asked for but no GPU is available; use auto or cpu"
+            f"option {option!r}: CUDA was asked for but no GPU is available; use auto or cpu"
         )
     return device
 

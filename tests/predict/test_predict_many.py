@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from vidfer.errors import ConfigError
 from vidfer.io.writer import write_video
@@ -79,6 +80,23 @@ def test_many_videos_index_failures_and_rerun(square_run, tmp_path):
     assert [r.status for r in again.rows] == rows
     retried = predict_many([videos, broken], out, run, retry_failed=True)
     assert (retried.predicted, retried.failed, retried.skipped) == (0, 1, 4)
+
+
+def test_device_moves_a_runs_model_and_scores_the_same(square_run, tmp_path):
+    run, manifest = square_run
+    video = manifest.parent / "videos" / "right" / "1.mp4"
+    default = predict_video(video, tmp_path / "default", run)  # train.device auto: the CPU here
+    on_cpu = predict_many([video], tmp_path / "cpu", run, device="cpu")
+    assert on_cpu.rows[0].label == default.label
+    assert on_cpu.rows[0].probabilities == pytest.approx(default.probabilities, abs=1e-6)
+    if torch.cuda.is_available():
+        return
+    no_gpu = r"^option '--device': CUDA was asked for but no GPU is available; use auto or cpu$"
+    with pytest.raises(ConfigError, match=no_gpu):
+        predict_video(video, tmp_path / "gpu", run, device="cuda")
+    with pytest.raises(ConfigError, match=no_gpu):
+        predict_many([video], tmp_path / "gpu", run, device="cuda:0")
+    assert not (tmp_path / "gpu").exists()
 
 
 @pytest.mark.slow

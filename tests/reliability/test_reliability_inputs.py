@@ -7,6 +7,7 @@ processes, placed by ``VIDFER_FAULTS``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from address_space import reserve
 from reliability_helpers import misbehave, run_vidfer, vidfer_env, work_in_steps, write_run_config
 from slow_start import misbehave_after_a_slow_start
 from vidfer.cli import main
@@ -221,6 +223,21 @@ def test_the_sandbox_accounts_for_every_task_whatever_its_worker_does():
             list(sandbox.map([("raise",)]))
         assert "misbehave" in str(raised.value.__cause__)
         assert dict(sandbox.map([("f",)])) == {0: "F"}
+
+
+def test_a_workers_setup_runs_before_its_memory_limit():
+    # A face detector on a GPU: its CUDA context reserves far more address space than a
+    # task's limit. Made by the setup, before the limit, it does not count against it.
+    setup = functools.partial(reserve, 1024)
+    with Sandbox(reserve, 1, timeout_s=60, memory_mb=256, setup=setup) as sandbox:
+        assert dict(sandbox.map([(16,)])) == {0: 1024 + 16}
+    limited = Sandbox(reserve, 1, timeout_s=60, memory_mb=256)
+    with limited, pytest.raises(OSError, match="Cannot allocate memory"):
+        list(limited.map([(1024,)]))
+    # A setup that fails leaves the error to the tasks that need what it made.
+    failing = functools.partial(reserve, -1)
+    with Sandbox(reserve, 1, timeout_s=60, memory_mb=None, setup=failing) as sandbox:
+        assert dict(sandbox.map([(1,)])) == {0: 1}
 
 
 # ---------------------------------------------------------------- manifests and configs

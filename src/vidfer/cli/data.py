@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from vidfer.cli.common import Add, console
+from vidfer.cli.common import Add, add_device_flag, console
 from vidfer.errors import ConfigError
 
 
@@ -64,6 +64,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         )
     else:
         data = load_config(source, args.set).data
+    if args.device is not None:  # for torchrun's ranks too
+        if data.prepare.faces is None:
+            raise ConfigError(
+                "--device moves the face detector, and this preparation detects no faces: "
+                "add --faces (manifest mode) or data.prepare.faces (config), or drop --device"
+            )
+        data = data.model_copy(update={"prepare": data.prepare.with_face_device(args.device)})
     if "WORLD_SIZE" in os.environ:  # launched by torchrun: each process prepares its share
         from vidfer.training.distributed import prepare_under_torchrun
 
@@ -134,6 +141,11 @@ def register(add: Add) -> None:
         help="store aligned crops of the main face (MTCNN), SIZE x SIZE",
     )
     prepare.add_argument("--workers", type=int, default=2, help="sandboxed decoding workers")
+    add_device_flag(
+        prepare,
+        "where MTCNN detects the faces (sets data.prepare.faces.device; auto: the GPU when there "
+        "is one); the store is the same on any device",
+    )
     prepare.add_argument(
         "--frame-folder-fps",
         type=float,

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from vidfer.cli.common import Add, err_console
+from vidfer.cli.common import MODEL_DEVICE_HELP, Add, add_device_flag, err_console
 from vidfer.io.atomic import atomic_write_json
 
 
@@ -27,6 +27,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         pipe_format=args.pipe_format,
         preview=False if args.no_preview else None,
         threads=args.threads,
+        device=args.device,
     )
     session = run_live(args.source, args.run, options)
     previous = signal.signal(signal.SIGINT, lambda *_: session.stop())  # Ctrl-C: a clean stop
@@ -81,6 +82,7 @@ def register(add: Add) -> None:
     live.add_argument(
         "--threads", type=int, default=1, help="torch threads for scoring (default 1)"
     )
+    add_device_flag(live, MODEL_DEVICE_HELP)
     live.add_argument(
         "--no-preview",
         action="store_true",

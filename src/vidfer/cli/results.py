@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vidfer.cli.common import Add, console
+from vidfer.cli.common import MODEL_DEVICE_HELP, Add, add_device_flag, console
 from vidfer.errors import ConfigError
 
 
@@ -102,6 +102,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             annotate=args.annotate,
             exported=exported,
             frame_folder_fps=args.frame_folder_fps,
+            device=args.device,
         )
         if prediction.label is None:
             console.print(f"{video}: {prediction.status}; written to {prediction.out_dir}")
@@ -123,6 +124,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         annotate=args.annotate,
         exported=exported,
         frame_folder_fps=args.frame_folder_fps,
+        device=args.device,
     )
     rate = result.frames / max(result.seconds, 1e-9)
     console.print(
@@ -256,6 +258,7 @@ def _add_predict(add: Add) -> None:
         default=None,
         help="frame rate of a frame folder (default: the run's data.frame_folder_fps, else 25)",
     )
+    add_device_flag(predict, MODEL_DEVICE_HELP)
 
 
 def _add_export(add: Add) -> None:

@@ -14,7 +14,8 @@ from pydantic import (
 )
 
 from vidfer.config.base import Section
-from vidfer.config.faces import FaceConfig
+from vidfer.config.faces import FaceConfig, device_name
+from vidfer.errors import ConfigError
 
 
 def face_config(options: dict[str, Any]) -> FaceConfig:
@@ -99,9 +100,34 @@ class PrepareConfig(Section):
         """The face pipeline's options, or None when faces are not used."""
         return None if self.faces is None else face_config(self.faces)
 
+    def with_face_device(self, device: str | None) -> PrepareConfig:
+        """These settings with the face detector on ``device`` (``faces.device``; the same
+        store key); unchanged when ``device`` is None or faces are not used.
+
+        Raises:
+            ConfigError: if ``device`` is not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        """
+        if device is None or self.faces is None:
+            return self
+        try:
+            device_name(device)
+        except ValueError as error:
+            raise ConfigError(f"device: {error}") from None
+        return self.model_copy(update={"faces": {**self.faces, "device": device}})
+
+    def stored_settings(self) -> dict[str, Any]:
+        """The settings that make the stored frames: all of them, the ``faces`` mapping as
+        written, but for ``faces.device`` (where the detector ran: a store prepared on the CPU
+        serves a GPU run and the other way round)."""
+        settings = self.model_dump()
+        if settings["faces"] is not None:
+            settings["faces"] = {k: v for k, v in settings["faces"].items() if k != "device"}
+        return settings
+
     def key(self) -> str:
-        """Short stable hash of the preprocessing settings (the store's second key)."""
-        payload = json.dumps(self.model_dump(), sort_keys=True).encode()
+        """Short stable hash of the preprocessing settings (the store's second key):
+        :meth:`stored_settings`, so that ``faces.device`` does not change it."""
+        payload = json.dumps(self.stored_settings(), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:12]
 
 

@@ -1,12 +1,13 @@
 """The face pipeline's options (the ``data.prepare.faces`` mapping of a run config).
 
 A section like the others, validated where the ``data`` section is; the ``faces`` mapping itself
-is kept as written in the config (it is part of the prepared store's key).
+is kept as written in the config (it is part of the prepared store's key, but for ``device``).
 :mod:`vidfer.faces.pipeline` reads them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -16,10 +17,27 @@ from vidfer.config.base import Section
 DetectorName = Literal["mtcnn", "haar"]
 DATASET_MEAN = "dataset_mean"
 MissingPolicy = Literal["drop", "interpolate"]
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+"""The devices a face detector may be asked for (names :func:`vidfer.device.resolve_device`
+resolves)."""
+DEVICE_OPTION = "data.prepare.faces.device"
+"""The option that names the face detector's device, in its errors."""
+
+
+def device_name(value: str) -> str:
+    """``value``, if it names a device a face detector may be asked for.
+
+    Raises:
+        ValueError: naming the choices.
+    """
+    if not DEVICE_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
+    return value
 
 
 class FaceConfig(Section):
-    """Options of the face pipeline (part of the prepared store's preprocessing hash).
+    """Options of the face pipeline (part of the prepared store's preprocessing hash, but for
+    ``device``).
 
     Attributes:
         detector: ``"mtcnn"`` (boxes + 5 landmarks) or ``"haar"`` (OpenCV cascade; eye centres).
@@ -47,6 +65,11 @@ class FaceConfig(Section):
             fast (see
             :class:`vidfer.faces.tracks.KeyframeDetector`). 1 detects every frame; the Haar
             detector always does.
+        device: Where MTCNN runs: ``"auto"`` (CUDA when there is a GPU, else the CPU),
+            ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; the Haar detector (OpenCV) always runs on the
+            CPU. Not part of the prepared store's key: a store prepared on the CPU is reused on
+            a GPU and the other way round. ``vidfer prepare --device`` and ``vidfer predict
+            --device`` set it for one command.
     """
 
     detector: DetectorName = "mtcnn"
@@ -64,6 +87,7 @@ class FaceConfig(Section):
     min_face_fraction: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(32, ge=1)
     detect_every: int = Field(8, ge=1)
+    device: str = "auto"
 
     @field_validator("template")
     @classmethod
@@ -73,6 +97,11 @@ class FaceConfig(Section):
         if isinstance(value, tuple) and len(value) not in (2, 5):
             raise ValueError("give 5 (or 2) (x, y) points")
         return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        return device_name(value)
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a JSON-able dict (for config hashes and metadata)."""

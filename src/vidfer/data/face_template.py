@@ -15,6 +15,7 @@ This module does not import torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from vidfer.data.store import PreparedStore, SourceIdentity
 from vidfer.data.stream import Detected, Segment, VideoStream, detect_faces, piece_frames_for
 from vidfer.errors import ConfigError, VideoError
 from vidfer.faces.align import mean_shape_template, normalise_shape
+from vidfer.faces.pipeline import load_detector
 from vidfer.faces.tracks import OK, FaceTrack
 from vidfer.io.atomic import atomic_write_json, atomic_write_with
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
@@ -182,7 +184,11 @@ def ensure_template(
     total: np.ndarray | None = None
     count = 0
     with Sandbox(
-        _detect_task, workers, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
+        _detect_task,
+        workers,
+        timeout_s=limits.decode_timeout_s,
+        memory_mb=limits.decode_memory_mb,
+        setup=functools.partial(load_detector, faces),  # before the memory limit (a GPU's)
     ) as sandbox:
         for _, outcome in track(sandbox.map(tasks), total=len(tasks), description="mean face"):
             if isinstance(outcome, Failure) or outcome[0] is None:

@@ -18,6 +18,7 @@ This module does not import torch: worker processes start quickly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from vidfer.data.preprocess import quarantine_error, video_limits
 from vidfer.data.store import FrameAppender, PreparedStore, SourceIdentity, StoreRecord
 from vidfer.data.stream import Segment, piece_frames_for, stream_video
 from vidfer.errors import VideoError
+from vidfer.faces.pipeline import check_device, load_detector
 from vidfer.io.atomic import atomic_write_text
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.io.sandbox import Failure, Sandbox
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 
 def open_store(root: Path, prep: PrepareConfig) -> PreparedStore:
     """The store folder for one preprocessing configuration."""
-    return PreparedStore(root, prep.key(), prep.model_dump())
+    return PreparedStore(root, prep.key(), prep.stored_settings())
 
 
 class _Rejected(Exception):
@@ -261,7 +263,14 @@ def prepare_rows(
         limits: Limits on untrusted input.
         workers: Decoding worker processes.
         frame_folder_fps: The nominal frame rate of the frame folders (``data.frame_folder_fps``).
+
+    Raises:
+        ConfigError: if ``faces.device`` asks for a GPU this machine does not have (before
+            anything is written).
     """
+    faces = prep.face_config()
+    if faces is not None:
+        check_device(faces)  # a missing GPU fails here, before the store folder exists
     store = open_store(store_root, prep)
     store.ensure()
     records: dict[str, StoreRecord] = {}
@@ -314,8 +323,13 @@ def _prepare_in_sandbox(
         (str(row.path), identity, prep, limits, (row.start, row.end), str(store.folder.parent))
         for row, identity in todo
     ]
+    faces = prep.face_config()
     with Sandbox(
-        _prepare_task, workers, timeout_s=limits.decode_timeout_s, memory_mb=limits.decode_memory_mb
+        _prepare_task,
+        workers,
+        timeout_s=limits.decode_timeout_s,
+        memory_mb=limits.decode_memory_mb,
+        setup=None if faces is None else functools.partial(load_detector, faces),
     ) as sandbox:
         for index, outcome in track(sandbox.map(tasks), total=len(tasks), description="preparing"):
             row, identity = todo[index]

@@ -80,22 +80,30 @@ class PreparedDataset:
         return self.result.rejects(self.manifest.rows)
 
 
-def load_dataset(config: DataConfig, *, rejects_path: Path | None = None) -> PreparedDataset:
+def load_dataset(
+    config: DataConfig, *, rejects_path: Path | None = None, device: str | None = None
+) -> PreparedDataset:
     """Validate the manifest, prepare what is missing, and check the rejected share.
 
     Args:
         config: The data section.
         rejects_path: Where to write ``rejects.jsonl`` (None: beside the store folder).
+        device: Where MTCNN detects the faces (``auto``, ``cpu``, ``cuda``, ``cuda:N``), in
+            place of ``data.prepare.faces.device``; None: as the config says. The store is the
+            same on any device.
 
     Raises:
         ManifestError: on an invalid manifest (before any decoding).
+        ConfigError: if the face detector's device is not a device, or CUDA without a GPU
+            (before anything is written).
         VidferError: if more than ``data.max_reject_fraction`` of the videos were rejected.
     """
+    prep = config.prepare.with_face_device(device)
     manifest = read_manifest(config.manifest, root=config.dataset_root, classes=config.classes)
     result = prepare_rows(
         manifest.rows,
         store_root=config.store_root,
-        prep=config.prepare,
+        prep=prep,
         limits=config.limits,
         workers=config.workers,
         frame_folder_fps=config.frame_folder_fps,

@@ -444,15 +444,19 @@ def _per_frame(
     frames: torch.Tensor,
 ) -> list[FrameFaces]:
     """Split a batch's O-Net survivors (boxes ``(K, 4)``, ``(K,)``, ``(K, 5, 2)``, frame
-    indices ``(K,)``) into one :class:`FrameFaces` per frame of the batch."""
+    indices ``(K,)``) into one :class:`FrameFaces` per frame of the batch, as numpy arrays.
+
+    The survivors come to the CPU once per batch (one copy from a GPU, not one per frame).
+    """
+    box, score, points, owner = (t.cpu().numpy() for t in (boxes, scores, landmarks, frames))
     out = []
     for i in range(num):
-        mine = frames == i
+        mine = owner == i
         out.append(
             FrameFaces(
-                boxes[mine].cpu().numpy().astype(np.float32),
-                scores[mine].cpu().numpy().astype(np.float32),
-                landmarks[mine].cpu().numpy().astype(np.float32),
+                box[mine].astype(np.float32),
+                score[mine].astype(np.float32),
+                points[mine].astype(np.float32),
             )
         )
     return out

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidfer.config.faces import DATASET_MEAN, DetectorName, FaceConfig
+from vidfer.config.faces import DATASET_MEAN, DEVICE_OPTION, DetectorName, FaceConfig
 from vidfer.errors import ConfigError
 from vidfer.faces.align import alignment_matrices, warp_faces
 from vidfer.faces.tracks import FaceTrack, KeyframeDetector, Refiner, track_main_face
@@ -67,21 +67,64 @@ class FaceResult:
 
 
 @functools.lru_cache(maxsize=8)
-def get_detector(name: DetectorName, min_face_size: int = 20, batch_size: int = 32) -> FaceDetector:
+def get_detector(
+    name: DetectorName, min_face_size: int = 20, batch_size: int = 32, device: str = "auto"
+) -> FaceDetector:
     """Build a detector once per process and options (weights are read once).
+
+    Args:
+        name: ``"mtcnn"`` or ``"haar"``.
+        min_face_size: Smallest face side searched for, in pixels.
+        batch_size: Frames per detector batch.
+        device: Where MTCNN runs (``faces.device``: ``auto``, ``cpu``, ``cuda`` or
+            ``cuda:N``); the Haar detector (OpenCV) ignores it.
 
     Raises:
         AssetError: if the MTCNN weights have not been fetched (``vidfer assets fetch``).
+        ConfigError: naming ``data.prepare.faces.device`` if it asks for CUDA and there is none.
     """
     if name == "mtcnn":
+        from vidfer.device import resolve_device
         from vidfer.faces.mtcnn import load_mtcnn
 
-        return load_mtcnn(min_face_size=min_face_size, batch_size=batch_size)
+        # In vidfer prepare this runs in a sandboxed worker: workers start with ``spawn``
+        # (vidfer.io.sandbox), a fresh interpreter, so CUDA initialises safely there (a forked
+        # child of a process that had initialised CUDA could not use it).
+        on = resolve_device(device, option=DEVICE_OPTION)
+        return load_mtcnn(min_face_size=min_face_size, batch_size=batch_size, device=on)
     if name == "haar":
         from vidfer.faces.haar import HaarDetector
 
         return HaarDetector(min_face_size=min_face_size)
     raise ConfigError(f"faces.detector = {name!r} is invalid: use 'mtcnn' or 'haar'")
+
+
+def load_detector(cfg: FaceConfig) -> None:
+    """Build ``cfg``'s detector into :func:`get_detector`'s cache and run it once on a blank
+    frame.
+
+    A preparation worker does this as it starts (the ``setup`` of
+    :class:`vidfer.io.sandbox.Sandbox`), before its memory limit is set: MTCNN on a GPU creates
+    a CUDA context and loads its libraries, which reserve more address space than
+    ``data.limits.decode_memory_mb`` would allow. ``vidfer live`` does it before the first frame.
+    """
+    detector = get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size, cfg.device)
+    detector.detect(np.zeros((1, 120, 160, 3), np.uint8))
+
+
+def check_device(cfg: FaceConfig) -> None:
+    """Fail now if ``cfg`` asks MTCNN for a device this machine does not have.
+
+    Called before any work starts (the store folder created, a worker started), so that a
+    wrong ``faces.device`` fails once, with nothing written, rather than in every worker.
+
+    Raises:
+        ConfigError: naming ``data.prepare.faces.device`` and the fix.
+    """
+    if cfg.detector == "mtcnn" and cfg.device not in ("auto", "cpu"):  # only CUDA can be missing
+        from vidfer.device import resolve_device
+
+        resolve_device(cfg.device, option=DEVICE_OPTION)
 
 
 def video_detector(cfg: FaceConfig, detector: FaceDetector | None = None) -> FaceDetector:
@@ -92,10 +135,10 @@ def video_detector(cfg: FaceConfig, detector: FaceDetector | None = None) -> Fac
     next, so it belongs to one video); otherwise the detector itself.
 
     Args:
-        cfg: Pipeline options.
+        cfg: Pipeline options (``cfg.device``: where MTCNN runs).
         detector: A detector to use instead of the cached one that ``cfg.detector`` names.
     """
-    detector = detector or get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size)
+    detector = detector or get_detector(cfg.detector, cfg.min_face_size, cfg.batch_size, cfg.device)
     if cfg.detect_every > 1 and isinstance(detector, Refiner):
         return KeyframeDetector(detector, cfg.detect_every)
     return detector

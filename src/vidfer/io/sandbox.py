@@ -95,7 +95,10 @@ class Sandbox(Generic[R]):
         workers: How many tasks run at once.
         timeout_s: A task running longer is stopped (its worker killed).
         memory_mb: Address space a task may add to its worker's (after the function's module
-            is imported); None: no limit.
+            is imported and ``setup`` ran); None: no limit.
+        setup: Run once in each worker as it starts, before its memory limit is set (a
+            module-level function, or a ``functools.partial`` of one): e.g. a model built on a
+            GPU, whose CUDA context reserves far more address space than the limit allows.
     """
 
     def __init__(
@@ -105,8 +108,10 @@ class Sandbox(Generic[R]):
         *,
         timeout_s: float,
         memory_mb: int | None,
+        setup: Callable[[], object] | None = None,
     ) -> None:
         self.fn = fn
+        self.setup = setup
         self.size = max(1, workers)
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -275,7 +280,7 @@ class Sandbox(Generic[R]):
         parent, child = self._context.Pipe()
         memory = None if self.memory_mb is None else self.memory_mb * _MIB
         process = self._context.Process(
-            target=serve, args=(child, self.fn, memory, os.getpid()), daemon=True
+            target=serve, args=(child, self.fn, memory, os.getpid(), self.setup), daemon=True
         )
         with _script_hidden(self.fn):
             process.start()

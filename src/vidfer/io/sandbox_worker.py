@@ -71,14 +71,26 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def serve(conn: Connection, fn: Callable[..., Any], memory_bytes: int | None, parent: int) -> None:
+def serve(
+    conn: Connection,
+    fn: Callable[..., Any],
+    memory_bytes: int | None,
+    parent: int,
+    setup: Callable[[], object] | None = None,
+) -> None:
     """A worker's loop: run ``fn`` on the arguments the parent sends (a tuple: one call; a
     :class:`Stream`: a stream) until it sends None or goes away. ``fn``'s module was imported
-    when the process started: it is not counted in the memory limit nor in the first task's
-    time."""
+    when the process started, and ``setup`` ran: neither is counted in the memory limit nor in
+    the first task's time. An error of ``setup`` is left to the tasks (they meet it again,
+    and it reaches the parent as their error)."""
     global _PARENT
     _PARENT = conn
     _die_with_parent(parent)
+    if setup is not None:
+        try:
+            setup()
+        except Exception as error:  # the first task that needs what failed raises it
+            log.debug("the sandbox worker's setup failed: %s", error)
     if memory_bytes is not None:
         _limit_memory(memory_bytes)
     wire.send(conn, ("ready", None))

@@ -352,6 +352,7 @@ def predict_many(
     exported: str | Path | None = None,
     frame_folder_fps: float | None = None,
     predictor: Predictor | None = None,
+    device: str | None = None,
 ) -> BatchResult:
     """Score many videos with one model in one process; see the module's text.
 
@@ -367,8 +368,10 @@ def predict_many(
         exported: A ``vidfer export`` folder to score with (:func:`make_predictor`).
         frame_folder_fps: The frame rate of frame folders, as in
             :func:`vidfer.predict.predict_video`.
-        predictor: A ready predictor (then ``run_folder``, ``chunk_frames``, ``exported`` and
-            ``frame_folder_fps`` are not read).
+        predictor: A ready predictor (then ``run_folder``, ``chunk_frames``, ``exported``,
+            ``frame_folder_fps`` and ``device`` are not read).
+        device: Where the face detector and the model run, as in
+            :func:`vidfer.predict.predict_video`.
 
     Raises:
         ConfigError: if an input names nothing, or ``out_dir``'s index was written for other
@@ -385,6 +388,7 @@ def predict_many(
             chunk_frames=chunk_frames,
             exported=exported,
             frame_folder_fps=frame_folder_fps,
+            device=device,
         )
     index = _Index(out / INDEX, predictor.classes)
     keys = [str(video.absolute()) for video in videos]

@@ -16,6 +16,7 @@ from scipy.ndimage import uniform_filter1d
 
 from vidfer.config import LimitsConfig, PrepareConfig
 from vidfer.data.stream import VideoStream
+from vidfer.device import resolve_device
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.models.mini_xception import (
     FER2013_CLASSES,
@@ -36,16 +37,32 @@ FER_PIECE_FRAMES = 256  # frames decoded, aligned and scored at a time by the de
 
 
 class FerPredictor(Predictor):
-    """The pretrained FER2013 mini-Xception on the aligned face of every frame."""
+    """The pretrained FER2013 mini-Xception on the aligned face of every frame.
+
+    Args:
+        piece_frames: Frames decoded, aligned and scored at a time.
+        exported: An exported model's runner to score with (on the CPU) instead of PyTorch.
+        folder_fps: The frame rate of frame folders.
+        device: Where the face detector and the model run (``auto``, ``cpu``, ``cuda``,
+            ``cuda:N``); None: the detector on ``auto`` (the GPU when there is one), the
+            model on the CPU.
+
+    Raises:
+        ConfigError: if ``device`` is not a device, or CUDA without a GPU.
+    """
 
     def __init__(
         self,
         piece_frames: int = FER_PIECE_FRAMES,
         exported: Runner | None = None,
         folder_fps: float = FRAME_FOLDER_FPS,
+        device: str | None = None,
     ) -> None:
-        self.prep, self.limits, self.piece_frames = FER_PREPARE, LimitsConfig(), piece_frames
+        self.prep = FER_PREPARE.with_face_device(device)
+        self.limits, self.piece_frames = LimitsConfig(), piece_frames
         self.folder_fps = folder_fps
+        # The model's device: ``device`` (as the face detector's), else the CPU.
+        self.device = resolve_device(device or "cpu", option="--device")
         self.classes = list(FER2013_CLASSES)
         self.exported = exported  # faces (N, 1, 64, 64) -> probabilities (N, 7)
         self._model: MiniXception | None = None
@@ -55,7 +72,8 @@ class FerPredictor(Predictor):
         CPU convolutions run it about 1.8x faster than in NCHW, the same values to float
         rounding: benchmarks/README.md)."""
         if self._model is None:
-            self._model = load_mini_xception().eval().to(memory_format=torch.channels_last)
+            model = load_mini_xception().eval().to(self.device)
+            self._model = model.to(memory_format=torch.channels_last)
         return self._model
 
     @torch.no_grad()
@@ -64,8 +82,8 @@ class FerPredictor(Predictor):
         faces = preprocess(gray)  # (n, 64, 64) -> (n, 1, 64, 64)
         if self.exported is not None:
             return self.exported(faces.numpy())
-        faces = faces.contiguous(memory_format=torch.channels_last)
-        return self.model().predict_proba(faces).numpy()
+        faces = faces.to(self.device).contiguous(memory_format=torch.channels_last)
+        return self.model().predict_proba(faces).cpu().numpy()
 
     @torch.no_grad()
     def predict(

@@ -49,12 +49,15 @@ class LiveOptions:
         pipe_format: ``WxH`` of the rgb24 frames on the pipe (source ``-``).
         preview: Show a preview window; None: when a display exists. Never without one.
         threads: Torch threads for scoring (set process-wide); None leaves torch's setting.
+        device: Where the face detector and the model run, as in
+            :func:`vidfer.predict.predict_video`; None: as the run's config says.
     """
 
     realtime: bool = False
     pipe_format: str | None = None
     preview: bool | None = None
     threads: int | None = 1
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class LiveSession:
         if options.threads is not None:  # one scoring thread leaves a core to the reader (and
             torch.set_num_threads(options.threads)  # is faster than two on a busy machine)
         try:
-            self.model = live_model(make_predictor(run_folder), self.source)
+            self.model = live_model(make_predictor(run_folder, device=options.device), self.source)
         except BaseException:
             if container is not None:
                 container.close()

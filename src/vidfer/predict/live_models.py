@@ -26,7 +26,7 @@ from vidfer.errors import ConfigError
 from vidfer.faces.pipeline import (
     FaceDetector,
     crop_faces,
-    get_detector,
+    load_detector,
     track_faces,
     video_detector,
 )
@@ -63,12 +63,9 @@ class LiveModel(abc.ABC):
         self.detections: collections.deque[FrameFaces] = collections.deque(maxlen=self.window)
         self.detector: FaceDetector | None = None
         if self.faces is not None:
-            detector = get_detector(
-                self.faces.detector, self.faces.min_face_size, self.faces.batch_size
-            )
-            detector.detect(np.zeros((1, 120, 160, 3), np.uint8))  # weights read, run once
+            load_detector(self.faces)  # weights read (on faces.device), run once
             # The stream is one video read in order, in the chunks the scorer takes.
-            self.detector = video_detector(self.faces, detector)
+            self.detector = video_detector(self.faces)
 
     def _faces(self, rgb: np.ndarray) -> tuple[np.ndarray, list[list[float] | None]]:
         """Preprocessed frames of ``rgb`` ``(n, H, W, 3)`` with the tracked face (all frames

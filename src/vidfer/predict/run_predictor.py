@@ -34,7 +34,19 @@ class RunPredictor(Predictor):
     """A trained run, scoring through its pipeline as its evaluation does; or a ``vidfer
     video-attention`` output, scoring through its base run's model and its classifier
     (:class:`~vidfer.pipelines.video_attention.VideoAttentionRun`), with the base run's
-    preprocessing."""
+    preprocessing.
+
+    Args:
+        run: The run folder.
+        chunk_frames: Frames per piece (None: the run's ``eval.chunk_frames``).
+        exported: An export folder to score with (on the CPU) instead of PyTorch.
+        folder_fps: The frame rate of frame folders (None: the run's).
+        device: Where the face detector and the model run; None: as the run's config says
+            (``data.prepare.faces.device``, ``train.device``).
+
+    Raises:
+        ConfigError: if ``device`` is not a device, or CUDA without a GPU.
+    """
 
     def __init__(
         self,
@@ -42,6 +54,7 @@ class RunPredictor(Predictor):
         chunk_frames: int | None = None,
         exported: Path | None = None,
         folder_fps: float | None = None,
+        device: str | None = None,
     ) -> None:
         self.run = run
         self.exported = exported
@@ -55,13 +68,18 @@ class RunPredictor(Predictor):
         if chunk_frames is not None:
             settings = settings.model_copy(update={"chunk_frames": chunk_frames})
         self.settings = settings
-        self.prep, self.limits = self.config.data.prepare, self.config.data.limits
+        self.prep = self.config.data.prepare.with_face_device(device)  # the same store key
+        self.limits = self.config.data.limits
         # A dataset_mean face template is the one the run's store was prepared with.
         self.faces = resolved_faces(self.prep, open_store(self.config.data.store_root, self.prep))
         self.piece_frames = settings.chunk_frames or video_limits(self.limits).max_frames
         self.folder_fps = folder_fps or self.config.data.frame_folder_fps
         self.pipeline = pipeline_for(self.config)
-        self.device = resolve_device(self.config.train.device)
+        self.device = (
+            resolve_device(self.config.train.device)
+            if device is None
+            else resolve_device(device, option="--device")
+        )
 
     def scorer(self, path: Path) -> Scorer:
         """The run's scorer of one video (of frames preprocessed as the run's store holds them)."""

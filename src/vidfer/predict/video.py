@@ -25,6 +25,7 @@ def make_predictor(
     chunk_frames: int | None = None,
     exported: str | Path | None = None,
     frame_folder_fps: float | None = None,
+    device: str | None = None,
 ) -> Predictor:
     """The predictor of a trained run, or of the default FER model when ``run_folder`` is None.
 
@@ -35,11 +36,16 @@ def make_predictor(
             in place of the PyTorch one; None: PyTorch.
         frame_folder_fps: The frame rate of frame folders; None takes the run's
             ``data.frame_folder_fps`` (the default model: 25).
+        device: Where the face detector and the model run (``auto``, ``cpu``, ``cuda``,
+            ``cuda:N``; an ``exported`` model scores on the CPU); None: as the run's config
+            says (``data.prepare.faces.device``, ``train.device``; the default model: the
+            detector on ``auto``, the model on the CPU).
 
     Raises:
         CheckpointError: if ``run_folder`` is not a trained run.
         ConfigError: if ``exported`` holds no export, or one of another model, or
-            ``frame_folder_fps`` is not positive.
+            ``frame_folder_fps`` is not positive, or ``device`` is not a device (or CUDA
+            without a GPU).
     """
     if frame_folder_fps is not None and not frame_folder_fps > 0:
         raise ConfigError(f"--frame-folder-fps must be > 0, got {frame_folder_fps}")
@@ -53,7 +59,7 @@ def make_predictor(
             raise ConfigError(f"{exported}: exports {meta['model']}, not {expected}")
     if run_folder is None:
         rate = frame_folder_fps or FRAME_FOLDER_FPS
-        return FerPredictor(chunk_frames or FER_PIECE_FRAMES, runner, rate)
+        return FerPredictor(chunk_frames or FER_PIECE_FRAMES, runner, rate, device)
     # A run's predictor imports the pipelines and trainers: the default model does without.
     from vidfer.predict.run_predictor import RunPredictor
 
@@ -62,6 +68,7 @@ def make_predictor(
         chunk_frames,
         None if exported is None else Path(exported),
         frame_folder_fps,
+        device,
     )
 
 
@@ -74,6 +81,7 @@ def predict_video(
     annotate: bool = False,
     exported: str | Path | None = None,
     frame_folder_fps: float | None = None,
+    device: str | None = None,
 ) -> Prediction:
     """Score ``video`` and write the timeline, summary and plot into ``out_dir``.
 
@@ -97,6 +105,10 @@ def predict_video(
             instead of the PyTorch model (:func:`make_predictor`).
         frame_folder_fps: The frame rate of a frame folder (times in the timeline); None takes
             the run's ``data.frame_folder_fps`` (the default model: 25).
+        device: Where the face detector and the model run (``auto``, ``cpu``, ``cuda``,
+            ``cuda:N``; an ``exported`` model scores on the CPU); None: as the run's config
+            says (``data.prepare.faces.device``, ``train.device``; the default model: the
+            detector on ``auto``, the model on the CPU).
 
     Raises:
         VideoError: if the video cannot be decoded (the message names the file); a
@@ -106,7 +118,7 @@ def predict_video(
         CheckpointError: if ``run_folder`` is not a trained run.
         AssetError: if the default model's weights have not been fetched.
         ConfigError: if ``frame_folder_fps`` is not positive, or ``annotate`` is asked of a
-            frame folder.
+            frame folder, or ``device`` is not a device (or CUDA without a GPU).
     """
     path = Path(video)
     if annotate and path.is_dir():
@@ -116,6 +128,7 @@ def predict_video(
         chunk_frames=chunk_frames,
         exported=exported,
         frame_folder_fps=frame_folder_fps,
+        device=device,
     )
     stream = predictor.open(path)
     prediction = predictor.predict(
