@@ -39,13 +39,13 @@ from vidfer.faces.box_ops import (
     regress_boxes,
     square_boxes,
 )
+from vidfer.faces.regions import PNET_CELL, PNET_STRIDE, level_patches, search_regions
 from vidfer.faces.types import FrameFaces
 from vidfer.io.checkpoint import read_state_dict
 
 logger = logging.getLogger(__name__)
 
-_PNET_CELL = 12  # P-Net's receptive field: one output cell scores a 12x12 window
-_PNET_STRIDE = 2  # P-Net's output stride (its single 2x2 max-pool)
+Sources = torch.Tensor | None  # the frame of each NMS group (None: groups are frames)
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -177,10 +177,10 @@ class ONet(_CropNet):
 
 def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
     """Scales at which P-Net's 12-pixel window matches faces from ``min_face_size`` upwards."""
-    scale = _PNET_CELL / min_face_size
+    scale = PNET_CELL / min_face_size
     short_side = min(height, width) * scale
     scales = []
-    while short_side >= _PNET_CELL:
+    while short_side >= PNET_CELL:
         scales.append(scale)
         scale *= factor
         short_side *= factor
@@ -206,8 +206,8 @@ class MTCNN(nn.Module):
         batch_size: int = 32,
     ) -> None:
         super().__init__()
-        if min_face_size < _PNET_CELL:
-            raise ValueError(f"min_face_size must be at least {_PNET_CELL}, got {min_face_size}")
+        if min_face_size < PNET_CELL:
+            raise ValueError(f"min_face_size must be at least {PNET_CELL}, got {min_face_size}")
         if not 0 < factor < 1 or len(thresholds) != 3 or batch_size < 1:
             raise ValueError("MTCNN needs 0 < factor < 1, three thresholds and batch_size >= 1")
         self.pnet = PNet()
@@ -275,8 +275,46 @@ class MTCNN(nn.Module):
             if not len(cand):
                 results.extend(FrameFaces.empty(5) for _ in range(len(images)))
                 continue
-            found = self._output(images, square_boxes(cand), owner.to(images.device))
+            found = self._output(images, square_boxes(cand), owner.to(images.device), None)
             results.extend(_per_frame(len(images), *found))
+        return results
+
+    @torch.inference_mode()
+    def detect_near(
+        self, frames: np.ndarray, boxes: Sequence[np.ndarray], *, margin: float = 1.0
+    ) -> list[FrameFaces]:
+        """The full cascade restricted to regions around given boxes: what :meth:`detect` finds
+        there, at a fraction of its cost.
+
+        Each box is grown by ``margin`` times its longer side on every side (clipped to the
+        frame); P-Net runs on the pyramid levels' pixels of that region only, computed with the
+        whole levels' bins and cell grid (:mod:`vidfer.faces.regions`), then R-Net and O-Net run as
+        in :meth:`detect`. A face whose box is centred inside a given box comes back as
+        :meth:`detect` gives it (to float rounding) as long as the margin holds every candidate
+        box that the whole frame's non-maximum suppressions would weigh against its own: about
+        a face width around it does. Unlike :meth:`refine`, the result does not depend on how
+        well the given boxes fit the faces.
+
+        Args:
+            frames: ``(T, H, W, 3)`` uint8 RGB.
+            boxes: Per frame, ``(n_t, 4)`` boxes ``x1, y1, x2, y2`` to look around.
+            margin: Region around each box, in multiples of its longer side per side.
+
+        Returns:
+            One :class:`FrameFaces` per frame, as :meth:`detect` gives, holding the faces centred
+            inside the frame's boxes.
+        """
+        if len(boxes) != len(frames):
+            raise ValueError(
+                f"detect_near needs one box array per frame; got {len(boxes)} for {len(frames)}"
+            )
+        results: list[FrameFaces] = []
+        for start in range(0, len(frames), self.batch_size):
+            images = self._images(frames[start : start + self.batch_size])
+            mine = [
+                np.asarray(b, np.float32).reshape(-1, 4) for b in boxes[start : start + len(images)]
+            ]
+            results.extend(self._detect_regions(images, mine, margin))
         return results
 
     def _images(self, frames: np.ndarray) -> torch.Tensor:
@@ -293,10 +331,43 @@ class MTCNN(nn.Module):
         num = images.shape[0]
         boxes, frames = self._propose(images)
         if len(boxes):
-            boxes, frames = self._refine(images, boxes, frames)
+            boxes, frames = self._refine(images, boxes, frames, None)
         if not len(boxes):
             return [FrameFaces.empty(5) for _ in range(num)]
-        return _per_frame(num, *self._output(images, boxes, frames))
+        return _per_frame(num, *self._output(images, boxes, frames, None))
+
+    def _detect_regions(
+        self, images: torch.Tensor, boxes: Sequence[np.ndarray], margin: float
+    ) -> list[FrameFaces]:
+        """:meth:`detect_near` of one batch: ``boxes`` ``(n_i, 4)`` per frame of ``images``."""
+        num, _, height, width = images.shape
+        near = np.concatenate(boxes).astype(np.float64)  # (R, 4)
+        if not len(near):
+            return [FrameFaces.empty(5) for _ in range(num)]
+        sources = torch.repeat_interleave(torch.tensor([len(b) for b in boxes])).to(images.device)
+        regions = search_regions(near, margin, height, width)  # (R, 4)
+        cand, groups = self._propose_near(images, sources, regions)
+        if len(cand):
+            cand, groups = self._refine(images, cand, groups, sources)
+        if not len(cand):
+            return [FrameFaces.empty(5) for _ in range(num)]
+        found, scores, landmarks, groups = self._output(images, cand, groups, sources)
+        # Keep the faces centred in the box they were looked for in; one face looked for in two
+        # overlapping boxes of a frame is found twice: the frame's O-Net NMS keeps one.
+        centre = (found[:, 0:2] + found[:, 2:4]) / 2  # (K, 2)
+        wanted = torch.from_numpy(near).to(found)[groups]  # (K, 4)
+        inside = ((centre >= wanted[:, 0:2]) & (centre <= wanted[:, 2:4])).all(dim=1)
+        keep = inside.nonzero()[:, 0]  # (k,)
+        if len(keep):
+            frames = sources[groups[keep]]
+            keep = keep[batched_nms_min(found[keep], scores[keep], frames, 0.7)]
+        found, scores, landmarks, frames = (
+            found[keep],
+            scores[keep],
+            landmarks[keep],
+            sources[groups[keep]],
+        )
+        return _per_frame(num, found, scores, landmarks, frames)
 
     def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 1: P-Net over the pyramid; every level runs on all frames of the batch at once.
@@ -305,62 +376,125 @@ class MTCNN(nn.Module):
             Square candidate boxes ``(K, 4)`` and their frame indices ``(K,)``.
         """
         _, _, height, width = images.shape
-        level_boxes, level_frames = [], []
+        levels = []
         for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
             size = (int(height * scale + 1), int(width * scale + 1))
             level = F.interpolate(images, size=size, mode="area")  # (N, 3, h, w)
-            offsets, prob = self.pnet(_normalise(level))  # (N, 4, h', w'), (N, h', w')
-            hits = (prob >= self.thresholds[0]).nonzero()  # (K, 3): frame, row, col
-            frames = hits[:, 0]
-            scores = prob[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K,)
-            deltas = offsets.permute(0, 2, 3, 1)[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K, 4)
-            # Window (col, row) of the level maps back to the frame with the cascade's 1-based
-            # corners: floor((2 * c + 1) / scale) .. floor((2 * c + 12) / scale).
-            cell = hits[:, [2, 1]].to(images.dtype)  # (K, 2) as x, y
-            top_left = torch.floor((_PNET_STRIDE * cell + 1) / scale)
-            bottom_right = torch.floor((_PNET_STRIDE * cell + _PNET_CELL) / scale)
-            windows = torch.cat([top_left, bottom_right], dim=1)  # (K, 4)
-            keep = batched_nms(windows, scores, frames, 0.5)
-            level_boxes.append(torch.cat([windows, scores[:, None], deltas], dim=1)[keep])
-            level_frames.append(frames[keep])
-        if not level_boxes:
-            return images.new_zeros((0, 4)), torch.zeros(0, dtype=torch.long, device=images.device)
-        cand = torch.cat(level_boxes)  # (K, 9): box, score, offsets
-        frames = torch.cat(level_frames)
-        keep = batched_nms(cand[:, :4], cand[:, 4], frames, 0.7)
-        cand, frames = cand[keep], frames[keep]
-        # P-Net's offsets are in units of the exclusive window size (no +1), unlike later stages.
-        wh = cand[:, 2:4] - cand[:, 0:2]  # (K, 2)
-        boxes = cand[:, 0:4] + cand[:, 5:9] * wh.repeat(1, 2)
-        return square_boxes(boxes), frames
+            levels.append(self._level_candidates(level, scale))
+        return _merge_levels(levels, images)
+
+    def _propose_near(
+        self, images: torch.Tensor, sources: torch.Tensor, regions: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 1 inside regions: what :meth:`_propose` gives there, from the pyramid levels'
+        patches around each region (all regions of a level in one P-Net call).
+
+        Args:
+            images: ``(N, 3, H, W)`` frames.
+            sources: ``(R,)`` frame index of each region.
+            regions: ``(R, 4)`` frame coordinates ``x1, y1, x2, y2``.
+
+        Returns:
+            Square candidate boxes ``(K, 4)`` and their region indices ``(K,)``.
+        """
+        _, _, height, width = images.shape
+        levels = []
+        for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
+            size = (int(height * scale + 1), int(width * scale + 1))
+            near = level_patches(images, sources, regions, size)
+            levels.append(self._level_candidates(near.patches, scale, near.origin, near.valid))
+        return _merge_levels(levels, images)
+
+    def _level_candidates(
+        self,
+        level: torch.Tensor,
+        scale: float,
+        origin: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """P-Net's windows of one pyramid level above its threshold, after the level's NMS.
+
+        Args:
+            level: ``(G, 3, h, w)`` the level of each frame, or patches of it.
+            scale: The level's scale.
+            origin: ``(G, 2)`` the level's cell at each patch's first cell (x, y); None: 0.
+            valid: ``(G, h', w')`` the cells to keep; None: all.
+
+        Returns:
+            Candidates ``(K, 9)`` (frame box, score, P-Net offsets) and their groups ``(K,)``.
+        """
+        offsets, prob = self.pnet(_normalise(level))  # (G, 4, h', w'), (G, h', w')
+        hit = prob >= self.thresholds[0]
+        if valid is not None:
+            hit &= valid
+        hits = hit.nonzero()  # (K, 3): group, row, col
+        groups = hits[:, 0]
+        scores = prob[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K,)
+        deltas = offsets.permute(0, 2, 3, 1)[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K, 4)
+        cell = hits[:, [2, 1]]  # (K, 2) as x, y
+        if origin is not None:
+            cell = cell + origin[groups]
+        # Window (col, row) of the level maps back to the frame with the cascade's 1-based
+        # corners: floor((2 * c + 1) / scale) .. floor((2 * c + 12) / scale).
+        cell = cell.to(level.dtype)
+        top_left = torch.floor((PNET_STRIDE * cell + 1) / scale)
+        bottom_right = torch.floor((PNET_STRIDE * cell + PNET_CELL) / scale)
+        windows = torch.cat([top_left, bottom_right], dim=1)  # (K, 4)
+        keep = batched_nms(windows, scores, groups, 0.5)
+        return torch.cat([windows, scores[:, None], deltas], dim=1)[keep], groups[keep]
 
     def _refine(
-        self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
+        self, images: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared."""
+        """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared.
+
+        ``groups`` ``(K,)`` are the boxes' NMS groups, ``sources`` the frame of each group (None:
+        the groups are the frames).
+        """
+        frames = groups if sources is None else sources[groups]
         offsets, scores = self.rnet(_normalise(crop_boxes(images, frames, boxes, 24)))
         ok = scores > self.thresholds[1]
-        boxes, offsets, scores, frames = boxes[ok], offsets[ok], scores[ok], frames[ok]
-        keep = batched_nms(boxes, scores, frames, 0.7)
-        return square_boxes(regress_boxes(boxes[keep], offsets[keep])), frames[keep]
+        boxes, offsets, scores, groups = boxes[ok], offsets[ok], scores[ok], groups[ok]
+        keep = batched_nms(boxes, scores, groups, 0.7)
+        return square_boxes(regress_boxes(boxes[keep], offsets[keep])), groups[keep]
 
     def _output(
-        self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
+        self, images: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stage 3: O-Net's final scores, boxes and landmarks (``(K, 5, 2)``)."""
+        """Stage 3: O-Net's final boxes, scores, landmarks (``(K, 5, 2)``) and groups, as
+        :meth:`_refine` takes them."""
+        frames = groups if sources is None else sources[groups]
         offsets, points, scores = self.onet(_normalise(crop_boxes(images, frames, boxes, 48)))
         ok = scores > self.thresholds[2]
         boxes, offsets, points = boxes[ok], offsets[ok], points[ok]
-        scores, frames = scores[ok], frames[ok]
+        scores, groups = scores[ok], groups[ok]
         # Landmarks are fractions of the (inclusive) box size, relative to its 0-based corner.
         wh = boxes[:, 2:4] - boxes[:, 0:2] + 1  # (K, 2)
         fractions = points.reshape(-1, 2, 5).permute(0, 2, 1)  # (K, 10) -> (K, 2, 5) -> (K, 5, 2)
         landmarks = fractions * wh[:, None, :] + boxes[:, None, 0:2] - 1  # (K, 5, 2)
         boxes = regress_boxes(boxes, offsets)
         if not len(boxes):
-            return boxes, scores, landmarks, frames
-        keep = batched_nms_min(boxes, scores, frames, 0.7)
-        return boxes[keep], scores[keep], landmarks[keep], frames[keep]
+            return boxes, scores, landmarks, groups
+        keep = batched_nms_min(boxes, scores, groups, 0.7)
+        return boxes[keep], scores[keep], landmarks[keep], groups[keep]
+
+
+def _merge_levels(
+    levels: Sequence[tuple[torch.Tensor, torch.Tensor]], images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1's end: the levels' candidates (``(K_l, 9)`` and groups ``(K_l,)`` each) across
+    levels after NMS, regressed by P-Net's offsets and squared: boxes ``(K, 4)``, groups ``(K,)``.
+    """
+    if not levels:
+        return images.new_zeros((0, 4)), torch.zeros(0, dtype=torch.long, device=images.device)
+    cand = torch.cat([c for c, _ in levels])  # (K, 9): box, score, offsets
+    groups = torch.cat([g for _, g in levels])
+    keep = batched_nms(cand[:, :4], cand[:, 4], groups, 0.7)
+    cand, groups = cand[keep], groups[keep]
+    # P-Net's offsets are in units of the exclusive window size (no +1), unlike later stages.
+    wh = cand[:, 2:4] - cand[:, 0:2]  # (K, 2)
+    boxes = cand[:, 0:4] + cand[:, 5:9] * wh.repeat(1, 2)
+    return square_boxes(boxes), groups
 
 
 def _per_frame(

@@ -223,8 +223,9 @@ class Refiner(Protocol):
         """Detect faces in ``(T, H, W, 3)`` uint8 RGB frames, one result per frame."""
         ...
 
-    def refine(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
-        """Faces found inside ``(n_t, 4)`` boxes of each of ``(T, H, W, 3)`` frames."""
+    def detect_near(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """Faces :meth:`detect` would find centred inside ``(n_t, 4)`` boxes of each of
+        ``(T, H, W, 3)`` frames, by detecting in regions around them only."""
         ...
 
 
@@ -365,7 +366,7 @@ class KeyframeDetector:
         busy = sorted(predicted)
         if not busy:
             return {}
-        found = self.detector.refine(frames[busy], [predicted[i] for i in busy])
+        found = self.detector.detect_near(frames[busy], [predicted[i] for i in busy])
         return {
             i: faces
             for i, faces in zip(busy, found, strict=True)
@@ -387,7 +388,7 @@ class KeyframeDetector:
         if not len(self._last) or self._last_gray is None:
             return _subset(self._last, np.zeros(0, np.int64))
         boxes = _flow(self._last_gray, gray, self._last)
-        faces = self.detector.refine(frame, [boxes])[0]
+        faces = self.detector.detect_near(frame, [boxes])[0]
         return faces if self._continues(faces, boxes) else None
 
     def _backfill(
@@ -408,7 +409,7 @@ class KeyframeDetector:
             if not len(new):
                 return
             boxes = _flow(grays[j + 1], grays[j], new)
-            found = self.detector.refine(frames[j : j + 1], [boxes])[0]
+            found = self.detector.detect_near(frames[j : j + 1], [boxes])[0]
             # Keep the faces that moved as predicted and that the frame does not hold yet.
             found = _subset(
                 found, np.setdiff1d(np.arange(len(found)), _uncovered(found, boxes, self.min_iou))
