@@ -281,7 +281,12 @@ class MTCNN(nn.Module):
 
     @torch.inference_mode()
     def detect_near(
-        self, frames: np.ndarray, boxes: Sequence[np.ndarray], *, margin: float = 1.0
+        self,
+        frames: np.ndarray,
+        boxes: Sequence[np.ndarray],
+        *,
+        margin: float = 1.0,
+        smallest: float = 0.0,
     ) -> list[FrameFaces]:
         """The full cascade restricted to regions around given boxes: what :meth:`detect` finds
         there, at a fraction of its cost.
@@ -299,6 +304,8 @@ class MTCNN(nn.Module):
             frames: ``(T, H, W, 3)`` uint8 RGB.
             boxes: Per frame, ``(n_t, 4)`` boxes ``x1, y1, x2, y2`` to look around.
             margin: Region around each box, in multiples of its longer side per side.
+            smallest: The smallest face looked for around a box, as a fraction of its longer
+                side (the pyramid levels for smaller faces are skipped); 0: as :meth:`detect`.
 
         Returns:
             One :class:`FrameFaces` per frame, as :meth:`detect` gives, holding the faces centred
@@ -314,7 +321,7 @@ class MTCNN(nn.Module):
             mine = [
                 np.asarray(b, np.float32).reshape(-1, 4) for b in boxes[start : start + len(images)]
             ]
-            results.extend(self._detect_regions(images, mine, margin))
+            results.extend(self._detect_regions(images, mine, margin, smallest))
         return results
 
     def _images(self, frames: np.ndarray) -> torch.Tensor:
@@ -337,7 +344,7 @@ class MTCNN(nn.Module):
         return _per_frame(num, *self._output(images, boxes, frames, None))
 
     def _detect_regions(
-        self, images: torch.Tensor, boxes: Sequence[np.ndarray], margin: float
+        self, images: torch.Tensor, boxes: Sequence[np.ndarray], margin: float, smallest: float
     ) -> list[FrameFaces]:
         """:meth:`detect_near` of one batch: ``boxes`` ``(n_i, 4)`` per frame of ``images``."""
         num, _, height, width = images.shape
@@ -346,7 +353,8 @@ class MTCNN(nn.Module):
             return [FrameFaces.empty(5) for _ in range(num)]
         sources = torch.repeat_interleave(torch.tensor([len(b) for b in boxes])).to(images.device)
         regions = search_regions(near, margin, height, width)  # (R, 4)
-        cand, groups = self._propose_near(images, sources, regions)
+        sides = (near[:, 2:4] - near[:, 0:2]).max(axis=1)  # (R,)
+        cand, groups = self._propose_near(images, sources, regions, smallest * sides)
         if len(cand):
             cand, groups = self._refine(images, cand, groups, sources)
         if not len(cand):
@@ -384,7 +392,11 @@ class MTCNN(nn.Module):
         return _merge_levels(levels, images)
 
     def _propose_near(
-        self, images: torch.Tensor, sources: torch.Tensor, regions: np.ndarray
+        self,
+        images: torch.Tensor,
+        sources: torch.Tensor,
+        regions: np.ndarray,
+        smallest: np.ndarray,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 1 inside regions: what :meth:`_propose` gives there, from the pyramid levels'
         patches around each region (all regions of a level in one P-Net call).
@@ -393,6 +405,8 @@ class MTCNN(nn.Module):
             images: ``(N, 3, H, W)`` frames.
             sources: ``(R,)`` frame index of each region.
             regions: ``(R, 4)`` frame coordinates ``x1, y1, x2, y2``.
+            smallest: ``(R,)`` the smallest face looked for in each region, in frame pixels
+                (levels whose 12-pixel window is smaller are skipped for that region).
 
         Returns:
             Square candidate boxes ``(K, 4)`` and their region indices ``(K,)``.
@@ -400,9 +414,13 @@ class MTCNN(nn.Module):
         _, _, height, width = images.shape
         levels = []
         for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
+            members = np.flatnonzero(PNET_CELL / scale >= smallest)  # (r,) regions of the level
+            if not len(members):
+                continue
             size = (int(height * scale + 1), int(width * scale + 1))
-            near = level_patches(images, sources, regions, size)
-            levels.append(self._level_candidates(near.patches, scale, near.origin, near.valid))
+            near = level_patches(images, sources[members], regions[members], size)
+            cand, groups = self._level_candidates(near.patches, scale, near.origin, near.valid)
+            levels.append((cand, torch.from_numpy(members).to(groups)[groups]))
         return _merge_levels(levels, images)
 
     def _level_candidates(

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from vidfer.config.faces import MissingPolicy
+from vidfer.faces.regions import search_regions
 from vidfer.faces.types import FrameFaces
 
 _LK_WINDOW = (15, 15)  # Lucas-Kanade window, pixels
@@ -223,9 +224,21 @@ class Refiner(Protocol):
         """Detect faces in ``(T, H, W, 3)`` uint8 RGB frames, one result per frame."""
         ...
 
-    def detect_near(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+    def refine(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """Faces found inside ``(n_t, 4)`` boxes of each of ``(T, H, W, 3)`` frames."""
+        ...
+
+    def detect_near(
+        self,
+        frames: np.ndarray,
+        boxes: Sequence[np.ndarray],
+        *,
+        margin: float,
+        smallest: float,
+    ) -> list[FrameFaces]:
         """Faces :meth:`detect` would find centred inside ``(n_t, 4)`` boxes of each of
-        ``(T, H, W, 3)`` frames, by detecting in regions around them only."""
+        ``(T, H, W, 3)`` frames, detecting only in regions ``margin`` box sides around them and
+        only faces from ``smallest`` times the box side up."""
         ...
 
 
@@ -302,14 +315,27 @@ class KeyframeDetector:
             moved too fast to follow; below it a full detection's face counts as new.
     """
 
-    def __init__(self, detector: Refiner, every: int, *, min_iou: float = 0.5) -> None:
-        if every < 1 or not 0 < min_iou <= 1:
+    def __init__(
+        self,
+        detector: Refiner,
+        every: int,
+        *,
+        min_iou: float = 0.5,
+        near_area: float = 0.25,
+        margin: float = 0.5,
+        smallest: float = 0.5,
+    ) -> None:
+        if every < 1 or not 0 < min_iou <= 1 or near_area < 0 or margin < 0 or smallest < 0:
             raise ValueError(
-                f"KeyframeDetector needs every >= 1 and 0 < min_iou <= 1; got {every}, {min_iou}"
+                "KeyframeDetector needs every >= 1, 0 < min_iou <= 1 and near_area, margin, "
+                f"smallest >= 0; got {every}, {min_iou}, {near_area}, {margin}, {smallest}"
             )
         self.detector = detector
         self.every = every
         self.min_iou = min_iou
+        self.near_area = near_area
+        self.margin = margin
+        self.smallest = smallest
         self.full_detections = 0  # frames detected in full so far (for benchmarks and logs)
         self._seen = 0  # frames of the video read so far
         self._last = FrameFaces.empty(None)  # faces of the last frame read
@@ -366,12 +392,38 @@ class KeyframeDetector:
         busy = sorted(predicted)
         if not busy:
             return {}
-        found = self.detector.detect_near(frames[busy], [predicted[i] for i in busy])
+        found = self._redetect(frames[busy], [predicted[i] for i in busy])
         return {
             i: faces
             for i, faces in zip(busy, found, strict=True)
             if self._continues(faces, predicted[i])
         }
+
+    def _redetect(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """The faces of ``boxes`` ``(n_t, 4)`` found again in each of ``frames`` ``(T, H, W, 3)``:
+        by the detector's full cascade around them where their regions are small enough
+        (:attr:`near_area`), by its re-detection inside them elsewhere."""
+        height, width = frames.shape[1:3]
+        regions = [
+            search_regions(np.asarray(b, np.float64), self.margin, height, width) for b in boxes
+        ]
+        near = [
+            i
+            for i, r in enumerate(regions)
+            if np.prod(r[:, 2:4] - r[:, 0:2], axis=1).sum() <= self.near_area * height * width
+        ]
+        far = sorted(set(range(len(boxes))) - set(near))
+        out: dict[int, FrameFaces] = {}
+        if near:
+            found = self.detector.detect_near(
+                frames[near], [boxes[i] for i in near], margin=self.margin, smallest=self.smallest
+            )
+            out.update(zip(near, found, strict=True))
+        if far:
+            out.update(
+                zip(far, self.detector.refine(frames[far], [boxes[i] for i in far]), strict=True)
+            )
+        return [out[i] for i in range(len(boxes))]
 
     def _continues(self, faces: FrameFaces, boxes: np.ndarray) -> bool:
         """Whether ``faces`` are the faces of ``boxes`` ``(n, 4)`` again: as many, and each new
@@ -388,7 +440,7 @@ class KeyframeDetector:
         if not len(self._last) or self._last_gray is None:
             return _subset(self._last, np.zeros(0, np.int64))
         boxes = _flow(self._last_gray, gray, self._last)
-        faces = self.detector.detect_near(frame, [boxes])[0]
+        faces = self._redetect(frame, [boxes])[0]
         return faces if self._continues(faces, boxes) else None
 
     def _backfill(
@@ -409,7 +461,7 @@ class KeyframeDetector:
             if not len(new):
                 return
             boxes = _flow(grays[j + 1], grays[j], new)
-            found = self.detector.detect_near(frames[j : j + 1], [boxes])[0]
+            found = self._redetect(frames[j : j + 1], [boxes])[0]
             # Keep the faces that moved as predicted and that the frame does not hold yet.
             found = _subset(
                 found, np.setdiff1d(np.arange(len(found)), _uncovered(found, boxes, self.min_iou))
