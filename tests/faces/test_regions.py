@@ -65,7 +65,7 @@ def test_detect_near_at_the_frame_border() -> None:
     flipped = np.ascontiguousarray(cut[:, :, ::-1])
     full = mtcnn().detect(flipped)
     assert all(len(f) for f in full)
-    assert all(f.boxes[0, 2] > 99 for f in full)
+    assert all(f.boxes[0, 2] > 96 for f in full)  # within 5 px of it: the regions cross it
     _same_faces(mtcnn().detect_near(flipped, [f.boxes for f in full]), full)
 
 
