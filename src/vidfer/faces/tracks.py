@@ -9,10 +9,13 @@ that reappears near where it was is picked up again. After ``max_gap`` missed fr
 re-acquired from the largest confident face of the frame.
 
 A full detection of every frame is most of a face pipeline's cost. :class:`KeyframeDetector`
-runs it on every N-th frame only and carries the faces it found from frame to frame with a cheap
-re-detection inside each face's last box, moved by the pyramidal Lucas-Kanade flow of its
-landmarks (MTCNN's O-Net alone: :meth:`vidfer.faces.mtcnn.MTCNN.refine`), which gives
-the same kind of boxes and landmarks as a full detection. A fresh full detection runs when a face
+runs it on every N-th frame only and carries the faces it found from frame to frame with a cheaper
+re-detection around each face's last box, moved by the pyramidal Lucas-Kanade flow of its
+landmarks: the full cascade restricted to a region around it
+(:meth:`vidfer.faces.mtcnn.MTCNN.detect_near`, the full detection's own boxes and landmarks there)
+where that region is small enough for it to be cheap, O-Net alone on the box elsewhere
+(:meth:`vidfer.faces.mtcnn.MTCNN.refine`, the same kind of boxes and landmarks, about 1 frame pixel
+from the full detection's: on a large face that is little). A fresh full detection runs when a face
 is lost (its score falls under O-Net's threshold) or moves fast (its refined box overlaps the
 predicted one by less than ``min_iou``), and a face that a keyframe finds but the frames before
 it did not carry is followed backwards to where it appeared, so that faces are found in the same
@@ -218,7 +221,8 @@ def track_main_face(
 
 @runtime_checkable
 class Refiner(Protocol):
-    """A detector that can also re-detect faces inside given boxes (e.g. MTCNN's O-Net alone)."""
+    """A detector that can also re-detect faces inside given boxes (e.g. MTCNN's O-Net alone) and
+    detect only around them (MTCNN's full cascade on those regions)."""
 
     def detect(self, frames: np.ndarray) -> list[FrameFaces]:
         """Detect faces in ``(T, H, W, 3)`` uint8 RGB frames, one result per frame."""
@@ -298,9 +302,12 @@ class KeyframeDetector:
     One instance reads one video, in as many :meth:`detect` calls (chunks of frames, in order)
     as its reader likes; it keeps the last frame read and its faces. Every ``every``-th frame of
     the video (the first included) is detected in full (all keyframes of a chunk in one batch).
-    In every other frame, each face of the frame before is looked for inside its box moved by
-    the optical flow of its landmarks (:func:`_flow`), by the detector's re-detection alone
-    (MTCNN's O-Net: the same kind of box and landmarks as a full detection, and a score). A face
+    In every other frame, each face of the frame before is looked for around its box moved by
+    the optical flow of its landmarks (:func:`_flow`): by the detector's full detection restricted
+    to the region ``margin`` box sides around it, for faces from ``smallest`` box sides up
+    (MTCNN's ``detect_near``: what a full detection of the frame finds there), when the frame's
+    regions cover at most ``near_area`` of it; by its re-detection inside the box alone otherwise
+    (MTCNN's O-Net: the same kind of box and landmarks, and a score). A face
     lost on the way (its score under the detector's threshold), or moved so fast that its new box
     overlaps the predicted one by less than ``min_iou``, triggers a full detection of that frame.
     A face that a full detection finds and the frame before did not hold is followed backwards,
@@ -313,6 +320,13 @@ class KeyframeDetector:
         every: Frames per full detection.
         min_iou: Overlap of a re-detected face's box with its predicted box below which it has
             moved too fast to follow; below it a full detection's face counts as new.
+        near_area: Largest fraction of a frame that its faces' regions may cover for them to be
+            re-detected by the full cascade there (it costs about that fraction of a full
+            detection, O-Net alone much less); 0: always O-Net alone.
+        margin: A region around a carried face, in box sides on each side.
+        smallest: Smallest face looked for in a region, in box sides (the pyramid levels for
+            smaller ones, the costliest, are skipped; at 0.5 the carried faces came out as the
+            full detection's on the sample videos).
     """
 
     def __init__(
