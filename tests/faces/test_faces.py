@@ -393,4 +393,6 @@ def test_keyframe_detection_follows_the_full_detection_on_bikes() -> None:
     assert len(both) >= 35
     a = np.stack([full[i].landmarks[0] for i in both])  # (N, 5, 2)
     b = np.stack([tracked[i].landmarks[0] for i in both])
-    assert np.sqrt(((a - b) ** 2).sum(axis=2).mean()) < 1.5
+    # The cyclist's face is small (22-25 px): it is carried by the full cascade around it
+    # (MTCNN.detect_near), which gives the full detection's own landmarks.
+    assert np.sqrt(((a - b) ** 2).sum(axis=2).mean()) < 0.01

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -148,16 +148,8 @@ class MTCNN(nn.Module):
         Returns:
             One :class:`FrameFaces` per frame, as :meth:`detect` gives.
         """
-        if len(boxes) != len(frames):
-            raise ValueError(
-                f"refine needs one box array per frame; got {len(boxes)} for {len(frames)}"
-            )
         results: list[FrameFaces] = []
-        for start in range(0, len(frames), self.batch_size):
-            images = self._images(frames[start : start + self.batch_size])
-            mine = [
-                np.asarray(b, np.float32).reshape(-1, 4) for b in boxes[start : start + len(images)]
-            ]
+        for images, mine in self._boxed_batches(frames, boxes, "refine"):
             cand = torch.from_numpy(np.concatenate(mine)).to(images.device)  # (K, 4)
             owner = torch.repeat_interleave(torch.tensor([len(b) for b in mine]))  # (K,) frame
             if not len(cand):
@@ -199,18 +191,25 @@ class MTCNN(nn.Module):
             One :class:`FrameFaces` per frame, as :meth:`detect` gives, holding the faces centred
             inside the frame's boxes.
         """
-        if len(boxes) != len(frames):
-            raise ValueError(
-                f"detect_near needs one box array per frame; got {len(boxes)} for {len(frames)}"
-            )
+        if margin < 0 or smallest < 0:
+            raise ValueError(f"detect_near needs margin, smallest >= 0; got {margin}, {smallest}")
         results: list[FrameFaces] = []
-        for start in range(0, len(frames), self.batch_size):
-            images = self._images(frames[start : start + self.batch_size])
-            mine = [
-                np.asarray(b, np.float32).reshape(-1, 4) for b in boxes[start : start + len(images)]
-            ]
+        for images, mine in self._boxed_batches(frames, boxes, "detect_near"):
             results.extend(self._detect_regions(images, mine, margin, smallest))
         return results
+
+    def _boxed_batches(
+        self, frames: np.ndarray, boxes: Sequence[np.ndarray], method: str
+    ) -> Iterator[tuple[torch.Tensor, list[np.ndarray]]]:
+        """Batches of ``frames`` as :meth:`_images` and their ``(n_i, 4)`` float32 boxes."""
+        if len(boxes) != len(frames):
+            raise ValueError(
+                f"{method} needs one box array per frame; got {len(boxes)} for {len(frames)}"
+            )
+        for start in range(0, len(frames), self.batch_size):
+            images = self._images(frames[start : start + self.batch_size])
+            mine = boxes[start : start + len(images)]
+            yield images, [np.asarray(b, np.float32).reshape(-1, 4) for b in mine]
 
     def _images(self, frames: np.ndarray) -> torch.Tensor:
         """``(N, H, W, 3)`` uint8 frames as ``(N, 3, H, W)`` float on the networks' device."""

@@ -415,29 +415,28 @@ class KeyframeDetector:
 
     def _redetect(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
         """The faces of ``boxes`` ``(n_t, 4)`` found again in each of ``frames`` ``(T, H, W, 3)``:
-        by the detector's full cascade around them where their regions are small enough
-        (:attr:`near_area`), by its re-detection inside them elsewhere."""
+        by the detector's full cascade around them where their regions cover at most
+        :attr:`near_area` of the frame, by its re-detection inside them elsewhere."""
         height, width = frames.shape[1:3]
         regions = [
             search_regions(np.asarray(b, np.float64), self.margin, height, width) for b in boxes
         ]
-        near = [
-            i
-            for i, r in enumerate(regions)
-            if np.prod(r[:, 2:4] - r[:, 0:2], axis=1).sum() <= self.near_area * height * width
-        ]
-        far = sorted(set(range(len(boxes))) - set(near))
+        covered = np.array([np.prod(r[:, 2:4] - r[:, 0:2], axis=1).sum() for r in regions])  # (T,)
+        near = covered <= self.near_area * height * width  # (T,)
         out: dict[int, FrameFaces] = {}
-        if near:
-            found = self.detector.detect_near(
-                frames[near], [boxes[i] for i in near], margin=self.margin, smallest=self.smallest
-            )
-            out.update(zip(near, found, strict=True))
-        if far:
-            out.update(
-                zip(far, self.detector.refine(frames[far], [boxes[i] for i in far]), strict=True)
-            )
+        for index, redetect in (
+            (np.flatnonzero(near), self._near),
+            (np.flatnonzero(~near), self.detector.refine),
+        ):
+            chosen = index.tolist()
+            if chosen:
+                found = redetect(frames[chosen], [boxes[i] for i in chosen])
+                out.update(zip(chosen, found, strict=True))
         return [out[i] for i in range(len(boxes))]
+
+    def _near(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """The detector's full cascade around ``boxes`` ``(n_t, 4)`` of each of ``frames``."""
+        return self.detector.detect_near(frames, boxes, margin=self.margin, smallest=self.smallest)
 
     def _continues(self, faces: FrameFaces, boxes: np.ndarray) -> bool:
         """Whether ``faces`` are the faces of ``boxes`` ``(n, 4)`` again: as many, and each new
