@@ -336,7 +336,7 @@ class KeyframeDetector:
         *,
         min_iou: float = 0.5,
         near_area: float = 0.25,
-        margin: float = 0.5,
+        margin: float = 1.0,
         smallest: float = 0.5,
     ) -> None:
         if every < 1 or not 0 < min_iou <= 1 or near_area < 0 or margin < 0 or smallest < 0:
