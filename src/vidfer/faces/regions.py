@@ -4,8 +4,8 @@ Each pyramid level of :class:`vidfer.faces.mtcnn.MTCNN` is the whole frame resiz
 averaging (``F.interpolate(mode="area")``, i.e. ``adaptive_avg_pool2d``): level row ``i`` of a
 level ``h`` rows high averages frame rows ``floor(i * H / h) .. ceil((i + 1) * H / h) - 1``, and
 columns likewise. :func:`level_patches` computes only the level rows and columns around each
-region, with those same bins (one averaging matrix per axis, in float64), so that a P-Net cell of
-a patch scores exactly the window the whole level's cell scores. Resizing a crop of the frame
+region, with those same bins (one averaging matrix per axis), so that a P-Net cell of a patch
+scores the window the whole level's cell scores (to float rounding). Resizing a crop of the frame
 instead would shift the bins, and with them every box and landmark the cascade gives.
 
 P-Net's output cell ``c`` reads level columns ``2 * c .. 2 * c + 11`` (a 2x2 max-pool, stride 2,
@@ -85,7 +85,8 @@ def _axis(lo: np.ndarray, hi: np.ndarray, full: int, size: int) -> _Axis:
 def level_patches(
     images: torch.Tensor, sources: torch.Tensor, regions: np.ndarray, size: tuple[int, int]
 ) -> LevelPatches:
-    """The pixels of one pyramid level around each region, exactly as the whole level has them.
+    """The pixels of one pyramid level around each region, as the whole level has them (to float
+    rounding).
 
     Args:
         images: ``(N, 3, H, W)`` float frames.
