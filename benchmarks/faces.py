@@ -8,7 +8,8 @@ frames) it times, in one run on this machine:
   landmarks of every frame, 32 frames per call, the same weights and thresholds as vidfer);
 * :func:`vidfer.faces.process_faces` (detect + track the main face + align + crop to 112x112) with
   MTCNN detecting every frame (``detect_every: 1``), with each ``--detect-every`` N (full
-  detection every N frames, faces carried between by Lucas-Kanade + O-Net alone), and with the
+  detection every N frames, faces carried between by Lucas-Kanade + MTCNN's ``detect_near``
+  around small faces, O-Net alone on large ones), and with the
   Haar cascade.
 
 It prints frames per second, the ratio of each stage's time to decoding's, vidfer's speed-up over

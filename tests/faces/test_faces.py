@@ -338,26 +338,12 @@ def test_candidate_calls_are_bounded_and_give_one_calls_outputs() -> None:
     assert sizes == {1, 4, 64, 128}
 
 
-def test_crops_near_their_boxes_are_the_whole_frames_crops() -> None:
-    import torch
-
-    from vidfer.faces.box_ops import crop_boxes
-
-    frames = decode("bikes")[[32, 120]]  # (2, 272, 640, 3)
-    boxes = torch.tensor(
-        [
-            [300.3, 100.7, 340.2, 140.6],  # inside
-            [-20.5, -10.0, 30.0, 40.5],  # over the top-left corner
-            [610.0, 250.2, 660.7, 300.0],  # over the bottom-right corner
-            [700.0, 10.0, 760.0, 70.0],  # outside: all zero
-            [1.0, 1.0, 640.0, 272.0],  # the whole frame
-        ]
-    )
-    owner = torch.tensor([0, 1, 0, 1, 1])
-    images = mtcnn()._images(frames)  # (2, 3, 272, 640)
-    whole = crop_boxes(images, owner, boxes, 48)  # (5, 3, 48, 48)
-    near = mtcnn()._crops_near(frames, boxes, owner, 48)
-    torch.testing.assert_close(near, (whole - 127.5) * 0.0078125, atol=1e-4, rtol=0)
+def test_hd_frames_are_made_float_a_few_at_a_time() -> None:
+    detector = mtcnn()
+    hd = np.zeros((5, 720, 1280, 3), np.uint8)  # 2^21 pixels hold 2 such frames
+    assert [s.indices(5) for s in detector._batches(hd)] == [(0, 2, 1), (2, 4, 1), (4, 5, 1)]
+    small = np.zeros((40, 144, 176, 3), np.uint8)  # carphone's size: batch_size (32) at once
+    assert [s.indices(40) for s in detector._batches(small)] == [(0, 32, 1), (32, 40, 1)]
 
 
 def test_mtcnn_refine_finds_the_faces_again_in_their_boxes(carphone_faces) -> None:
@@ -436,4 +422,6 @@ def test_keyframe_detection_follows_the_full_detection_on_bikes() -> None:
     assert len(both) >= 35
     a = np.stack([full[i].landmarks[0] for i in both])  # (N, 5, 2)
     b = np.stack([tracked[i].landmarks[0] for i in both])
-    assert np.sqrt(((a - b) ** 2).sum(axis=2).mean()) < 1.5
+    # The cyclist's face is small (22-25 px): it is carried by the full cascade around it
+    # (MTCNN.detect_near), which gives the full detection's own landmarks.
+    assert np.sqrt(((a - b) ** 2).sum(axis=2).mean()) < 0.01

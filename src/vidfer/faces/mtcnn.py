@@ -12,7 +12,11 @@ load unchanged. The cascade follows the original algorithm with facenet-pytorch'
   them;
 * the original weights were trained on transposed images: facenet-pytorch transposed the
   convolution kernels instead, which leaves the flatten before R-Net's and O-Net's dense layers in
-  (W, H, C) order — reproduced below.
+  (W, H, C) order — reproduced in :mod:`vidfer.faces.mtcnn_nets`, the networks' module.
+
+:meth:`MTCNN.detect_near` runs the same cascade on the pyramid levels' pixels around given boxes
+only (:mod:`vidfer.faces.regions`), for the faces there as :meth:`MTCNN.detect` finds them;
+:meth:`MTCNN.refine` runs O-Net alone on given boxes.
 
 Where facenet-pytorch 2.6.0 clamps a box to the frame and stretches the clipped crop, this module
 crops with zero padding as the original cascade does (:func:`vidfer.faces.box_ops.roi_align`,
@@ -24,8 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -40,25 +43,16 @@ from vidfer.faces.box_ops import (
     regress_boxes,
     square_boxes,
 )
+from vidfer.faces.mtcnn_nets import ONet, PNet, RNet
+from vidfer.faces.regions import PNET_CELL, PNET_STRIDE, level_patches, search_regions
 from vidfer.faces.types import FrameFaces
 from vidfer.io.checkpoint import read_state_dict
 
 logger = logging.getLogger(__name__)
 
-_PNET_CELL = 12  # P-Net's receptive field: one output cell scores a 12x12 window
-_PNET_STRIDE = 2  # P-Net's output stride (its single 2x2 max-pool)
+Sources = torch.Tensor | None  # the frame of each NMS group (None: groups are frames)
+_BATCH_PIXELS = 1 << 21  # frame pixels made float at once, at least a frame (see _batches)
 _CANDIDATES = 128  # candidate crops per R-Net/O-Net call (see _candidate_calls)
-_PNET_PIXELS = 1 << 19  # pyramid-level pixels per P-Net call (see _pnet_calls)
-
-
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    """Map 0..255 pixels to about [-1, 1], the scale every MTCNN network was trained on.
-
-    The result is in ``channels_last`` memory format, as the networks' weights are: PyTorch's CPU
-    convolutions and max-pools run several times faster in that layout than in NCHW for these
-    small networks, with the same values (to float rounding).
-    """
-    return ((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
 
 
 def _candidate_calls(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -82,145 +76,22 @@ def _candidate_calls(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor,
     return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
 
 
-def _pnet_calls(pnet: nn.Module, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """P-Net over a pyramid level ``(N, 3, h, w)`` of a batch of frames, in calls of at most
-    ``_PNET_PIXELS`` level pixels (at least one frame): its offsets ``(N, 4, h', w')`` and face
-    probabilities ``(N, h', w')``.
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    """Map 0..255 pixels to about [-1, 1], the scale every MTCNN network was trained on.
 
-    On HD frames one call over the whole batch makes activations of hundreds of megabytes, whose
-    sizes change with the number of frames detected at once; freed, they leave the heap too
-    fragmented to reuse, and a preparation worker's peak memory creeps up with the video's length.
-    Small videos still go through in one call.
+    The result is in ``channels_last`` memory format, as the networks' weights are: PyTorch's CPU
+    convolutions and max-pools run several times faster in that layout than in NCHW for these
+    small networks, with the same values (to float rounding).
     """
-    frames_per_call = max(1, _PNET_PIXELS // (level.shape[2] * level.shape[3]))
-    parts = [pnet(part) for part in level.split(frames_per_call)]
-    offsets, prob = zip(*parts, strict=True)
-    return torch.cat(offsets), torch.cat(prob)
-
-
-class PNet(nn.Module):
-    """Proposal network: a fully convolutional 12x12 face/non-face scorer with box regression."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
-        self.prelu1 = nn.PReLU(10)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
-        self.prelu2 = nn.PReLU(16)
-        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
-        self.prelu3 = nn.PReLU(32)
-        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
-        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score every 12x12 window of a normalised image batch.
-
-        Args:
-            x: ``(N, 3, H, W)`` normalised RGB.
-
-        Returns:
-            Box offsets ``(N, 4, H', W')`` and face probabilities ``(N, H', W')``.
-        """
-        x = self.prelu1(self.conv1(x))
-        x = self.pool1(x)
-        x = self.prelu2(self.conv2(x))
-        x = self.prelu3(self.conv3(x))
-        prob = F.softmax(self.conv4_1(x), dim=1)[:, 1]  # (N, 2, H', W') -> face channel (N, H', W')
-        return self.conv4_2(x), prob
-
-
-class _CropNet(nn.Module):
-    """The trunk R-Net and O-Net share: conv + PReLU (+ max-pool) stages over square crops, the
-    transposed flatten, then a dense layer + PReLU. Subclasses add their output layers.
-
-    Layers are registered under facenet-pytorch's names -- ``conv{i}``, ``prelu{i}``, ``pool{i}``
-    for stage i, then ``dense{n}`` and ``prelu{n}`` with n the number of stages plus one -- so its
-    state dicts load unchanged.
-
-    Args:
-        stages: Per stage: output channels, kernel size, and the window of its stride-2 max-pool
-            (0: no pool).
-        flat: Features of the last stage's output once flattened.
-        dense: Units of the dense layer.
-    """
-
-    def __init__(self, stages: Sequence[tuple[int, int, int]], flat: int, dense: int) -> None:
-        super().__init__()
-        channels = 3
-        for i, (out, kernel, pool) in enumerate(stages, start=1):
-            self.add_module(f"conv{i}", nn.Conv2d(channels, out, kernel_size=kernel))
-            self.add_module(f"prelu{i}", nn.PReLU(out))
-            if pool:
-                self.add_module(f"pool{i}", nn.MaxPool2d(pool, 2, ceil_mode=True))
-            channels = out
-        self.add_module(f"dense{len(stages) + 1}", nn.Linear(flat, dense))
-        self.add_module(f"prelu{len(stages) + 1}", nn.PReLU(dense))
-        self._pooled = [bool(pool) for _, _, pool in stages]
-
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense features ``(N, dense)`` of normalised ``(N, 3, S, S)`` crops."""
-        for i, pooled in enumerate(self._pooled, start=1):
-            x = self.get_submodule(f"prelu{i}")(self.get_submodule(f"conv{i}")(x))
-            if pooled:
-                x = self.get_submodule(f"pool{i}")(x)
-        # The dense weights expect the transposed image's (H, W, C) flatten order, i.e. our
-        # (W, H, C): (N, C, H, W) -> (N, W, H, C) -> (N, flat).
-        x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
-        last = len(self._pooled) + 1
-        return self.get_submodule(f"prelu{last}")(self.get_submodule(f"dense{last}")(x))
-
-
-class RNet(_CropNet):
-    """Refinement network: re-scores 24x24 candidate crops and refines their boxes."""
-
-    def __init__(self) -> None:
-        # 24x24 -> conv 22 -> pool 11 -> conv 9 -> pool 4 -> conv 3: 64 x 3 x 3 = 576 features.
-        super().__init__(stages=((28, 3, 3), (48, 3, 3), (64, 2, 0)), flat=576, dense=128)
-        self.dense5_1 = nn.Linear(128, 2)
-        self.dense5_2 = nn.Linear(128, 4)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score normalised ``(N, 3, 24, 24)`` crops.
-
-        Returns:
-            Box offsets ``(N, 4)`` and face probabilities ``(N,)``.
-        """
-        x = self.trunk(x)  # (N, 128)
-        prob = F.softmax(self.dense5_1(x), dim=1)[:, 1]  # (N, 2) -> face probability (N,)
-        return self.dense5_2(x), prob
-
-
-class ONet(_CropNet):
-    """Output network: final 48x48 scores, refined boxes and 5 landmarks."""
-
-    def __init__(self) -> None:
-        # 48x48 -> conv 46 -> pool 23 -> conv 21 -> pool 10 -> conv 8 -> pool 4 -> conv 3:
-        # 128 x 3 x 3 = 1152 features.
-        stages = ((32, 3, 3), (64, 3, 3), (64, 3, 2), (128, 2, 0))
-        super().__init__(stages=stages, flat=1152, dense=256)
-        self.dense6_1 = nn.Linear(256, 2)
-        self.dense6_2 = nn.Linear(256, 4)
-        self.dense6_3 = nn.Linear(256, 10)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Score normalised ``(N, 3, 48, 48)`` crops.
-
-        Returns:
-            Box offsets ``(N, 4)``, landmarks ``(N, 10)`` as 5 x-fractions then 5 y-fractions of the
-            crop, and face probabilities ``(N,)``.
-        """
-        x = self.trunk(x)  # (N, 256)
-        prob = F.softmax(self.dense6_1(x), dim=1)[:, 1]  # (N, 2) -> face probability (N,)
-        return self.dense6_2(x), self.dense6_3(x), prob
+    return ((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
 
 
 def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
     """Scales at which P-Net's 12-pixel window matches faces from ``min_face_size`` upwards."""
-    scale = _PNET_CELL / min_face_size
+    scale = PNET_CELL / min_face_size
     short_side = min(height, width) * scale
     scales = []
-    while short_side >= _PNET_CELL:
+    while short_side >= PNET_CELL:
         scales.append(scale)
         scale *= factor
         short_side *= factor
@@ -234,7 +105,8 @@ class MTCNN(nn.Module):
         min_face_size: Smallest face side, in pixels, that the pyramid looks for.
         thresholds: Face-probability thresholds of P-Net, R-Net and O-Net.
         factor: Scale ratio between pyramid levels.
-        batch_size: Frames run through the pyramid together (bounds memory on large frames).
+        batch_size: Frames run through the pyramid together (bounds memory; fewer on frames
+            so large that they would hold over 2^21 pixels).
     """
 
     def __init__(
@@ -246,8 +118,8 @@ class MTCNN(nn.Module):
         batch_size: int = 32,
     ) -> None:
         super().__init__()
-        if min_face_size < _PNET_CELL:
-            raise ValueError(f"min_face_size must be at least {_PNET_CELL}, got {min_face_size}")
+        if min_face_size < PNET_CELL:
+            raise ValueError(f"min_face_size must be at least {PNET_CELL}, got {min_face_size}")
         if not 0 < factor < 1 or len(thresholds) != 3 or batch_size < 1:
             raise ValueError("MTCNN needs 0 < factor < 1, three thresholds and batch_size >= 1")
         self.pnet = PNet()
@@ -279,9 +151,8 @@ class MTCNN(nn.Module):
             mouth corner (left = image left), best score first.
         """
         results: list[FrameFaces] = []
-        for start in range(0, len(frames), self.batch_size):
-            images = self._images(frames[start : start + self.batch_size])
-            results.extend(self._detect_batch(images))
+        for batch in self._batches(frames):
+            results.extend(self._detect_batch(self._images(frames[batch])))
         return results
 
     @torch.inference_mode()
@@ -300,49 +171,84 @@ class MTCNN(nn.Module):
         Returns:
             One :class:`FrameFaces` per frame, as :meth:`detect` gives.
         """
-        if len(boxes) != len(frames):
-            raise ValueError(
-                f"refine needs one box array per frame; got {len(boxes)} for {len(frames)}"
-            )
         results: list[FrameFaces] = []
-        device = next(self.parameters()).device
-        for start in range(0, len(frames), self.batch_size):
-            chunk = frames[start : start + self.batch_size]
-            mine = [
-                np.asarray(b, np.float32).reshape(-1, 4) for b in boxes[start : start + len(chunk)]
-            ]
-            cand = square_boxes(torch.from_numpy(np.concatenate(mine)).to(device))  # (K, 4)
+        for images, mine in self._boxed_batches(frames, boxes, "refine"):
+            cand = torch.from_numpy(np.concatenate(mine)).to(images.device)  # (K, 4)
             owner = torch.repeat_interleave(torch.tensor([len(b) for b in mine]))  # (K,) frame
             if not len(cand):
-                results.extend(FrameFaces.empty(5) for _ in range(len(chunk)))
+                results.extend(FrameFaces.empty(5) for _ in range(len(images)))
                 continue
-            crops = self._crops_near(chunk, cand, owner, 48)  # (K, 3, 48, 48)
-            found = self._scored_output(crops, cand, owner.to(device))
-            results.extend(_per_frame(len(chunk), *found))
+            found = self._output(images, square_boxes(cand), owner.to(images.device), None)
+            results.extend(_per_frame(len(images), *found))
         return results
 
-    def _crops_near(
-        self, frames: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor, size: int
-    ) -> torch.Tensor:
-        """Crops ``(K, 3, size, size)`` of boxes ``(K, 4)`` of ``(T, H, W, 3)`` uint8 frames
-        (``owner`` ``(K,)``: each box's frame), normalised, each resampled from its frame's
-        pixels round the box only: what :func:`crop_boxes` of the whole frame gives, to float
-        rounding, without converting whole (HD) frames to float for a face or two each."""
+    @torch.inference_mode()
+    def detect_near(
+        self,
+        frames: np.ndarray,
+        boxes: Sequence[np.ndarray],
+        *,
+        margin: float = 1.0,
+        smallest: float = 0.0,
+    ) -> list[FrameFaces]:
+        """The full cascade restricted to regions around given boxes: what :meth:`detect` finds
+        there, at a fraction of its cost.
+
+        Each box is grown by ``margin`` times its longer side on every side (clipped to the
+        frame); P-Net runs on the pyramid levels' pixels of that region only, computed with the
+        whole levels' bins and cell grid (:mod:`vidfer.faces.regions`), then R-Net and O-Net run as
+        in :meth:`detect`. A face whose box is centred inside a given box comes back as
+        :meth:`detect` gives it (to float rounding) as long as the margin holds every candidate
+        box that the whole frame's non-maximum suppressions would weigh against its own: about
+        a face width around it does. Unlike :meth:`refine`, the result does not depend on how
+        well the given boxes fit the faces.
+
+        Args:
+            frames: ``(T, H, W, 3)`` uint8 RGB.
+            boxes: Per frame, ``(n_t, 4)`` boxes ``x1, y1, x2, y2`` to look around.
+            margin: Region around each box, in multiples of its longer side per side.
+            smallest: The smallest face looked for around a box, as a fraction of its longer
+                side (the pyramid levels for smaller faces are skipped); 0: as :meth:`detect`.
+
+        Returns:
+            One :class:`FrameFaces` per frame, as :meth:`detect` gives, holding the faces centred
+            inside the frame's boxes.
+        """
+        if margin < 0 or smallest < 0:
+            raise ValueError(f"detect_near needs margin, smallest >= 0; got {margin}, {smallest}")
+        results: list[FrameFaces] = []
+        for images, mine in self._boxed_batches(frames, boxes, "detect_near"):
+            results.extend(self._detect_regions(images, mine, margin, smallest))
+        return results
+
+    def _boxed_batches(
+        self, frames: np.ndarray, boxes: Sequence[np.ndarray], method: str
+    ) -> Iterator[tuple[torch.Tensor, list[np.ndarray]]]:
+        """Batches of ``frames`` as :meth:`_images` and their ``(n_i, 4)`` float32 boxes."""
+        if len(boxes) != len(frames):
+            raise ValueError(
+                f"{method} needs one box array per frame; got {len(boxes)} for {len(frames)}"
+            )
+        for batch in self._batches(frames):
+            mine = boxes[batch]
+            yield (
+                self._images(frames[batch]),
+                [np.asarray(b, np.float32).reshape(-1, 4) for b in mine],
+            )
+
+    def _batches(self, frames: np.ndarray) -> Iterator[slice]:
+        """The batches of ``(T, H, W, 3)`` frames run together: ``batch_size`` frames, fewer
+        when they would hold over ``_BATCH_PIXELS`` pixels (at least one frame).
+
+        A batch is made float whole (``(N, 3, H, W)``, 12 bytes a pixel) and its pyramid levels
+        and crops follow. On HD frames, 32 frames at once would make hundreds of megabytes, of
+        sizes changing with the number of frames detected at once; freed, they leave the heap
+        too fragmented to reuse, and a preparation worker's peak memory creeps up with the
+        video's length. Small videos still go 32 frames at once.
+        """
         height, width = frames.shape[1:3]
-        crops = torch.zeros((len(boxes), 3, size, size), device=boxes.device)
-        for k, ((x1, y1, x2, y2), frame) in enumerate(
-            zip(boxes.tolist(), owner.tolist(), strict=True)
-        ):
-            # A box samples pixel edges [x1 - 1, x2] (centres 0.5 in) and their bilinear
-            # neighbours: 3 pixels either side hold them all; beyond the frame stays zero.
-            left, top = max(0, math.floor(x1) - 3), max(0, math.floor(y1) - 3)
-            right, bottom = min(width, math.ceil(x2) + 3), min(height, math.ceil(y2) + 3)
-            if right <= left or bottom <= top:
-                continue  # the box lies outside the frame: all zero
-            part = self._images(frames[frame : frame + 1, top:bottom, left:right])  # (1, 3, h, w)
-            moved = boxes[k : k + 1] - boxes.new_tensor([left, top, left, top])  # (1, 4)
-            crops[k] = crop_boxes(part, owner.new_zeros(1).to(boxes.device), moved, size)[0]
-        return _normalise(crops)
+        size = max(1, min(self.batch_size, _BATCH_PIXELS // max(1, height * width)))
+        return (slice(start, start + size) for start in range(0, len(frames), size))
 
     def _images(self, frames: np.ndarray) -> torch.Tensor:
         """``(N, H, W, 3)`` uint8 frames as ``(N, 3, H, W)`` float on the networks' device."""
@@ -358,10 +264,44 @@ class MTCNN(nn.Module):
         num = images.shape[0]
         boxes, frames = self._propose(images)
         if len(boxes):
-            boxes, frames = self._refine(images, boxes, frames)
+            boxes, frames = self._refine(images, boxes, frames, None)
         if not len(boxes):
             return [FrameFaces.empty(5) for _ in range(num)]
-        return _per_frame(num, *self._output(images, boxes, frames))
+        return _per_frame(num, *self._output(images, boxes, frames, None))
+
+    def _detect_regions(
+        self, images: torch.Tensor, boxes: Sequence[np.ndarray], margin: float, smallest: float
+    ) -> list[FrameFaces]:
+        """:meth:`detect_near` of one batch: ``boxes`` ``(n_i, 4)`` per frame of ``images``."""
+        num, _, height, width = images.shape
+        near = np.concatenate(boxes).astype(np.float64)  # (R, 4)
+        if not len(near):
+            return [FrameFaces.empty(5) for _ in range(num)]
+        sources = torch.repeat_interleave(torch.tensor([len(b) for b in boxes])).to(images.device)
+        regions = search_regions(near, margin, height, width)  # (R, 4)
+        sides = (near[:, 2:4] - near[:, 0:2]).max(axis=1)  # (R,)
+        cand, groups = self._propose_near(images, sources, regions, smallest * sides)
+        if len(cand):
+            cand, groups = self._refine(images, cand, groups, sources)
+        if not len(cand):
+            return [FrameFaces.empty(5) for _ in range(num)]
+        found, scores, landmarks, groups = self._output(images, cand, groups, sources)
+        # Keep the faces centred in the box they were looked for in; one face looked for in two
+        # overlapping boxes of a frame is found twice: the frame's O-Net NMS keeps one.
+        centre = (found[:, 0:2] + found[:, 2:4]) / 2  # (K, 2)
+        wanted = torch.from_numpy(near).to(found)[groups]  # (K, 4)
+        inside = ((centre >= wanted[:, 0:2]) & (centre <= wanted[:, 2:4])).all(dim=1)
+        keep = inside.nonzero()[:, 0]  # (k,)
+        if len(keep):
+            frames = sources[groups[keep]]
+            keep = keep[batched_nms_min(found[keep], scores[keep], frames, 0.7)]
+        found, scores, landmarks, frames = (
+            found[keep],
+            scores[keep],
+            landmarks[keep],
+            sources[groups[keep]],
+        )
+        return _per_frame(num, found, scores, landmarks, frames)
 
     def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 1: P-Net over the pyramid; every level runs on all frames of the batch at once.
@@ -370,70 +310,137 @@ class MTCNN(nn.Module):
             Square candidate boxes ``(K, 4)`` and their frame indices ``(K,)``.
         """
         _, _, height, width = images.shape
-        level_boxes, level_frames = [], []
+        levels = []
         for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
             size = (int(height * scale + 1), int(width * scale + 1))
             level = F.interpolate(images, size=size, mode="area")  # (N, 3, h, w)
-            offsets, prob = _pnet_calls(self.pnet, _normalise(level))  # (N, 4, h', w'), (N, h', w')
-            hits = (prob >= self.thresholds[0]).nonzero()  # (K, 3): frame, row, col
-            frames = hits[:, 0]
-            scores = prob[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K,)
-            deltas = offsets.permute(0, 2, 3, 1)[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K, 4)
-            # Window (col, row) of the level maps back to the frame with the cascade's 1-based
-            # corners: floor((2 * c + 1) / scale) .. floor((2 * c + 12) / scale).
-            cell = hits[:, [2, 1]].to(images.dtype)  # (K, 2) as x, y
-            top_left = torch.floor((_PNET_STRIDE * cell + 1) / scale)
-            bottom_right = torch.floor((_PNET_STRIDE * cell + _PNET_CELL) / scale)
-            windows = torch.cat([top_left, bottom_right], dim=1)  # (K, 4)
-            keep = batched_nms(windows, scores, frames, 0.5)
-            level_boxes.append(torch.cat([windows, scores[:, None], deltas], dim=1)[keep])
-            level_frames.append(frames[keep])
-        if not level_boxes:
-            return images.new_zeros((0, 4)), torch.zeros(0, dtype=torch.long, device=images.device)
-        cand = torch.cat(level_boxes)  # (K, 9): box, score, offsets
-        frames = torch.cat(level_frames)
-        keep = batched_nms(cand[:, :4], cand[:, 4], frames, 0.7)
-        cand, frames = cand[keep], frames[keep]
-        # P-Net's offsets are in units of the exclusive window size (no +1), unlike later stages.
-        wh = cand[:, 2:4] - cand[:, 0:2]  # (K, 2)
-        boxes = cand[:, 0:4] + cand[:, 5:9] * wh.repeat(1, 2)
-        return square_boxes(boxes), frames
+            levels.append(self._level_candidates(level, scale))
+        return _merge_levels(levels, images)
+
+    def _propose_near(
+        self,
+        images: torch.Tensor,
+        sources: torch.Tensor,
+        regions: np.ndarray,
+        smallest: np.ndarray,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 1 inside regions: what :meth:`_propose` gives there, from the pyramid levels'
+        patches around each region (all regions of a level in one P-Net call).
+
+        Args:
+            images: ``(N, 3, H, W)`` frames.
+            sources: ``(R,)`` frame index of each region.
+            regions: ``(R, 4)`` frame coordinates ``x1, y1, x2, y2``.
+            smallest: ``(R,)`` the smallest face looked for in each region, in frame pixels
+                (levels whose 12-pixel window is smaller are skipped for that region).
+
+        Returns:
+            Square candidate boxes ``(K, 4)`` and their region indices ``(K,)``.
+        """
+        _, _, height, width = images.shape
+        levels = []
+        for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
+            members = np.flatnonzero(PNET_CELL / scale >= smallest)  # (r,) regions of the level
+            if not len(members):
+                continue
+            size = (int(height * scale + 1), int(width * scale + 1))
+            near = level_patches(images, sources[members], regions[members], size)
+            cand, groups = self._level_candidates(near.patches, scale, near.origin, near.valid)
+            levels.append((cand, torch.from_numpy(members).to(groups)[groups]))
+        return _merge_levels(levels, images)
+
+    def _level_candidates(
+        self,
+        level: torch.Tensor,
+        scale: float,
+        origin: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """P-Net's windows of one pyramid level above its threshold, after the level's NMS.
+
+        Args:
+            level: ``(G, 3, h, w)`` the level of each frame, or patches of it.
+            scale: The level's scale.
+            origin: ``(G, 2)`` the level's cell at each patch's first cell (x, y); None: 0.
+            valid: ``(G, h', w')`` the cells to keep; None: all.
+
+        Returns:
+            Candidates ``(K, 9)`` (frame box, score, P-Net offsets) and their groups ``(K,)``.
+        """
+        offsets, prob = self.pnet(_normalise(level))  # (G, 4, h', w'), (G, h', w')
+        hit = prob >= self.thresholds[0]
+        if valid is not None:
+            hit &= valid
+        hits = hit.nonzero()  # (K, 3): group, row, col
+        groups = hits[:, 0]
+        scores = prob[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K,)
+        deltas = offsets.permute(0, 2, 3, 1)[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K, 4)
+        cell = hits[:, [2, 1]]  # (K, 2) as x, y
+        if origin is not None:
+            cell = cell + origin[groups]
+        # Window (col, row) of the level maps back to the frame with the cascade's 1-based
+        # corners: floor((2 * c + 1) / scale) .. floor((2 * c + 12) / scale).
+        cell = cell.to(level.dtype)
+        top_left = torch.floor((PNET_STRIDE * cell + 1) / scale)
+        bottom_right = torch.floor((PNET_STRIDE * cell + PNET_CELL) / scale)
+        windows = torch.cat([top_left, bottom_right], dim=1)  # (K, 4)
+        keep = batched_nms(windows, scores, groups, 0.5)
+        return torch.cat([windows, scores[:, None], deltas], dim=1)[keep], groups[keep]
 
     def _refine(
-        self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
+        self, images: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared."""
+        """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared.
+
+        ``groups`` ``(K,)`` are the boxes' NMS groups, ``sources`` the frame of each group (None:
+        the groups are the frames).
+        """
+        frames = groups if sources is None else sources[groups]
         crops = _normalise(crop_boxes(images, frames, boxes, 24))  # (K, 3, 24, 24)
         offsets, scores = _candidate_calls(self.rnet, crops)
         ok = scores > self.thresholds[1]
-        boxes, offsets, scores, frames = boxes[ok], offsets[ok], scores[ok], frames[ok]
-        keep = batched_nms(boxes, scores, frames, 0.7)
-        return square_boxes(regress_boxes(boxes[keep], offsets[keep])), frames[keep]
+        boxes, offsets, scores, groups = boxes[ok], offsets[ok], scores[ok], groups[ok]
+        keep = batched_nms(boxes, scores, groups, 0.7)
+        return square_boxes(regress_boxes(boxes[keep], offsets[keep])), groups[keep]
 
     def _output(
-        self, images: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
+        self, images: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stage 3: O-Net's final scores, boxes and landmarks (``(K, 5, 2)``)."""
+        """Stage 3: O-Net's final boxes, scores, landmarks (``(K, 5, 2)``) and groups, as
+        :meth:`_refine` takes them."""
+        frames = groups if sources is None else sources[groups]
         crops = _normalise(crop_boxes(images, frames, boxes, 48))  # (K, 3, 48, 48)
-        return self._scored_output(crops, boxes, frames)
-
-    def _scored_output(
-        self, crops: torch.Tensor, boxes: torch.Tensor, frames: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """O-Net on the crops ``(K, 3, 48, 48)`` of ``boxes`` ``(K, 4)``: stage 3's result."""
         offsets, points, scores = _candidate_calls(self.onet, crops)
         ok = scores > self.thresholds[2]
         boxes, offsets, points = boxes[ok], offsets[ok], points[ok]
-        scores, frames = scores[ok], frames[ok]
+        scores, groups = scores[ok], groups[ok]
         # Landmarks are fractions of the (inclusive) box size, relative to its 0-based corner.
         wh = boxes[:, 2:4] - boxes[:, 0:2] + 1  # (K, 2)
         fractions = points.reshape(-1, 2, 5).permute(0, 2, 1)  # (K, 10) -> (K, 2, 5) -> (K, 5, 2)
         landmarks = fractions * wh[:, None, :] + boxes[:, None, 0:2] - 1  # (K, 5, 2)
         boxes = regress_boxes(boxes, offsets)
         if not len(boxes):
-            return boxes, scores, landmarks, frames
-        keep = batched_nms_min(boxes, scores, frames, 0.7)
-        return boxes[keep], scores[keep], landmarks[keep], frames[keep]
+            return boxes, scores, landmarks, groups
+        keep = batched_nms_min(boxes, scores, groups, 0.7)
+        return boxes[keep], scores[keep], landmarks[keep], groups[keep]
+
+
+def _merge_levels(
+    levels: Sequence[tuple[torch.Tensor, torch.Tensor]], images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1's end: the levels' candidates (``(K_l, 9)`` and groups ``(K_l,)`` each) across
+    levels after NMS, regressed by P-Net's offsets and squared: boxes ``(K, 4)``, groups ``(K,)``.
+    """
+    if not levels:
+        return images.new_zeros((0, 4)), torch.zeros(0, dtype=torch.long, device=images.device)
+    cand = torch.cat([c for c, _ in levels])  # (K, 9): box, score, offsets
+    groups = torch.cat([g for _, g in levels])
+    keep = batched_nms(cand[:, :4], cand[:, 4], groups, 0.7)
+    cand, groups = cand[keep], groups[keep]
+    # P-Net's offsets are in units of the exclusive window size (no +1), unlike later stages.
+    wh = cand[:, 2:4] - cand[:, 0:2]  # (K, 2)
+    boxes = cand[:, 0:4] + cand[:, 5:9] * wh.repeat(1, 2)
+    return square_boxes(boxes), groups
 
 
 def _per_frame(

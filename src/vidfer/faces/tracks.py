@@ -9,10 +9,13 @@ that reappears near where it was is picked up again. After ``max_gap`` missed fr
 re-acquired from the largest confident face of the frame.
 
 A full detection of every frame is most of a face pipeline's cost. :class:`KeyframeDetector`
-runs it on every N-th frame only and carries the faces it found from frame to frame with a cheap
-re-detection inside each face's last box, moved by the pyramidal Lucas-Kanade flow of its
-landmarks (MTCNN's O-Net alone: :meth:`vidfer.faces.mtcnn.MTCNN.refine`), which gives
-the same kind of boxes and landmarks as a full detection. A fresh full detection runs when a face
+runs it on every N-th frame only and carries the faces it found from frame to frame with a cheaper
+re-detection around each face's last box, moved by the pyramidal Lucas-Kanade flow of its
+landmarks: the full cascade restricted to a region around it
+(:meth:`vidfer.faces.mtcnn.MTCNN.detect_near`, the full detection's own boxes and landmarks there)
+where that region is small enough for it to be cheap, O-Net alone on the box elsewhere
+(:meth:`vidfer.faces.mtcnn.MTCNN.refine`, the same kind of boxes and landmarks, about 1 frame pixel
+from the full detection's: on a large face that is little). A fresh full detection runs when a face
 is lost (its score falls under O-Net's threshold) or moves fast (its refined box overlaps the
 predicted one by less than ``min_iou``), and a face that a keyframe finds but the frames before
 it did not carry is followed backwards to where it appeared, so that faces are found in the same
@@ -30,6 +33,7 @@ import cv2
 import numpy as np
 
 from vidfer.config.faces import MissingPolicy
+from vidfer.faces.regions import search_regions
 from vidfer.faces.types import FrameFaces
 
 _LK_WINDOW = (15, 15)  # Lucas-Kanade window, pixels
@@ -217,7 +221,8 @@ def track_main_face(
 
 @runtime_checkable
 class Refiner(Protocol):
-    """A detector that can also re-detect faces inside given boxes (e.g. MTCNN's O-Net alone)."""
+    """A detector that can also re-detect faces inside given boxes (e.g. MTCNN's O-Net alone) and
+    detect only around them (MTCNN's full cascade on those regions)."""
 
     def detect(self, frames: np.ndarray) -> list[FrameFaces]:
         """Detect faces in ``(T, H, W, 3)`` uint8 RGB frames, one result per frame."""
@@ -225,6 +230,19 @@ class Refiner(Protocol):
 
     def refine(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
         """Faces found inside ``(n_t, 4)`` boxes of each of ``(T, H, W, 3)`` frames."""
+        ...
+
+    def detect_near(
+        self,
+        frames: np.ndarray,
+        boxes: Sequence[np.ndarray],
+        *,
+        margin: float,
+        smallest: float,
+    ) -> list[FrameFaces]:
+        """Faces :meth:`detect` would find centred inside ``(n_t, 4)`` boxes of each of
+        ``(T, H, W, 3)`` frames, detecting only in regions ``margin`` box sides around them and
+        only faces from ``smallest`` times the box side up."""
         ...
 
 
@@ -284,9 +302,12 @@ class KeyframeDetector:
     One instance reads one video, in as many :meth:`detect` calls (chunks of frames, in order)
     as its reader likes; it keeps the last frame read and its faces. Every ``every``-th frame of
     the video (the first included) is detected in full (all keyframes of a chunk in one batch).
-    In every other frame, each face of the frame before is looked for inside its box moved by
-    the optical flow of its landmarks (:func:`_flow`), by the detector's re-detection alone
-    (MTCNN's O-Net: the same kind of box and landmarks as a full detection, and a score). A face
+    In every other frame, each face of the frame before is looked for around its box moved by
+    the optical flow of its landmarks (:func:`_flow`): by the detector's full detection restricted
+    to the region ``margin`` box sides around it, for faces from ``smallest`` box sides up
+    (MTCNN's ``detect_near``: what a full detection of the frame finds there), when the frame's
+    regions cover at most ``near_area`` of it; by its re-detection inside the box alone otherwise
+    (MTCNN's O-Net: the same kind of box and landmarks, and a score). A face
     lost on the way (its score under the detector's threshold), or moved so fast that its new box
     overlaps the predicted one by less than ``min_iou``, triggers a full detection of that frame.
     A face that a full detection finds and the frame before did not hold is followed backwards,
@@ -299,16 +320,36 @@ class KeyframeDetector:
         every: Frames per full detection.
         min_iou: Overlap of a re-detected face's box with its predicted box below which it has
             moved too fast to follow; below it a full detection's face counts as new.
+        near_area: Largest fraction of a frame that its faces' regions may cover for them to be
+            re-detected by the full cascade there (it costs about that fraction of a full
+            detection, O-Net alone much less); 0: always O-Net alone.
+        margin: A region around a carried face, in box sides on each side.
+        smallest: Smallest face looked for in a region, in box sides (the pyramid levels for
+            smaller ones, the costliest, are skipped; at 0.5 the carried faces came out as the
+            full detection's on the sample videos).
     """
 
-    def __init__(self, detector: Refiner, every: int, *, min_iou: float = 0.5) -> None:
-        if every < 1 or not 0 < min_iou <= 1:
+    def __init__(
+        self,
+        detector: Refiner,
+        every: int,
+        *,
+        min_iou: float = 0.5,
+        near_area: float = 0.25,
+        margin: float = 1.0,
+        smallest: float = 0.5,
+    ) -> None:
+        if every < 1 or not 0 < min_iou <= 1 or near_area < 0 or margin < 0 or smallest < 0:
             raise ValueError(
-                f"KeyframeDetector needs every >= 1 and 0 < min_iou <= 1; got {every}, {min_iou}"
+                "KeyframeDetector needs every >= 1, 0 < min_iou <= 1 and near_area, margin, "
+                f"smallest >= 0; got {every}, {min_iou}, {near_area}, {margin}, {smallest}"
             )
         self.detector = detector
         self.every = every
         self.min_iou = min_iou
+        self.near_area = near_area
+        self.margin = margin
+        self.smallest = smallest
         self.full_detections = 0  # frames detected in full so far (for benchmarks and logs)
         self._seen = 0  # frames of the video read so far
         self._last = FrameFaces.empty(None)  # faces of the last frame read
@@ -365,12 +406,37 @@ class KeyframeDetector:
         busy = sorted(predicted)
         if not busy:
             return {}
-        found = self.detector.refine(frames[busy], [predicted[i] for i in busy])
+        found = self._redetect(frames[busy], [predicted[i] for i in busy])
         return {
             i: faces
             for i, faces in zip(busy, found, strict=True)
             if self._continues(faces, predicted[i])
         }
+
+    def _redetect(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """The faces of ``boxes`` ``(n_t, 4)`` found again in each of ``frames`` ``(T, H, W, 3)``:
+        by the detector's full cascade around them where their regions cover at most
+        :attr:`near_area` of the frame, by its re-detection inside them elsewhere."""
+        height, width = frames.shape[1:3]
+        regions = [
+            search_regions(np.asarray(b, np.float64), self.margin, height, width) for b in boxes
+        ]
+        covered = np.array([np.prod(r[:, 2:4] - r[:, 0:2], axis=1).sum() for r in regions])  # (T,)
+        near = covered <= self.near_area * height * width  # (T,)
+        out: dict[int, FrameFaces] = {}
+        for index, redetect in (
+            (np.flatnonzero(near), self._near),
+            (np.flatnonzero(~near), self.detector.refine),
+        ):
+            chosen = index.tolist()
+            if chosen:
+                found = redetect(frames[chosen], [boxes[i] for i in chosen])
+                out.update(zip(chosen, found, strict=True))
+        return [out[i] for i in range(len(boxes))]
+
+    def _near(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """The detector's full cascade around ``boxes`` ``(n_t, 4)`` of each of ``frames``."""
+        return self.detector.detect_near(frames, boxes, margin=self.margin, smallest=self.smallest)
 
     def _continues(self, faces: FrameFaces, boxes: np.ndarray) -> bool:
         """Whether ``faces`` are the faces of ``boxes`` ``(n, 4)`` again: as many, and each new
@@ -387,7 +453,7 @@ class KeyframeDetector:
         if not len(self._last) or self._last_gray is None:
             return _subset(self._last, np.zeros(0, np.int64))
         boxes = _flow(self._last_gray, gray, self._last)
-        faces = self.detector.refine(frame, [boxes])[0]
+        faces = self._redetect(frame, [boxes])[0]
         return faces if self._continues(faces, boxes) else None
 
     def _backfill(
@@ -408,7 +474,7 @@ class KeyframeDetector:
             if not len(new):
                 return
             boxes = _flow(grays[j + 1], grays[j], new)
-            found = self.detector.refine(frames[j : j + 1], [boxes])[0]
+            found = self._redetect(frames[j : j + 1], [boxes])[0]
             # Keep the faces that moved as predicted and that the frame does not hold yet.
             found = _subset(
                 found, np.setdiff1d(np.arange(len(found)), _uncovered(found, boxes, self.min_iou))
