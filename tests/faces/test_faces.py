@@ -24,9 +24,10 @@ from vidfer.faces import (
 )
 from vidfer.faces.align import similarity_matrix, transform_points
 from vidfer.faces.haar import HaarDetector
+from vidfer.faces.keyframes import KeyframeDetector
 from vidfer.faces.mtcnn import _candidate_calls, load_mtcnn
 from vidfer.faces.pipeline import track_faces, video_detector
-from vidfer.faces.tracks import KeyframeDetector, iou
+from vidfer.faces.tracks import iou
 
 
 @functools.cache

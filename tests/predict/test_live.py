@@ -158,8 +158,8 @@ def test_the_live_model_detects_faces_on_keyframes_as_predict_does(carphone):
     """The stream is read as one video: full detections every ``faces.detect_every`` frames,
     the face carried between, in whatever chunks the scorer takes; the face found in every frame
     and each box where a full detection of that frame puts it (within a few pixels)."""
+    from vidfer.faces.keyframes import KeyframeDetector
     from vidfer.faces.pipeline import get_detector
-    from vidfer.faces.tracks import KeyframeDetector
     from vidfer.predict.live_models import live_model
     from vidfer.predict.video import make_predictor
 

@@ -20,7 +20,8 @@ import numpy as np
 from vidfer.config.faces import DATASET_MEAN, DEVICE_OPTION, DetectorName, FaceConfig
 from vidfer.errors import ConfigError
 from vidfer.faces.align import alignment_matrices, warp_faces
-from vidfer.faces.tracks import FaceTrack, KeyframeDetector, Refiner, track_main_face
+from vidfer.faces.keyframes import KeyframeDetector, Refiner
+from vidfer.faces.tracks import FaceTrack, track_main_face
 from vidfer.faces.types import FrameFaces
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def video_detector(cfg: FaceConfig, detector: FaceDetector | None = None) -> Fac
     """The detector to read one video with, chunk after chunk, in order.
 
     With ``cfg.detect_every`` above 1 and a detector that can re-detect inside boxes (MTCNN), a
-    fresh :class:`~vidfer.faces.tracks.KeyframeDetector` (it carries faces from one call to the
+    fresh :class:`~vidfer.faces.keyframes.KeyframeDetector` (it carries faces from one call to the
     next, so it belongs to one video); otherwise the detector itself.
 
     Args:

@@ -1,0 +1,303 @@
+"""Detect less, track more: full face detection every N frames, the faces carried between.
+
+A full detection of every frame is most of a face pipeline's cost. :class:`KeyframeDetector`
+runs it on every N-th frame only and carries the faces it found from frame to frame with a cheaper
+re-detection around each face's last box, moved by the pyramidal Lucas-Kanade flow of its
+landmarks: the full cascade restricted to a region around it
+(:meth:`vidfer.faces.mtcnn.MTCNN.detect_near`, the full detection's own boxes and landmarks there)
+where that region is small enough for it to be cheap, O-Net alone on the box elsewhere
+(:meth:`vidfer.faces.mtcnn.MTCNN.refine`, the same kind of boxes and landmarks, about 1 frame pixel
+from the full detection's: on a large face that is little). A fresh full detection runs when a face
+is lost (its score falls under O-Net's threshold) or moves fast (its refined box overlaps the
+predicted one by less than ``min_iou``), and a face that a keyframe finds but the frames before
+it did not carry is followed backwards to where it appeared, so that faces are found in the same
+frames as by a full detection of every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from vidfer.faces.regions import search_regions
+from vidfer.faces.tracks import iou
+from vidfer.faces.types import FrameFaces
+
+_LK_WINDOW = (15, 15)  # Lucas-Kanade window, pixels
+_LK_LEVELS = 2  # pyramid levels above the frame (motion up to about 4 x 15 pixels)
+
+
+@runtime_checkable
+class Refiner(Protocol):
+    """A detector that can also re-detect faces inside given boxes (e.g. MTCNN's O-Net alone) and
+    detect only around them (MTCNN's full cascade on those regions)."""
+
+    def detect(self, frames: np.ndarray) -> list[FrameFaces]:
+        """Detect faces in ``(T, H, W, 3)`` uint8 RGB frames, one result per frame."""
+        ...
+
+    def refine(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """Faces found inside ``(n_t, 4)`` boxes of each of ``(T, H, W, 3)`` frames."""
+        ...
+
+    def detect_near(
+        self,
+        frames: np.ndarray,
+        boxes: Sequence[np.ndarray],
+        *,
+        margin: float,
+        smallest: float,
+    ) -> list[FrameFaces]:
+        """Faces :meth:`detect` would find centred inside ``(n_t, 4)`` boxes of each of
+        ``(T, H, W, 3)`` frames, detecting only in regions ``margin`` box sides around them and
+        only faces from ``smallest`` times the box side up."""
+        ...
+
+
+def _uncovered(faces: FrameFaces, known: np.ndarray, min_iou: float) -> np.ndarray:
+    """``(m,)`` indices of ``faces`` whose box overlaps none of ``known`` ``(n, 4)`` by
+    ``min_iou``."""
+    if not len(known):
+        return np.arange(len(faces))
+    return np.array(
+        [j for j, box in enumerate(faces.boxes) if iou(box, known).max() < min_iou],
+        dtype=np.int64,
+    )
+
+
+def _subset(faces: FrameFaces, index: np.ndarray) -> FrameFaces:
+    """The faces at ``index`` ``(m,)``."""
+    landmarks = None if faces.landmarks is None else faces.landmarks[index]
+    return FrameFaces(faces.boxes[index], faces.scores[index], landmarks)
+
+
+def _merged(a: FrameFaces, b: FrameFaces) -> FrameFaces:
+    """The faces of ``a`` and ``b`` together, best score first."""
+    scores = np.concatenate([a.scores, b.scores])
+    order = np.argsort(-scores, kind="stable")
+    landmarks = None
+    if a.landmarks is not None and b.landmarks is not None:
+        landmarks = np.concatenate([a.landmarks, b.landmarks])[order]
+    return FrameFaces(np.concatenate([a.boxes, b.boxes])[order], scores[order], landmarks)
+
+
+def _flow(previous: np.ndarray, current: np.ndarray, faces: FrameFaces) -> np.ndarray:
+    """Where the faces of gray frame ``previous`` moved in gray frame ``current``: each face's
+    box ``(n, 4)`` shifted by the median pyramidal Lucas-Kanade motion of its landmarks (of its
+    box centre without landmarks; no shift where no point was followed)."""
+    boxes = faces.boxes
+    if faces.landmarks is not None and not np.isnan(faces.landmarks).any():
+        points = faces.landmarks  # (n, k, 2)
+    else:
+        points = ((boxes[:, :2] + boxes[:, 2:]) / 2)[:, None, :]  # (n, 2) -> (n, 1, 2)
+    n, k, _ = points.shape
+    start = np.ascontiguousarray(points.reshape(-1, 1, 2), dtype=np.float32)  # (n * k, 1, 2)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(
+        previous, current, start, start.copy(), winSize=_LK_WINDOW, maxLevel=_LK_LEVELS
+    )
+    motion = (np.asarray(moved) - start).reshape(n, k, 2)  # (n * k, 1, 2) -> (n, k, 2)
+    followed = np.asarray(status).reshape(n, k).astype(bool)
+    shifts = np.zeros((n, 2), np.float32)
+    for j in range(n):
+        if followed[j].any():
+            shifts[j] = np.median(motion[j][followed[j]], axis=0)
+    return boxes + np.tile(shifts, 2)  # (n, 2) -> (n, 4) as dx, dy, dx, dy
+
+
+class KeyframeDetector:
+    """Detect less, track more: full detection every ``every`` frames, faces carried between.
+
+    One instance reads one video, in as many :meth:`detect` calls (chunks of frames, in order)
+    as its reader likes; it keeps the last frame read and its faces. Every ``every``-th frame of
+    the video (the first included) is detected in full (all keyframes of a chunk in one batch).
+    In every other frame, each face of the frame before is looked for around its box moved by
+    the optical flow of its landmarks (:func:`_flow`): by the detector's full detection restricted
+    to the region ``margin`` box sides around it, for faces from ``smallest`` box sides up
+    (MTCNN's ``detect_near``: what a full detection of the frame finds there), when the frame's
+    regions cover at most ``near_area`` of it; by its re-detection inside the box alone otherwise
+    (MTCNN's O-Net: the same kind of box and landmarks, and a score). A face
+    lost on the way (its score under the detector's threshold), or moved so fast that its new box
+    overlaps the predicted one by less than ``min_iou``, triggers a full detection of that frame.
+    A face that a full detection finds and the frame before did not hold is followed backwards,
+    inside the chunk and down to the previous full detection, until it is lost. A frame after a
+    frame without faces has none until the next full detection, which then fills it backwards if
+    a face had appeared.
+
+    Args:
+        detector: The detector and its box re-detection.
+        every: Frames per full detection.
+        min_iou: Overlap of a re-detected face's box with its predicted box below which it has
+            moved too fast to follow; below it a full detection's face counts as new.
+        near_area: Largest fraction of a frame that its faces' regions may cover for them to be
+            re-detected by the full cascade there (it costs about that fraction of a full
+            detection, O-Net alone much less); 0: always O-Net alone.
+        margin: A region around a carried face, in box sides on each side.
+        smallest: Smallest face looked for in a region, in box sides (the pyramid levels for
+            smaller ones, the costliest, are skipped; at 0.5 the carried faces came out as the
+            full detection's on the sample videos).
+    """
+
+    def __init__(
+        self,
+        detector: Refiner,
+        every: int,
+        *,
+        min_iou: float = 0.5,
+        near_area: float = 0.25,
+        margin: float = 1.0,
+        smallest: float = 0.5,
+    ) -> None:
+        if every < 1 or not 0 < min_iou <= 1 or near_area < 0 or margin < 0 or smallest < 0:
+            raise ValueError(
+                "KeyframeDetector needs every >= 1, 0 < min_iou <= 1 and near_area, margin, "
+                f"smallest >= 0; got {every}, {min_iou}, {near_area}, {margin}, {smallest}"
+            )
+        self.detector = detector
+        self.every = every
+        self.min_iou = min_iou
+        self.near_area = near_area
+        self.margin = margin
+        self.smallest = smallest
+        self.full_detections = 0  # frames detected in full so far (for benchmarks and logs)
+        self._seen = 0  # frames of the video read so far
+        self._last = FrameFaces.empty(None)  # faces of the last frame read
+        self._last_gray: np.ndarray | None = None  # the last frame read, gray (H, W)
+
+    def detect(self, frames: np.ndarray) -> list[FrameFaces]:
+        """Faces of the next ``(T, H, W, 3)`` uint8 RGB frames of the video, one per frame.
+
+        The re-detection runs batched over the chunk: the faces of each keyframe are moved from
+        frame to frame by optical flow up to the next keyframe, and every frame between is
+        re-detected in one call. A frame whose re-detection does not continue the faces actually
+        kept for the frame before (after a full detection in between) is re-detected on its own.
+        """
+        grays = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]  # (H, W) each
+        keys = [i for i in range(len(frames)) if (self._seen + i) % self.every == 0]
+        keyed = dict(zip(keys, self._full(frames[keys]), strict=True)) if keys else {}
+        guesses = self._guesses(frames, grays, keyed)
+        out: list[FrameFaces] = []
+        last_full = -1  # chunk position of the last full detection
+        chained = True  # whether the frame before was a keyframe or kept its guess
+        for i in range(len(frames)):
+            faces = keyed.get(i)
+            if faces is None:
+                faces = guesses.get(i) if chained else None
+                if faces is None or len(faces) != len(self._last):
+                    faces = self._carry(frames[i : i + 1], grays[i])
+            if faces is None:  # a face was lost or moved fast
+                faces = keyed[i] = self._full(frames[i : i + 1])[0]
+            if i in keyed:
+                self._backfill(frames, grays, out, faces, i, last_full)
+                last_full = i
+            # Guesses follow the keyframes' faces: after a frame detected on its own, carry.
+            chained = i in keys or faces is guesses.get(i)
+            out.append(faces)
+            self._last, self._last_gray = faces, grays[i]
+        self._seen += len(frames)
+        return out
+
+    def _guesses(
+        self, frames: np.ndarray, grays: list[np.ndarray], keyed: dict[int, FrameFaces]
+    ) -> dict[int, FrameFaces]:
+        """Faces re-detected, in one batch, in the chunk's non-key frames, each inside the box
+        of its keyframe's faces (or the last chunk's last faces) moved there by optical flow."""
+        predicted: dict[int, np.ndarray] = {}
+        faces, gray = self._last, self._last_gray
+        for i, current in enumerate(grays):
+            if i in keyed:
+                faces = keyed[i]
+            elif len(faces) and gray is not None:
+                boxes = _flow(gray, current, faces)
+                predicted[i] = boxes
+                faces = FrameFaces(boxes, faces.scores, _moved(faces, boxes))
+            gray = current
+        busy = sorted(predicted)
+        if not busy:
+            return {}
+        found = self._redetect(frames[busy], [predicted[i] for i in busy])
+        return {
+            i: faces
+            for i, faces in zip(busy, found, strict=True)
+            if self._continues(faces, predicted[i])
+        }
+
+    def _redetect(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """The faces of ``boxes`` ``(n_t, 4)`` found again in each of ``frames`` ``(T, H, W, 3)``:
+        by the detector's full cascade around them where their regions cover at most
+        :attr:`near_area` of the frame, by its re-detection inside them elsewhere."""
+        height, width = frames.shape[1:3]
+        regions = [
+            search_regions(np.asarray(b, np.float64), self.margin, height, width) for b in boxes
+        ]
+        covered = np.array([np.prod(r[:, 2:4] - r[:, 0:2], axis=1).sum() for r in regions])  # (T,)
+        near = covered <= self.near_area * height * width  # (T,)
+        out: dict[int, FrameFaces] = {}
+        for index, redetect in (
+            (np.flatnonzero(near), self._near),
+            (np.flatnonzero(~near), self.detector.refine),
+        ):
+            chosen = index.tolist()
+            if chosen:
+                found = redetect(frames[chosen], [boxes[i] for i in chosen])
+                out.update(zip(chosen, found, strict=True))
+        return [out[i] for i in range(len(boxes))]
+
+    def _near(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
+        """The detector's full cascade around ``boxes`` ``(n_t, 4)`` of each of ``frames``."""
+        return self.detector.detect_near(frames, boxes, margin=self.margin, smallest=self.smallest)
+
+    def _continues(self, faces: FrameFaces, boxes: np.ndarray) -> bool:
+        """Whether ``faces`` are the faces of ``boxes`` ``(n, 4)`` again: as many, and each new
+        box overlapping an old one by ``min_iou``."""
+        return len(faces) == len(boxes) and not len(_uncovered(faces, boxes, self.min_iou))
+
+    def _full(self, frames: np.ndarray) -> list[FrameFaces]:
+        self.full_detections += len(frames)
+        return self.detector.detect(frames)
+
+    def _carry(self, frame: np.ndarray, gray: np.ndarray) -> FrameFaces | None:
+        """The last frame's faces re-detected in ``frame`` ``(1, H, W, 3)`` (gray ``(H, W)``),
+        or None when one was lost or moved fast; no faces to carry, no faces."""
+        if not len(self._last) or self._last_gray is None:
+            return _subset(self._last, np.zeros(0, np.int64))
+        boxes = _flow(self._last_gray, gray, self._last)
+        faces = self._redetect(frame, [boxes])[0]
+        return faces if self._continues(faces, boxes) else None
+
+    def _backfill(
+        self,
+        frames: np.ndarray,
+        grays: list[np.ndarray],
+        out: list[FrameFaces],
+        faces: FrameFaces,
+        position: int,
+        stop: int,
+    ) -> None:
+        """Follow the faces that a full detection found at chunk ``position`` and the frame
+        before did not hold backwards through ``out``, down to just after chunk ``stop``."""
+        if position == 0:
+            return
+        new = _subset(faces, _uncovered(faces, out[position - 1].boxes, self.min_iou))
+        for j in range(position - 1, stop, -1):
+            if not len(new):
+                return
+            boxes = _flow(grays[j + 1], grays[j], new)
+            found = self._redetect(frames[j : j + 1], [boxes])[0]
+            # Keep the faces that moved as predicted and that the frame does not hold yet.
+            found = _subset(
+                found, np.setdiff1d(np.arange(len(found)), _uncovered(found, boxes, self.min_iou))
+            )
+            new = _subset(found, _uncovered(found, out[j].boxes, self.min_iou))
+            if len(new):
+                out[j] = _merged(out[j], new)
+
+
+def _moved(faces: FrameFaces, boxes: np.ndarray) -> np.ndarray | None:
+    """The landmarks of ``faces`` shifted as their boxes moved to ``boxes`` ``(n, 4)``."""
+    if faces.landmarks is None:
+        return None
+    shift = (boxes - faces.boxes)[:, None, :2]  # (n, 4) -> (n, 1, 2): dx, dy
+    return faces.landmarks + shift
