@@ -25,7 +25,8 @@ from vidfer.faces import (
 from vidfer.faces.align import similarity_matrix, transform_points
 from vidfer.faces.haar import HaarDetector
 from vidfer.faces.keyframes import KeyframeDetector
-from vidfer.faces.mtcnn import _candidate_calls, load_mtcnn
+from vidfer.faces.mtcnn import load_mtcnn
+from vidfer.faces.mtcnn_nets import candidate_calls
 from vidfer.faces.pipeline import track_faces, video_detector
 from vidfer.faces.tracks import iou
 
@@ -328,7 +329,7 @@ def test_candidate_calls_are_bounded_and_give_one_calls_outputs() -> None:
         crops = crops.contiguous(memory_format=torch.channels_last)
         hook = net.register_forward_hook(lambda _m, inputs, _o: sizes.add(len(inputs[0])))
         with torch.inference_mode():
-            chunked = _candidate_calls(net, crops)
+            chunked = candidate_calls(net, crops)
         hook.remove()
         with torch.inference_mode():
             whole = net(crops)

@@ -43,8 +43,14 @@ from vidfer.faces.box_ops import (
     regress_boxes,
     square_boxes,
 )
-from vidfer.faces.mtcnn_nets import ONet, PNet, RNet
-from vidfer.faces.regions import PNET_CELL, PNET_STRIDE, level_patches, search_regions
+from vidfer.faces.mtcnn_nets import ONet, PNet, RNet, candidate_calls, normalise
+from vidfer.faces.regions import (
+    PNET_CELL,
+    PNET_STRIDE,
+    level_patches,
+    pyramid_scales,
+    search_regions,
+)
 from vidfer.faces.types import FrameFaces
 from vidfer.io.checkpoint import read_state_dict
 
@@ -52,50 +58,6 @@ logger = logging.getLogger(__name__)
 
 Sources = torch.Tensor | None  # the frame of each NMS group (None: groups are frames)
 _BATCH_PIXELS = 1 << 21  # frame pixels made float at once, at least a frame (see _batches)
-_CANDIDATES = 128  # candidate crops per R-Net/O-Net call (see _candidate_calls)
-
-
-def _candidate_calls(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``net`` over candidate crops ``(K, 3, s, s)`` in calls of at most ``_CANDIDATES`` crops,
-    each call padded with zero crops to a power of two; the outputs of the ``K`` crops.
-
-    The candidate count changes from batch to batch. Run as one call, every new count is a new
-    input shape, for which oneDNN builds and caches another convolution primitive, and the largest
-    count of a video sets the peak of its activations: a preparation worker's memory then grows
-    with the video's length. In bounded calls of at most 8 padded sizes per network, memory is set
-    by ``_CANDIDATES``. Each crop's outputs do not depend on the others in its call.
-    """
-    outputs = []
-    for start in range(0, len(crops), _CANDIDATES):
-        part = crops[start : start + _CANDIDATES]  # (k, 3, s, s)
-        padded = torch.zeros(
-            (1 << (len(part) - 1).bit_length(), *part.shape[1:]), dtype=part.dtype
-        ).to(part.device, memory_format=torch.channels_last)  # (2^ceil(log2 k), 3, s, s)
-        padded[: len(part)] = part
-        outputs.append([out[: len(part)] for out in net(padded)])
-    return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
-
-
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    """Map 0..255 pixels to about [-1, 1], the scale every MTCNN network was trained on.
-
-    The result is in ``channels_last`` memory format, as the networks' weights are: PyTorch's CPU
-    convolutions and max-pools run several times faster in that layout than in NCHW for these
-    small networks, with the same values (to float rounding).
-    """
-    return ((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
-
-
-def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
-    """Scales at which P-Net's 12-pixel window matches faces from ``min_face_size`` upwards."""
-    scale = PNET_CELL / min_face_size
-    short_side = min(height, width) * scale
-    scales = []
-    while short_side >= PNET_CELL:
-        scales.append(scale)
-        scale *= factor
-        short_side *= factor
-    return scales
 
 
 class MTCNN(nn.Module):
@@ -129,7 +91,7 @@ class MTCNN(nn.Module):
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = factor
         self.batch_size = batch_size
-        self.to(memory_format=torch.channels_last)  # see _normalise; loading weights keeps it
+        self.to(memory_format=torch.channels_last)  # see normalise; loading weights keeps it
         self.eval()
 
     def load_pretrained(self) -> MTCNN:
@@ -367,7 +329,7 @@ class MTCNN(nn.Module):
         Returns:
             Candidates ``(K, 9)`` (frame box, score, P-Net offsets) and their groups ``(K,)``.
         """
-        offsets, prob = self.pnet(_normalise(level))  # (G, 4, h', w'), (G, h', w')
+        offsets, prob = self.pnet(normalise(level))  # (G, 4, h', w'), (G, h', w')
         hit = prob >= self.thresholds[0]
         if valid is not None:
             hit &= valid
@@ -396,8 +358,8 @@ class MTCNN(nn.Module):
         the groups are the frames).
         """
         frames = groups if sources is None else sources[groups]
-        crops = _normalise(crop_boxes(images, frames, boxes, 24))  # (K, 3, 24, 24)
-        offsets, scores = _candidate_calls(self.rnet, crops)
+        crops = normalise(crop_boxes(images, frames, boxes, 24))  # (K, 3, 24, 24)
+        offsets, scores = candidate_calls(self.rnet, crops)
         ok = scores > self.thresholds[1]
         boxes, offsets, scores, groups = boxes[ok], offsets[ok], scores[ok], groups[ok]
         keep = batched_nms(boxes, scores, groups, 0.7)
@@ -409,8 +371,8 @@ class MTCNN(nn.Module):
         """Stage 3: O-Net's final boxes, scores, landmarks (``(K, 5, 2)``) and groups, as
         :meth:`_refine` takes them."""
         frames = groups if sources is None else sources[groups]
-        crops = _normalise(crop_boxes(images, frames, boxes, 48))  # (K, 3, 48, 48)
-        offsets, points, scores = _candidate_calls(self.onet, crops)
+        crops = normalise(crop_boxes(images, frames, boxes, 48))  # (K, 3, 48, 48)
+        offsets, points, scores = candidate_calls(self.onet, crops)
         ok = scores > self.thresholds[2]
         boxes, offsets, points = boxes[ok], offsets[ok], points[ok]
         scores, groups = scores[ok], groups[ok]

@@ -2,7 +2,8 @@
 
 The cascade that runs them is :mod:`vidfer.faces.mtcnn`. The original weights were trained on
 transposed images: facenet-pytorch transposed the convolution kernels instead, which leaves the
-flatten before R-Net's and O-Net's dense layers in (W, H, C) order -- reproduced here.
+flatten before R-Net's and O-Net's dense layers in (W, H, C) order -- reproduced here. Pixels go
+in through :func:`normalise`; candidate crops through :func:`candidate_calls`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,39 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_CANDIDATES = 128  # candidate crops per R-Net/O-Net call (see candidate_calls)
+
+
+def candidate_calls(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``net`` over candidate crops ``(K, 3, s, s)`` in calls of at most ``_CANDIDATES`` crops,
+    each call padded with zero crops to a power of two; the outputs of the ``K`` crops.
+
+    The candidate count changes from batch to batch. Run as one call, every new count is a new
+    input shape, for which oneDNN builds and caches another convolution primitive, and the largest
+    count of a video sets the peak of its activations: a preparation worker's memory then grows
+    with the video's length. In bounded calls of at most 8 padded sizes per network, memory is set
+    by ``_CANDIDATES``. Each crop's outputs do not depend on the others in its call.
+    """
+    outputs = []
+    for start in range(0, len(crops), _CANDIDATES):
+        part = crops[start : start + _CANDIDATES]  # (k, 3, s, s)
+        padded = torch.zeros(
+            (1 << (len(part) - 1).bit_length(), *part.shape[1:]), dtype=part.dtype
+        ).to(part.device, memory_format=torch.channels_last)  # (2^ceil(log2 k), 3, s, s)
+        padded[: len(part)] = part
+        outputs.append([out[: len(part)] for out in net(padded)])
+    return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """Map 0..255 pixels to about [-1, 1], the scale every MTCNN network was trained on.
+
+    The result is in ``channels_last`` memory format, as the networks' weights are: PyTorch's CPU
+    convolutions and max-pools run several times faster in that layout than in NCHW for these
+    small networks, with the same values (to float rounding).
+    """
+    return ((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
 
 
 class PNet(nn.Module):

@@ -1,4 +1,5 @@
-"""MTCNN's image pyramid computed only around regions of the frames, cell for cell as the whole.
+"""MTCNN's image pyramid: its scales, and its levels computed only around regions of the frames,
+cell for cell as the whole.
 
 Each pyramid level of :class:`vidfer.faces.mtcnn.MTCNN` is the whole frame resized by area
 averaging (``F.interpolate(mode="area")``, i.e. ``adaptive_avg_pool2d``): level row ``i`` of a
@@ -23,6 +24,18 @@ import torch
 
 PNET_CELL = 12  # P-Net's receptive field: one output cell scores a 12x12 window
 PNET_STRIDE = 2  # P-Net's output stride (its single 2x2 max-pool)
+
+
+def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
+    """Scales at which P-Net's 12-pixel window matches faces from ``min_face_size`` upwards."""
+    scale = PNET_CELL / min_face_size
+    short_side = min(height, width) * scale
+    scales = []
+    while short_side >= PNET_CELL:
+        scales.append(scale)
+        scale *= factor
+        short_side *= factor
+    return scales
 
 
 @dataclass(frozen=True)
