@@ -48,6 +48,26 @@ def heartbeat() -> None:
         wire.send(_PARENT, ("alive", None))
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD = 4 << 20  # bytes: a worker's blocks from this size are mapped on their own
+
+
+def _unmap_big_blocks() -> None:
+    """Have glibc's malloc map every block of :data:`MMAP_THRESHOLD` or more on its own, and
+    unmap it when freed.
+
+    By default glibc raises that threshold, up to 32 MiB, each time such a block is freed; after
+    that, blocks of a few to 32 MiB come from the heap. A worker allocating them in changing
+    sizes (decoded HD pieces, MTCNN's activations on HD frames) fragments its heap, which then
+    keeps growing with the video's length: the worker preparing a 10-minute 720p video with
+    faces peaked at 2.0x the 1-minute one's (``benchmarks/prepare_memory.py``). A fixed
+    threshold holds it, for page faults on those blocks. Without glibc (macOS, musl) nothing
+    changes.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 def _limit_memory(extra_bytes: int) -> None:
     """Cap this process's address space at its current size plus ``extra_bytes``."""
     try:
@@ -86,6 +106,7 @@ def serve(
     global _PARENT
     _PARENT = conn
     _die_with_parent(parent)
+    _unmap_big_blocks()
     if setup is not None:
         try:
             setup()
