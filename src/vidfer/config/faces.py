@@ -63,7 +63,7 @@ class FaceConfig(Section):
             frames between by re-detection (MTCNN's O-Net alone) inside their boxes moved by
             Lucas-Kanade optical flow, with a fresh full detection where a face is lost or moves
             fast (see
-            :class:`vidfer.faces.tracks.KeyframeDetector`). 1 detects every frame; the Haar
+            :class:`vidfer.faces.keyframes.KeyframeDetector`). 1 detects every frame; the Haar
             detector always does.
         device: Where MTCNN runs: ``"auto"`` (CUDA when there is a GPU, else the CPU),
             ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; the Haar detector (OpenCV) always runs on the
