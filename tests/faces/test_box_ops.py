@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchvision import ops
 
-from vidfer.faces.box_ops import batched_nms, roi_align
+from vidfer.faces.box_ops import batched_nms, crop_boxes, crop_boxes_near, roi_align
 
 
 def _boxes(generator: torch.Generator, count: int, extent: float) -> torch.Tensor:
@@ -40,3 +41,22 @@ def test_roi_align_samples_as_torchvision_does() -> None:
         got = roi_align(images, rois, size)
         assert got.shape == expected.shape
         assert torch.allclose(got, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_crops_near_their_boxes_are_the_whole_frames_crops() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (2, 72, 96, 3), dtype=np.uint8)
+    boxes = torch.tensor(
+        [
+            [30.3, 10.7, 50.2, 40.6],  # inside
+            [-20.5, -10.0, 30.0, 40.5],  # over the top-left corner
+            [80.0, 50.2, 110.7, 90.0],  # over the bottom-right corner
+            [200.0, 10.0, 260.0, 70.0],  # outside: all zero
+            [1.0, 1.0, 96.0, 72.0],  # the whole frame
+        ]
+    )
+    owner = torch.tensor([0, 1, 0, 1, 1])
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (2, 3, 72, 96)
+    whole = crop_boxes(images, owner, boxes, 24)  # (5, 3, 24, 24)
+    torch.testing.assert_close(
+        crop_boxes_near(frames, boxes, owner, 24), whole, atol=1e-3, rtol=1e-5
+    )

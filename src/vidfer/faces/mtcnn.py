@@ -40,6 +40,7 @@ from vidfer.faces.box_ops import (
     batched_nms,
     batched_nms_min,
     crop_boxes,
+    crop_boxes_near,
     regress_boxes,
     square_boxes,
 )
@@ -134,14 +135,15 @@ class MTCNN(nn.Module):
             One :class:`FrameFaces` per frame, as :meth:`detect` gives.
         """
         results: list[FrameFaces] = []
-        for images, mine in self._boxed_batches(frames, boxes, "refine"):
-            cand = torch.from_numpy(np.concatenate(mine)).to(images.device)  # (K, 4)
+        device = next(self.parameters()).device
+        for chunk, mine in self._boxed_batches(frames, boxes, "refine"):
+            cand = square_boxes(torch.from_numpy(np.concatenate(mine)).to(device))  # (K, 4)
             owner = torch.repeat_interleave(torch.tensor([len(b) for b in mine]))  # (K,) frame
             if not len(cand):
-                results.extend(FrameFaces.empty(5) for _ in range(len(images)))
+                results.extend(FrameFaces.empty(5) for _ in range(len(chunk)))
                 continue
-            found = self._output(images, square_boxes(cand), owner.to(images.device), None)
-            results.extend(_per_frame(len(images), *found))
+            crops = normalise(crop_boxes_near(chunk, cand, owner, 48))  # (K, 3, 48, 48)
+            results.extend(_per_frame(len(chunk), *self._output(crops, cand, owner.to(device))))
         return results
 
     @torch.inference_mode()
@@ -179,24 +181,21 @@ class MTCNN(nn.Module):
         if margin < 0 or smallest < 0:
             raise ValueError(f"detect_near needs margin, smallest >= 0; got {margin}, {smallest}")
         results: list[FrameFaces] = []
-        for images, mine in self._boxed_batches(frames, boxes, "detect_near"):
-            results.extend(self._detect_regions(images, mine, margin, smallest))
+        for chunk, mine in self._boxed_batches(frames, boxes, "detect_near"):
+            results.extend(self._detect_regions(self._images(chunk), mine, margin, smallest))
         return results
 
     def _boxed_batches(
         self, frames: np.ndarray, boxes: Sequence[np.ndarray], method: str
-    ) -> Iterator[tuple[torch.Tensor, list[np.ndarray]]]:
-        """Batches of ``frames`` as :meth:`_images` and their ``(n_i, 4)`` float32 boxes."""
+    ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        """Batches of ``frames`` (see :meth:`_batches`) and their ``(n_i, 4)`` float32 boxes."""
         if len(boxes) != len(frames):
             raise ValueError(
                 f"{method} needs one box array per frame; got {len(boxes)} for {len(frames)}"
             )
         for batch in self._batches(frames):
             mine = boxes[batch]
-            yield (
-                self._images(frames[batch]),
-                [np.asarray(b, np.float32).reshape(-1, 4) for b in mine],
-            )
+            yield frames[batch], [np.asarray(b, np.float32).reshape(-1, 4) for b in mine]
 
     def _batches(self, frames: np.ndarray) -> Iterator[slice]:
         """The batches of ``(T, H, W, 3)`` frames run together: ``batch_size`` frames, fewer
@@ -229,7 +228,8 @@ class MTCNN(nn.Module):
             boxes, frames = self._refine(images, boxes, frames, None)
         if not len(boxes):
             return [FrameFaces.empty(5) for _ in range(num)]
-        return _per_frame(num, *self._output(images, boxes, frames, None))
+        crops = normalise(crop_boxes(images, frames, boxes, 48))  # (K, 3, 48, 48)
+        return _per_frame(num, *self._output(crops, boxes, frames))
 
     def _detect_regions(
         self, images: torch.Tensor, boxes: Sequence[np.ndarray], margin: float, smallest: float
@@ -247,7 +247,8 @@ class MTCNN(nn.Module):
             cand, groups = self._refine(images, cand, groups, sources)
         if not len(cand):
             return [FrameFaces.empty(5) for _ in range(num)]
-        found, scores, landmarks, groups = self._output(images, cand, groups, sources)
+        crops = normalise(crop_boxes(images, sources[groups], cand, 48))  # (K, 3, 48, 48)
+        found, scores, landmarks, groups = self._output(crops, cand, groups)
         # Keep the faces centred in the box they were looked for in; one face looked for in two
         # overlapping boxes of a frame is found twice: the frame's O-Net NMS keeps one.
         centre = (found[:, 0:2] + found[:, 2:4]) / 2  # (K, 2)
@@ -366,12 +367,10 @@ class MTCNN(nn.Module):
         return square_boxes(regress_boxes(boxes[keep], offsets[keep])), groups[keep]
 
     def _output(
-        self, images: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
+        self, crops: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stage 3: O-Net's final boxes, scores, landmarks (``(K, 5, 2)``) and groups, as
-        :meth:`_refine` takes them."""
-        frames = groups if sources is None else sources[groups]
-        crops = normalise(crop_boxes(images, frames, boxes, 48))  # (K, 3, 48, 48)
+        """Stage 3 on the boxes' normalised 48x48 crops ``(K, 3, 48, 48)``: O-Net's final
+        boxes, scores, landmarks (``(K, 5, 2)``) and NMS groups ``(K,)``."""
         offsets, points, scores = candidate_calls(self.onet, crops)
         ok = scores > self.thresholds[2]
         boxes, offsets, points = boxes[ok], offsets[ok], points[ok]
