@@ -36,6 +36,14 @@ def test_import_vidfer_does_not_import_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_a_decoding_worker_does_not_import_torch() -> None:
+    # vidfer predict waits for its decoding worker's first piece: the worker imports the module
+    # of its task, vidfer.data.stream (and through it the keyframe face detector), not torch.
+    code = "import sys, vidfer.data.stream; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 UNGUARDED = """\
 import vidfer
 

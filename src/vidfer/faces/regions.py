@@ -18,9 +18,12 @@ unless the patch ends where the level ends (there both see the same partial pool
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 PNET_CELL = 12  # P-Net's receptive field: one output cell scores a 12x12 window
 PNET_STRIDE = 2  # P-Net's output stride (its single 2x2 max-pool)
@@ -111,6 +114,8 @@ def level_patches(
         The :class:`LevelPatches`; every patch is at least 12x12 (one P-Net window) and at most
         the whole level.
     """
+    import torch  # here: the keyframe detector, which a decoding worker imports, needs none
+
     _, _, height, width = images.shape
     ys = _axis(regions[:, 1], regions[:, 3], height, size[0])
     xs = _axis(regions[:, 0], regions[:, 2], width, size[1])
