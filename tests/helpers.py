@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 import numpy as np
 
+from vidfer.assets import asset_path, fetch_assets
 from vidfer.io.writer import write_video
+
+if TYPE_CHECKING:
+    from vidfer.faces.mtcnn import MTCNN
 
 TESTS = Path(__file__).resolve().parent
 """The tests folder: one subfolder per package of vidfer, the shared helpers and fixtures."""
@@ -143,3 +149,22 @@ def run_vidfer_session(
         text=True,
         timeout=1800,
     )
+
+
+@functools.cache
+def sample_frames(name: str) -> np.ndarray:
+    """All frames of a sample video asset, uint8 ``(T, H, W, 3)``, decoded with PyAV (once per
+    test process)."""
+    fetch_assets([name])
+    with av.open(str(asset_path(name))) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+@functools.cache
+def pretrained_mtcnn() -> MTCNN:
+    """The pretrained MTCNN (weights fetched from the vidfer assets), built once per process
+    (torch imported only by the tests that ask for it)."""
+    from vidfer.faces.mtcnn import load_mtcnn
+
+    fetch_assets(["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])
+    return load_mtcnn()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
-import av
 import numpy as np
 import pytest
 
-from vidfer.assets import asset_path, fetch_assets
 from vidfer.config import parse_config
 from vidfer.errors import ConfigError
 from vidfer.faces import (
@@ -25,24 +22,12 @@ from vidfer.faces import (
 from vidfer.faces.align import similarity_matrix, transform_points
 from vidfer.faces.haar import HaarDetector
 from vidfer.faces.keyframes import KeyframeDetector
-from vidfer.faces.mtcnn import load_mtcnn
 from vidfer.faces.mtcnn_nets import candidate_calls
 from vidfer.faces.pipeline import track_faces, video_detector
 from vidfer.faces.tracks import iou
 
-
-@functools.cache
-def decode(name: str) -> np.ndarray:
-    """All frames of a sample video asset, uint8 ``(T, H, W, 3)``, decoded with PyAV."""
-    fetch_assets([name])
-    with av.open(str(asset_path(name))) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-
-
-@functools.cache
-def mtcnn():
-    fetch_assets(["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])
-    return load_mtcnn()
+from helpers import pretrained_mtcnn as mtcnn
+from helpers import sample_frames as decode
 
 
 class Replay:

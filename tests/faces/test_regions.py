@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-
-import av
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vidfer.assets import asset_path, fetch_assets
 from vidfer.faces import FrameFaces
-from vidfer.faces.mtcnn import MTCNN, load_mtcnn
 from vidfer.faces.regions import level_patches, pnet_cells
 
-
-@functools.cache
-def decode(name: str) -> np.ndarray:
-    """All frames of a sample video asset, uint8 ``(T, H, W, 3)``, decoded with PyAV."""
-    fetch_assets([name])
-    with av.open(str(asset_path(name))) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-
-
-@functools.cache
-def mtcnn() -> MTCNN:
-    fetch_assets(["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])
-    return load_mtcnn()
+from helpers import pretrained_mtcnn as mtcnn
+from helpers import sample_frames as decode
 
 
 def _same_faces(a: list[FrameFaces], b: list[FrameFaces]) -> None:
