@@ -412,3 +412,8 @@ def test_keyframe_detection_follows_the_full_detection_on_bikes() -> None:
     # The cyclist's face is small (22-25 px): it is carried by the full cascade around it
     # (MTCNN.detect_near), which gives the full detection's own landmarks.
     assert np.sqrt(((a - b) ** 2).sum(axis=2).mean()) < 0.01
+    # Frames 76-78 hold a face between keyframes 72 and 80 that the full detection misses in
+    # frame 79: following keyframe 80's face backwards looks past that one frame and finds them.
+    island = KeyframeDetector(mtcnn(), 8).detect(frames[2:19])  # frames 72-88
+    assert [len(f) > 0 for f in island] == [len(f) > 0 for f in full[2:19]]
+    assert [len(f) > 0 for f in island[4:11]] == [True] * 3 + [False] + [True] * 3

@@ -30,8 +30,10 @@ def test_detect_near_gives_the_whole_frames_faces(name: str, index: object) -> N
     frames = decode(name)[index]  # carphone's 47 px face; bikes: 640x272, faces of 22-79 px
     full = mtcnn().detect(frames)
     assert all(len(f) for f in full)
-    near = mtcnn().detect_near(frames, [f.boxes for f in full])
-    _same_faces(near, full)
+    boxes = [f.boxes for f in full]
+    _same_faces(mtcnn().detect_near(frames, boxes), full)
+    # With the keyframe detector's windows: only from half to twice the box side.
+    _same_faces(mtcnn().detect_near(frames, boxes, smallest=0.5, largest=2.0), full)
 
 
 def test_detect_near_at_the_frame_border() -> None:
@@ -86,3 +88,5 @@ def test_detect_near_without_boxes_and_with_the_wrong_count() -> None:
     assert all(len(f) == 0 for f in mtcnn().detect_near(frames, [np.zeros((0, 4))] * 2))
     with pytest.raises(ValueError, match="one box array per frame"):
         mtcnn().detect_near(frames, [np.zeros((0, 4))])
+    with pytest.raises(ValueError, match="smallest < largest"):
+        mtcnn().detect_near(frames, [np.zeros((0, 4))] * 2, smallest=2.0, largest=1.0)
