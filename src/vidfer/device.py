@@ -38,7 +38,8 @@ def resolve_device(name: str, *, option: str = "train.device") -> torch.device:
             ``data.prepare.faces.device``, ``--device``).
 
     Raises:
-        ConfigError: if CUDA is asked for and none is available.
+        ConfigError: if CUDA is asked for and none is available, or ``cuda:N`` beyond the
+            machine's GPUs.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -52,6 +53,13 @@ def resolve_device(name: str, *, option: str = "train.device") -> torch.device:
         raise ConfigError(
             f"option {option!r}: CUDA was asked for but no GPU is available; use auto or cpu"
         )
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise ConfigError(
+                f"option {option!r}: {name} was asked for but this machine has {count} GPU(s), "
+                f"cuda:0 to cuda:{count - 1}; use one of them or cuda"
+            )
     return device
 
 

@@ -191,3 +191,13 @@ def test_predict_on_a_missing_gpu_fails_before_writing(weights, tmp_path, capsys
     error = capsys.readouterr().err
     assert f"vidfer: error: option '--device': {NO_GPU[:-1]}" in error
     assert not out.exists()
+
+
+def test_a_gpu_index_beyond_the_machines_gpus_is_named(monkeypatch):
+    # This machine has no GPU: the check is reached with torch told of a 2-GPU machine.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1", option="--device") == torch.device("cuda:1")
+    assert resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ConfigError, match=r"^option '--device': cuda:2 was asked for but .* 2 "):
+        resolve_device("cuda:2", option="--device")
