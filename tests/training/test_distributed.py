@@ -82,7 +82,7 @@ def test_every_rank_ends_each_epoch_with_the_one_process_sampler_state(tmp_path)
         for video, starts, logits, label in _observations(epoch):
             single.observe(video, starts, logits, label)
     init = f"file://{tmp_path / 'rendezvous'}"
-    mp.spawn(_feed_rank, args=(2, init, str(tmp_path)), nprocs=2)
+    mp.start_processes(_feed_rank, args=(2, init, str(tmp_path)), nprocs=2, start_method="fork")
     digests = {json.loads((tmp_path / f"{rank}.json").read_text()) for rank in range(2)}
     assert digests == {state_digest(single.state_dict())}
     assert all(len(history) == 3 for history in single.history)  # one draw per epoch
@@ -121,27 +121,60 @@ def _vidfer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, parents first (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except OSError:  # ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree = [pid]
+    for parent in tree:
+        tree.extend(children.get(parent, []))
+    return tree
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+# What ``vidfer train ... --nproc 2`` starts (vidfer.training.distributed.launch), without the
+# vidfer process that waits for it: the runs killed below start so.
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+
+
 def _kill_at(
     args: list[str], cwd: Path, run: Path, wanted: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
-    """Start ``vidfer ARGS``, SIGKILL all its processes once the metadata of ``run``'s last
-    checkpoint is ``wanted``; returns the metadata of the checkpoint left."""
+    """Start ``vidfer ARGS`` on 2 processes with torchrun, SIGKILL all its processes once the
+    metadata of ``run``'s last checkpoint is ``wanted``; returns the metadata of the checkpoint
+    left. (torchrun starts each worker in a session of its own: killing torchrun's process group
+    would leave them training.)"""
     process = subprocess.Popen(
-        [sys.executable, "-m", "vidfer", *args],
+        [*TORCHRUN, "-m", "vidfer", *args],
         cwd=cwd,
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # torchrun and its workers: one process group
     )
     meta = run / "checkpoints" / "last.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if meta.exists() and wanted(json.loads(meta.read_text())):
-            os.killpg(process.pid, signal.SIGKILL)
+            tree = _process_tree(process.pid)
+            for pid in tree:
+                os.kill(pid, signal.SIGKILL)
+            while not all(_gone(pid) for pid in tree):  # none writes any more
+                time.sleep(0.01)
             break
         time.sleep(0.01)
     process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     return dict(json.loads(meta.read_text()))
 
 
@@ -194,18 +227,18 @@ def test_two_processes_train_like_one_and_resume_exactly(tmp_path):
 
     # Killed inside an epoch, resumed on 2 processes and killed after an epoch, resumed again.
     killed = tmp_path / "killed"
-    args = ["train", "run.yaml", "--out", "killed", "--nproc", "2"]
+    args = ["train", "run.yaml", "--out", "killed"]
     meta = _kill_at(args, tmp_path, killed, lambda m: bool(m.get("batch")))
     assert meta["batch"] > 0 and meta["step"] < 24  # killed inside an epoch
     mid = load_checkpoint(killed / "checkpoints" / "last.pt")
     assert len(mid["held_ranks"]) == len(mid["rng_ranks"]) == 2  # every rank's own state
-    resume = ["train", "--resume", "killed", "--nproc", "2"]
+    resume = ["train", "--resume", "killed"]
     after_epoch = meta["epoch"] + 2  # an end-of-epoch checkpoint (no batch) of a later epoch
     left = _kill_at(
         resume, tmp_path, killed, lambda m: m["epoch"] >= after_epoch and not m.get("batch")
     )
     assert left["epoch"] < 6
-    _vidfer(*resume, cwd=tmp_path)
+    _vidfer(*resume, "--nproc", "2", cwd=tmp_path)
     resumed = load_checkpoint(killed / "checkpoints" / "last.pt")
     assert resumed["epoch"] == 6 and resumed["step"] == saved["step"]
     for name, tensor in saved["model"].items():

@@ -20,13 +20,14 @@ from vidfer.errors import CheckpointError
 from vidfer.io.checkpoint import load_checkpoint
 from vidfer.pipelines import train
 
-from helpers import BROKEN
+from helpers import BROKEN, run_vidfer_session
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread, as this process trains (conftest.py)
 
 
 def vidfer(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", *args], capture_output=True, text=True, timeout=600
-    )
+    command = [sys.executable, "-m", "vidfer", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -63,17 +64,18 @@ def test_train_evaluate_predict_through_the_cli(square_dataset, tmp_path):
         lines.append(f"{name}.mp4,right,train,sx")
     square_dataset.write_text("\n".join(lines) + "\n")
     config = write_config(tmp_path, square_dataset)
-    run = tmp_path / "run"
-    vidfer(
-        "train",
-        str(config),
-        "--out",
-        str(run),
-        "--set",
-        "optim.schedule=step",
-        "--set",
-        "pooling.name=adaptive_softmax",
-    )
+    run, out = tmp_path / "run", tmp_path / "prediction"
+    sets = ["--set", "optim.schedule=step", "--set", "pooling.name=adaptive_softmax"]
+    result = run_vidfer_session(
+        [
+            ["train", str(config), "--out", str(run), *sets],
+            ["evaluate", str(run), "--split", "test"],
+            ["predict", str(root / "videos/right/3.mp4"), "--run", str(run), "--out", str(out)],
+        ],
+        cwd=tmp_path,
+        env=ENV,
+    )  # one Python for the three commands
+    assert result.returncode == 0, result.stderr[-3000:]
 
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in metrics] == [1, 2]
@@ -91,14 +93,11 @@ def test_train_evaluate_predict_through_the_cli(square_dataset, tmp_path):
     ):
         assert (run / name).exists(), name
 
-    result = vidfer("evaluate", str(run), "--split", "test")
     assert "test: accuracy" in result.stdout
     evaluation = json.loads((run / "eval_test" / "metrics.json").read_text())
     assert evaluation["count"] == 2 and len(evaluation["confusion"]) == 2
     assert set(evaluation["per_class_accuracy"]) == {"left", "right"}
 
-    out = tmp_path / "prediction"
-    vidfer("predict", str(root / "videos/right/3.mp4"), "--run", str(run), "--out", str(out))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["label"] in ("left", "right")
     assert sum(summary["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -157,12 +156,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(square_dataset, tmp_pat
     config = write_config(tmp_path, square_dataset, train={"epochs": 4, "batch_size": 2})
     assert main(["prepare", str(config)]) == 0  # both runs start from the same store
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    vidfer("train", str(config), "--out", str(straight))
+    train(load_config(config), straight)  # here: the killed run and its resume are processes
 
     process = subprocess.Popen(
         [sys.executable, "-m", "vidfer", "train", str(config), "--out", str(killed)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=ENV,
     )
     metrics = killed / "metrics.jsonl"
     deadline = time.monotonic() + 300
