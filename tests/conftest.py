@@ -17,8 +17,11 @@ from vidfer.data.synth import make_expressions
 
 from helpers import write_square_dataset
 
-# Two cores are shared by the suite: one intra-op thread per test process keeps runs predictable.
+# Two cores are shared by the suite: one intra-op thread per test process keeps runs predictable,
+# and so does one per process that a test starts (a `vidfer` command, a torchrun worker): with
+# torch's default of a thread per core, each would spin against the other xdist worker.
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
