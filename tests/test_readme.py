@@ -4,6 +4,7 @@ folder holding a copy of ``configs/``."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -54,7 +55,10 @@ def test_every_readme_command_is_run_or_skipped_with_a_reason() -> None:
 def test_readme_tour_and_python_example_run(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     tour = [words[1:] for words in commands() if words[0] == "vidfer"]
-    result = run_vidfer_session(tour, tmp_path)  # one Python for the six commands
+    # One intra-op thread, as the test processes (tests/conftest.py): torch's default threads
+    # on two shared cores spin against each other (training took three times the CPU).
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = run_vidfer_session(tour, tmp_path, env)  # one Python for the six commands
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "runs/actions/report.html").exists()
     for index, code in enumerate(blocks("python")):
@@ -63,6 +67,7 @@ def test_readme_tour_and_python_example_run(tmp_path: Path) -> None:
         result = subprocess.run(
             [sys.executable, str(script)],
             cwd=tmp_path,
+            env=env,
             capture_output=True,
             text=True,
             timeout=900,

@@ -1,6 +1,7 @@
 """Frame-feature pipelines: every shipped Kahou/Xu config through ``vidfer train`` on real data.
 
-One small synthetic expression set is prepared once; the frame CNNs (Kahou's 9x9 CNN, VGG-16,
+One small synthetic expression set is prepared once (its first 32 frames per video:
+``prepare.max_frames``); the frame CNNs (Kahou's 9x9 CNN, VGG-16,
 ResNet-10) and a C3D run are trained for one epoch on it; then each paper config runs end to end
 with its data and run paths pointed at these, and must write the run folder of a 3D model, which
 ``vidfer evaluate`` reads back to the same numbers.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 import torch
 import yaml
 
+from vidfer.cli import main
 from vidfer.config import load_config
 from vidfer.data.prepared import load_dataset
 from vidfer.errors import ConfigError
@@ -30,7 +33,14 @@ from vidfer.training.frames import FrameTrainSettings, train_frames
 
 from helpers import CONFIGS, copy_dataset
 
-DATA = {"prepare.size": 32, "prepare.grayscale": "false", "prepare.faces": "null", "workers": 1}
+# 32 frames per video (of 48-96) are enough for every pipeline, C3D's 16-frame windows included.
+DATA = {
+    "prepare.size": 32,
+    "prepare.max_frames": 32,
+    "prepare.grayscale": "false",
+    "prepare.faces": "null",
+    "workers": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +48,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, expressions_32: Path) -> dic
     """The prepared set's config, three frame-CNN runs and a C3D run."""
     root = tmp_path_factory.mktemp("frames")
     manifest = copy_dataset(expressions_32, root / "expr")
-    data = {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1}
+    data = {"manifest": str(manifest), "prepare": {"size": 32, "max_frames": 32}, "workers": 1}
     source = root / "data.yaml"
     source.write_text(yaml.safe_dump({"data": data}))
     paths = {"manifest": manifest, "source": source}
@@ -148,43 +158,38 @@ def test_paper_config_trains_end_to_end(name: str, setup: dict[str, Path], tmp_p
 
 
 @pytest.mark.slow
-def test_per_frame_averaging_and_cli(setup: dict[str, Path], tmp_path: Path) -> None:
-    """``average`` maps the CNN's classes by name; the CLI trains and evaluates a pipeline."""
+def test_per_frame_averaging_and_cli(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``average`` maps the CNN's classes by name; the CLI trains (a real ``python -m vidfer``
+    process) and evaluates a pipeline."""
     args = [
         *pipeline_overrides("kahou2015_afew_cnn_svm", setup),
         "frames.classifier.name=average",
         "frames.classifier.params={}",
     ]
     sets = [item for arg in args for item in ("--set", arg)]
-    vidfer = [sys.executable, "-m", "vidfer"]
     config = str(CONFIGS / "kahou2015_afew_cnn_svm.yaml")
     result = subprocess.run(
-        [*vidfer, "train", config, "--out", str(tmp_path / "avg"), *sets],
+        [sys.executable, "-m", "vidfer", "train", config, "--out", str(tmp_path / "avg"), *sets],
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "avg" / "metrics.jsonl").read_text().splitlines()[0])
     assert set(metrics) >= {"epoch", "val_loss", "val_accuracy"}
-    result = subprocess.run(
-        [*vidfer, "evaluate", str(tmp_path / "avg"), "--split", "test"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0 and "accuracy" in result.stdout, result.stderr
+    # The CLI's other commands in this process (no second start of Python and torch).
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "avg"), "--split", "test"]) == 0
+    assert "accuracy" in capsys.readouterr().out
     # A bad layer is named with the CNN's layers, through the CLI: one line, exit 2.
     bad_layer = ["--set", "frames.extractors.0.layer=fc9"]
-    result = subprocess.run(
-        [*vidfer, "train", config, "--out", str(tmp_path / "bad"), *sets, *bad_layer],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 2
-    assert "layer 'fc9'" in result.stderr and "conv2" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert main(["train", config, "--out", str(tmp_path / "bad"), *sets, *bad_layer]) == 2
+    err = capsys.readouterr().err
+    assert "layer 'fc9'" in err and "conv2" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_pipeline_misconfigurations_fail_clearly(setup: dict[str, Path], tmp_path: Path) -> None:
