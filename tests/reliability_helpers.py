@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from vidfer.io.sandbox_worker import heartbeat
@@ -169,6 +168,8 @@ def answer_with(what: str) -> object:
 
 def assert_same_tensors(expected: Any, actual: Any, what: str) -> None:
     """Equal nested checkpoint states: tensors bit for bit, other values by ``==``."""
+    import torch  # here: the sandbox tests' workers import this module for their tasks
+
     if isinstance(expected, torch.Tensor):
         assert torch.equal(expected, actual), what
     elif isinstance(expected, dict):
