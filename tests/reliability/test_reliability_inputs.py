@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -223,6 +224,25 @@ def test_the_sandbox_accounts_for_every_task_whatever_its_worker_does():
             list(sandbox.map([("raise",)]))
         assert "misbehave" in str(raised.value.__cause__)
         assert dict(sandbox.map([("f",)])) == {0: "F"}
+
+
+def test_an_answer_sent_just_before_its_worker_died_is_not_lost():
+    # The worker answers "a", then dies of the task queued behind it, both after the parent
+    # last waited on it: the parent sees a dead worker whose pipe still holds an answer (on a
+    # loaded machine, "a" was reported crashed). Driven step by step: the race, made certain.
+    with Sandbox(misbehave, 1, timeout_s=60, memory_mb=None) as sandbox:
+        worker = sandbox._start()
+        sandbox._workers.append(worker)
+        sandbox._send(worker, 0, ("a",))
+        sandbox._send(worker, 1, ("segv",))
+        worker.process.join()
+        outcomes = []
+        while worker.tasks:
+            outcome = sandbox._outcome(worker, set(), deque())
+            if outcome is not None:  # not its "ready"
+                outcomes.append(outcome)
+    crashed = Failure("crashed", "its worker died (killed by SIGSEGV)")
+    assert outcomes == [(0, "A"), (1, crashed)]
 
 
 def test_a_workers_setup_runs_before_its_memory_limit():
