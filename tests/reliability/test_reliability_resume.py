@@ -25,8 +25,6 @@ from reliability_helpers import (
     write_run_config,
 )
 from vidfer.cli import main
-from vidfer.config import load_config
-from vidfer.data.prepared import load_dataset
 from vidfer.faults import ENV as FAULTS_ENV
 from vidfer.io.checkpoint import load_checkpoint
 
@@ -44,12 +42,12 @@ def checkpoint(run: Path) -> dict:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
-    square_dataset, tmp_path, caplog
+    prepared_squares, tmp_path, caplog
 ):
     # 4 training videos, batches of 1: 4 steps per epoch, 12 in all; K = 6 is mid-epoch 2.
     config = write_run_config(
         tmp_path,
-        square_dataset,
+        prepared_squares,
         sampler={
             "name": "stochastic_softmax",
             "clip_len": 4,
@@ -111,8 +109,8 @@ def diverging(tmp_path: Path, manifest: Path, on_nan: str) -> Path:
     )
 
 
-def test_nan_loss_stops_naming_the_step_and_videos(square_dataset, tmp_path, capsys):
-    config = diverging(tmp_path, square_dataset, "stop")
+def test_nan_loss_stops_naming_the_step_and_videos(prepared_squares, tmp_path, capsys):
+    config = diverging(tmp_path, prepared_squares, "stop")
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run)]) == 2
     error = capsys.readouterr().err
@@ -130,9 +128,9 @@ def test_nan_loss_stops_naming_the_step_and_videos(square_dataset, tmp_path, cap
 
 
 def test_nan_loss_skip_drops_the_batch_and_stops_on_a_diverged_model(
-    square_dataset, tmp_path, capsys, caplog
+    prepared_squares, tmp_path, capsys, caplog
 ):
-    config = diverging(tmp_path, square_dataset, "skip")
+    config = diverging(tmp_path, prepared_squares, "skip")
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run)]) == 2
     output = " ".join(capsys.readouterr().err.split())
@@ -155,8 +153,8 @@ def loader_fault(tmp_path: Path, manifest: Path, fault: str) -> tuple[Path, str]
     return config, json.dumps({"load": {"videos/right/1": fault}})
 
 
-def test_a_killed_loader_worker_names_the_video(square_dataset, tmp_path, capsys, monkeypatch):
-    config, faults = loader_fault(tmp_path, square_dataset, "kill")
+def test_a_killed_loader_worker_names_the_video(prepared_squares, tmp_path, capsys, monkeypatch):
+    config, faults = loader_fault(tmp_path, prepared_squares, "kill")
     monkeypatch.setenv(FAULTS_ENV, faults)  # the forked loader workers inherit it
     assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
     error = " ".join(capsys.readouterr().err.split())
@@ -168,9 +166,8 @@ def test_a_killed_loader_worker_names_the_video(square_dataset, tmp_path, capsys
     assert "Traceback" not in error
 
 
-def test_a_stalled_loader_worker_times_out_naming_the_video(square_dataset, tmp_path):
-    config, faults = loader_fault(tmp_path, square_dataset, "hang")
-    load_dataset(load_config(config).data)
+def test_a_stalled_loader_worker_times_out_naming_the_video(prepared_squares, tmp_path):
+    config, faults = loader_fault(tmp_path, prepared_squares, "hang")
     run = tmp_path / "run"
     # A real process with a deadline: if the stall were not caught, the test would fail here.
     result = run_vidfer(
