@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -157,13 +158,21 @@ def test_resuming_with_other_settings_is_one_line_naming_them(tmp_path: Path, ca
     assert "new: nothing to resume (no settings.json: no run started)" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def trained_source(prepared_squares: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch tiny 3D run, trained once for this file's tests (read-only: see
+    ``trained_run``)."""
+    folder = tmp_path_factory.mktemp("trained")
+    config = write_run_config(folder, prepared_squares, train={"epochs": 1})
+    assert main(["train", str(config), "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
 @pytest.fixture
-def trained_run(square_dataset: Path, tmp_path: Path) -> Path:
-    """A one-epoch tiny 3D run whose features the video-level attention learns from."""
-    config = write_run_config(tmp_path, square_dataset, train={"epochs": 1})
-    run = tmp_path / "run"
-    assert main(["train", str(config), "--out", str(run)]) == 0
-    return run
+def trained_run(trained_source: Path, tmp_path: Path) -> Path:
+    """A one-epoch tiny 3D run whose features the video-level attention learns from (a copy of
+    ``trained_source``: the test's commands cache the run's features in it)."""
+    return Path(shutil.copytree(trained_source, tmp_path / "run"))
 
 
 @pytest.mark.slow
@@ -198,7 +207,7 @@ def killed_training(config: Path, tmp_path: Path, seed: int) -> tuple[Path, Path
 
 @pytest.mark.slow
 def test_a_recurrent_frame_pipeline_killed_at_random_points_resumes_exactly(
-    trained_run: Path, square_dataset: Path, tmp_path: Path
+    trained_run: Path, prepared_squares: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "frames.yaml"
     frames = {
@@ -206,7 +215,7 @@ def test_a_recurrent_frame_pipeline_killed_at_random_points_resumes_exactly(
         "sequence_length": 3,
         "classifier": {"name": "lstm", "params": {"hidden": 4}},
     }
-    data = {"manifest": str(square_dataset), "prepare": {"size": 16}, "workers": 1}
+    data = {"manifest": str(prepared_squares), "prepare": {"size": 16}, "workers": 1}
     train = {"epochs": 8, "patience": 8, "batch_size": 2}
     config.write_text(yaml.safe_dump({"seed": 5, "data": data, "frames": frames, "train": train}))
     straight, resumed, kills = killed_training(config, tmp_path, seed=3)
@@ -214,11 +223,17 @@ def test_a_recurrent_frame_pipeline_killed_at_random_points_resumes_exactly(
     same_runs(straight, resumed)
 
 
-def actions(tmp_path: Path, kind: str, settings: dict[str, object]) -> Path:
-    """A run config of ``kind`` (``sparse_ae``, ``activity``) on 6 tiny synthetic actions."""
+@pytest.fixture(scope="module")
+def action_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 tiny synthetic actions, made once for this file's tests; returns their manifest.
+    Read-only: the first test's preparation of them is the next one's."""
     from vidfer.data.synth import make_actions
 
-    manifest = make_actions(tmp_path / "actions", videos_per_class=3, size=32)
+    return make_actions(tmp_path_factory.mktemp("actions"), videos_per_class=3, size=32)
+
+
+def actions(tmp_path: Path, manifest: Path, kind: str, settings: dict[str, object]) -> Path:
+    """A run config of ``kind`` (``sparse_ae``, ``activity``) on the actions of ``manifest``."""
     config: dict[str, Any] = {
         "seed": 0,
         "data": {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1},
@@ -234,30 +249,33 @@ def actions(tmp_path: Path, kind: str, settings: dict[str, object]) -> Path:
 
 @pytest.mark.slow
 def test_the_sparse_autoencoder_pipeline_killed_at_random_points_resumes_exactly(
-    tmp_path: Path,
+    action_videos: Path, tmp_path: Path
 ) -> None:
-    config = actions(tmp_path, "sparse_ae", {"codes": 8, "epochs": 2})
+    config = actions(tmp_path, action_videos, "sparse_ae", {"codes": 8, "epochs": 2})
     straight, resumed, kills = killed_training(config, tmp_path, seed=4)
     assert kills == KILLS
     same_runs(straight, resumed)
 
 
 @pytest.mark.slow
-def test_the_activity_pipeline_killed_at_random_points_resumes_exactly(tmp_path: Path) -> None:
+def test_the_activity_pipeline_killed_at_random_points_resumes_exactly(
+    action_videos: Path, tmp_path: Path
+) -> None:
     settings = {"patch": 8, "depth": 4, "hidden": 8, "components": 16, "epochs": 3, "words": 6}
-    straight, resumed, kills = killed_training(actions(tmp_path, "activity", settings), tmp_path, 5)
+    config = actions(tmp_path, action_videos, "activity", settings)
+    straight, resumed, kills = killed_training(config, tmp_path, 5)
     assert kills >= 1
     same_runs(straight, resumed)
 
 
 @pytest.mark.slow
 def test_a_closed_form_frame_head_fitted_again_from_the_cache_is_the_same(
-    trained_run: Path, square_dataset: Path, tmp_path: Path
+    trained_run: Path, prepared_squares: Path, tmp_path: Path
 ) -> None:
     """What a resumed closed-form run does: fit again, the features read from their cache."""
     config = tmp_path / "svm.yaml"
     frames = {"extractors": [{"video_run": str(trained_run)}], "classifier": {"name": "rbf_svm"}}
-    data = {"manifest": str(square_dataset), "prepare": {"size": 16}, "workers": 1}
+    data = {"manifest": str(prepared_squares), "prepare": {"size": 16}, "workers": 1}
     config.write_text(yaml.safe_dump({"seed": 5, "data": data, "frames": frames}))
     extracted, cached = tmp_path / "extracted", tmp_path / "cached"
     assert not (trained_run / "features").exists()
