@@ -1,8 +1,9 @@
 """Exact resume of the commands besides 3D clip training: real SIGKILLs at random points.
 
-Each test runs the command once uninterrupted (in this process), then as real ``vidfer``
-subprocesses killed with ``SIGKILL`` at random moments after their first epoch checkpoint and
-resumed with ``--resume`` until one ends by itself, and checks that both runs end bit-identical.
+Each test runs the command once uninterrupted (in this process), then in a forked child of this
+process killed with ``SIGKILL`` at a random moment after its first epoch checkpoint, and resumed
+with ``--resume`` as a real ``vidfer`` subprocess (a fresh interpreter) until one ends by itself,
+and checks that both runs end bit-identical.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from reliability_helpers import (
+    ForkedVidfer,
     assert_same_tensors,
     sidecar,
     vidfer_argv,
@@ -48,19 +50,28 @@ def killed_and_resumed(start: list[str], resume: list[str], out: Path, seed: int
     """Run ``vidfer START``, SIGKILL it at a random moment once ``out`` went one or two
     checkpoint writes further, run ``vidfer RESUME``, and so on until a run ends by itself (at
     most :data:`KILLS` kills, early enough in runs long enough that a fast machine is killed as
-    often); returns the number of kills.
+    often); returns the number of kills. A run to kill is a forked child of this process; the
+    run that ends, a fresh ``vidfer`` process.
     """
     draw, env, kills, command = random.Random(seed), vidfer_env(), 0, start
     while True:
         done = progress(out)
-        process = subprocess.Popen(
-            vidfer_argv(*command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        process: ForkedVidfer | subprocess.Popen[str] = (
+            ForkedVidfer(*command, stderr=out.with_name(f"{out.name}.{kills}.log"))
+            if kills < KILLS
+            else subprocess.Popen(
+                vidfer_argv(*command),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
         )
         target = done + draw.randint(1, 2)  # one or two more checkpoint writes
         if kills < KILLS and wait_until(lambda t=target: progress(out) >= t, process, 300):
             time.sleep(draw.uniform(0, 0.02))  # in the next epoch or stage, or a save
             os.kill(process.pid, signal.SIGKILL)
-        stderr = process.communicate(timeout=300)[1].decode()
+        stderr = process.communicate(timeout=300)[1]
         if process.returncode == -signal.SIGKILL:
             kills += 1
             command = resume
