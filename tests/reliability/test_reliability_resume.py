@@ -10,16 +10,15 @@ import logging
 import os
 import re
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from reliability_helpers import (
+    ForkedVidfer,
     assert_same_tensors,
     run_vidfer,
     sidecar,
-    vidfer_argv,
     vidfer_env,
     wait_until,
     write_run_config,
@@ -55,18 +54,14 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
         },
         train={"epochs": 3, "num_workers": 2},
     )
-    # The uninterrupted run, here (one intra-op thread, as in the subprocesses below).
+    # The uninterrupted run, here (one intra-op thread, as in the processes below).
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     caplog.set_level(logging.DEBUG, logger="vidfer.training.epoch")
     assert main(["train", str(config), "--out", str(straight)]) == 0
     reference = batches_seen(caplog.text)
-    env = vidfer_env()
-    process = subprocess.Popen(
-        vidfer_argv("-v", "train", str(config), "--out", str(killed)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    # The run to kill: a forked child of this process; the resumed one: a fresh vidfer process.
+    process = ForkedVidfer(
+        "-v", "train", str(config), "--out", str(killed), stderr=tmp_path / "killed.log"
     )
     reached = wait_until(lambda: (sidecar(killed) or {}).get("step", 0) >= 6, process, 300)
     os.kill(process.pid, signal.SIGKILL)
@@ -75,7 +70,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
     saved = checkpoint(killed)
     assert saved["step"] >= 6 and 0 < saved["progress"]["batches"] < 4, "not killed mid-epoch"
 
-    resumed = run_vidfer("-v", "train", "--resume", str(killed), env=env)
+    resumed = run_vidfer("-v", "train", "--resume", str(killed))
     assert resumed.returncode == 0, resumed.stderr
     assert f"batch {saved['progress']['batches'] + 1} (step {saved['step'] + 1})" in resumed.stderr
 
