@@ -55,12 +55,14 @@ class ForkedVidfer:
     ``subprocess.Popen`` (``pid``, ``poll``, ``returncode``, ``communicate``): a real process to
     SIGKILL, without the seconds a fresh interpreter spends importing torch and the pipelines.
     Its stderr goes to the file ``stderr`` when given (else to this process's), in the
-    environment of :func:`vidfer_env`."""
+    environment of :func:`vidfer_env` with ``env`` added."""
 
-    def __init__(self, *args: str, stderr: Path | None = None) -> None:
-        self.stderr = stderr
+    def __init__(
+        self, *args: str, stderr: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.args, self.stderr = args, stderr
         self.process = multiprocessing.get_context("fork").Process(
-            target=_vidfer_main, args=(args, stderr)
+            target=_vidfer_main, args=(args, stderr, env or {})
         )
         self.process.start()
         self.pid = self.process.pid
@@ -75,16 +77,25 @@ class ForkedVidfer:
         return self.process.exitcode
 
     def communicate(self, timeout: float) -> tuple[None, str]:
-        """Wait for the end; (None, what it wrote to its ``stderr`` file, or "")."""
+        """Wait for the end; (None, what it wrote to its ``stderr`` file, or "").
+
+        Raises:
+            subprocess.TimeoutExpired: the child killed, if it ran longer than ``timeout``
+                (as ``subprocess.run`` does).
+        """
         self.process.join(timeout)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+            raise subprocess.TimeoutExpired(["vidfer", *self.args], timeout)
         return None, "" if self.stderr is None else self.stderr.read_text()
 
 
-def _vidfer_main(args: tuple[str, ...], stderr: Path | None) -> None:
+def _vidfer_main(args: tuple[str, ...], stderr: Path | None, env: dict[str, str]) -> None:
     """A forked child's ``vidfer ARGS``, exiting with its status."""
     from vidfer.cli import main
 
-    os.environ.update(vidfer_env())
+    os.environ.update(vidfer_env(**env))
     logging.root.handlers.clear()  # as in a fresh process: main's logging.basicConfig acts
     if stderr is not None:
         sys.stderr = open(stderr, "w", buffering=1)  # noqa: SIM115 (open until the child ends)

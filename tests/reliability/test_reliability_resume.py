@@ -19,7 +19,6 @@ from reliability_helpers import (
     assert_same_tensors,
     run_vidfer,
     sidecar,
-    vidfer_env,
     wait_until,
     write_run_config,
 )
@@ -165,11 +164,12 @@ def test_a_stalled_loader_worker_times_out_naming_the_video(prepared_squares, tm
     config, faults = loader_fault(tmp_path, prepared_squares, "hang")
     run = tmp_path / "run"
     # A real process with a deadline: if the stall were not caught, the test would fail here.
-    result = run_vidfer(
-        "train", str(config), "--out", str(run), env=vidfer_env(**{FAULTS_ENV: faults}), timeout=120
+    process = ForkedVidfer(
+        "train", str(config), "--out", str(run), stderr=tmp_path / "log", env={FAULTS_ENV: faults}
     )
-    assert result.returncode == 2, result.stderr
-    error = " ".join(result.stderr.split())
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 2, stderr
+    error = " ".join(stderr.split())
     assert "a data-loader worker failed while loading videos/right/1.mp4" in error, error
     assert re.search(r"DataLoader timed out after 3(\.0)? seconds", error), error
     assert "Traceback" not in error
