@@ -104,3 +104,20 @@ def carphone_prediction(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     code = int((folder / "returncode").read_text())
     assert code == 0, (folder / "stderr").read_text()
     return folder / "carphone", (folder / "stdout").read_text()
+
+
+@pytest.fixture(scope="session")
+def prepared_squares(square_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny square dataset with its videos prepared as ``write_run_config`` of
+    reliability_helpers.py prepares them (16 pixels), once per session; returns its manifest.
+    Read-only, for tests that only train on it: they skip preparing. (A copy would prepare
+    again: a store is keyed by its videos' resolved paths.)"""
+    from vidfer.config import DataConfig
+    from vidfer.data.prepared import load_dataset
+
+    def prepare(folder: Path) -> None:
+        shutil.copytree(square_source, folder)
+        data = {"manifest": folder / "manifest.csv", "prepare": {"size": 16}, "workers": 1}
+        load_dataset(DataConfig.model_validate(data))
+
+    return built_once(tmp_path_factory, "squares_prepared_16", prepare) / "manifest.csv"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import os
 import pickle
 import signal
@@ -13,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from vidfer.io.sandbox_worker import heartbeat
@@ -47,6 +48,59 @@ def run_vidfer(
         timeout=timeout,
         env=env or vidfer_env(),
     )
+
+
+class ForkedVidfer:
+    """``vidfer ARGS`` in a forked child of this (test) process, with what the kill tests use of
+    ``subprocess.Popen`` (``pid``, ``poll``, ``returncode``, ``communicate``): a real process to
+    SIGKILL, without the seconds a fresh interpreter spends importing torch and the pipelines.
+    Its stderr goes to the file ``stderr`` when given (else to this process's), in the
+    environment of :func:`vidfer_env` with ``env`` added."""
+
+    def __init__(
+        self, *args: str, stderr: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.args, self.stderr = args, stderr
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_vidfer_main, args=(args, stderr, env or {})
+        )
+        self.process.start()
+        self.pid = self.process.pid
+
+    def poll(self) -> int | None:
+        """The exit status (``-N`` when killed by signal ``N``), or None while it runs."""
+        return self.process.exitcode
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status, as :meth:`poll`."""
+        return self.process.exitcode
+
+    def communicate(self, timeout: float) -> tuple[None, str]:
+        """Wait for the end; (None, what it wrote to its ``stderr`` file, or "").
+
+        Raises:
+            subprocess.TimeoutExpired: the child killed, if it ran longer than ``timeout``
+                (as ``subprocess.run`` does).
+        """
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+            raise subprocess.TimeoutExpired(["vidfer", *self.args], timeout)
+        return None, "" if self.stderr is None else self.stderr.read_text()
+
+
+def _vidfer_main(args: tuple[str, ...], stderr: Path | None, env: dict[str, str]) -> None:
+    """A forked child's ``vidfer ARGS``, exiting with its status."""
+    from vidfer.cli import main
+
+    os.environ.update(vidfer_env(**env))
+    logging.root.handlers.clear()  # as in a fresh process: main's logging.basicConfig acts
+    if stderr is not None:
+        sys.stderr = open(stderr, "w", buffering=1)  # noqa: SIM115 (open until the child ends)
+        os.dup2(sys.stderr.fileno(), 2)
+    sys.exit(main(list(args)))
 
 
 def write_run_config(folder: Path, manifest: Path, **sections: dict[str, Any]) -> Path:
@@ -169,6 +223,8 @@ def answer_with(what: str) -> object:
 
 def assert_same_tensors(expected: Any, actual: Any, what: str) -> None:
     """Equal nested checkpoint states: tensors bit for bit, other values by ``==``."""
+    import torch  # here: the sandbox tests' workers import this module for their tasks
+
     if isinstance(expected, torch.Tensor):
         assert torch.equal(expected, actual), what
     elif isinstance(expected, dict):

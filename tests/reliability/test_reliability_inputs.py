@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from address_space import mapped_after_a_big_free, reserve
-from reliability_helpers import misbehave, run_vidfer, vidfer_env, work_in_steps, write_run_config
+from reliability_helpers import ForkedVidfer, misbehave, work_in_steps, write_run_config
 from slow_start import misbehave_after_a_slow_start
 from vidfer.cli import main
 from vidfer.config import DataConfig, LimitsConfig, parse_config
@@ -139,10 +140,17 @@ def test_bad_videos_are_rejected_each_with_its_status_and_training_goes_on(
     )
     faults = {"decode": {"crash.mp4": "segv", "hang.mp4": "hang", "hog.mp4": "hog"}}
     run = tmp_path / "run"
-    result = run_vidfer(
-        "train", str(config), "--out", str(run), env=vidfer_env(**{FAULTS_ENV: json.dumps(faults)})
+    # A forked child of this process: its preparation's workers are the real, spawned ones.
+    process = ForkedVidfer(
+        "train",
+        str(config),
+        "--out",
+        str(run),
+        stderr=tmp_path / "log",
+        env={FAULTS_ENV: json.dumps(faults)},
     )
-    assert result.returncode == 0, result.stderr
+    stderr = process.communicate(timeout=300)[1]
+    assert process.returncode == 0, stderr
 
     rejects = [json.loads(line) for line in (run / "rejects.jsonl").read_text().splitlines()]
     assert {item["path"]: item["status"] for item in rejects} == expected
@@ -154,7 +162,7 @@ def test_bad_videos_are_rejected_each_with_its_status_and_training_goes_on(
             pattern = r"duration \(s\) 1800\d\.\d+ exceeds limits.max_duration_s=14400"
         assert re.search(pattern, item["reason"]), item
     # The quarantined files are named as they happen; training went on with the good videos.
-    log = " ".join(result.stderr.split())
+    log = " ".join(stderr.split())
     for name in ("crash.mp4", "hang.mp4", "hog.mp4"):
         assert f"{name}: quarantined" in log, log
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -223,6 +231,25 @@ def test_the_sandbox_accounts_for_every_task_whatever_its_worker_does():
             list(sandbox.map([("raise",)]))
         assert "misbehave" in str(raised.value.__cause__)
         assert dict(sandbox.map([("f",)])) == {0: "F"}
+
+
+def test_an_answer_sent_just_before_its_worker_died_is_not_lost():
+    # The worker answers "a", then dies of the task queued behind it, both after the parent
+    # last waited on it: the parent sees a dead worker whose pipe still holds an answer (on a
+    # loaded machine, "a" was reported crashed). Driven step by step: the race, made certain.
+    with Sandbox(misbehave, 1, timeout_s=60, memory_mb=None) as sandbox:
+        worker = sandbox._start()
+        sandbox._workers.append(worker)
+        sandbox._send(worker, 0, ("a",))
+        sandbox._send(worker, 1, ("segv",))
+        worker.process.join()
+        outcomes = []
+        while worker.tasks:
+            outcome = sandbox._outcome(worker, set(), deque())
+            if outcome is not None:  # not its "ready"
+                outcomes.append(outcome)
+    crashed = Failure("crashed", "its worker died (killed by SIGSEGV)")
+    assert outcomes == [(0, "A"), (1, crashed)]
 
 
 def test_a_workers_setup_runs_before_its_memory_limit():

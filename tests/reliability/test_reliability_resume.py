@@ -10,23 +10,19 @@ import logging
 import os
 import re
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from reliability_helpers import (
+    ForkedVidfer,
     assert_same_tensors,
     run_vidfer,
     sidecar,
-    vidfer_argv,
-    vidfer_env,
     wait_until,
     write_run_config,
 )
 from vidfer.cli import main
-from vidfer.config import load_config
-from vidfer.data.prepared import load_dataset
 from vidfer.faults import ENV as FAULTS_ENV
 from vidfer.io.checkpoint import load_checkpoint
 
@@ -44,12 +40,12 @@ def checkpoint(run: Path) -> dict:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
-    square_dataset, tmp_path, caplog
+    prepared_squares, tmp_path, caplog
 ):
     # 4 training videos, batches of 1: 4 steps per epoch, 12 in all; K = 6 is mid-epoch 2.
     config = write_run_config(
         tmp_path,
-        square_dataset,
+        prepared_squares,
         sampler={
             "name": "stochastic_softmax",
             "clip_len": 4,
@@ -57,18 +53,14 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
         },
         train={"epochs": 3, "num_workers": 2},
     )
-    # The uninterrupted run, here (one intra-op thread, as in the subprocesses below).
+    # The uninterrupted run, here (one intra-op thread, as in the processes below).
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     caplog.set_level(logging.DEBUG, logger="vidfer.training.epoch")
     assert main(["train", str(config), "--out", str(straight)]) == 0
     reference = batches_seen(caplog.text)
-    env = vidfer_env()
-    process = subprocess.Popen(
-        vidfer_argv("-v", "train", str(config), "--out", str(killed)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    # The run to kill: a forked child of this process; the resumed one: a fresh vidfer process.
+    process = ForkedVidfer(
+        "-v", "train", str(config), "--out", str(killed), stderr=tmp_path / "killed.log"
     )
     reached = wait_until(lambda: (sidecar(killed) or {}).get("step", 0) >= 6, process, 300)
     os.kill(process.pid, signal.SIGKILL)
@@ -77,7 +69,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
     saved = checkpoint(killed)
     assert saved["step"] >= 6 and 0 < saved["progress"]["batches"] < 4, "not killed mid-epoch"
 
-    resumed = run_vidfer("-v", "train", "--resume", str(killed), env=env)
+    resumed = run_vidfer("-v", "train", "--resume", str(killed))
     assert resumed.returncode == 0, resumed.stderr
     assert f"batch {saved['progress']['batches'] + 1} (step {saved['step'] + 1})" in resumed.stderr
 
@@ -111,8 +103,8 @@ def diverging(tmp_path: Path, manifest: Path, on_nan: str) -> Path:
     )
 
 
-def test_nan_loss_stops_naming_the_step_and_videos(square_dataset, tmp_path, capsys):
-    config = diverging(tmp_path, square_dataset, "stop")
+def test_nan_loss_stops_naming_the_step_and_videos(prepared_squares, tmp_path, capsys):
+    config = diverging(tmp_path, prepared_squares, "stop")
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run)]) == 2
     error = capsys.readouterr().err
@@ -130,9 +122,9 @@ def test_nan_loss_stops_naming_the_step_and_videos(square_dataset, tmp_path, cap
 
 
 def test_nan_loss_skip_drops_the_batch_and_stops_on_a_diverged_model(
-    square_dataset, tmp_path, capsys, caplog
+    prepared_squares, tmp_path, capsys, caplog
 ):
-    config = diverging(tmp_path, square_dataset, "skip")
+    config = diverging(tmp_path, prepared_squares, "skip")
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run)]) == 2
     output = " ".join(capsys.readouterr().err.split())
@@ -155,8 +147,8 @@ def loader_fault(tmp_path: Path, manifest: Path, fault: str) -> tuple[Path, str]
     return config, json.dumps({"load": {"videos/right/1": fault}})
 
 
-def test_a_killed_loader_worker_names_the_video(square_dataset, tmp_path, capsys, monkeypatch):
-    config, faults = loader_fault(tmp_path, square_dataset, "kill")
+def test_a_killed_loader_worker_names_the_video(prepared_squares, tmp_path, capsys, monkeypatch):
+    config, faults = loader_fault(tmp_path, prepared_squares, "kill")
     monkeypatch.setenv(FAULTS_ENV, faults)  # the forked loader workers inherit it
     assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
     error = " ".join(capsys.readouterr().err.split())
@@ -168,16 +160,16 @@ def test_a_killed_loader_worker_names_the_video(square_dataset, tmp_path, capsys
     assert "Traceback" not in error
 
 
-def test_a_stalled_loader_worker_times_out_naming_the_video(square_dataset, tmp_path):
-    config, faults = loader_fault(tmp_path, square_dataset, "hang")
-    load_dataset(load_config(config).data)
+def test_a_stalled_loader_worker_times_out_naming_the_video(prepared_squares, tmp_path):
+    config, faults = loader_fault(tmp_path, prepared_squares, "hang")
     run = tmp_path / "run"
     # A real process with a deadline: if the stall were not caught, the test would fail here.
-    result = run_vidfer(
-        "train", str(config), "--out", str(run), env=vidfer_env(**{FAULTS_ENV: faults}), timeout=120
+    process = ForkedVidfer(
+        "train", str(config), "--out", str(run), stderr=tmp_path / "log", env={FAULTS_ENV: faults}
     )
-    assert result.returncode == 2, result.stderr
-    error = " ".join(result.stderr.split())
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 2, stderr
+    error = " ".join(stderr.split())
     assert "a data-loader worker failed while loading videos/right/1.mp4" in error, error
     assert re.search(r"DataLoader timed out after 3(\.0)? seconds", error), error
     assert "Traceback" not in error

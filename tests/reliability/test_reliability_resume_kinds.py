@@ -1,8 +1,9 @@
 """Exact resume of the commands besides 3D clip training: real SIGKILLs at random points.
 
-Each test runs the command once uninterrupted (in this process), then as real ``vidfer``
-subprocesses killed with ``SIGKILL`` at random moments after their first epoch checkpoint and
-resumed with ``--resume`` until one ends by itself, and checks that both runs end bit-identical.
+Each test runs the command once uninterrupted (in this process), then in a forked child of this
+process killed with ``SIGKILL`` at a random moment after its first epoch checkpoint, and resumed
+with ``--resume`` as a real ``vidfer`` subprocess (a fresh interpreter) until one ends by itself,
+and checks that both runs end bit-identical.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +24,7 @@ import pytest
 import yaml
 
 from reliability_helpers import (
+    ForkedVidfer,
     assert_same_tensors,
     sidecar,
     vidfer_argv,
@@ -47,19 +50,28 @@ def killed_and_resumed(start: list[str], resume: list[str], out: Path, seed: int
     """Run ``vidfer START``, SIGKILL it at a random moment once ``out`` went one or two
     checkpoint writes further, run ``vidfer RESUME``, and so on until a run ends by itself (at
     most :data:`KILLS` kills, early enough in runs long enough that a fast machine is killed as
-    often); returns the number of kills.
+    often); returns the number of kills. A run to kill is a forked child of this process; the
+    run that ends, a fresh ``vidfer`` process.
     """
     draw, env, kills, command = random.Random(seed), vidfer_env(), 0, start
     while True:
         done = progress(out)
-        process = subprocess.Popen(
-            vidfer_argv(*command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        process: ForkedVidfer | subprocess.Popen[str] = (
+            ForkedVidfer(*command, stderr=out.with_name(f"{out.name}.{kills}.log"))
+            if kills < KILLS
+            else subprocess.Popen(
+                vidfer_argv(*command),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
         )
         target = done + draw.randint(1, 2)  # one or two more checkpoint writes
         if kills < KILLS and wait_until(lambda t=target: progress(out) >= t, process, 300):
             time.sleep(draw.uniform(0, 0.02))  # in the next epoch or stage, or a save
             os.kill(process.pid, signal.SIGKILL)
-        stderr = process.communicate(timeout=300)[1].decode()
+        stderr = process.communicate(timeout=300)[1]
         if process.returncode == -signal.SIGKILL:
             kills += 1
             command = resume
@@ -157,13 +169,21 @@ def test_resuming_with_other_settings_is_one_line_naming_them(tmp_path: Path, ca
     assert "new: nothing to resume (no settings.json: no run started)" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def trained_source(prepared_squares: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch tiny 3D run, trained once for this file's tests (read-only: see
+    ``trained_run``)."""
+    folder = tmp_path_factory.mktemp("trained")
+    config = write_run_config(folder, prepared_squares, train={"epochs": 1})
+    assert main(["train", str(config), "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
 @pytest.fixture
-def trained_run(square_dataset: Path, tmp_path: Path) -> Path:
-    """A one-epoch tiny 3D run whose features the video-level attention learns from."""
-    config = write_run_config(tmp_path, square_dataset, train={"epochs": 1})
-    run = tmp_path / "run"
-    assert main(["train", str(config), "--out", str(run)]) == 0
-    return run
+def trained_run(trained_source: Path, tmp_path: Path) -> Path:
+    """A one-epoch tiny 3D run whose features the video-level attention learns from (a copy of
+    ``trained_source``: the test's commands cache the run's features in it)."""
+    return Path(shutil.copytree(trained_source, tmp_path / "run"))
 
 
 @pytest.mark.slow
@@ -198,7 +218,7 @@ def killed_training(config: Path, tmp_path: Path, seed: int) -> tuple[Path, Path
 
 @pytest.mark.slow
 def test_a_recurrent_frame_pipeline_killed_at_random_points_resumes_exactly(
-    trained_run: Path, square_dataset: Path, tmp_path: Path
+    trained_run: Path, prepared_squares: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "frames.yaml"
     frames = {
@@ -206,7 +226,7 @@ def test_a_recurrent_frame_pipeline_killed_at_random_points_resumes_exactly(
         "sequence_length": 3,
         "classifier": {"name": "lstm", "params": {"hidden": 4}},
     }
-    data = {"manifest": str(square_dataset), "prepare": {"size": 16}, "workers": 1}
+    data = {"manifest": str(prepared_squares), "prepare": {"size": 16}, "workers": 1}
     train = {"epochs": 8, "patience": 8, "batch_size": 2}
     config.write_text(yaml.safe_dump({"seed": 5, "data": data, "frames": frames, "train": train}))
     straight, resumed, kills = killed_training(config, tmp_path, seed=3)
@@ -214,11 +234,17 @@ def test_a_recurrent_frame_pipeline_killed_at_random_points_resumes_exactly(
     same_runs(straight, resumed)
 
 
-def actions(tmp_path: Path, kind: str, settings: dict[str, object]) -> Path:
-    """A run config of ``kind`` (``sparse_ae``, ``activity``) on 6 tiny synthetic actions."""
+@pytest.fixture(scope="module")
+def action_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 tiny synthetic actions, made once for this file's tests; returns their manifest.
+    Read-only: the first test's preparation of them is the next one's."""
     from vidfer.data.synth import make_actions
 
-    manifest = make_actions(tmp_path / "actions", videos_per_class=3, size=32)
+    return make_actions(tmp_path_factory.mktemp("actions"), videos_per_class=3, size=32)
+
+
+def actions(tmp_path: Path, manifest: Path, kind: str, settings: dict[str, object]) -> Path:
+    """A run config of ``kind`` (``sparse_ae``, ``activity``) on the actions of ``manifest``."""
     config: dict[str, Any] = {
         "seed": 0,
         "data": {"manifest": str(manifest), "prepare": {"size": 32}, "workers": 1},
@@ -234,30 +260,33 @@ def actions(tmp_path: Path, kind: str, settings: dict[str, object]) -> Path:
 
 @pytest.mark.slow
 def test_the_sparse_autoencoder_pipeline_killed_at_random_points_resumes_exactly(
-    tmp_path: Path,
+    action_videos: Path, tmp_path: Path
 ) -> None:
-    config = actions(tmp_path, "sparse_ae", {"codes": 8, "epochs": 2})
+    config = actions(tmp_path, action_videos, "sparse_ae", {"codes": 8, "epochs": 2})
     straight, resumed, kills = killed_training(config, tmp_path, seed=4)
     assert kills == KILLS
     same_runs(straight, resumed)
 
 
 @pytest.mark.slow
-def test_the_activity_pipeline_killed_at_random_points_resumes_exactly(tmp_path: Path) -> None:
+def test_the_activity_pipeline_killed_at_random_points_resumes_exactly(
+    action_videos: Path, tmp_path: Path
+) -> None:
     settings = {"patch": 8, "depth": 4, "hidden": 8, "components": 16, "epochs": 3, "words": 6}
-    straight, resumed, kills = killed_training(actions(tmp_path, "activity", settings), tmp_path, 5)
+    config = actions(tmp_path, action_videos, "activity", settings)
+    straight, resumed, kills = killed_training(config, tmp_path, 5)
     assert kills >= 1
     same_runs(straight, resumed)
 
 
 @pytest.mark.slow
 def test_a_closed_form_frame_head_fitted_again_from_the_cache_is_the_same(
-    trained_run: Path, square_dataset: Path, tmp_path: Path
+    trained_run: Path, prepared_squares: Path, tmp_path: Path
 ) -> None:
     """What a resumed closed-form run does: fit again, the features read from their cache."""
     config = tmp_path / "svm.yaml"
     frames = {"extractors": [{"video_run": str(trained_run)}], "classifier": {"name": "rbf_svm"}}
-    data = {"manifest": str(square_dataset), "prepare": {"size": 16}, "workers": 1}
+    data = {"manifest": str(prepared_squares), "prepare": {"size": 16}, "workers": 1}
     config.write_text(yaml.safe_dump({"seed": 5, "data": data, "frames": frames}))
     extracted, cached = tmp_path / "extracted", tmp_path / "cached"
     assert not (trained_run / "features").exists()

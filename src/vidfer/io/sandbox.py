@@ -231,7 +231,9 @@ class Sandbox(Generic[R]):
         """The task ``worker`` finished, if any. A worker that had to stop is replaced and the
         tasks queued behind the failed one go back to ``pending``."""
         task = worker.tasks[0]
-        if worker.conn in ready:
+        # Polled again: a worker may answer and then die (of the next task) after ``ready`` was
+        # taken; its answer, still in the pipe, is read before its death is seen.
+        if worker.conn in ready or worker.conn.poll():
             try:
                 kind, value = wire.receive(worker.conn)
             except (EOFError, OSError):
