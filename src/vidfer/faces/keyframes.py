@@ -219,27 +219,43 @@ class KeyframeDetector:
     def _guesses(
         self, frames: np.ndarray, grays: list[np.ndarray], keyed: dict[int, FrameFaces]
     ) -> dict[int, FrameFaces]:
-        """Faces re-detected, in one batch, in the chunk's non-key frames, each inside the box
-        of its keyframe's faces (or the last chunk's last faces) moved there by optical flow."""
+        """Faces re-detected, batched, in the chunk's non-key frames, each inside the box of its
+        keyframe's faces (or the last chunk's last faces) moved there by optical flow.
+
+        The frames run in two batches: the first half of every run of frames after a keyframe,
+        then the second half of the runs whose faces all came back in the first. After a face
+        is lost, the frames up to the next keyframe are carried from what was kept instead (see
+        :meth:`detect`), so re-detecting their guesses would be wasted.
+        """
         predicted: dict[int, np.ndarray] = {}
-        faces, gray = self._last, self._last_gray
+        start: dict[int, int] = {}  # each guessed frame's keyframe (-1: the last chunk)
+        faces, gray, key = self._last, self._last_gray, -1
         for i, current in enumerate(grays):
             if i in keyed:
-                faces = keyed[i]
+                faces, key = keyed[i], i
             elif len(faces) and gray is not None:
                 boxes = _flow(gray, current, faces)
-                predicted[i] = boxes
+                predicted[i], start[i] = boxes, key
                 faces = FrameFaces(boxes, faces.scores, _moved(faces, boxes))
             gray = current
-        busy = sorted(predicted)
-        if not busy:
-            return {}
-        found = self._redetect(frames[busy], [predicted[i] for i in busy])
-        return {
-            i: faces
-            for i, faces in zip(busy, found, strict=True)
-            if self._continues(faces, predicted[i])
-        }
+        out: dict[int, FrameFaces] = {}
+        lost: set[int] = set()  # keyframes whose run lost a face
+        for first in (True, False):
+            busy = [
+                i
+                for i in sorted(predicted)
+                if ((self._seen + i) % self.every <= self.every // 2) == first
+                and start[i] not in lost
+            ]
+            if not busy:
+                continue
+            found = self._redetect(frames[busy], [predicted[i] for i in busy])
+            for i, faces in zip(busy, found, strict=True):
+                if self._continues(faces, predicted[i]):
+                    out[i] = faces
+                else:
+                    lost.add(start[i])
+        return out
 
     def _redetect(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
         """The faces of ``boxes`` ``(n_t, 4)`` found again in each of ``frames`` ``(T, H, W, 3)``:
