@@ -6,7 +6,8 @@ load unchanged. The cascade follows the original algorithm with facenet-pytorch'
 
 * pixels are normalised as ``(x - 127.5) * 0.0078125`` before every network;
 * the image pyramid starts at scale ``12 / min_face_size`` and shrinks by ``factor`` while the
-  short side stays at least 12 pixels; each level is resized from the full frame by area averaging;
+  short side stays at least 12 pixels; each level is resized from the full frame by area averaging
+  (the first stage, P-Net over the pyramid, is :mod:`vidfer.faces.proposals`);
 * box corners follow the cascade's (MATLAB-born) convention where a box ``x1..x2`` covers pixel
   columns ``x1 - 1 .. x2 - 1``; landmarks are 0-based pixel coordinates, as facenet-pytorch returns
   them;
@@ -33,7 +34,6 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vidfer.assets import asset_path
@@ -46,13 +46,8 @@ from vidfer.faces.box_ops import (
     square_boxes,
 )
 from vidfer.faces.mtcnn_nets import ONet, PNet, RNet, candidate_calls, normalise
-from vidfer.faces.regions import (
-    PNET_CELL,
-    PNET_STRIDE,
-    level_patches,
-    pyramid_scales,
-    search_regions,
-)
+from vidfer.faces.proposals import Pyramid, propose, propose_near
+from vidfer.faces.regions import PNET_CELL, search_regions
 from vidfer.faces.types import FrameFaces
 from vidfer.io.checkpoint import read_state_dict
 
@@ -235,7 +230,7 @@ class MTCNN(nn.Module):
 
     def _detect_batch(self, images: torch.Tensor) -> list[FrameFaces]:
         num = images.shape[0]
-        boxes, frames = self._propose(images)
+        boxes, frames = propose(self.pnet, images, self._pyramid())
         if len(boxes):
             boxes, frames = self._refine(images, boxes, frames, None)
         if not len(boxes):
@@ -259,8 +254,9 @@ class MTCNN(nn.Module):
         sources = torch.repeat_interleave(torch.tensor([len(b) for b in boxes])).to(images.device)
         regions = search_regions(near, margin, height, width)  # (R, 4)
         sides = (near[:, 2:4] - near[:, 0:2]).max(axis=1)  # (R,)
-        cand, groups = self._propose_near(
-            images, sources, regions, windows[0] * sides, windows[1] * sides
+        smallest, largest = windows[0] * sides, windows[1] * sides  # (R,) frame pixels each
+        cand, groups = propose_near(
+            self.pnet, images, self._pyramid(), sources, regions, smallest, largest
         )
         if len(cand):
             cand, groups = self._refine(images, cand, groups, sources)
@@ -285,93 +281,9 @@ class MTCNN(nn.Module):
         )
         return _per_frame(num, found, scores, landmarks, frames)
 
-    def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage 1: P-Net over the pyramid; every level runs on all frames of the batch at once.
-
-        Returns:
-            Square candidate boxes ``(K, 4)`` and their frame indices ``(K,)``.
-        """
-        _, _, height, width = images.shape
-        levels = []
-        for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
-            size = (int(height * scale + 1), int(width * scale + 1))
-            level = F.interpolate(images, size=size, mode="area")  # (N, 3, h, w)
-            levels.append(self._level_candidates(level, scale))
-        return _merge_levels(levels, images)
-
-    def _propose_near(
-        self,
-        images: torch.Tensor,
-        sources: torch.Tensor,
-        regions: np.ndarray,
-        smallest: np.ndarray,
-        largest: np.ndarray,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage 1 inside regions: what :meth:`_propose` gives there, from the pyramid levels'
-        patches around each region (all regions of a level in one P-Net call).
-
-        Args:
-            images: ``(N, 3, H, W)`` frames.
-            sources: ``(R,)`` frame index of each region.
-            regions: ``(R, 4)`` frame coordinates ``x1, y1, x2, y2``.
-            smallest: ``(R,)`` the smallest face looked for in each region, in frame pixels
-                (levels whose 12-pixel window is smaller are skipped for that region).
-            largest: ``(R,)`` the largest window looked at in each region, in frame pixels
-                (levels whose 12-pixel window is larger are skipped for that region).
-
-        Returns:
-            Square candidate boxes ``(K, 4)`` and their region indices ``(K,)``.
-        """
-        _, _, height, width = images.shape
-        levels = []
-        for scale in pyramid_scales(height, width, self.min_face_size, self.factor):
-            window = PNET_CELL / scale  # frame pixels
-            members = np.flatnonzero((window >= smallest) & (window <= largest))  # (r,) regions
-            if not len(members):
-                continue
-            size = (int(height * scale + 1), int(width * scale + 1))
-            near = level_patches(images, sources[members], regions[members], size)
-            cand, groups = self._level_candidates(near.patches, scale, near.origin, near.valid)
-            levels.append((cand, torch.from_numpy(members).to(groups)[groups]))
-        return _merge_levels(levels, images)
-
-    def _level_candidates(
-        self,
-        level: torch.Tensor,
-        scale: float,
-        origin: torch.Tensor | None = None,
-        valid: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """P-Net's windows of one pyramid level above its threshold, after the level's NMS.
-
-        Args:
-            level: ``(G, 3, h, w)`` the level of each frame, or patches of it.
-            scale: The level's scale.
-            origin: ``(G, 2)`` the level's cell at each patch's first cell (x, y); None: 0.
-            valid: ``(G, h', w')`` the cells to keep; None: all.
-
-        Returns:
-            Candidates ``(K, 9)`` (frame box, score, P-Net offsets) and their groups ``(K,)``.
-        """
-        offsets, prob = self.pnet(normalise(level))  # (G, 4, h', w'), (G, h', w')
-        hit = prob >= self.thresholds[0]
-        if valid is not None:
-            hit &= valid
-        hits = hit.nonzero()  # (K, 3): group, row, col
-        groups = hits[:, 0]
-        scores = prob[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K,)
-        deltas = offsets.permute(0, 2, 3, 1)[hits[:, 0], hits[:, 1], hits[:, 2]]  # (K, 4)
-        cell = hits[:, [2, 1]]  # (K, 2) as x, y
-        if origin is not None:
-            cell = cell + origin[groups]
-        # Window (col, row) of the level maps back to the frame with the cascade's 1-based
-        # corners: floor((2 * c + 1) / scale) .. floor((2 * c + 12) / scale).
-        cell = cell.to(level.dtype)
-        top_left = torch.floor((PNET_STRIDE * cell + 1) / scale)
-        bottom_right = torch.floor((PNET_STRIDE * cell + PNET_CELL) / scale)
-        windows = torch.cat([top_left, bottom_right], dim=1)  # (K, 4)
-        keep = batched_nms(windows, scores, groups, 0.5)
-        return torch.cat([windows, scores[:, None], deltas], dim=1)[keep], groups[keep]
+    def _pyramid(self) -> Pyramid:
+        """The first stage's pyramid and threshold."""
+        return Pyramid(self.min_face_size, self.factor, self.thresholds[0])
 
     def _refine(
         self, images: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
@@ -407,24 +319,6 @@ class MTCNN(nn.Module):
             return boxes, scores, landmarks, groups
         keep = batched_nms_min(boxes, scores, groups, 0.7)
         return boxes[keep], scores[keep], landmarks[keep], groups[keep]
-
-
-def _merge_levels(
-    levels: Sequence[tuple[torch.Tensor, torch.Tensor]], images: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1's end: the levels' candidates (``(K_l, 9)`` and groups ``(K_l,)`` each) across
-    levels after NMS, regressed by P-Net's offsets and squared: boxes ``(K, 4)``, groups ``(K,)``.
-    """
-    if not levels:
-        return images.new_zeros((0, 4)), torch.zeros(0, dtype=torch.long, device=images.device)
-    cand = torch.cat([c for c, _ in levels])  # (K, 9): box, score, offsets
-    groups = torch.cat([g for _, g in levels])
-    keep = batched_nms(cand[:, :4], cand[:, 4], groups, 0.7)
-    cand, groups = cand[keep], groups[keep]
-    # P-Net's offsets are in units of the exclusive window size (no +1), unlike later stages.
-    wh = cand[:, 2:4] - cand[:, 0:2]  # (K, 2)
-    boxes = cand[:, 0:4] + cand[:, 5:9] * wh.repeat(1, 2)
-    return square_boxes(boxes), groups
 
 
 def _per_frame(
