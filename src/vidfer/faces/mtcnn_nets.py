@@ -15,21 +15,31 @@ import torch.nn.functional as F
 from torch import nn
 
 _CANDIDATES = 128  # candidate crops per R-Net/O-Net call (see candidate_calls)
+_PADDED = 8  # a call of fewer crops than this is padded to a power of two (see candidate_calls)
 
 
 def candidate_calls(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``net`` over candidate crops ``(K, 3, s, s)`` in calls of at most ``_CANDIDATES`` crops,
-    each call padded with zero crops to a power of two; the outputs of the ``K`` crops.
+    """``net`` over candidate crops ``(K, 3, s, s)`` in calls of a power of two crops, at most
+    ``_CANDIDATES``; the outputs of the ``K`` crops.
 
     The candidate count changes from batch to batch. Run as one call, every new count is a new
     input shape, for which oneDNN builds and caches another convolution primitive, and the largest
     count of a video sets the peak of its activations: a preparation worker's memory then grows
-    with the video's length. In bounded calls of at most 8 padded sizes per network, memory is set
-    by ``_CANDIDATES``. Each crop's outputs do not depend on the others in its call.
+    with the video's length. In calls of at most 8 sizes per network, memory is set by
+    ``_CANDIDATES``. The crops go in the largest such calls they fill (85: 64, then 16), the last
+    few (at most ``_PADDED``) padded with zero crops up to a power of two: padding all 85 to 128
+    would run O-Net, the costliest per crop, on half as many crops again. Each crop's outputs do
+    not depend on the others in its call.
     """
     outputs = []
-    for start in range(0, len(crops), _CANDIDATES):
-        part = crops[start : start + _CANDIDATES]  # (k, 3, s, s)
+    start = 0
+    while start < len(crops):
+        left = len(crops) - start
+        size = min(_CANDIDATES, 1 << (left - 1).bit_length())  # the power of two >= left
+        if size > max(left, _PADDED):
+            size //= 2  # the largest power of two <= left: a full call
+        part = crops[start : start + size]  # (k, 3, s, s), k <= size
+        start += len(part)
         padded = torch.zeros(
             (1 << (len(part) - 1).bit_length(), *part.shape[1:]), dtype=part.dtype
         ).to(part.device, memory_format=torch.channels_last)  # (2^ceil(log2 k), 3, s, s)
