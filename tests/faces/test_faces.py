@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -321,8 +322,9 @@ def test_candidate_calls_are_bounded_and_give_one_calls_outputs() -> None:
         for a, b in zip(chunked, whole, strict=True):
             assert a.shape == b.shape
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
-    # 3 -> 4 (padded), 300 -> 128 + 128 + 64 (44 padded): few shapes, none over 128.
-    assert sizes == {1, 4, 64, 128}
+    # 3 -> 4 (padded); 300 -> 128 + 128 + 32 + 8 + 4 (in full calls, none padded): few
+    # shapes, none over 128.
+    assert sizes == {1, 4, 8, 32, 128}
 
 
 def test_hd_frames_are_made_float_a_few_at_a_time() -> None:
@@ -374,6 +376,19 @@ def test_keyframe_detection_finds_a_face_where_it_appears_and_leaves(carphone_fa
     detector = KeyframeDetector(mtcnn(), 8)
     found = [len(f) > 0 for f in detector.detect(frames)]
     assert found == [False] * 11 + [True] * 34 + [False] * 15
+    # The face fills the frame: O-Net alone carries it, and losing it there takes a full
+    # detection of frame 45 on top of the 8 keyframes.
+    assert detector.full_detections == 9
+    # The same face small in a larger frame is carried by the full cascade around it, which
+    # finds there what a full detection finds: losing it there takes no full detection.
+    small = np.stack([cv2.resize(f, (88, 72), interpolation=cv2.INTER_AREA) for f in frames])
+    canvas = np.zeros((60, 216, 264, 3), np.uint8)
+    canvas[:, 72:144, 88:176] = small  # a 27-pixel face
+    detector = KeyframeDetector(mtcnn(), 8)
+    found = [len(f) > 0 for f in detector.detect(canvas)]
+    assert found == [False] * 11 + [True] * 34 + [False] * 15
+    assert found == [len(f) > 0 for f in mtcnn().detect(canvas)]
+    assert detector.full_detections == 8
 
 
 def test_pipeline_detects_every_n_frames_by_default(carphone_faces) -> None:

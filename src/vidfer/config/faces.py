@@ -62,7 +62,7 @@ class FaceConfig(Section):
         detect_every: Frames per full face detection; the faces found are carried through the
             frames between by re-detection around their boxes moved by Lucas-Kanade optical
             flow (MTCNN's full cascade in a region around a small face, O-Net alone on a large
-            one), with a fresh full detection where a face is lost or moves fast (see
+            one), with a fresh full detection where a face moves fast or O-Net alone loses it (see
             :class:`vidfer.faces.keyframes.KeyframeDetector`). 1 detects every frame; the Haar
             detector always does.
         device: Where MTCNN runs: ``"auto"`` (CUDA when there is a GPU, else the CPU),

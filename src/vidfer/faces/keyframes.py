@@ -8,8 +8,9 @@ landmarks: the full cascade restricted to a region around it
 where that region is small enough for it to be cheap, O-Net alone on the box elsewhere
 (:meth:`vidfer.faces.mtcnn.MTCNN.refine`, the same kind of boxes and landmarks, about 1 frame pixel
 from the full detection's: on a large face that is little). A fresh full detection runs when a face
-is lost (its score falls under O-Net's threshold) or moves fast (its refined box overlaps the
-predicted one by less than ``min_iou``), and a face that a keyframe finds but the frames before
+moves fast (its re-detected box overlaps the predicted one by less than ``min_iou``) or is lost by
+O-Net alone (its score falls under O-Net's threshold); a face the full cascade around it no longer
+finds is gone, as it is from a full detection. A face that a keyframe finds but the frames before
 it did not carry is followed backwards to where it appeared, so that faces are found in the same
 frames as by a full detection of every frame.
 """
@@ -123,13 +124,14 @@ class KeyframeDetector:
     ``largest`` box sides (MTCNN's ``detect_near``: what a full detection of the frame finds
     there), when the frame's regions cover at most ``near_area`` of it; by its re-detection inside
     the box alone otherwise (MTCNN's O-Net: the same kind of box and landmarks, and a score). A
-    face lost on the way (its score under the detector's threshold), or moved so fast that its
-    new box overlaps the predicted one by less than ``min_iou``, triggers a full detection of that
-    frame. A face that a full detection finds and the frame before did not hold is followed
-    backwards, inside the chunk and down to the previous full detection, until it is lost (looking
-    past one frame where it is not found: the full detection misses a face in one frame now and
-    then). A frame after a frame without faces has none until the next full detection, which then
-    fills it backwards if a face had appeared.
+    face moved so fast that its new box overlaps the predicted one by less than ``min_iou``, or
+    lost by the re-detection inside its box (its score under the detector's threshold), triggers
+    a full detection of that frame; a face lost by the full cascade around it is gone, and the
+    faces kept are carried on. A face that a full detection finds and the frame before did not
+    hold is followed backwards, inside the chunk and down to the previous full detection, until
+    it is lost (looking past one frame where it is not found: the full detection misses a face
+    in one frame now and then). A frame after a frame without faces has none until the next
+    full detection, which then fills it backwards if a face had appeared.
 
     Args:
         detector: The detector and its box re-detection.
@@ -261,12 +263,7 @@ class KeyframeDetector:
         """The faces of ``boxes`` ``(n_t, 4)`` found again in each of ``frames`` ``(T, H, W, 3)``:
         by the detector's full cascade around them where their regions cover at most
         :attr:`near_area` of the frame, by its re-detection inside them elsewhere."""
-        height, width = frames.shape[1:3]
-        regions = [
-            search_regions(np.asarray(b, np.float64), self.margin, height, width) for b in boxes
-        ]
-        covered = np.array([np.prod(r[:, 2:4] - r[:, 0:2], axis=1).sum() for r in regions])  # (T,)
-        near = covered <= self.near_area * height * width  # (T,)
+        near = self._nearby(boxes, *frames.shape[1:3])  # (T,)
         out: dict[int, FrameFaces] = {}
         for index, redetect in (
             (np.flatnonzero(near), self._near),
@@ -277,6 +274,15 @@ class KeyframeDetector:
                 found = redetect(frames[chosen], [boxes[i] for i in chosen])
                 out.update(zip(chosen, found, strict=True))
         return [out[i] for i in range(len(boxes))]
+
+    def _nearby(self, boxes: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+        """``(T,)`` whether each frame's ``(n_t, 4)`` boxes are re-detected by the full cascade
+        around them: their regions cover at most :attr:`near_area` of a ``height x width`` frame."""
+        regions = [
+            search_regions(np.asarray(b, np.float64), self.margin, height, width) for b in boxes
+        ]
+        covered = np.array([np.prod(r[:, 2:4] - r[:, 0:2], axis=1).sum() for r in regions])  # (T,)
+        return covered <= self.near_area * height * width
 
     def _near(self, frames: np.ndarray, boxes: Sequence[np.ndarray]) -> list[FrameFaces]:
         """The detector's full cascade around ``boxes`` ``(n_t, 4)`` of each of ``frames``."""
@@ -295,12 +301,22 @@ class KeyframeDetector:
 
     def _carry(self, frame: np.ndarray, gray: np.ndarray) -> FrameFaces | None:
         """The last frame's faces re-detected in ``frame`` ``(1, H, W, 3)`` (gray ``(H, W)``),
-        or None when one was lost or moved fast; no faces to carry, no faces."""
+        or None when one moved fast, or was lost by the re-detection inside its box alone; no
+        faces to carry, no faces.
+
+        Faces lost by the full cascade around their boxes are gone: it found there what a full
+        detection of the frame finds, so the faces it kept are carried on without one. A face
+        appearing elsewhere before the next keyframe is found by that keyframe's full detection
+        and followed backwards (:meth:`_backfill`).
+        """
         if not len(self._last) or self._last_gray is None:
             return _subset(self._last, np.zeros(0, np.int64))
         boxes = _flow(self._last_gray, gray, self._last)
         faces = self._redetect(frame, [boxes])[0]
-        return faces if self._continues(faces, boxes) else None
+        if self._continues(faces, boxes):
+            return faces
+        kept = len(faces) < len(boxes) and not len(_uncovered(faces, boxes, self.min_iou))
+        return faces if kept and self._nearby([boxes], *gray.shape)[0] else None
 
     def _backfill(
         self,
