@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+_NMS_ROWS = 256  # boxes whose IoUs with all others _nms computes at once (bounds its memory)
 _SAMPLES = 1 << 22  # bilinear samples computed at once by roi_align (bounds its memory)
 
 
@@ -25,22 +26,26 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy IoU suppression of ``(K, 4)`` boxes; kept indices ``(k,)``, best score first.
 
     As torchvision's kernel: scores sorted stably, areas without the +1 of pixel counts, a box
-    suppressed when its IoU with a kept one is above ``threshold``.
+    suppressed when its IoU with a kept one is above ``threshold``. The IoUs are computed
+    ``_NMS_ROWS`` boxes against all at a time (IoU is symmetric, so a kept box's row clears
+    only boxes after it that are not kept).
     """
     order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes.T  # (K,) each
+    x1, y1, x2, y2 = boxes[order].T  # (K,) each, best score first
     areas = (x2 - x1) * (y2 - y1)
-    keep = []
-    while len(order):
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        width = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0)
-        height = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0)
-        inter = width * height
+    alive = np.ones(len(order), dtype=bool)
+    for start in range(0, len(order), _NMS_ROWS):
+        rows = slice(start, start + _NMS_ROWS)
+        width = np.maximum(np.minimum(x2[rows, None], x2) - np.maximum(x1[rows, None], x1), 0)
+        height = np.maximum(np.minimum(y2[rows, None], y2) - np.maximum(y1[rows, None], y1), 0)
+        inter = width * height  # (B, K)
         with np.errstate(invalid="ignore", divide="ignore"):
-            overlap = inter / (areas[i] + areas[rest] - inter)
-        order = rest[~(overlap > threshold)]  # a NaN overlap suppresses nothing
-    return np.array(keep, dtype=np.int64)
+            over = inter / (areas[rows, None] + areas - inter) > threshold  # (B, K); NaN: False
+        for i in range(start, min(start + _NMS_ROWS, len(order))):
+            if alive[i]:  # kept: suppress what it overlaps (itself too), then keep it
+                alive &= ~over[i - start]
+                alive[i] = True
+    return order[alive]
 
 
 def batched_nms(
