@@ -23,7 +23,7 @@ from vidfer.faces import (
 from vidfer.faces.align import similarity_matrix, transform_points
 from vidfer.faces.haar import HaarDetector
 from vidfer.faces.keyframes import KeyframeDetector
-from vidfer.faces.mtcnn_nets import candidate_calls
+from vidfer.faces.mtcnn_nets import candidate_calls, prelu_max_pool
 from vidfer.faces.pipeline import track_faces, video_detector
 from vidfer.faces.tracks import iou
 
@@ -325,6 +325,21 @@ def test_candidate_calls_are_bounded_and_give_one_calls_outputs() -> None:
     # 3 -> 4 (padded); 300 -> 128 + 128 + 32 + 8 + 4 (in full calls, none padded): few
     # shapes, none over 128.
     assert sizes == {1, 4, 8, 32, 128}
+
+
+def test_prelu_max_pool_is_prelu_then_max_pool_exactly() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.tensor([-1.3, -0.2, 0.0, 0.4, 1.0, 1.7])  # slopes of both signs, and over 1
+    for shape in [(2, 6, 9, 14), (3, 6, 10, 7), (1, 6, 1, 1), (2, 6, 2, 3)]:  # odd and even
+        x = torch.randn(*shape, generator=generator).contiguous(memory_format=torch.channels_last)
+        x[0, :, 0, 0] = 0.0  # ties at the kink
+        expected = F.max_pool2d(F.prelu(x, weight), 2, 2, ceil_mode=True)
+        got = prelu_max_pool(x, weight)
+        assert torch.equal(got, expected)
+        assert got.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_hd_frames_are_made_float_a_few_at_a_time() -> None:
