@@ -109,8 +109,8 @@ def _align_group(
         [xn[:, None, :].expand(-1, n, -1), yn[:, :, None].expand(-1, -1, m)], dim=3
     )  # (R, n, m, 2) as x, y
     frames = rois[:, 0].long()
-    if len(frames.unique()) == len(frames):  # a box per image (crops_near's parts): one call
-        values = _bilinear(images[frames], points)  # (R, C, n, m)
+    if torch.equal(frames, torch.arange(len(images), device=frames.device)):
+        values = _bilinear(images, points)  # a box per image (crop_boxes_near's parts): one call
     else:
         values = images.new_empty((len(rois), channels, n, m))
         for frame in frames.unique().tolist():
@@ -132,6 +132,19 @@ def _bilinear(images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, points, mode="bilinear", padding_mode="border", align_corners=True)
 
 
+def _grids(rois: torch.Tensor, size: int) -> torch.Tensor:
+    """Samples per output bin and axis ``(R, 2)`` as ``gh, gw`` of rois ``(R, 5)`` cropped to
+    ``size x size``: ``ceil(side / size)``, 0 for a box without area (its crop stays zero)."""
+    sides = (rois[:, 3:5] - 0.5) - (rois[:, 1:3] - 0.5)  # (R, 2): width, height, in float32
+    return torch.where(sides > 0, torch.ceil(sides / size), 0).long().flip(1)  # (R, 2) as h, w
+
+
+def _rois(frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """:func:`roi_align`'s rois ``(K, 5)`` of cascade boxes ``(K, 4)`` in frames ``(K,)``: a
+    box ``x1..x2`` covers the pixel edges ``[x1 - 1, x2]``."""
+    return torch.cat([frames[:, None].to(boxes), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
+
+
 def roi_align(images: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
     """Average bilinear samples of boxes of images into ``size x size`` crops.
 
@@ -150,10 +163,7 @@ def roi_align(images: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tens
     crops = images.new_zeros((len(rois), images.shape[1], size, size))
     if not len(rois):
         return crops
-    sides = (rois[:, 3:5] - 0.5) - (rois[:, 1:3] - 0.5)  # (R, 2): width, height, in float32
-    # Samples per bin and axis: ceil(side / size); a box without area gives zeros.
-    counts = torch.where(sides > 0, torch.ceil(sides / size), 0).long().tolist()  # (R, 2)
-    grids = [(int(h), int(w)) for w, h in counts]
+    grids = [(int(h), int(w)) for h, w in _grids(rois, size).tolist()]
     for grid in sorted(set(grids)):
         if not grid[0] or not grid[1]:
             continue
@@ -221,8 +231,7 @@ def crop_boxes(
     centre at ``i + 0.5`` in that frame. The adaptive sampling ratio averages about one sample per
     source pixel in each output bin, close to the area resampling the networks were run with.
     """
-    rois = torch.cat([frames[:, None].to(boxes), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
-    return roi_align(images, rois, size)
+    return roi_align(images, _rois(frames, boxes), size)
 
 
 def crop_boxes_near(
@@ -233,8 +242,8 @@ def crop_boxes_near(
 
     The same crops ``(K, 3, size, size)`` (to float rounding), on the boxes' device, without
     making whole frames float for a face or two each (12 bytes a pixel: 11 MB a 720p frame).
-    Boxes of about one size (as many samples per crop pixel) are cropped together, from parts of
-    their frames of one shape.
+    Boxes with as many samples per crop pixel are cropped together, from parts of their frames
+    of one shape, in one sampling call.
     """
     height, width = frames.shape[1:3]
     crops = torch.zeros((len(boxes), 3, size, size), device=boxes.device)
@@ -244,8 +253,8 @@ def crop_boxes_near(
     low = np.maximum(np.floor(corners[:, 0:2]) - 3, 0).astype(np.int64)  # (K, 2) as x, y
     high = np.minimum(np.ceil(corners[:, 2:4]) + 3, [width, height]).astype(np.int64)  # (K, 2)
     span = high - low  # (K, 2) pixels each box reads
-    samples = np.ceil(np.maximum(span, 0) / size).astype(np.int64)  # (K, 2) per crop pixel
-    kept = (span > 0).all(axis=1)  # boxes inside the frame: the others' crops stay zero
+    samples = _grids(_rois(owner, boxes), size).cpu().numpy()  # (K, 2)
+    kept = (span > 0).all(axis=1) & (samples > 0).all(axis=1)  # the others' crops stay zero
     for group in np.unique(samples[kept], axis=0):
         members = np.flatnonzero(kept & (samples == group).all(axis=1))  # (k,)
         part_w, part_h = span[members].max(axis=0)
