@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_NMS_ROWS = 256  # boxes whose IoUs with all others _nms computes at once (bounds its memory)
+_NMS_ROWS = 256  # boxes _nms compares with all others at once (bounds its memory)
 _SAMPLES = 1 << 22  # bilinear samples computed at once by roi_align (bounds its memory)
 
 
@@ -24,26 +24,32 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy IoU suppression of ``(K, 4)`` boxes; kept indices ``(k,)``, best score first.
 
     As torchvision's kernel: scores sorted stably, areas without the +1 of pixel counts, a box
-    suppressed when its IoU with a kept one is above ``threshold``. The IoUs are computed
-    ``_NMS_ROWS`` boxes against all at a time (IoU is symmetric, so a kept box's row clears
-    only boxes after it that are not kept).
+    suppressed when its IoU with a kept one is above ``threshold``. The best boxes left are
+    compared with all those left at once, suppressing in score order among them, and the boxes
+    they suppress are dropped before the next ones; 8 boxes at first (a cluster of overlapping
+    candidates is then suppressed by its best few), twice as many each time, up to
+    ``_NMS_ROWS``.
     """
     order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[order].T  # (K,) each, best score first
+    x1, y1, x2, y2 = boxes.T  # (K,) each
     areas = (x2 - x1) * (y2 - y1)
-    alive = np.ones(len(order), dtype=bool)
-    for start in range(0, len(order), _NMS_ROWS):
-        rows = slice(start, start + _NMS_ROWS)
-        width = np.maximum(np.minimum(x2[rows, None], x2) - np.maximum(x1[rows, None], x1), 0)
-        height = np.maximum(np.minimum(y2[rows, None], y2) - np.maximum(y1[rows, None], y1), 0)
-        inter = width * height  # (B, K)
+    keep = []
+    count = 8
+    while len(order):
+        rows = order[:count, None]  # (B, 1): the best boxes left, against all left
+        count = min(2 * count, _NMS_ROWS)
+        width = np.maximum(np.minimum(x2[rows], x2[order]) - np.maximum(x1[rows], x1[order]), 0)
+        height = np.maximum(np.minimum(y2[rows], y2[order]) - np.maximum(y1[rows], y1[order]), 0)
+        inter = width * height  # (B, R)
         with np.errstate(invalid="ignore", divide="ignore"):
-            over = inter / (areas[rows, None] + areas - inter) > threshold  # (B, K); NaN: False
-        for i in range(start, min(start + _NMS_ROWS, len(order))):
-            if alive[i]:  # kept: suppress what it overlaps (itself too), then keep it
-                alive &= ~over[i - start]
-                alive[i] = True
-    return order[alive]
+            over = inter / (areas[rows] + areas[order] - inter) > threshold  # (B, R); NaN: False
+        suppressed = np.zeros(len(order), dtype=bool)
+        for i in range(len(rows)):
+            if not suppressed[i]:  # kept: it suppresses what it overlaps (itself too)
+                keep.append(order[i])
+                suppressed |= over[i]
+        order = order[len(rows) :][~suppressed[len(rows) :]]
+    return np.array(keep, dtype=np.int64)
 
 
 def batched_nms(
