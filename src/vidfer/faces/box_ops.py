@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_NMS_ROWS = 256  # boxes _nms compares with all others at once (bounds its memory)
+_NMS_ROWS = 64  # boxes _nms compares with all others at once (bounds its memory)
 _SAMPLES = 1 << 22  # bilinear samples computed at once by roi_align (bounds its memory)
 
 
