@@ -14,8 +14,8 @@ from vidfer.data.prepare import open_store, prepare_into
 from vidfer.data.prepared import load_dataset
 from vidfer.data.preprocess import finish_frames
 from vidfer.data.store import SourceIdentity
-from vidfer.data.stream import MAX_PIECE_FRAMES, piece_frames_for
-from vidfer.faces import process_faces
+from vidfer.data.stream import MAX_PIECE_FRAMES, detection_frames, piece_frames_for
+from vidfer.faces import FaceConfig, process_faces
 from vidfer.io.video import decode, probe_source
 from vidfer.io.video_probe import probe
 from vidfer.io.writer import write_video
@@ -41,6 +41,15 @@ def test_piece_size_follows_the_memory_limit(tmp_path: Path) -> None:
     assert piece_frames_for(info, LimitsConfig(decode_memory_mb=1)) == 1
     assert piece_frames_for(info, LimitsConfig(decode_memory_mb=None)) == MAX_PIECE_FRAMES
     assert piece_frames_for(info, LimitsConfig()) == MAX_PIECE_FRAMES
+
+
+def test_keyframe_detection_is_called_on_a_batch_of_keyframes_where_frames_are_small() -> None:
+    every = FaceConfig(detect_every=1)
+    keyframes = FaceConfig()  # detect_every 8, batch_size 32
+    assert detection_frames(every, 176 * 144) == 32
+    assert detection_frames(keyframes, 176 * 144) == 256  # 32 keyframes per call
+    assert detection_frames(keyframes, 640 * 272) == (1 << 24) // (640 * 272)  # 96
+    assert detection_frames(keyframes, 1280 * 720) == 32  # never fewer than a batch
 
 
 @pytest.mark.slow

@@ -50,6 +50,9 @@ from vidfer.io.video_probe import VideoInfo, VideoLimits
 # (the rest: the face detector's batch, the crops, the decoder) and at most MAX_PIECE_FRAMES.
 _PIECE_SHARE = 8
 MAX_PIECE_FRAMES = 32
+# Frame pixels the detection pass holds for one call of a keyframe detector (50 MB of RGB: 660
+# frames of 176x144, 18 of 720p): a call of 32 frames detected only 4 keyframes at once.
+_HELD_PIXELS = 1 << 24
 
 Segment = tuple[float | None, float | None]
 
@@ -330,6 +333,17 @@ def stream_video(
     return stream
 
 
+def detection_frames(faces: FaceConfig, pixels: int) -> int:
+    """Frames per call of the detection pass on frames of ``pixels`` pixels:
+    ``faces.batch_size``; with keyframe detection, up to a batch of keyframes
+    (``batch_size * detect_every`` frames) where that many frames hold at most
+    ``_HELD_PIXELS`` (the frames waiting for a full call are held)."""
+    if faces.detect_every <= 1:
+        return faces.batch_size
+    most = faces.batch_size * faces.detect_every
+    return max(faces.batch_size, min(most, _HELD_PIXELS // max(pixels, 1)))
+
+
 def detect_faces(stream: VideoStream, faces: FaceConfig) -> Detected:
     """The detection pass: the main face's track through the video's pieces.
 
@@ -343,14 +357,16 @@ def detect_faces(stream: VideoStream, faces: FaceConfig) -> Detected:
     detector = video_detector(faces)
     detections: list[FrameFaces] = []
     sources: list[np.ndarray] = []
-    # The detector is called on batches of exactly faces.batch_size frames, whatever the piece
-    # size: those an MTCNN would make of one array (its batch's candidates go through R-Net and
-    # O-Net together, so results depend on the batch), and a keyframe detector's chunks (it
-    # batches a chunk's keyframes), read in order, faces carried from one call to the next.
-    batch = faces.batch_size
+    # The detector is called on batches of exactly as many frames, whatever the piece size
+    # (detection_frames): those an MTCNN would make of one array (its batch's candidates go
+    # through R-Net and O-Net together, so results depend on the batch), and a keyframe
+    # detector's chunks (it batches a chunk's keyframes), read in order, faces carried from one
+    # call to the next.
+    batch = 0
     waiting = np.zeros((0, 0, 0, 3), np.uint8)  # (n, H, W, 3) frames short of a full batch
     for indices, frames in stream._decoded(None):
         sources.append(indices)
+        batch = batch or detection_frames(faces, frames.shape[1] * frames.shape[2])
         held = np.concatenate([waiting, frames]) if len(waiting) else frames  # (n, H, W, 3)
         full = len(held) - len(held) % batch
         for start in range(0, full, batch):
