@@ -46,10 +46,15 @@ def test_piece_size_follows_the_memory_limit(tmp_path: Path) -> None:
 def test_keyframe_detection_is_called_on_a_batch_of_keyframes_where_frames_are_small() -> None:
     every = FaceConfig(detect_every=1)
     keyframes = FaceConfig()  # detect_every 8, batch_size 32
-    assert detection_frames(every, 176 * 144) == 32
-    assert detection_frames(keyframes, 176 * 144) == 256  # 32 keyframes per call
-    assert detection_frames(keyframes, 640 * 272) == (1 << 24) // (640 * 272)  # 96
-    assert detection_frames(keyframes, 1280 * 720) == 32  # never fewer than a batch
+    limits = LimitsConfig()
+    assert detection_frames(every, 176 * 144, limits) == 32
+    assert detection_frames(keyframes, 176 * 144, limits) == 256  # 32 keyframes per call
+    assert detection_frames(keyframes, 640 * 272, limits) == (1 << 24) // (640 * 272)  # 96
+    assert detection_frames(keyframes, 1280 * 720, limits) == 32  # never fewer than a batch
+    # Within the pieces' share of the memory limit: 8 MB / 8 holds 13 frames of 176x144.
+    assert detection_frames(keyframes, 176 * 144, LimitsConfig(decode_memory_mb=8)) == 32
+    assert detection_frames(keyframes, 176 * 144, LimitsConfig(decode_memory_mb=64)) == 110
+    assert detection_frames(keyframes, 176 * 144, LimitsConfig(decode_memory_mb=None)) == 256
 
 
 @pytest.mark.slow

@@ -262,14 +262,19 @@ def _decode_pieces(
         raise DecoderError(path, reason) from error
 
 
+def _frames_within(pixels: int, limits: LimitsConfig) -> int | None:
+    """RGB frames of ``pixels`` pixels that a share (1 / ``_PIECE_SHARE``) of
+    ``limits.decode_memory_mb`` holds; None without a memory limit."""
+    if limits.decode_memory_mb is None:
+        return None
+    return limits.decode_memory_mb * 1024 * 1024 // _PIECE_SHARE // max(pixels * 3, 1)
+
+
 def piece_frames_for(info: VideoInfo, limits: LimitsConfig) -> int:
     """Decoded frames per piece for a video: full-resolution frames within a share of
     ``limits.decode_memory_mb``, between 1 and :data:`MAX_PIECE_FRAMES`."""
-    if limits.decode_memory_mb is None:
-        return MAX_PIECE_FRAMES
-    frame_bytes = info.width * info.height * 3
-    budget = limits.decode_memory_mb * 1024 * 1024 // _PIECE_SHARE
-    return int(min(max(budget // frame_bytes, 1), MAX_PIECE_FRAMES))
+    within = _frames_within(info.width * info.height, limits)
+    return MAX_PIECE_FRAMES if within is None else int(min(max(within, 1), MAX_PIECE_FRAMES))
 
 
 def decoding_sandbox(limits: LimitsConfig) -> Sandbox[Any]:
@@ -333,15 +338,17 @@ def stream_video(
     return stream
 
 
-def detection_frames(faces: FaceConfig, pixels: int) -> int:
+def detection_frames(faces: FaceConfig, pixels: int, limits: LimitsConfig) -> int:
     """Frames per call of the detection pass on frames of ``pixels`` pixels:
     ``faces.batch_size``; with keyframe detection, up to a batch of keyframes
     (``batch_size * detect_every`` frames) where that many frames hold at most
-    ``_HELD_PIXELS`` (the frames waiting for a full call are held)."""
+    ``_HELD_PIXELS`` and fit the pieces' share of ``limits.decode_memory_mb`` (the frames
+    waiting for a full call are held)."""
     if faces.detect_every <= 1:
         return faces.batch_size
-    most = faces.batch_size * faces.detect_every
-    return max(faces.batch_size, min(most, _HELD_PIXELS // max(pixels, 1)))
+    most = min(faces.batch_size * faces.detect_every, _HELD_PIXELS // max(pixels, 1))
+    within = _frames_within(pixels, limits)
+    return max(faces.batch_size, most if within is None else min(most, within))
 
 
 def detect_faces(stream: VideoStream, faces: FaceConfig) -> Detected:
@@ -366,7 +373,7 @@ def detect_faces(stream: VideoStream, faces: FaceConfig) -> Detected:
     waiting = np.zeros((0, 0, 0, 3), np.uint8)  # (n, H, W, 3) frames short of a full batch
     for indices, frames in stream._decoded(None):
         sources.append(indices)
-        batch = batch or detection_frames(faces, frames.shape[1] * frames.shape[2])
+        batch = batch or detection_frames(faces, frames.shape[1] * frames.shape[2], stream.limits)
         held = np.concatenate([waiting, frames]) if len(waiting) else frames  # (n, H, W, 3)
         full = len(held) - len(held) % batch
         for start in range(0, full, batch):
