@@ -40,9 +40,9 @@ def candidate_calls(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, 
             size //= 2  # the largest power of two <= left: a full call
         part = crops[start : start + size]  # (k, 3, s, s), k <= size
         start += len(part)
-        padded = torch.zeros(
-            (1 << (len(part) - 1).bit_length(), *part.shape[1:]), dtype=part.dtype
-        ).to(part.device, memory_format=torch.channels_last)  # (2^ceil(log2 k), 3, s, s)
+        padded = torch.zeros((size, *part.shape[1:]), dtype=part.dtype).to(
+            part.device, memory_format=torch.channels_last
+        )  # (size, 3, s, s): zero crops after the k
         padded[: len(part)] = part
         outputs.append([out[: len(part)] for out in net(padded)])
     return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
