@@ -5,8 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import torch
 
 from vidfer.data.synth import make_expressions
 
-from helpers import write_square_dataset
+from helpers import vidfer_forked, write_square_dataset
 
 # Two cores are shared by the suite: one intra-op thread per test process keeps runs predictable,
 # and so does one per process that a test starts (a `vidfer` command, a torchrun worker): with
@@ -89,13 +87,7 @@ def carphone_prediction(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     def predict(folder: Path) -> None:
         folder.mkdir(parents=True)
         out = folder / "carphone"
-        result = subprocess.run(
-            [sys.executable, "-m", "vidfer", "predict", str(asset_path("carphone")), "--out",
-             str(out)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )  # fmt: skip
+        result = vidfer_forked("predict", str(asset_path("carphone")), "--out", str(out))
         (folder / "returncode").write_text(str(result.returncode))
         (folder / "stdout").write_text(result.stdout)
         (folder / "stderr").write_text(result.stderr)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import av
 import cv2
@@ -149,6 +155,87 @@ def run_vidfer_session(
         text=True,
         timeout=1800,
     )
+
+
+def vidfer_main_in_child(
+    args: Sequence[str],
+    stdout: int,
+    stderr: int,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> NoReturn:
+    """The body of a forked child that runs ``vidfer ARGS`` through the real entry point
+    (:func:`vidfer.cli.main`) as a fresh ``vidfer`` process would: its output on the file
+    descriptors ``stdout`` and ``stderr``, in environment ``env`` (this process's when None) and
+    folder ``cwd``; exits with the command's status (1 on an uncaught exception, as Python)."""
+    status = 1
+    try:  # the child never leaves this block but through os._exit
+        os.dup2(stdout, 1)
+        os.dup2(stderr, 2)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (the child's)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        logging.root.handlers.clear()  # as in a fresh process: main's logging.basicConfig acts
+        from vidfer.cli import common, main
+
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit():  # the CLI's consoles read it when imported, as a fresh process does
+            common.console.width = common.err_console.width = int(columns)
+        status = main(list(args))
+    except SystemExit as stop:  # argparse's usage errors, sys.exit("message")
+        if stop.code is None or isinstance(stop.code, int):
+            status = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def vidfer_forked(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``vidfer ARGS`` to its end in a forked child of this test process and return it as
+    ``subprocess.run(..., capture_output=True, text=True)`` does: a real process running the real
+    entry point, with its own state, exit status and output, without the seconds a fresh
+    interpreter spends importing torch and vidfer's pipelines (the pytest process has them).
+    What only a fresh interpreter shows (``python -m vidfer``, lazy imports, an installed wheel)
+    is tested with real subprocesses.
+
+    Raises:
+        subprocess.TimeoutExpired: the child killed, if it ran longer than ``timeout`` seconds.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            vidfer_main_in_child(args, out.fileno(), err.fileno(), env, cwd)
+        deadline = time.monotonic() + timeout
+        while not (ended := os.waitpid(pid, os.WNOHANG))[0]:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise subprocess.TimeoutExpired(["vidfer", *args], timeout)
+            time.sleep(0.005)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            ["vidfer", *args],
+            os.waitstatus_to_exitcode(ended[1]),
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
 
 
 @functools.cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import multiprocessing
 import os
 import pickle
@@ -18,6 +17,8 @@ from typing import Any
 import yaml
 
 from vidfer.io.sandbox_worker import heartbeat
+
+from helpers import vidfer_main_in_child
 
 
 def vidfer_env(**extra: str) -> dict[str, str]:
@@ -40,7 +41,8 @@ def vidfer_argv(*args: str) -> list[str]:
 def run_vidfer(
     *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``vidfer ARGS`` to its end and return the completed process (output captured)."""
+    """Run ``vidfer ARGS`` to its end in a fresh ``vidfer`` process and return the completed
+    process (output captured)."""
     return subprocess.run(
         vidfer_argv(*args),
         capture_output=True,
@@ -93,14 +95,8 @@ class ForkedVidfer:
 
 def _vidfer_main(args: tuple[str, ...], stderr: Path | None, env: dict[str, str]) -> None:
     """A forked child's ``vidfer ARGS``, exiting with its status."""
-    from vidfer.cli import main
-
-    os.environ.update(vidfer_env(**env))
-    logging.root.handlers.clear()  # as in a fresh process: main's logging.basicConfig acts
-    if stderr is not None:
-        sys.stderr = open(stderr, "w", buffering=1)  # noqa: SIM115 (open until the child ends)
-        os.dup2(sys.stderr.fileno(), 2)
-    sys.exit(main(list(args)))
+    err = 2 if stderr is None else os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    vidfer_main_in_child(args, 1, err, vidfer_env(**env))
 
 
 def write_run_config(folder: Path, manifest: Path, **sections: dict[str, Any]) -> Path:

@@ -1,20 +1,10 @@
-"""The smaller CLI commands, run as real subprocesses."""
+"""The smaller CLI commands, each run in a process of its own (a fork of the test's)."""
 
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
-
-def vidfer(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vidfer", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
+from helpers import vidfer_forked as vidfer
 
 
 def test_synth_then_manifest_then_prepare(tmp_path):

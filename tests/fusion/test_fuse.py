@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,8 @@ from vidfer.fusion.network import NetworkSettings
 from vidfer.fusion.predictions import RunPredictions, align, read_predictions
 from vidfer.fusion.random_search import SearchSettings, fuse, random_search
 from vidfer.pipelines import train
+
+from helpers import vidfer_forked
 
 QUICK = SearchSettings(samples=5000, block=2000, sigma=0.5, decay=0.5, min_sigma=0.05, chunk=1000)
 
@@ -150,23 +150,11 @@ def three_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_vidfer_fuse_reports_the_fusion_beside_each_run(
     three_runs: list[Path], tmp_path: Path
 ) -> None:
-    command = [sys.executable, "-m", "vidfer", "fuse", *map(str, three_runs)]
     kahou = ["--search-on-stopping-split"]  # the SVM and the 3D run chose their model on val
-    result = subprocess.run(
-        [
-            *command,
-            "--out",
-            str(tmp_path / "fused"),
-            "--samples",
-            "20000",
-            "--block",
-            "5000",
-            *kahou,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = vidfer_forked(
+        "fuse", *map(str, three_runs), "--out", str(tmp_path / "fused"), "--samples", "20000",
+        "--block", "5000", *kahou,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     comparison = json.loads((tmp_path / "fused" / "comparison.json").read_text())
     val = comparison["val"]

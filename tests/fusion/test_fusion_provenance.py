@@ -8,7 +8,6 @@ import json
 import logging
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ from vidfer.fusion.fuse import ON_TEST, FusionSpec, fuse_runs
 from vidfer.fusion.random_search import SearchSettings
 from vidfer.io.run_folder import RunDir
 from vidfer.pipelines import train
+
+from helpers import vidfer_forked
 
 QUICK = SearchSettings(samples=200, block=0)
 
@@ -66,12 +67,7 @@ def test_every_run_records_the_videos_it_trained_and_stopped_on(runs: dict[str, 
 
 
 def _fuse(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vidfer", "fuse", *args, "--samples", "200", "--block", "0"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return vidfer_forked("fuse", *args, "--samples", "200", "--block", "0")
 
 
 @pytest.mark.slow

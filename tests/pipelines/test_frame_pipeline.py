@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +28,7 @@ from vidfer.pipelines import evaluate_run, train
 from vidfer.predict import predict_video
 from vidfer.training.frames import FrameTrainSettings, train_frames
 
-from helpers import CONFIGS, copy_dataset
+from helpers import CONFIGS, copy_dataset, vidfer_forked
 
 # 32 frames per video (of 48-96) are enough for every pipeline, C3D's 16-frame windows included.
 DATA = {
@@ -161,8 +158,8 @@ def test_paper_config_trains_end_to_end(name: str, setup: dict[str, Path], tmp_p
 def test_per_frame_averaging_and_cli(
     setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``average`` maps the CNN's classes by name; the CLI trains (a real ``python -m vidfer``
-    process) and evaluates a pipeline."""
+    """``average`` maps the CNN's classes by name; the CLI trains (in a process of its own, a
+    fork of this one) and evaluates a pipeline."""
     args = [
         *pipeline_overrides("kahou2015_afew_cnn_svm", setup),
         "frames.classifier.name=average",
@@ -170,17 +167,11 @@ def test_per_frame_averaging_and_cli(
     ]
     sets = [item for arg in args for item in ("--set", arg)]
     config = str(CONFIGS / "kahou2015_afew_cnn_svm.yaml")
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", "train", config, "--out", str(tmp_path / "avg"), *sets],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    result = vidfer_forked("train", config, "--out", str(tmp_path / "avg"), *sets)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "avg" / "metrics.jsonl").read_text().splitlines()[0])
     assert set(metrics) >= {"epoch", "val_loss", "val_accuracy"}
-    # The CLI's other commands in this process (no second start of Python and torch).
+    # The CLI's other commands in this process.
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "avg"), "--split", "test"]) == 0
     assert "accuracy" in capsys.readouterr().out

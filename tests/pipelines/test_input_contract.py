@@ -3,8 +3,6 @@ its own, and an input a fixed-length model cannot take is an error when the conf
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from vidfer.models.catalogue import describe_family
 from vidfer.models.contract import FER_INPUT, VGG_FACE_INPUT, InputContract
 from vidfer.pipelines import resolve_config
 
-from helpers import CONFIGS
+from helpers import CONFIGS, vidfer_forked
 
 DATA = {"manifest": "/data/manifest.csv"}
 
@@ -132,18 +130,12 @@ def test_every_shipped_config_loads_resolved(path: Path) -> None:
     vidfer.load_config(path)  # no weights file is read: the shipped configs name none
 
 
-@pytest.mark.slow  # a real subprocess: torch's import
 def test_vidfer_train_names_the_option_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text(
         yaml.safe_dump({"data": DATA, "model": {"name": "s3d"}, "transforms": {"size": 100}})
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", "train", str(path), "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = vidfer_forked("train", str(path), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "transforms.size is 100; set transforms.size: 224" in result.stderr
     assert not (tmp_path / "run").exists()

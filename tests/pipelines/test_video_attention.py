@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from vidfer.models.video_attention import VideoAttentionClassifier, attention_pr
 from vidfer.pipelines import train
 from vidfer.pipelines.video_attention import VideoAttentionSettings, train_video_attention
 
-from helpers import copy_dataset
+from helpers import copy_dataset, vidfer_forked
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +67,10 @@ def test_video_attention_through_the_cli(
     attentive_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "video"
-    command = [sys.executable, "-m", "vidfer", "video-attention", str(attentive_run)]
-    result = subprocess.run(
-        [*command, "--out", str(out), "--epochs", "3", "--range", "16", "--d-att", "8"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = vidfer_forked(
+        "video-attention", str(attentive_run), "--out", str(out), "--epochs", "3", "--range",
+        "16", "--d-att", "8",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "video-level attention: accuracy" in result.stdout
     lines = (out / "metrics.jsonl").read_text().splitlines()

@@ -4,8 +4,6 @@ with a dynamic time axis; ``vidfer predict --exported`` scores a video as PyTorc
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from vidfer.models.mini_xception import FER2013_CLASSES, load_mini_xception
 from vidfer.models.trained import load_run_model
 from vidfer.predict import predict_video
 
-from helpers import moving_square
+from helpers import moving_square, vidfer_forked
 
 pytest.importorskip("onnxruntime")
 
@@ -39,11 +37,7 @@ def test_default_model_export_equals_pytorch(fmt, tmp_path):
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_clip_run_export_equals_pytorch_any_length(square_run, fmt, tmp_path):
     run, _ = square_run
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", "export", str(run), "--format", fmt, "--out",
-         str(tmp_path / fmt)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    result = vidfer_forked("export", str(run), "--format", fmt, "--out", str(tmp_path / fmt))
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / fmt / "model.json").read_text())
     assert meta["classes"] == RunDir(run).classes() and meta["input"]["dynamic"] == ["B", "T"]
@@ -61,16 +55,16 @@ def test_clip_run_export_equals_pytorch_any_length(square_run, fmt, tmp_path):
     video = tmp_path / "v.mp4"
     write_video(video, moving_square(1, frames=45, size=40), 10.0)
     torch_pred = predict_video(video, tmp_path / "torch", run)
-    command = [sys.executable, "-m", "vidfer", "predict", str(video), "--run", str(run)]
-    command += ["--engine", fmt, "--exported", str(tmp_path / fmt), "--out", str(tmp_path / "x")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    command = ["predict", str(video), "--run", str(run), "--engine", fmt]
+    command += ["--exported", str(tmp_path / fmt), "--out", str(tmp_path / "x")]
+    result = vidfer_forked(*command)
     assert result.returncode == 0, result.stderr
     exported = json.loads((tmp_path / "x" / "summary.json").read_text())
     assert exported["label"] == torch_pred.label
     assert exported["probabilities"] == pytest.approx(torch_pred.probabilities, abs=1e-4)
     if fmt == "onnx":  # one direction is enough: the check does not depend on the format
         command[command.index(fmt)] = "torchscript"  # the engine must be the export's format
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        result = vidfer_forked(*command)
         assert result.returncode == 2 and "holds a onnx export, not torchscript" in result.stderr
 
 

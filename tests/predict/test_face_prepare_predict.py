@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ from vidfer.assets import asset_path, fetch_assets
 from vidfer.config import DataConfig
 from vidfer.data import prepare as prepare_module
 from vidfer.data.prepared import load_dataset
+
+from helpers import vidfer_forked
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +63,7 @@ def test_faces_are_prepared_once_and_reused(samples, tmp_path, monkeypatch):
 
 
 def run_predict(video: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vidfer", "predict", str(video), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return vidfer_forked("predict", str(video), "--out", str(out))
 
 
 def test_default_predict_on_a_real_face_video(carphone_prediction):

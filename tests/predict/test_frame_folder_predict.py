@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from vidfer.assets import asset_path
 from vidfer.io.video import decode
 
-from helpers import write_frame_folder
+from helpers import vidfer_forked, write_frame_folder
 
 
 @pytest.mark.slow
@@ -21,13 +19,9 @@ def test_predict_on_a_frame_folder_gives_the_videos_timeline(carphone_prediction
     video = decode(asset_path("carphone"))
     folder = write_frame_folder(tmp_path / "carphone_frames", video.frames)  # lossless PNGs
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", "predict", str(folder), "--out", str(out),
-         "--frame-folder-fps", repr(video.info.fps)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "1000"},  # wide lines (threads as the fixture's run)
+    result = vidfer_forked(
+        "predict", str(folder), "--out", str(out), "--frame-folder-fps", repr(video.info.fps),
+        env={**os.environ, "COLUMNS": "1000"},  # wide lines
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{folder}: ")
@@ -40,11 +34,6 @@ def test_predict_on_a_frame_folder_gives_the_videos_timeline(carphone_prediction
     assert summary["label"] == expected["label"] and summary["status"] == "ok"
     assert summary["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-9)
 
-    missing = subprocess.run(
-        [sys.executable, "-m", "vidfer", "predict", str(tmp_path / "nothing"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    missing = vidfer_forked("predict", str(tmp_path / "nothing"), "--out", str(out))
     assert missing.returncode == 2
     assert "no such file or frame folder" in missing.stderr + missing.stdout

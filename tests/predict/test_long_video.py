@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from vidfer.models import build_model
 from vidfer.pipelines import evaluate_run, train
 from vidfer.predict import FER_PIECE_FRAMES, predict_video
 
-from helpers import moving_square, write_square_dataset
+from helpers import moving_square, vidfer_forked, write_square_dataset
 
 
 def test_decode_chunks_are_decode_in_pieces(tmp_path):
@@ -132,16 +130,11 @@ def test_default_face_model_in_chunks_equals_one_pass(carphone_prediction, tmp_p
     one = json.loads((one_folder / "summary.json").read_text())
     assert one["frames_decoded"] == 120 <= FER_PIECE_FRAMES  # decoded and scored in one piece
     video = asset_path("carphone")
-    # The same command in pieces of 32 frames. A command too, not this process: keyframe face
-    # detection (faces.detect_every) refines with torch's threads, and this process runs one
-    # (conftest.py), the command torch's default, which moves landmarks by float rounding.
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", "predict", str(video), "--out",
-         str(tmp_path / "chunked"), "--chunk-frames", "32"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # fmt: skip
+    # The same command in pieces of 32 frames, run as the fixture's (a fork of a test process:
+    # the same torch threads, whose number moves landmarks by float rounding).
+    result = vidfer_forked(
+        "predict", str(video), "--out", str(tmp_path / "chunked"), "--chunk-frames", "32"
+    )
     assert result.returncode == 0, result.stderr
     chunked = json.loads((tmp_path / "chunked" / "summary.json").read_text())
     assert one["status"] == chunked["status"] == "ok" and one["label"] == chunked["label"]

@@ -31,6 +31,8 @@ from vidfer.pipelines import train
 from vidfer.training.distributed import Distributed
 from vidfer.training.sampler_sync import SamplerFeed, state_digest
 
+from helpers import vidfer_forked
+
 VIDEOS = 7  # training videos of the sampler test: not a multiple of 2, so one is repeated
 
 
@@ -109,14 +111,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per process, whatever
 
 
 def _vidfer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env=ENV,
-    )
+    result = vidfer_forked(*args, cwd=cwd, env=ENV)  # it starts torchrun and its workers
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

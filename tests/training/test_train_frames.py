@@ -1,12 +1,10 @@
 """Image sources (FER2013 CSV, folder tree, prepared video frames), ``train_frames`` end to end,
-``load_frame_run``, and ``vidfer train-frames`` as a real subprocess."""
+``load_frame_run``, and ``vidfer train-frames`` in a process of its own (a fork of the test's)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -29,6 +27,8 @@ from vidfer.errors import CheckpointError, ConfigError, ManifestError
 from vidfer.models.frame_cnns import build_frame_cnn
 from vidfer.models.frame_runs import load_frame_run
 from vidfer.training.frames import FrameTrainSettings, predict_images, train_frames
+
+from helpers import vidfer_forked
 
 FAST = {"kernel": 5, "maps": [8, 8, 16], "input_size": 24}
 
@@ -284,15 +284,9 @@ def test_fine_tuning_from_a_run_and_init_errors(tree: Path, tmp_path: Path) -> N
         parse_section(FrameTrainSettings, {"optimizer": "adam"}, source="train-frames")
 
 
-def _vidfer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vidfer", *args], capture_output=True, text=True, timeout=300
-    )
-
-
 def test_cli_train_frames(tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli_run"
-    result = _vidfer(
+    result = vidfer_forked(
         "train-frames", str(tree), "--model", "kahou_cnn", "--out", str(out), "--epochs", "1",
         "--batch-size", "16", "--optimizer", "sgd", "--lr", "0.01",
         "--param", "kernel=5", "--param", "maps=[8, 8, 16]", "--param", "input_size=24",

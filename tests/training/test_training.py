@@ -20,14 +20,13 @@ from vidfer.errors import CheckpointError
 from vidfer.io.checkpoint import load_checkpoint
 from vidfer.pipelines import train
 
-from helpers import BROKEN, run_vidfer_session
+from helpers import BROKEN, run_vidfer_session, vidfer_forked
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread, as this process trains (conftest.py)
 
 
 def vidfer(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "vidfer", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=ENV)
+    result = vidfer_forked(*args, env=ENV)
     assert result.returncode == 0, result.stderr
     return result
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +27,8 @@ from vidfer.fusion.fuse import FusionSpec, fuse_runs
 from vidfer.pipelines import train
 from vidfer.predict import predict_video
 from vidfer.viz.report import folder_kind, write_report
+
+from helpers import vidfer_forked
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags of the environment notes; Playwright adds --headless and its own user-data-dir flag.
@@ -215,12 +215,7 @@ def test_folder_kinds(folders):
 
 
 def test_cli_writes_the_default_path_and_refuses_other_folders(folders, tmp_path, capsys):
-    result = subprocess.run(
-        [sys.executable, "-m", "vidfer", "report", str(folders.prediction)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = vidfer_forked("report", str(folders.prediction))
     assert result.returncode == 0, result.stderr
     assert (folders.prediction / "report.html").stat().st_size > 10_000
     (tmp_path / "data").mkdir()
