@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +71,29 @@ def test_tensorflow_same_padding(size: int, kernel: int, stride: int, expected: 
 def test_missing_file_is_an_asset_error(tmp_path: Path) -> None:
     with pytest.raises(AssetError, match="no such Keras model file"):
         load_mini_xception(tmp_path / "nope.hdf5")
+
+
+def test_a_forward_pass_drops_each_activation_after_its_last_reader() -> None:
+    """The graph's values are freed as it runs: when the layer of the logits runs, the only
+    earlier output still held is its input (a batch holds a few activations, not all)."""
+    net = model()
+    outputs: dict[str, weakref.ref[torch.Tensor]] = {}
+    alive: list[list[str]] = []
+    last = next(node for node in net.nodes if node.name == net.logits_name)
+
+    def keep(name: str) -> Callable[..., None]:
+        return lambda module, args, out: outputs.__setitem__(name, weakref.ref(out))
+
+    def count(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        alive.append([name for name, ref in outputs.items() if ref() is not None])
+
+    handles = [net.layers[node.name].register_forward_hook(keep(node.name)) for node in net.nodes]
+    handles.append(net.layers[last.name].register_forward_pre_hook(count))
+    try:
+        with torch.no_grad():
+            net(preprocess(np.zeros((2, 64, 64), np.uint8)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(outputs) == net.nodes.index(last) + 1 > 20
+    assert alive == [list(last.inputs)]

@@ -15,6 +15,7 @@ from vidfer.assets import asset_path, fetch_assets
 from vidfer.config import DataConfig
 from vidfer.data import prepare as prepare_module
 from vidfer.data.prepared import load_dataset
+from vidfer.predict.fer import FER_BATCH, FerPredictor
 
 from helpers import vidfer_forked
 
@@ -64,6 +65,17 @@ def test_faces_are_prepared_once_and_reused(samples, tmp_path, monkeypatch):
 
 def run_predict(video: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return vidfer_forked("predict", str(video), "--out", str(out))
+
+
+def test_faces_are_scored_in_batches_as_one_at_a_time(samples):
+    predictor = FerPredictor()
+    gray = np.random.default_rng(0).integers(0, 256, (2 * FER_BATCH + 5, 64, 64), np.uint8)
+    probs = predictor.probabilities(gray)  # 3 batches, the last of 5 faces
+    assert probs.shape == (len(gray), 7)
+    some = [0, FER_BATCH - 1, FER_BATCH, 2 * FER_BATCH, len(gray) - 1]
+    alone = np.concatenate([predictor.probabilities(gray[i : i + 1]) for i in some])
+    np.testing.assert_allclose(probs[some], alone, atol=1e-5, rtol=0)
+    assert predictor.probabilities(gray[:0]).shape == (0, 7)
 
 
 def test_default_predict_on_a_real_face_video(carphone_prediction):

@@ -198,13 +198,23 @@ class MiniXception(nn.Module):
         self.logits_name = logits_name
         self.feature_name = feature_name
         self.classes = classes
+        # Per node, the inputs no later node reads: dropped once it ran.
+        last = {name: i for i, node in enumerate(nodes) for name in node.inputs}
+        self._done_after = [
+            tuple(name for name in dict.fromkeys(node.inputs) if last[name] == i)
+            for i, node in enumerate(nodes)
+        ]
 
     def _run(self, x: torch.Tensor, until: str) -> torch.Tensor:
+        """The output of node ``until``; each value is dropped after its last reader ran, so a
+        batch holds a few activations at a time, not the whole graph's."""
         values = {self.input_name: x}
-        for node in self.nodes:
+        for node, done in zip(self.nodes, self._done_after, strict=True):
             values[node.name] = self.layers[node.name](*(values[i] for i in node.inputs))
             if node.name == until:
                 return values[node.name]
+            for name in done:
+                del values[name]
         raise KeyError(until)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 FER_PREPARE = PrepareConfig(faces={"detector": "mtcnn", "size": 64, "grayscale": True})
 FER_SMOOTHING = 5  # frames in the moving average of per-frame probabilities
 FER_PIECE_FRAMES = 256  # frames decoded, aligned and scored at a time by the default model
+FER_BATCH = 64  # faces per forward pass: 3x faster than 256 on the CPU (benchmarks/README.md)
 
 
 class FerPredictor(Predictor):
@@ -78,7 +79,12 @@ class FerPredictor(Predictor):
 
     @torch.no_grad()
     def probabilities(self, gray: np.ndarray) -> np.ndarray:
-        """``(n, 7)`` probabilities of gray faces ``(n, 64, 64)``."""
+        """``(n, 7)`` probabilities of gray faces ``(n, 64, 64)``, :data:`FER_BATCH` at a time."""
+        batches = [self._batch(gray[i : i + FER_BATCH]) for i in range(0, len(gray), FER_BATCH)]
+        return np.concatenate(batches) if batches else np.zeros((0, len(self.classes)), np.float32)
+
+    def _batch(self, gray: np.ndarray) -> np.ndarray:
+        """:meth:`probabilities` of at most :data:`FER_BATCH` faces."""
         faces = preprocess(gray)  # (n, 64, 64) -> (n, 1, 64, 64)
         if self.exported is not None:
             return self.exported(faces.numpy())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidfer.data.stream import decoding_sandbox
 from vidfer.errors import ConfigError
 from vidfer.io.frame_folder import FRAME_FOLDER_FPS
 from vidfer.io.run_folder import RunDir
@@ -130,10 +131,13 @@ def predict_video(
         frame_folder_fps=frame_folder_fps,
         device=device,
     )
-    stream = predictor.open(path)
-    prediction = predictor.predict(
-        path, stream, (piece for _, piece in stream.pieces()), Path(out_dir)
-    )
+    # One decoding worker for the detection pass and the scoring pass (a second worker's start
+    # would cost about half a second).
+    with decoding_sandbox(predictor.limits) as sandbox:
+        stream = predictor.open(path, sandbox)
+        prediction = predictor.predict(
+            path, stream, (piece for _, piece in stream.pieces()), Path(out_dir)
+        )
     if annotate:
         predictor.annotate(path, prediction.out_dir)
     return prediction
