@@ -166,10 +166,12 @@ def vidfer_main_in_child(
 ) -> NoReturn:
     """The body of a forked child that runs ``vidfer ARGS`` through the real entry point
     (:func:`vidfer.cli.main`) as a fresh ``vidfer`` process would: its output on the file
-    descriptors ``stdout`` and ``stderr``, in environment ``env`` (this process's when None) and
-    folder ``cwd``; exits with the command's status (1 on an uncaught exception, as Python)."""
+    descriptors ``stdout`` and ``stderr``, nothing on its input, in environment ``env`` (this
+    process's when None) and folder ``cwd``; exits with the command's status (1 on an uncaught
+    exception, as Python)."""
     status = 1
     try:  # the child never leaves this block but through os._exit
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # not the test worker's own input
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (the child's)
