@@ -1,28 +1,30 @@
 """The paper tutorials run: every ``$ vidfer ...`` line of the ```console blocks of
 docs/tutorials/<paper>.md is run, in the page's order, through the real ``vidfer`` entry point
-(:func:`vidfer.cli.main`) in its own process per page, in a fresh folder laid out like the
+(:func:`vidfer.cli.main`), each in its own process, in a fresh folder laid out like the
 repository (``configs/`` and ``docs/tutorials/configs/`` copied into it), so that a tutorial
 that no longer runs fails here.
 
 The pages keep their commands tiny (3 videos per class, 32-48 pixel frames, narrow networks,
-a few epochs), so that starting Python with torch would cost more than most commands: one
-Python imports torch, the other third-party libraries and ``vidfer.cli`` once, then runs each
-page in a fork of itself (its own process and state; vidfer's other modules imported by the
-page's commands, as ``vidfer`` does).
+a few epochs), so that starting Python with torch would cost more than most commands: this
+process imports torch and the libraries the commands use once, and each command runs in a fork
+of it (:func:`helpers.vidfer_forked`: its own process and state, as a ``vidfer`` typed by a
+user).
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import os
+import resource
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from helpers import vidfer_forked
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "docs" / "tutorials"
@@ -82,83 +84,54 @@ def test_console_blocks_are_parsed_with_continuations(tmp_path: Path) -> None:
     assert console_commands(page) == ["vidfer a --set x=1 --set y=2", "vidfer b"]
 
 
-# Runs pages (a JSON list of {"folder", "log", "commands"}): imports once, then forks a child per
-# page, which runs the page's commands in its folder (output into the page's log) and exits with
-# the first non-zero status; prints per page {"returncode", "cpu"} (the child's CPU seconds).
-_PAGES = """
-import json, os, sys, traceback
-import av, matplotlib.pyplot, scipy.stats, sklearn.metrics, sklearn.svm, torch, torchvision
-from vidfer.cli import main
+# What the pages' commands import, imported once here: each command's fork then has it.
+_IMPORTED = ["av", "matplotlib.pyplot", "sklearn.svm", "vidfer.pipelines", "vidfer.predict"]
 
-results = []
-for page in json.loads(sys.argv[1]):
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:  # the child never leaves this block but through os._exit
-            log = os.open(page["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.chdir(page["folder"])
-            for args in page["commands"]:
-                print("$ vidfer " + " ".join(args), file=sys.stderr, flush=True)
-                status = 1  # unless main returns: an exception (SystemExit too) fails the page
-                status = main(args)
-                if status:
-                    break
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
-    _, wait_status, usage = os.wait4(pid, 0)
-    cpu = usage.ru_utime + usage.ru_stime
-    results.append({"returncode": os.waitstatus_to_exitcode(wait_status), "cpu": cpu})
-print(json.dumps(results))
-"""
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's ended (waited for) children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @pytest.fixture(scope="module")
 def tutorial_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, Any]]:
-    """The selected pages' commands run (one Python, a fork per page): per paper, its folder,
-    commands, return code and output."""
+    """The selected pages' commands run in order, each in its own process (a fork of this one,
+    :func:`helpers.vidfer_forked`), a page stopping at its first failing command: per paper, its
+    folder, commands, return code, output (each command's line, stdout and stderr) and the CPU
+    seconds of its commands."""
     selected = [
         str(item.callspec.params["paper"])
         for item in request.session.items
         if isinstance(item, pytest.Function) and item.originalname == "test_tutorial_commands_run"
     ]
-    pages: dict[str, dict[str, Any]] = {}
-    for paper in dict.fromkeys(selected):
-        folder = repository_copy(tmp_path_factory.mktemp(paper) / "checkout")
-        commands = [shlex.split(command) for command in console_commands(TUTORIALS / f"{paper}.md")]
-        log = folder.parent / "output.log"
-        pages[paper] = {"folder": folder, "log": log, "commands": commands}
+    for module in _IMPORTED:
+        importlib.import_module(module)
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "OMP_NUM_THREADS": "1",
     }
-    runs = [
-        {"folder": str(page["folder"]), "log": str(page["log"]),
-         "commands": [args[1:] for args in page["commands"]]}
-        for page in pages.values()
-    ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-c", _PAGES, json.dumps(runs)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    outcomes = json.loads(result.stdout.splitlines()[-1])
-    for page, outcome in zip(pages.values(), outcomes, strict=True):
-        page.update(outcome, output=page["log"].read_text(encoding="utf-8", errors="replace"))
+    pages: dict[str, dict[str, Any]] = {}
+    for paper in dict.fromkeys(selected):
+        folder = repository_copy(tmp_path_factory.mktemp(paper) / "checkout")
+        commands = [shlex.split(command) for command in console_commands(TUTORIALS / f"{paper}.md")]
+        cpu, output, returncode = _children_cpu(), [], 0
+        for args in commands:
+            done = vidfer_forked(*args[1:], env=env, cwd=folder, timeout=1800)
+            output.append(f"$ {shlex.join(args)}\n{done.stdout}{done.stderr}")
+            returncode = done.returncode
+            if returncode:
+                break
+        pages[paper] = {
+            "folder": folder,
+            "commands": commands,
+            "returncode": returncode,
+            "output": "".join(output),
+            "cpu": _children_cpu() - cpu,
+        }
     return pages
 
 
