@@ -45,16 +45,16 @@ def test_piece_size_follows_the_memory_limit(tmp_path: Path) -> None:
 
 def test_keyframe_detection_is_called_on_a_batch_of_keyframes_where_frames_are_small() -> None:
     every = FaceConfig(detect_every=1)
-    keyframes = FaceConfig()  # detect_every 8, batch_size 32
+    keyframes = FaceConfig()  # detect_every 16, batch_size 32
     limits = LimitsConfig()
     assert detection_frames(every, 176 * 144, limits) == 32
-    assert detection_frames(keyframes, 176 * 144, limits) == 256  # 32 keyframes per call
+    assert detection_frames(keyframes, 176 * 144, limits) == 512  # 32 keyframes per call
     assert detection_frames(keyframes, 640 * 272, limits) == (1 << 24) // (640 * 272)  # 96
     assert detection_frames(keyframes, 1280 * 720, limits) == 32  # never fewer than a batch
     # Within the pieces' share of the memory limit: 8 MB / 8 holds 13 frames of 176x144.
     assert detection_frames(keyframes, 176 * 144, LimitsConfig(decode_memory_mb=8)) == 32
     assert detection_frames(keyframes, 176 * 144, LimitsConfig(decode_memory_mb=64)) == 110
-    assert detection_frames(keyframes, 176 * 144, LimitsConfig(decode_memory_mb=None)) == 256
+    assert detection_frames(keyframes, 176 * 144, LimitsConfig(decode_memory_mb=None)) == 512
 
 
 @pytest.mark.slow
@@ -109,7 +109,7 @@ def test_face_crops_in_pieces_equal_the_whole_video(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_keyframe_detection_in_pieces_follows_the_whole_videos_face(tmp_path: Path) -> None:
-    """The default keyframe detection (``detect_every: 8``) in pieces of 8 frames: one
+    """The default keyframe detection (``detect_every: 16``) in pieces of 8 frames: one
     detector carries the faces across the pieces, so the main face is found in the frames the
     whole video's keyframe detection finds it in, at the same place."""
     fetch_assets(["carphone", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"])

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torchvision import ops
 
-from vidfer.faces.box_ops import batched_nms, crop_boxes, crop_boxes_near, roi_align
+from vidfer.faces.box_ops import batched_nms, crop_boxes, roi_align
 
 
 def _boxes(generator: torch.Generator, count: int, extent: float) -> torch.Tensor:
@@ -43,7 +43,7 @@ def test_roi_align_samples_as_torchvision_does() -> None:
         assert torch.allclose(got, expected, rtol=1e-5, atol=1e-3)
 
 
-def test_crops_near_their_boxes_are_the_whole_frames_crops() -> None:
+def test_crops_of_uint8_frames_are_roi_align_of_the_float_frames() -> None:
     frames = np.random.default_rng(0).integers(0, 256, (2, 72, 96, 3), dtype=np.uint8)
     boxes = torch.tensor(
         [
@@ -52,11 +52,15 @@ def test_crops_near_their_boxes_are_the_whole_frames_crops() -> None:
             [80.0, 50.2, 110.7, 90.0],  # over the bottom-right corner
             [200.0, 10.0, 260.0, 70.0],  # outside: all zero
             [1.0, 1.0, 96.0, 72.0],  # the whole frame
+            [-300.0, -200.0, 400.0, 300.0],  # far larger than the frame
         ]
     )
-    owner = torch.tensor([0, 1, 0, 1, 1])
+    owner = torch.tensor([0, 1, 0, 1, 1, 0])
     images = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (2, 3, 72, 96)
-    whole = crop_boxes(images, owner, boxes, 24)  # (5, 3, 24, 24)
-    torch.testing.assert_close(
-        crop_boxes_near(frames, boxes, owner, 24), whole, atol=1e-3, rtol=1e-5
-    )
+    rois = torch.cat([owner[:, None].float(), boxes[:, :2] - 1, boxes[:, 2:]], dim=1)  # (6, 5)
+    crops = crop_boxes(torch.from_numpy(frames), owner, boxes, 24)  # (6, 3, 24, 24)
+    assert crops.dtype == torch.float32
+    torch.testing.assert_close(crops, roi_align(images, rois, 24), atol=1e-3, rtol=1e-5)
+    expected = ops.roi_align(images, rois, (24, 24), sampling_ratio=-1, aligned=True)
+    torch.testing.assert_close(crops, expected, atol=1e-3, rtol=1e-5)
+    assert not crops[3].any()

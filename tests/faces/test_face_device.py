@@ -15,7 +15,7 @@ import torch
 from vidfer.assets import asset_path, fetch_assets
 from vidfer.cli import main
 from vidfer.config import PrepareConfig, parse_config
-from vidfer.config.faces import FaceConfig
+from vidfer.config.faces import KEYFRAMES_VERSION, FaceConfig
 from vidfer.device import resolve_device
 from vidfer.errors import ConfigError
 from vidfer.faces.haar import HaarDetector
@@ -96,18 +96,29 @@ def test_a_bad_device_fails_at_validation_with_one_line(value):
 
 
 def test_the_store_key_leaves_the_device_out():
-    # Keys computed before faces.device existed: the stores prepared then are found again.
+    # Keys computed before faces.device existed: the stores prepared then are found again
+    # (without faces, and with faces detected in every frame).
     assert PrepareConfig().key() == "2e09827bf272"
-    assert PrepareConfig(faces={}).key() == "caee87f7899f"
+    assert PrepareConfig(faces={"detect_every": 1}).key() == "eef106ebbb44"
     faces = {"size": 64, "grayscale": True}
-    assert PrepareConfig(faces=faces).key() == "37c0d1f7569d"
+    assert PrepareConfig(faces=faces).key() == "0671514d779d"
     for device in ("auto", "cpu", "cuda", "cuda:1"):
         written = PrepareConfig(faces={**faces, "device": device})
-        assert written.key() == "37c0d1f7569d"
-        assert written.stored_settings() == PrepareConfig(faces=faces).model_dump()
+        assert written.key() == "0671514d779d"
+        assert written.stored_settings() == PrepareConfig(faces=faces).stored_settings()
         moved = PrepareConfig(faces=faces).with_face_device(device)
-        assert moved.key() == "37c0d1f7569d" and moved.faces == {**faces, "device": device}
+        assert moved.key() == "0671514d779d" and moved.faces == {**faces, "device": device}
     assert PrepareConfig().with_face_device("cpu") == PrepareConfig()  # no faces: no detector
+
+
+def test_keyframe_stores_carry_the_trackers_version():
+    # Stores prepared by the tracker before version 2 (keys caee87f7899f, 37c0d1f7569d above)
+    # are prepared again; without keyframes (every frame, or Haar) the key is as before.
+    settings = PrepareConfig(faces={}).stored_settings()
+    assert settings["faces"] == {"keyframes": KEYFRAMES_VERSION}
+    assert PrepareConfig(faces={}).key() not in ("caee87f7899f", "eef106ebbb44")
+    assert "keyframes" not in PrepareConfig(faces={"detect_every": 1}).stored_settings()["faces"]
+    assert "keyframes" not in PrepareConfig(faces={"detector": "haar"}).stored_settings()["faces"]
 
 
 @pytest.mark.slow  # a preparation with its sandboxed worker

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from vidfer.config.base import Section
-from vidfer.config.faces import FaceConfig, device_name
+from vidfer.config.faces import KEYFRAMES_VERSION, FaceConfig, device_name
 from vidfer.errors import ConfigError
 
 
@@ -118,10 +118,15 @@ class PrepareConfig(Section):
     def stored_settings(self) -> dict[str, Any]:
         """The settings that make the stored frames: all of them, the ``faces`` mapping as
         written, but for ``faces.device`` (where the detector ran: a store prepared on the CPU
-        serves a GPU run and the other way round)."""
+        serves a GPU run and the other way round), and with keyframe face detection the
+        tracker's version (``faces.keyframes``: :data:`~vidfer.config.faces.KEYFRAMES_VERSION`),
+        so that a store prepared by an earlier tracker is prepared again."""
         settings = self.model_dump()
-        if settings["faces"] is not None:
+        faces = self.face_config()
+        if settings["faces"] is not None and faces is not None:
             settings["faces"] = {k: v for k, v in settings["faces"].items() if k != "device"}
+            if faces.detector == "mtcnn" and faces.detect_every > 1:
+                settings["faces"]["keyframes"] = KEYFRAMES_VERSION
         return settings
 
     def key(self) -> str:

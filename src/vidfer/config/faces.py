@@ -22,6 +22,10 @@ DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 resolves)."""
 DEVICE_OPTION = "data.prepare.faces.device"
 """The option that names the face detector's device, in its errors."""
+# The keyframe tracker's version (vidfer.faces.keyframes), part of a prepared store's key when
+# faces are detected every few frames: 2 follows landmarks checked forwards and backwards and
+# detects in full every 16 frames by default (1: unchecked flow, every 8; no key entry).
+KEYFRAMES_VERSION = 2
 
 
 def device_name(value: str) -> str:
@@ -86,7 +90,7 @@ class FaceConfig(Section):
     missing: MissingPolicy = "drop"
     min_face_fraction: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(32, ge=1)
-    detect_every: int = Field(8, ge=1)
+    detect_every: int = Field(16, ge=1)
     device: str = "auto"
 
     @field_validator("template")

@@ -12,12 +12,13 @@ second (it imports ``torch._dynamo``), a tenth of a whole ``vidfer predict`` of 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 _NMS_ROWS = 64  # boxes _nms compares with all others at once (bounds its memory)
-_SAMPLES = 1 << 22  # bilinear samples computed at once by roi_align (bounds its memory)
+_CROP_VALUES = 1 << 22  # patch values gathered at once by roi_align (bounds its memory)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -80,62 +81,54 @@ def batched_nms(
     return torch.from_numpy(keep).to(boxes.device)
 
 
-def _samples(start: torch.Tensor, length: torch.Tensor, size: int, grid: int) -> torch.Tensor:
-    """Sample coordinates ``(R, size * grid)`` along one axis: ``grid`` per output bin, at the
-    centres of equal parts of each bin (torchvision's order of float operations)."""
+class _AxisWeights(NamedTuple):
+    """One axis of :func:`_crop`'s sampling, as a matrix per roi: output bin ``b`` of roi ``r`` is
+    ``sum_j weight[r, b, j] * pixel[read[r] + index[r, b, j]]`` along the axis.
+
+    Attributes:
+        read: ``(R,)`` first pixel read.
+        span: ``(R,)`` pixels read from ``read`` on.
+        index: ``(R, size, 2 * G)`` pixels each bin's bilinear samples read, from ``read``.
+        weight: ``(R, size, 2 * G)`` their weights (bilinear weight over samples per bin; zero
+            for a sample more than a pixel outside the image).
+    """
+
+    read: torch.Tensor
+    span: torch.Tensor
+    index: torch.Tensor
+    weight: torch.Tensor
+
+
+def _axis_weights(
+    start: torch.Tensor, end: torch.Tensor, extent: int, size: int, grid: torch.Tensor
+) -> _AxisWeights:
+    """The sampling of rois from ``start`` to ``end`` ``(R,)`` (pixel centres at ``i + 0.5``)
+    along an axis of ``extent`` pixels, ``grid`` ``(R,)`` samples per output bin.
+
+    As torchvision's ``roi_align`` computes it: the samples at the centres of ``grid`` equal
+    parts of each of ``size`` bins (its order of float operations), each read by
+    ``bilinear_interpolate`` (clamped to the edge pixels' centres, zero beyond one pixel outside).
+    """
+    most = int(grid.max())
+    parts = grid.to(start.dtype)[:, None, None]  # (R, 1, 1)
     bins = torch.arange(size, dtype=start.dtype, device=start.device)  # (size,)
-    within = torch.arange(grid, dtype=start.dtype, device=start.device) + 0.5  # (grid,)
-    bin_size = (length / size)[:, None, None]  # (R, 1, 1)
+    within = torch.arange(most, dtype=start.dtype, device=start.device) + 0.5  # (G,)
+    bin_size = ((end - start) / size)[:, None, None]  # (R, 1, 1)
     at = start[:, None, None] + bins[None, :, None] * bin_size  # (R, size, 1)
-    return (at + within[None, None, :] * bin_size / grid).reshape(len(start), size * grid)
-
-
-def _clamped(coords: torch.Tensor, extent: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Coordinates ``(R, n)`` along an axis of ``extent`` pixels as torchvision's
-    ``bilinear_interpolate`` reads them: clamped to the edge pixels' centres, and whether each is
-    inside (no further than one pixel outside; the others sample zero)."""
-    inside = (coords >= -1.0) & (coords <= extent)
-    return coords.clamp(0, extent - 1), inside
-
-
-def _align_group(
-    images: torch.Tensor, rois: torch.Tensor, size: int, grid: tuple[int, int]
-) -> torch.Tensor:
-    """:func:`roi_align` of rois ``(R, 5)`` that share their sampling grid ``(gh, gw)``."""
-    channels, height, width = images.shape[1:]
-    gh, gw = grid
-    start_x, start_y = rois[:, 1] - 0.5, rois[:, 2] - 0.5  # (R,) aligned: pixel centres at +0.5
-    ys, y_in = _clamped(_samples(start_y, rois[:, 4] - 0.5 - start_y, size, gh), height)
-    xs, x_in = _clamped(_samples(start_x, rois[:, 3] - 0.5 - start_x, size, gw), width)
-    # Pixel centres to grid_sample's [-1, 1] (align_corners=True); an axis of one pixel: 0.
-    yn = ys * (2 / (height - 1)) - 1 if height > 1 else torch.zeros_like(ys)  # (R, n)
-    xn = xs * (2 / (width - 1)) - 1 if width > 1 else torch.zeros_like(xs)  # (R, m)
-    n, m = ys.shape[1], xs.shape[1]
-    points = torch.stack(
-        [xn[:, None, :].expand(-1, n, -1), yn[:, :, None].expand(-1, -1, m)], dim=3
-    )  # (R, n, m, 2) as x, y
-    frames = rois[:, 0].long()
-    if torch.equal(frames, torch.arange(len(images), device=frames.device)):
-        values = _bilinear(images, points)  # a box per image (crop_boxes_near's parts): one call
-    else:
-        values = images.new_empty((len(rois), channels, n, m))
-        for frame in frames.unique().tolist():
-            mine = (frames == frame).nonzero()[:, 0]  # (r,)
-            sampled = _bilinear(images[frame : frame + 1], points[mine].reshape(1, -1, m, 2))
-            # (1, C, r * n, m) -> (r, C, n, m)
-            values[mine] = sampled.reshape(channels, len(mine), n, m).transpose(0, 1)
-    if not (y_in.all() and x_in.all()):  # samples beyond a border read zero
-        values *= y_in[:, None, :, None] & x_in[:, None, None, :]  # (R, C, n, m)
-    # The mean of each bin's gh x gw samples, one axis at a time (the last axis is contiguous).
-    values = values.reshape(len(rois), channels, n, size, gw).sum(dim=4)  # (R, C, n, size)
-    values = values.reshape(len(rois), channels, size, gh, size).sum(dim=3)
-    return values / (gh * gw)  # (R, C, size, size)
-
-
-def _bilinear(images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples ``(N, C, h, w)`` of ``(N, C, H, W)`` images at ``(N, h, w, 2)`` points
-    in ``[-1, 1]`` (x, y; the edge pixels' centres at -1 and 1)."""
-    return F.grid_sample(images, points, mode="bilinear", padding_mode="border", align_corners=True)
+    coords = at + within[None, None, :] * bin_size / parts  # (R, size, G)
+    used = torch.arange(most, device=start.device) < grid[:, None, None]  # (R, size, G)
+    inside = used & (coords >= -1.0) & (coords <= extent)
+    clamped = coords.clamp(0, extent - 1)
+    low = clamped.floor()
+    high_weight = clamped - low  # (R, size, G)
+    low = low.long()
+    high = (low + 1).clamp(max=extent - 1)
+    share = inside.to(start.dtype) / parts  # (R, size, G): each sample's part of its bin
+    read = torch.where(inside, low, extent - 1).amin(dim=(1, 2))  # (R,)
+    span = (torch.where(inside, high, 0).amax(dim=(1, 2)) - read + 1).clamp(min=1)  # (R,)
+    weight = torch.cat([(1 - high_weight) * share, high_weight * share], dim=2)  # (R, size, 2G)
+    index = torch.cat([low, high], dim=2) - read[:, None, None]  # (R, size, 2G)
+    return _AxisWeights(read, span, torch.where(weight > 0, index, 0), weight)
 
 
 def _grids(rois: torch.Tensor, size: int) -> torch.Tensor:
@@ -149,6 +142,66 @@ def _rois(frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """:func:`roi_align`'s rois ``(K, 5)`` of cascade boxes ``(K, 4)`` in frames ``(K,)``: a
     box ``x1..x2`` covers the pixel edges ``[x1 - 1, x2]``."""
     return torch.cat([frames[:, None].to(boxes), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
+
+
+def _patch_side(span: torch.Tensor) -> torch.Tensor:
+    """The side ``(R,)`` of the square patch read for rois reading ``span`` ``(R,)`` pixels:
+    ``span`` rounded up to a step of a quarter octave, so that rois of about one size are
+    cropped together."""
+    quarters = torch.ceil(torch.log2(span.double().clamp(min=1)) * 4)
+    return torch.ceil(2 ** (quarters / 4)).long().clamp(min=span)
+
+
+def _crop(pixels: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`roi_align` of ``(N, H, W, C)`` images of any dtype, ``(R, C, size, size)`` float.
+
+    Bilinear sampling is separable: each roi's crop is ``Wy @ patch @ Wx^T`` per channel, with
+    one ``(size, L)`` matrix per axis holding each output bin's mean of bilinear samples
+    (:func:`_axis_weights`) and ``patch`` the ``L x L`` pixels the roi reads. Rois reading patches
+    of about one size go together: their patches are gathered at once (rows of pixels, in the
+    images' own dtype: a uint8 video frame is not made float whole) and cropped by two batched
+    matrix products.
+    """
+    _, height, width, channels = pixels.shape
+    crops = torch.zeros((len(rois), channels, size, size), device=pixels.device)
+    grids = _grids(rois, size)  # (R, 2) as gh, gw
+    todo = (grids > 0).all(dim=1).nonzero()[:, 0]  # (R',) the others' crops stay zero
+    if not len(todo):
+        return crops
+    rois, grids = rois[todo].float(), grids[todo]
+    ys = _axis_weights(rois[:, 2] - 0.5, rois[:, 4] - 0.5, height, size, grids[:, 0])
+    xs = _axis_weights(rois[:, 1] - 0.5, rois[:, 3] - 0.5, width, size, grids[:, 1])
+    sides = _patch_side(torch.maximum(ys.span, xs.span))  # (R',)
+    frames = rois[:, 0].long()
+    # Row r of the windows is the run of pixels from pixel r on, channels last: (count * H * W
+    # - L + 1, L * C), a view of the contiguous pixels.
+    flat = pixels.contiguous().reshape(-1)
+    for side in sides.unique().tolist():
+        ph, pw = min(side, height), min(side, width)
+        group = (sides == side).nonzero()[:, 0]
+        step = max(_CROP_VALUES // (ph * pw * channels), 1)  # bounds the memory
+        for members in group.split(step):
+            k = len(members)
+            top = ys.read[members].clamp(max=height - ph)  # (k,) the patch inside the image
+            left = xs.read[members].clamp(max=width - pw)
+            wy = crops.new_zeros((k, size, ph)).scatter_add_(
+                2, ys.index[members] + (ys.read[members] - top)[:, None, None], ys.weight[members]
+            )  # (k, size, ph)
+            wx = crops.new_zeros((k, size, pw)).scatter_add_(
+                2, xs.index[members] + (xs.read[members] - left)[:, None, None], xs.weight[members]
+            )  # (k, size, pw)
+            rows = top[:, None] + torch.arange(ph, device=top.device)  # (k, ph)
+            starts = ((frames[members, None] * height + rows) * width + left[:, None]).reshape(-1)
+            patch = flat.unfold(0, pw * channels, channels).index_select(0, starts)
+            # (k * ph, pw * C) -> (k, ph, pw * C)
+            patch = patch.float().reshape(k, ph, pw * channels)
+            rowwise = torch.bmm(wy, patch)  # (k, size, pw * C)
+            # (k, size, pw, C) -> (k, size, C, pw) -> (k, size * C, pw)
+            rowwise = rowwise.reshape(k, size, pw, channels).transpose(2, 3)
+            crop = torch.bmm(rowwise.reshape(k, size * channels, pw), wx.transpose(1, 2))
+            # (k, size * C, size) -> (k, size, C, size) -> (k, C, size, size)
+            crops[todo[members]] = crop.reshape(k, size, channels, size).transpose(1, 2)
+    return crops
 
 
 def roi_align(images: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
@@ -166,21 +219,7 @@ def roi_align(images: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tens
     Returns:
         ``(R, C, size, size)`` crops.
     """
-    crops = images.new_zeros((len(rois), images.shape[1], size, size))
-    if not len(rois):
-        return crops
-    grids = [(int(h), int(w)) for h, w in _grids(rois, size).tolist()]
-    for grid in sorted(set(grids)):
-        if not grid[0] or not grid[1]:
-            continue
-        members = [i for i, g in enumerate(grids) if g == grid]
-        step = max(_SAMPLES // (size * size * grid[0] * grid[1]), 1)  # bounds the memory
-        for start in range(0, len(members), step):
-            chunk = torch.tensor(
-                members[start : start + step], dtype=torch.long, device=images.device
-            )
-            crops[chunk] = _align_group(images, rois[chunk], size, grid)
-    return crops
+    return _crop(images.permute(0, 2, 3, 1), rois, size)  # (N, C, H, W) -> (N, H, W, C)
 
 
 def square_boxes(boxes: torch.Tensor) -> torch.Tensor:
@@ -229,51 +268,23 @@ def batched_nms_min(
 
 
 def crop_boxes(
-    images: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor, size: int
+    frames: torch.Tensor, owner: torch.Tensor, boxes: torch.Tensor, size: int
 ) -> torch.Tensor:
-    """Resample each box of its frame to ``size x size``, zero outside the frame.
+    """Resample each box of its frame to ``size x size`` float, zero outside the frame.
 
     A box ``x1..x2`` covers the pixel edges ``[x1 - 1, x2]``; ``aligned=True`` puts pixel ``i``'s
     centre at ``i + 0.5`` in that frame. The adaptive sampling ratio averages about one sample per
     source pixel in each output bin, close to the area resampling the networks were run with.
+    Only the pixels round each box are read (and made float): a face or two of an HD frame cost
+    their own pixels, not the frame's.
+
+    Args:
+        frames: ``(N, H, W, C)`` frames, e.g. uint8 video frames.
+        owner: ``(K,)`` each box's frame.
+        boxes: ``(K, 4)`` cascade boxes ``x1, y1, x2, y2``.
+        size: The crops' side.
+
+    Returns:
+        ``(K, C, size, size)`` float32 crops.
     """
-    return roi_align(images, _rois(frames, boxes), size)
-
-
-def crop_boxes_near(
-    frames: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor, size: int
-) -> torch.Tensor:
-    """:func:`crop_boxes` of boxes ``(K, 4)`` of uint8 frames ``(T, H, W, 3)`` (``owner``
-    ``(K,)``: each box's frame), each resampled from its frame's pixels round the box only.
-
-    The same crops ``(K, 3, size, size)`` (to float rounding), on the boxes' device, without
-    making whole frames float for a face or two each (12 bytes a pixel: 11 MB a 720p frame).
-    Boxes with as many samples per crop pixel are cropped together, from parts of their frames
-    of one shape, in one sampling call.
-    """
-    height, width = frames.shape[1:3]
-    crops = torch.zeros((len(boxes), 3, size, size), device=boxes.device)
-    corners = boxes.detach().cpu().numpy().astype(np.float64)  # (K, 4)
-    # A box samples pixel edges [x1 - 1, x2] (centres 0.5 in) and their bilinear neighbours:
-    # 3 pixels either side hold them all; beyond the frame stays zero.
-    low = np.maximum(np.floor(corners[:, 0:2]) - 3, 0).astype(np.int64)  # (K, 2) as x, y
-    high = np.minimum(np.ceil(corners[:, 2:4]) + 3, [width, height]).astype(np.int64)  # (K, 2)
-    span = high - low  # (K, 2) pixels each box reads
-    samples = _grids(_rois(owner, boxes), size).cpu().numpy()  # (K, 2)
-    kept = (span > 0).all(axis=1) & (samples > 0).all(axis=1)  # the others' crops stay zero
-    for group in np.unique(samples[kept], axis=0):
-        members = np.flatnonzero(kept & (samples == group).all(axis=1))  # (k,)
-        part_w, part_h = span[members].max(axis=0)
-        # Each part holds its box's pixels, of one shape, inside the frame.
-        start = np.minimum(low[members], [width - part_w, height - part_h])  # (k, 2)
-        parts = np.stack(
-            [
-                frames[frame, y : y + part_h, x : x + part_w]
-                for frame, (x, y) in zip(owner[members].tolist(), start.tolist(), strict=True)
-            ]
-        )  # (k, h, w, 3)
-        images = torch.from_numpy(parts).to(boxes.device).permute(0, 3, 1, 2).float()
-        index = torch.from_numpy(members).to(boxes.device)
-        moved = boxes[index] - torch.from_numpy(start).to(boxes).repeat(1, 2)  # (k, 4)
-        crops[index] = crop_boxes(images, torch.arange(len(members)), moved, size)
-    return crops
+    return _crop(frames, _rois(owner, boxes), size)

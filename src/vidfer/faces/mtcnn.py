@@ -41,7 +41,6 @@ from vidfer.faces.box_ops import (
     batched_nms,
     batched_nms_min,
     crop_boxes,
-    crop_boxes_near,
     regress_boxes,
     square_boxes,
 )
@@ -111,7 +110,7 @@ class MTCNN(nn.Module):
         """
         results: list[FrameFaces] = []
         for batch in self._batches(frames):
-            results.extend(self._detect_batch(self._images(frames[batch])))
+            results.extend(self._detect_batch(*self._images(frames[batch])))
         return results
 
     @torch.inference_mode()
@@ -134,12 +133,13 @@ class MTCNN(nn.Module):
         device = next(self.parameters()).device
         for chunk, mine in self._boxed_batches(frames, boxes, "refine"):
             cand = square_boxes(torch.from_numpy(np.concatenate(mine)).to(device))  # (K, 4)
-            owner = torch.repeat_interleave(torch.tensor([len(b) for b in mine]))  # (K,) frame
+            owner = torch.repeat_interleave(torch.tensor([len(b) for b in mine])).to(device)
             if not len(cand):
                 results.extend(FrameFaces.empty(5) for _ in range(len(chunk)))
                 continue
-            crops = normalise(crop_boxes_near(chunk, cand, owner, 48))  # (K, 3, 48, 48)
-            results.extend(_per_frame(len(chunk), *self._output(crops, cand, owner.to(device))))
+            pixels = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)  # (N, H, W, 3)
+            crops = normalise(crop_boxes(pixels, owner, cand, 48))  # (K, 3, 48, 48)
+            results.extend(_per_frame(len(chunk), *self._output(crops, cand, owner)))
         return results
 
     @torch.inference_mode()
@@ -185,8 +185,9 @@ class MTCNN(nn.Module):
             )
         results: list[FrameFaces] = []
         for chunk, mine in self._boxed_batches(frames, boxes, "detect_near"):
-            images = self._images(chunk)
-            results.extend(self._detect_regions(images, mine, margin, (smallest, largest)))
+            results.extend(
+                self._detect_regions(*self._images(chunk), mine, margin, (smallest, largest))
+            )
         return results
 
     def _boxed_batches(
@@ -215,8 +216,9 @@ class MTCNN(nn.Module):
         size = max(1, min(self.batch_size, _BATCH_PIXELS // max(1, height * width)))
         return (slice(start, start + size) for start in range(0, len(frames), size))
 
-    def _images(self, frames: np.ndarray) -> torch.Tensor:
-        """``(N, H, W, 3)`` uint8 frames as ``(N, 3, H, W)`` float on the networks' device."""
+    def _images(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, H, W, 3)`` uint8 frames on the networks' device: as they are (the crops read
+        them), and as ``(N, 3, H, W)`` float (the pyramid's)."""
         if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
             raise ValueError(
                 f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}"
@@ -226,27 +228,29 @@ class MTCNN(nn.Module):
         # (N, H, W, 3) -> (N, 3, H, W), laid out as NCHW (made so as uint8, a quarter of the
         # float's bytes): the pyramid's area resizing of a 3-channel image runs about twice as
         # fast in that layout as in channels_last.
-        return chunk.permute(0, 3, 1, 2).contiguous().float()
+        return chunk, chunk.permute(0, 3, 1, 2).contiguous().float()
 
-    def _detect_batch(self, images: torch.Tensor) -> list[FrameFaces]:
+    def _detect_batch(self, pixels: torch.Tensor, images: torch.Tensor) -> list[FrameFaces]:
         num = images.shape[0]
         boxes, frames = propose(self.pnet, images, self._pyramid())
         if len(boxes):
-            boxes, frames = self._refine(images, boxes, frames, None)
+            boxes, frames = self._refine(pixels, boxes, frames, None)
         if not len(boxes):
             return [FrameFaces.empty(5) for _ in range(num)]
-        crops = normalise(crop_boxes(images, frames, boxes, 48))  # (K, 3, 48, 48)
+        crops = normalise(crop_boxes(pixels, frames, boxes, 48))  # (K, 3, 48, 48)
         return _per_frame(num, *self._output(crops, boxes, frames))
 
     def _detect_regions(
         self,
+        pixels: torch.Tensor,
         images: torch.Tensor,
         boxes: Sequence[np.ndarray],
         margin: float,
         windows: tuple[float, float],
     ) -> list[FrameFaces]:
-        """:meth:`detect_near` of one batch: ``boxes`` ``(n_i, 4)`` per frame of ``images``,
-        P-Net windows from ``windows[0]`` to ``windows[1]`` box sides."""
+        """:meth:`detect_near` of one batch (``pixels`` ``(N, H, W, 3)`` uint8, ``images`` the
+        same as ``(N, 3, H, W)`` float): ``boxes`` ``(n_i, 4)`` per frame, P-Net windows from
+        ``windows[0]`` to ``windows[1]`` box sides."""
         num, _, height, width = images.shape
         near = np.concatenate(boxes).astype(np.float64)  # (R, 4)
         if not len(near):
@@ -259,10 +263,10 @@ class MTCNN(nn.Module):
             self.pnet, images, self._pyramid(), sources, regions, smallest, largest
         )
         if len(cand):
-            cand, groups = self._refine(images, cand, groups, sources)
+            cand, groups = self._refine(pixels, cand, groups, sources)
         if not len(cand):
             return [FrameFaces.empty(5) for _ in range(num)]
-        crops = normalise(crop_boxes(images, sources[groups], cand, 48))  # (K, 3, 48, 48)
+        crops = normalise(crop_boxes(pixels, sources[groups], cand, 48))  # (K, 3, 48, 48)
         found, scores, landmarks, groups = self._output(crops, cand, groups)
         # Keep the faces centred in the box they were looked for in; one face looked for in two
         # overlapping boxes of a frame is found twice: the frame's O-Net NMS keeps one.
@@ -286,15 +290,16 @@ class MTCNN(nn.Module):
         return Pyramid(self.min_face_size, self.factor, self.thresholds[0])
 
     def _refine(
-        self, images: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
+        self, pixels: torch.Tensor, boxes: torch.Tensor, groups: torch.Tensor, sources: Sources
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage 2: R-Net re-scores 24x24 crops; survivors are regressed and squared.
+        """Stage 2: R-Net re-scores 24x24 crops of ``pixels`` ``(N, H, W, 3)``; survivors are
+        regressed and squared.
 
         ``groups`` ``(K,)`` are the boxes' NMS groups, ``sources`` the frame of each group (None:
         the groups are the frames).
         """
         frames = groups if sources is None else sources[groups]
-        crops = normalise(crop_boxes(images, frames, boxes, 24))  # (K, 3, 24, 24)
+        crops = normalise(crop_boxes(pixels, frames, boxes, 24))  # (K, 3, 24, 24)
         offsets, scores = candidate_calls(self.rnet, crops)
         ok = scores > self.thresholds[1]
         boxes, offsets, scores, groups = boxes[ok], offsets[ok], scores[ok], groups[ok]
