@@ -83,19 +83,19 @@ def batched_nms(
 
 class _AxisWeights(NamedTuple):
     """One axis of :func:`_crop`'s sampling, as a matrix per roi: output bin ``b`` of roi ``r`` is
-    ``sum_j weight[r, b, j] * pixel[read[r] + index[r, b, j]]`` along the axis.
+    ``sum_j weight[r, b, j] * pixel[read[r] + taps[r, b, j]]`` along the axis.
 
     Attributes:
         read: ``(R,)`` first pixel read.
         span: ``(R,)`` pixels read from ``read`` on.
-        index: ``(R, size, 2 * G)`` pixels each bin's bilinear samples read, from ``read``.
+        taps: ``(R, size, 2 * G)`` pixels each bin's bilinear samples read, from ``read``.
         weight: ``(R, size, 2 * G)`` their weights (bilinear weight over samples per bin; zero
             for a sample more than a pixel outside the image).
     """
 
     read: torch.Tensor
     span: torch.Tensor
-    index: torch.Tensor
+    taps: torch.Tensor
     weight: torch.Tensor
 
 
@@ -185,10 +185,10 @@ def _crop(pixels: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
             top = ys.read[members].clamp(max=height - ph)  # (k,) the patch inside the image
             left = xs.read[members].clamp(max=width - pw)
             wy = crops.new_zeros((k, size, ph)).scatter_add_(
-                2, ys.index[members] + (ys.read[members] - top)[:, None, None], ys.weight[members]
+                2, ys.taps[members] + (ys.read[members] - top)[:, None, None], ys.weight[members]
             )  # (k, size, ph)
             wx = crops.new_zeros((k, size, pw)).scatter_add_(
-                2, xs.index[members] + (xs.read[members] - left)[:, None, None], xs.weight[members]
+                2, xs.taps[members] + (xs.read[members] - left)[:, None, None], xs.weight[members]
             )  # (k, size, pw)
             rows = top[:, None] + torch.arange(ph, device=top.device)  # (k, ph)
             starts = ((frames[members, None] * height + rows) * width + left[:, None]).reshape(-1)

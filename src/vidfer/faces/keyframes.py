@@ -36,6 +36,7 @@ _FB_MAX = 2.0
 # Frames in a row that following a face backwards looks past where it is not found: the full
 # detection misses a face in a single frame now and then (bikes' cyclist at frame 79 of 76-82).
 _GAP = 1
+_BACKFILL_BATCH = 8  # most frames re-detected at once when following a face backwards
 
 
 @runtime_checkable
@@ -338,29 +339,43 @@ class KeyframeDetector:
         stop: int,
     ) -> None:
         """Follow the faces that a full detection found at chunk ``position`` and the frame
-        before did not hold backwards through ``out``, down to just after chunk ``stop``."""
+        before did not hold backwards through ``out``, down to just after chunk ``stop``.
+
+        The frames are re-detected a few at a time (2, then twice as many each time, up to
+        ``_BACKFILL_BATCH``), each inside the faces' boxes moved there by optical flow from
+        the frame after, as :meth:`_guesses` does forwards; a frame whose faces do not all come
+        back where guessed ends the batch, and the next one is guessed from the faces found.
+        """
         if position == 0:
             return
         new = _subset(faces, _uncovered(faces, out[position - 1].boxes, self.min_iou))
         misses = 0  # frames in a row where none of them was found
-        for j in range(position - 1, stop, -1):
-            if not len(new):
-                return
-            boxes = _flow(grays[j + 1], grays[j], new)
-            found = self._redetect(frames[j : j + 1], [boxes])[0]
-            # Keep the faces that moved as predicted.
-            found = _subset(
-                found, np.setdiff1d(np.arange(len(found)), _uncovered(found, boxes, self.min_iou))
-            )
-            if not len(found) and misses < _GAP:  # the detector's miss, or where they appeared
-                misses += 1
-                new = FrameFaces(boxes, new.scores, _moved(new, boxes))
-                continue
-            misses = 0
-            # Follow on the faces that the frame does not hold yet.
-            new = _subset(found, _uncovered(found, out[j].boxes, self.min_iou))
-            if len(new):
-                out[j] = _merged(out[j], new)
+        last, count = position - 1, 2  # the next frame to fill, and how many at once
+        while last > stop and len(new):
+            span = list(range(last, max(stop, last - count), -1))  # backwards
+            guesses, guess = [], new
+            for j in span:
+                boxes = _flow(grays[j + 1], grays[j], guess)
+                guesses.append(boxes)
+                guess = FrameFaces(boxes, guess.scores, _moved(guess, boxes))
+            found_all = self._redetect(frames[span], guesses)
+            count = min(2 * count, _BACKFILL_BATCH)
+            for j, boxes, found in zip(span, guesses, found_all, strict=True):
+                last = j - 1
+                # Keep the faces that moved as predicted.
+                moved = np.setdiff1d(np.arange(len(found)), _uncovered(found, boxes, self.min_iou))
+                found = _subset(found, moved)
+                if not len(found) and misses < _GAP:  # the detector's miss, or where they appeared
+                    misses += 1
+                    new = FrameFaces(boxes, new.scores, _moved(new, boxes))
+                    continue
+                misses = 0
+                # Follow on the faces that the frame does not hold yet.
+                new = _subset(found, _uncovered(found, out[j].boxes, self.min_iou))
+                if len(new):
+                    out[j] = _merged(out[j], new)
+                if len(new) != len(boxes):  # not all where guessed: guess again from these
+                    break
 
 
 def _moved(faces: FrameFaces, boxes: np.ndarray) -> np.ndarray | None:
