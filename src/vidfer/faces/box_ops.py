@@ -1,8 +1,8 @@
 """The box operations of the MTCNN cascade, without torchvision.
 
 Squaring and regressing boxes, suppression by IoU (:func:`batched_nms`) and by overlap over the
-smaller box (:func:`batched_nms_min`), and crops of boxes (:func:`crop_boxes`, through
-:func:`roi_align`; :func:`crop_boxes_near` from uint8 frames, reading only round each box).
+smaller box (:func:`batched_nms_min`), and crops of boxes (:func:`crop_boxes` of uint8 frames,
+reading only the pixels round each box; :func:`roi_align` of float images).
 :func:`batched_nms` and :func:`roi_align` compute what ``torchvision.ops.batched_nms`` and
 ``torchvision.ops.roi_align`` (``aligned=True``, adaptive sampling ratio) compute, with numpy and
 plain torch, so that face detection does not import torchvision: importing it costs more than a
