@@ -357,6 +357,9 @@ def test_mtcnn_refine_finds_the_faces_again_in_their_boxes(carphone_faces) -> No
         assert len(found) == 1 and found.scores[0] > 0.9
         assert np.abs(found.landmarks[0] - faces.landmarks[0]).max() < 3.0
     assert all(len(f) == 0 for f in mtcnn().refine(frames[:2], [np.zeros((0, 4))] * 2))
+    boxes = [f.boxes for f in carphone_faces[:2]]
+    with pytest.raises(ValueError, match=r"frames must be uint8 \(T, H, W, 3\); got float32"):
+        mtcnn().refine(frames[:2].astype(np.float32), boxes)
 
 
 def _main_face_agreement(full: list[FrameFaces], tracked: list[FrameFaces]) -> tuple[int, float]:

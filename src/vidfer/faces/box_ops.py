@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 _NMS_ROWS = 64  # boxes _nms compares with all others at once (bounds its memory)
-_CROP_VALUES = 1 << 22  # patch values gathered at once by roi_align (bounds its memory)
+_CROP_VALUES = 1 << 22  # patch values gathered at once by _crop (bounds its memory)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -173,8 +173,8 @@ def _crop(pixels: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
     xs = _axis_weights(rois[:, 1] - 0.5, rois[:, 3] - 0.5, width, size, grids[:, 1])
     sides = _patch_side(torch.maximum(ys.span, xs.span))  # (R',)
     frames = rois[:, 0].long()
-    # Row r of the windows is the run of pixels from pixel r on, channels last: (count * H * W
-    # - L + 1, L * C), a view of the contiguous pixels.
+    # Row r of a patch width's windows (flat.unfold below: (N * H * W - pw + 1, pw * C), a view)
+    # is the run of pw pixels from pixel r on, channels last.
     flat = pixels.contiguous().reshape(-1)
     for side in sides.unique().tolist():
         ph, pw = min(side, height), min(side, width)

@@ -137,8 +137,7 @@ class MTCNN(nn.Module):
             if not len(cand):
                 results.extend(FrameFaces.empty(5) for _ in range(len(chunk)))
                 continue
-            pixels = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)  # (N, H, W, 3)
-            crops = normalise(crop_boxes(pixels, owner, cand, 48))  # (K, 3, 48, 48)
+            crops = normalise(crop_boxes(self._pixels(chunk), owner, cand, 48))  # (K, 3, 48, 48)
             results.extend(_per_frame(len(chunk), *self._output(crops, cand, owner)))
         return results
 
@@ -216,15 +215,20 @@ class MTCNN(nn.Module):
         size = max(1, min(self.batch_size, _BATCH_PIXELS // max(1, height * width)))
         return (slice(start, start + size) for start in range(0, len(frames), size))
 
-    def _images(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, H, W, 3)`` uint8 frames on the networks' device: as they are (the crops read
-        them), and as ``(N, 3, H, W)`` float (the pyramid's)."""
+    def _pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """``(N, H, W, 3)`` uint8 frames as they are, on the networks' device (the crops read
+        them)."""
         if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
             raise ValueError(
                 f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}"
             )
         device = next(self.parameters()).device
-        chunk = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+        return torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+
+    def _images(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, H, W, 3)`` uint8 frames on the networks' device: as they are
+        (:meth:`_pixels`), and as ``(N, 3, H, W)`` float (the pyramid's)."""
+        chunk = self._pixels(frames)
         # (N, H, W, 3) -> (N, 3, H, W), laid out as NCHW (made so as uint8, a quarter of the
         # float's bytes): the pyramid's area resizing of a 3-channel image runs about twice as
         # fast in that layout as in channels_last.
